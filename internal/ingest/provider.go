@@ -1,0 +1,96 @@
+package ingest
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"slices"
+	"sort"
+	"sync"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+)
+
+// Request is what a provider sees of a webhook: the headers and the raw
+// body, exactly as received.
+type Request struct {
+	Header http.Header
+	Body   []byte
+}
+
+// Result is what a provider made of a verified request.
+type Result struct {
+	// Events are the normalized events; a request may carry several (a
+	// registry notification envelope) or none (an event the router ignores).
+	Events []event.Event
+	// Ping is set for the provider's connectivity check, answered with 200.
+	Ping bool
+}
+
+// Provider verifies and normalizes the webhooks of one kind of sender.
+type Provider interface {
+	// Kind is the source kind in the root manifest ("github").
+	Kind() string
+	// Verify authenticates the raw request with the source's secret, before
+	// anything decodes the body. Failures wrap ErrUnauthorized.
+	Verify(req *Request, secret []byte) error
+	// Normalize turns a verified request into CloudEvents. It needs no
+	// secret, so `router normalize` can run it offline. Failures wrap
+	// ErrMalformed or ErrUnsupportedMediaType.
+	Normalize(req *Request) (Result, error)
+}
+
+var (
+	registryMu sync.RWMutex
+	registry   = map[string]Provider{}
+)
+
+// Register makes a provider available by its kind. Providers register
+// themselves from init in their own file; registering a kind twice is a
+// programming error.
+func Register(p Provider) {
+	registryMu.Lock()
+	defer registryMu.Unlock()
+	if _, dup := registry[p.Kind()]; dup {
+		panic(fmt.Sprintf("ingest: provider kind %q registered twice", p.Kind()))
+	}
+	registry[p.Kind()] = p
+}
+
+// Lookup returns the provider for a source kind.
+func Lookup(kind string) (Provider, bool) {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	p, ok := registry[kind]
+	return p, ok
+}
+
+// Kinds lists the registered source kinds, sorted.
+func Kinds() []string {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	kinds := make([]string, 0, len(registry))
+	for k := range registry {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	return slices.Clip(kinds)
+}
+
+// Normalize runs the provider of the given kind on a request without
+// verifying it: `router normalize` uses it to show what rules will see.
+func Normalize(kind string, req *Request) (Result, error) {
+	p, ok := Lookup(kind)
+	if !ok {
+		return Result{}, fmt.Errorf("%w: unknown provider %q (known: %v)", ErrUnknownSource, kind, Kinds())
+	}
+	return p.Normalize(req)
+}
+
+// contentID is the event id for payloads without a delivery id: the same
+// body always gets the same id, so a sender's retries deduplicate.
+func contentID(body []byte) string {
+	sum := sha256.Sum256(body)
+	return "sha256:" + hex.EncodeToString(sum[:])
+}

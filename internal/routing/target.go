@@ -1,0 +1,55 @@
+package routing
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+)
+
+// Param is one rendered PipelineRun parameter.
+type Param struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Target is one (app, trigger) that an event matched, with everything
+// dispatch needs to create its PipelineRun. Routing fills it; dispatch never
+// looks at the provider payload.
+type Target struct {
+	App     string `json:"app"`
+	Trigger string `json:"trigger"`
+	// Namespace and Name identify the PipelineRun this target creates. Name
+	// is deterministic (see PipelineRunName) so a redelivered event maps to
+	// the same object and AlreadyExists means "done".
+	Namespace      string  `json:"namespace"`
+	Name           string  `json:"name"`
+	ServiceAccount string  `json:"serviceAccount,omitempty"`
+	PipelineRef    string  `json:"pipelineRef,omitempty"`
+	Params         []Param `json:"params,omitempty"`
+	// Timeout is the PipelineRun's overall timeout as a Go duration string
+	// ("1h"); empty leaves Tekton's default.
+	Timeout string `json:"timeout,omitempty"`
+}
+
+// maxNameLen is the DNS label limit Kubernetes applies to PipelineRun names
+// (they become label values on TaskRuns and Pods).
+const maxNameLen = 63
+
+// hashLen is how many hex characters of the event hash end the name.
+const hashLen = 10
+
+// PipelineRunName returns the deterministic PipelineRun name
+// "<app>-<trigger>-<hash>" for one event and target. The hash covers the
+// source name and the event id, because one delivery id can reach several
+// sources (a GitHub org hook and a repository hook share it). The result is
+// a valid DNS label: app and trigger names are shortened when needed, never
+// the hash.
+func PipelineRunName(app, trigger, source, eventID string) string {
+	sum := sha256.Sum256([]byte(source + "\x00" + eventID))
+	h := hex.EncodeToString(sum[:])[:hashLen]
+	prefix := app + "-" + trigger
+	if room := maxNameLen - hashLen - 1; len(prefix) > room {
+		prefix = strings.TrimRight(prefix[:room], "-")
+	}
+	return prefix + "-" + h
+}
