@@ -1,6 +1,9 @@
 package ingest
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"mime"
@@ -34,7 +37,10 @@ func init() { Register(githubProvider{}) }
 // githubProvider handles GitHub and GitHub Enterprise Server webhooks.
 type githubProvider struct{}
 
-var _ Provider = githubProvider{}
+var (
+	_ Provider = githubProvider{}
+	_ Signer   = githubProvider{}
+)
 
 func (githubProvider) Kind() string { return "github" }
 
@@ -195,4 +201,21 @@ func normalizeGitHubPush(ev *event.Event, payload []byte) error {
 		ev.SetTime(ts.UTC())
 	}
 	return nil
+}
+
+// Sign sets the headers GitHub sends with a delivery.
+func (githubProvider) Sign(req *Request, eventName, delivery string, secret []byte) {
+	if eventName == "" {
+		eventName = "push"
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(githubEventHeader, eventName)
+	req.Header.Set(githubDeliveryHeader, delivery)
+	req.Header.Set(githubSignatureHeader, "sha256="+hex.EncodeToString(hmacSHA256(secret, req.Body)))
+}
+
+func hmacSHA256(key, msg []byte) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write(msg)
+	return mac.Sum(nil)
 }

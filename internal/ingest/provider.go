@@ -94,3 +94,11 @@ func contentID(body []byte) string {
 	sum := sha256.Sum256(body)
 	return "sha256:" + hex.EncodeToString(sum[:])
 }
+
+// Signer is implemented by providers whose requests `router send` can sign
+// the way the real sender does, to try a router end to end.
+type Signer interface {
+	// Sign sets the provider's headers on req for the given event name and
+	// delivery id, and authenticates it with secret.
+	Sign(req *Request, event, delivery string, secret []byte)
+}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/switchyard-dev/switchyard/internal/dispatch"
+	"github.com/switchyard-dev/switchyard/internal/ingest"
+	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// The commands people use while writing rules: validate, normalize and
+// explain. None of them needs a secret, a queue or a cluster.
+
+func cmdValidate(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: router validate [DIR]\n\nChecks the manifest rooted at DIR/root.yaml (default ./rules) and prints\nevery problem as file:line: message. Exit status 1 when there is any.")
+	}
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	dir := "rules"
+	if fs.NArg() > 0 {
+		dir = fs.Arg(0)
+	}
+	if _, err := routing.LoadDir(dir, routing.Options{SourceKinds: ingest.Kinds()}); err != nil {
+		printProblems(stdout, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: ok\n", dir)
+	return 0
+}
+
+func printProblems(w io.Writer, err error) {
+	var ps routing.Problems
+	if errors.As(err, &ps) {
+		for _, p := range ps {
+			fmt.Fprintln(w, p.String())
+		}
+		return
+	}
+	fmt.Fprintln(w, err)
+}
+
+// readRequest builds a webhook request from -H flags and a body file ("-"
+// is standard input).
+func readRequest(headers headerFlags, bodyPath string, stdin io.Reader) (*ingest.Request, error) {
+	if bodyPath == "" {
+		return nil, errors.New("--body is required (a file, or - for standard input)")
+	}
+	var body []byte
+	var err error
+	if bodyPath == "-" {
+		body, err = io.ReadAll(stdin)
+	} else {
+		body, err = os.ReadFile(bodyPath)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read body: %w", err)
+	}
+	h := http.Header{}
+	for _, kv := range headers {
+		name, value, _ := strings.Cut(kv, ":")
+		h.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+	}
+	if h.Get("Content-Type") == "" {
+		h.Set("Content-Type", "application/json")
+	}
+	return &ingest.Request{Header: h, Body: body}, nil
+}
+
+func cmdNormalize(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("normalize", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	provider := fs.String("provider", "", "provider kind: "+strings.Join(ingest.Kinds(), ", "))
+	body := fs.String("body", "", "payload file, or - for standard input")
+	var headers headerFlags
+	fs.Var(&headers, "H", "request header 'Name: value' (repeatable), e.g. -H 'X-GitHub-Event: push'")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *provider == "" {
+		fmt.Fprintln(stderr, "router normalize: --provider is required")
+		return 2
+	}
+	req, err := readRequest(headers, *body, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "router normalize: %v\n", err)
+		return 2
+	}
+	res, err := ingest.Normalize(*provider, req)
+	if err != nil {
+		fmt.Fprintf(stderr, "router normalize: %v\n", err)
+		return 1
+	}
+	if res.Ping {
+		fmt.Fprintln(stdout, `{"ping": true}`)
+		return 0
+	}
+	var out any = res.Events
+	if len(res.Events) == 1 {
+		out = res.Events[0]
+	}
+	return printJSON(stdout, stderr, out)
+}
+
+func printJSON(stdout, stderr io.Writer, v any) int {
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		fmt.Fprintf(stderr, "router: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// explanation is the JSON form of `router explain -o json`.
+type explanation struct {
+	Event     event.Event       `json:"event"`
+	Targets   []explainedTarget `json:"targets"`
+	Unmatched []routing.Miss    `json:"unmatched"`
+}
+
+type explainedTarget struct {
+	routing.Target
+	// PipelineRun is the rendered, validated object dispatch would create.
+	PipelineRun json.RawMessage `json:"pipelineRun,omitempty"`
+	// RenderError says why dispatch would dead-letter this target.
+	RenderError string `json:"renderError,omitempty"`
+}
+
+func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	rulesDir := fs.String("rules", "rules", "rules directory")
+	source := fs.String("source", "", "the source (hook name) the event arrives on")
+	body := fs.String("body", "", "payload file, or - for standard input")
+	output := fs.String("o", "text", "output format: text or json")
+	var headers headerFlags
+	fs.Var(&headers, "H", "request header 'Name: value' (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *source == "" {
+		fmt.Fprintln(stderr, "router explain: --source is required")
+		return 2
+	}
+	rules, err := routing.LoadDir(*rulesDir, routing.Options{SourceKinds: ingest.Kinds()})
+	if err != nil {
+		fmt.Fprintln(stderr, "router explain: invalid rules:")
+		printProblems(stderr, err)
+		return 1
+	}
+	src := rules.Source(*source)
+	if src == nil {
+		fmt.Fprintf(stderr, "router explain: no source %q in %s\n", *source, *rulesDir)
+		return 1
+	}
+	req, err := readRequest(headers, *body, stdin)
+	if err != nil {
+		fmt.Fprintf(stderr, "router explain: %v\n", err)
+		return 2
+	}
+	res, err := ingest.Normalize(src.Kind, req)
+	if err != nil {
+		fmt.Fprintf(stderr, "router explain: %v\n", err)
+		return 1
+	}
+	if res.Ping {
+		fmt.Fprintln(stdout, "ping: answered 200, nothing is routed")
+		return 0
+	}
+	var all []explanation
+	for i := range res.Events {
+		ev := &res.Events[i]
+		ev.SetExtension("identity", "source:"+src.Name)
+		d := rules.Explain(routing.Input{Source: src.Name, Event: ev, Header: req.Header})
+		x := explanation{Event: *ev, Unmatched: d.Unmatched, Targets: []explainedTarget{}}
+		if x.Unmatched == nil {
+			x.Unmatched = []routing.Miss{}
+		}
+		for _, t := range d.Targets {
+			et := explainedTarget{Target: t}
+			pr, err := dispatch.Render(ctx, queue.Work{Source: src.Name, Event: *ev, Target: t})
+			if err != nil {
+				et.RenderError = err.Error()
+			} else if et.PipelineRun, err = json.Marshal(pr); err != nil {
+				et.RenderError = err.Error()
+			}
+			x.Targets = append(x.Targets, et)
+		}
+		all = append(all, x)
+	}
+	if *output == "json" {
+		var out any = all
+		if len(all) == 1 {
+			out = all[0]
+		}
+		return printJSON(stdout, stderr, out)
+	}
+	for _, x := range all {
+		printExplanation(stdout, x)
+	}
+	return 0
+}
+
+func printExplanation(w io.Writer, x explanation) {
+	ev := x.Event
+	fmt.Fprintf(w, "event %s\n  type     %s\n  source   %s\n", ev.ID(), ev.Type(), ev.Source())
+	if ev.Subject() != "" {
+		fmt.Fprintf(w, "  subject  %s\n", ev.Subject())
+	}
+	for _, k := range []string{"repository", "branch", "tag", "revision", "action", "actor", "identity"} {
+		if v, ok := ev.Extensions()[k]; ok {
+			fmt.Fprintf(w, "  %-8s %v\n", k, v)
+		}
+	}
+	fmt.Fprintf(w, "\nmatched (%d):\n", len(x.Targets))
+	for _, t := range x.Targets {
+		fmt.Fprintf(w, "  %s/%s -> PipelineRun %s/%s (pipelineRef %s)\n", t.App, t.Trigger, t.Namespace, t.Name, t.PipelineRef)
+		for _, p := range t.Params {
+			fmt.Fprintf(w, "      param %s = %q\n", p.Name, p.Value)
+		}
+		if t.RenderError != "" {
+			fmt.Fprintf(w, "      would fail: %s\n", t.RenderError)
+		}
+	}
+	fmt.Fprintf(w, "\nnot matched (%d):\n", len(x.Unmatched))
+	for _, m := range x.Unmatched {
+		fmt.Fprintf(w, "  %s/%s: %s\n", m.App, m.Trigger, m.Reason)
+	}
+}

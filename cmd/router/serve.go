@@ -1,0 +1,261 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchyard-dev/switchyard/internal/dispatch"
+	"github.com/switchyard-dev/switchyard/internal/ingest"
+	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// serveConfig is every flag of `router serve`.
+type serveConfig struct {
+	rulesDir      string
+	listen        string
+	dataDir       string
+	natsURL       string
+	kubeconfig    string
+	dispatchMode  string
+	kubeQPS       float64
+	kubeBurst     int
+	streamReplica int
+	maxAttempts   int
+	concurrency   int
+	shutdownGrace time.Duration
+	logLevel      string
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.rulesDir, "rules", "./rules", "rules directory holding root.yaml")
+	fs.StringVar(&c.listen, "listen", ":8080", "HTTP listen address")
+	fs.StringVar(&c.dataDir, "data-dir", "./data", "data directory (embedded JetStream store, dispatched YAML in dir mode)")
+	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS server URL; empty starts an embedded server under --data-dir")
+	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig path (default $KUBECONFIG, then in-cluster config)")
+	fs.StringVar(&c.dispatchMode, "dispatch", "auto", "where PipelineRuns go: kube, dir (YAML files under --data-dir/pipelineruns) or auto (kube when a cluster config is found, else dir)")
+	fs.Float64Var(&c.kubeQPS, "kube-qps", 50, "Kubernetes client queries per second")
+	fs.IntVar(&c.kubeBurst, "kube-burst", 100, "Kubernetes client burst")
+	fs.IntVar(&c.streamReplica, "stream-replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
+	fs.IntVar(&c.maxAttempts, "max-attempts", 10, "dispatch attempts before work is dead-lettered")
+	fs.IntVar(&c.concurrency, "dispatch-concurrency", 8, "concurrent dispatches in this process")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 20*time.Second, "how long SIGTERM waits for in-flight requests and dispatches")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+}
+
+func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var cfg serveConfig
+	cfg.flags(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		fmt.Fprintf(stderr, "router serve: --log-level: %v\n", err)
+		return 2
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := serve(ctx, cfg, logger); err != nil {
+		var ps routing.Problems
+		if errors.As(err, &ps) {
+			fmt.Fprintf(stderr, "router serve: the rules in %s are invalid:\n", cfg.rulesDir)
+			printProblems(stderr, err)
+			return 1
+		}
+		logger.Error("router stopped", "error", err.Error())
+		return 1
+	}
+	return 0
+}
+
+// loadRules loads the manifest with its secrets, as serve needs it.
+func loadRules(dir string) (*routing.Rules, error) {
+	return routing.LoadDir(dir, routing.Options{SourceKinds: ingest.Kinds(), ResolveSecrets: true})
+}
+
+// serve runs the router until ctx ends.
+func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
+	rules, err := loadRules(cfg.rulesDir)
+	if err != nil {
+		return err
+	}
+	holder := routing.NewHolder(rules)
+	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()))
+
+	nc, closeNATS, err := connectNATS(cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer closeNATS()
+
+	q, err := queue.Open(ctx, nc, queue.Config{Replicas: cfg.streamReplica}, logger)
+	if err != nil {
+		return fmt.Errorf("open queue: %w", err)
+	}
+
+	creator, err := newCreator(cfg, logger)
+	if err != nil {
+		return err
+	}
+	dispatcher := dispatch.New(creator, logger)
+
+	srv := ingest.NewServer(ingest.Config{Rules: holder, Publisher: q, Logger: logger, Ready: q.Ready})
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	httpServer := &http.Server{
+		Handler:           srv,
+		ReadHeaderTimeout: 10 * time.Second,
+		// A 25 MiB body on a slow link still fits; a client that trickles
+		// forever does not hold a connection.
+		ReadTimeout: 2 * time.Minute,
+		IdleTimeout: 2 * time.Minute,
+	}
+	logger.Info("listening", "addr", ln.Addr().String())
+
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	consumeCtx, stopConsume := context.WithCancel(context.WithoutCancel(ctx))
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := httpServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		err := q.Consume(consumeCtx, queue.ConsumerConfig{MaxAttempts: cfg.maxAttempts, Concurrency: cfg.concurrency}, dispatcher.Handle)
+		if err != nil {
+			errc <- fmt.Errorf("dispatch: %w", err)
+		}
+	}()
+	go reloadOnSIGHUP(ctx, cfg.rulesDir, holder, logger)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		logger.Info("shutting down", "grace", cfg.shutdownGrace.String())
+	case runErr = <-errc:
+	}
+	// Stop taking requests first, then let in-flight dispatches finish;
+	// whatever is left stays in the queue for the next replica or start.
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGrace)
+	defer cancel()
+	if err := httpServer.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("http shutdown", "error", err.Error())
+	}
+	stopConsume()
+	wg.Wait()
+	stats := dispatcher.Stats()
+	logger.Info("stopped", "created", stats.Created, "existed", stats.Existed, "permanent_failures", stats.Permanent, "transient_failures", stats.Transient)
+	return runErr
+}
+
+// connectNATS connects to --nats-url, or starts the embedded server.
+func connectNATS(cfg serveConfig, logger *slog.Logger) (*nats.Conn, func(), error) {
+	opts := []nats.Option{
+		nats.Name("switchyard-router"),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				logger.Warn("nats disconnected", "error", err.Error())
+			}
+		}),
+		nats.ReconnectHandler(func(*nats.Conn) { logger.Info("nats reconnected") }),
+	}
+	if cfg.natsURL != "" {
+		nc, err := nats.Connect(cfg.natsURL, append(opts, nats.RetryOnFailedConnect(true))...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect nats: %w", err)
+		}
+		logger.Info("nats connected", "url", nc.ConnectedUrlRedacted())
+		return nc, func() { _ = nc.Drain() }, nil
+	}
+	storeDir := filepath.Join(cfg.dataDir, "jetstream")
+	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: storeDir, Logger: logger})
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := emb.Connect(opts...)
+	if err != nil {
+		emb.Shutdown()
+		return nil, nil, fmt.Errorf("connect embedded nats: %w", err)
+	}
+	logger.Info("embedded nats started", "store_dir", storeDir)
+	return nc, func() {
+		_ = nc.Drain()
+		nc.Close()
+		emb.Shutdown()
+	}, nil
+}
+
+// newCreator picks where PipelineRuns go.
+func newCreator(cfg serveConfig, logger *slog.Logger) (dispatch.Creator, error) {
+	dir := dispatch.DirCreator{Dir: filepath.Join(cfg.dataDir, "pipelineruns")}
+	switch cfg.dispatchMode {
+	case "dir":
+		logger.Info("dispatching to files", "dir", dir.Dir)
+		return dir, nil
+	case "kube", "auto":
+		restCfg, err := dispatch.RESTConfig(cfg.kubeconfig, float32(cfg.kubeQPS), cfg.kubeBurst)
+		if errors.Is(err, dispatch.ErrNoCluster) && cfg.dispatchMode == "auto" {
+			logger.Info("no kubernetes cluster configured: dispatching to files", "dir", dir.Dir)
+			return dir, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("kubernetes config: %w", err)
+		}
+		kc, err := dispatch.NewKubeCreator(restCfg)
+		if err != nil {
+			return nil, err
+		}
+		logger.Info("dispatching to kubernetes", "host", restCfg.Host, "qps", cfg.kubeQPS, "burst", cfg.kubeBurst)
+		return kc, nil
+	default:
+		return nil, fmt.Errorf("--dispatch %q: want auto, kube or dir", cfg.dispatchMode)
+	}
+}
+
+// reloadOnSIGHUP reloads the rules on SIGHUP, keeping the last good rules
+// when the new ones are invalid.
+func reloadOnSIGHUP(ctx context.Context, dir string, holder *routing.Holder, logger *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			rules, err := loadRules(dir)
+			if err != nil {
+				logger.Error("rules reload failed; keeping the last good rules", "dir", dir, "error", err.Error())
+				continue
+			}
+			holder.Swap(rules)
+			logger.Info("rules reloaded", "dir", dir)
+		}
+	}
+}

@@ -1,0 +1,282 @@
+package ingest
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// sampleDir holds the provider sample payloads shared by every test.
+const sampleDir = "../../test/testdata"
+
+func readSample(t testing.TB, provider, name string) []byte {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(sampleDir, provider, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+func newSecret(t testing.TB) []byte {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return []byte(hex.EncodeToString(b))
+}
+
+// signGitHub computes X-Hub-Signature-256 as GitHub does.
+func signGitHub(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+func githubHeader(event, delivery string) http.Header {
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set("X-GitHub-Event", event)
+	h.Set("X-GitHub-Delivery", delivery)
+	h.Set("User-Agent", "GitHub-Hookshot/044aadd")
+	return h
+}
+
+func TestGitHubVerify(t *testing.T) {
+	secret := newSecret(t)
+	body := readSample(t, "github", "push.json")
+	tests := []struct {
+		name    string
+		sig     string
+		secret  []byte
+		wantErr bool
+	}{
+		{name: "valid", sig: signGitHub(secret, body), secret: secret},
+		{name: "missing", sig: "", secret: secret, wantErr: true},
+		{name: "wrong secret", sig: signGitHub([]byte("other"), body), secret: secret, wantErr: true},
+		{name: "tampered body", sig: signGitHub(secret, append([]byte(" "), body...)), secret: secret, wantErr: true},
+		{name: "sha1 refused", sig: "sha1=" + hex.EncodeToString(make([]byte, 20)), secret: secret, wantErr: true},
+		{name: "not hex", sig: "sha256=zz", secret: secret, wantErr: true},
+		{name: "no secret configured", sig: signGitHub(nil, body), secret: nil, wantErr: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := githubHeader("push", "d-1")
+			if tt.sig != "" {
+				h.Set("X-Hub-Signature-256", tt.sig)
+			}
+			err := githubProvider{}.Verify(&Request{Header: h, Body: body}, tt.secret)
+			if (err != nil) != tt.wantErr {
+				t.Fatalf("Verify() = %v, wantErr %v", err, tt.wantErr)
+			}
+			if err != nil && !errors.Is(err, ErrUnauthorized) {
+				t.Fatalf("error %v does not wrap ErrUnauthorized", err)
+			}
+		})
+	}
+}
+
+// TestGitHubNormalizeGolden checks the normalized CloudEvent for each sample
+// against testdata/golden; run with -update after a deliberate change.
+func TestGitHubNormalizeGolden(t *testing.T) {
+	tests := []struct {
+		name, sample, event string
+		wantType            string
+		wantExt             map[string]string
+	}{
+		{name: "push", sample: "push.json", event: "push", wantType: TypeGitPush,
+			wantExt: map[string]string{"repository": "acme/web", "branch": "main", "ref": "refs/heads/main",
+				"revision": "7c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d", "actor": "octocat", "provider": "github"}},
+		{name: "push-tag", sample: "push-tag.json", event: "push", wantType: TypeGitTag,
+			wantExt: map[string]string{"tag": "v1.2.0", "ref": "refs/tags/v1.2.0"}},
+		{name: "push-branch-deleted", sample: "push-branch-deleted.json", event: "push", wantType: TypeGitBranchDeleted,
+			wantExt: map[string]string{"branch": "feature/old", "revision": "1d4f8e2c9b7a6f5e4d3c2b1a0f9e8d7c6b5a4f3e"}},
+		{name: "issues", sample: "issues.json", event: "issues", wantType: "com.github.issues",
+			wantExt: map[string]string{"action": "opened", "repository": "acme/web"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			body := readSample(t, "github", tt.sample)
+			res, err := githubProvider{}.Normalize(&Request{Header: githubHeader(tt.event, "72d3162e-cc78-11e3-81ab-4c9367dc0958"), Body: body})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Events) != 1 {
+				t.Fatalf("got %d events", len(res.Events))
+			}
+			ev := res.Events[0]
+			if err := ev.Validate(); err != nil {
+				t.Fatalf("not a valid CloudEvent: %v", err)
+			}
+			if ev.Type() != tt.wantType || ev.ID() != "72d3162e-cc78-11e3-81ab-4c9367dc0958" {
+				t.Errorf("type %q id %q", ev.Type(), ev.ID())
+			}
+			for k, v := range tt.wantExt {
+				if got := ev.Extensions()[k]; got != v {
+					t.Errorf("extension %s = %v, want %q", k, got, v)
+				}
+			}
+			if !bytes.Equal(ev.Data(), body) {
+				t.Error("data must be the original payload, unchanged")
+			}
+			// Golden: the attributes and extensions, without data.
+			ev.DataEncoded = nil
+			got, err := json.MarshalIndent(ev, "", "  ")
+			if err != nil {
+				t.Fatal(err)
+			}
+			golden := filepath.Join("testdata", "golden", "github-"+tt.name+".json")
+			if *update {
+				if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -update to create it)", err)
+			}
+			if !bytes.Equal(bytes.TrimSpace(want), got) {
+				t.Errorf("normalized event differs from %s:\n%s", golden, got)
+			}
+		})
+	}
+}
+
+func TestGitHubNormalizeErrors(t *testing.T) {
+	push := readSample(t, "github", "push.json")
+	form := []byte("payload=" + url.QueryEscape(string(push)))
+	tests := []struct {
+		name    string
+		ct      string
+		event   string
+		body    []byte
+		wantErr error
+		ping    bool
+	}{
+		{name: "form encoded push is accepted", ct: "application/x-www-form-urlencoded", event: "push", body: form},
+		{name: "ping", ct: "application/json", event: "ping", body: readSample(t, "github", "ping.json"), ping: true},
+		{name: "malformed json", ct: "application/json", event: "push", body: []byte(`{"ref":`), wantErr: ErrMalformed},
+		{name: "missing event header", ct: "application/json", event: "", body: push, wantErr: ErrMalformed},
+		{name: "push without ref", ct: "application/json", event: "push", body: []byte(`{"after":"x"}`), wantErr: ErrMalformed},
+		{name: "wrong type for ref", ct: "application/json", event: "push", body: []byte(`{"ref":42}`), wantErr: ErrMalformed},
+		{name: "xml", ct: "application/xml", event: "push", body: []byte(`<push/>`), wantErr: ErrUnsupportedMediaType},
+		{name: "no content type", ct: "", event: "push", body: push, wantErr: ErrUnsupportedMediaType},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := githubHeader(tt.event, "d")
+			h.Set("Content-Type", tt.ct)
+			if tt.event == "" {
+				h.Del("X-GitHub-Event")
+			}
+			res, err := githubProvider{}.Normalize(&Request{Header: h, Body: tt.body})
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Ping != tt.ping {
+				t.Fatalf("ping = %v", res.Ping)
+			}
+			if !tt.ping && (len(res.Events) != 1 || res.Events[0].Type() != TypeGitPush) {
+				t.Fatalf("events = %+v", res.Events)
+			}
+		})
+	}
+}
+
+func TestGitHubEventIDWithoutDelivery(t *testing.T) {
+	body := readSample(t, "github", "push.json")
+	h := githubHeader("push", "")
+	a, err := githubProvider{}.Normalize(&Request{Header: h, Body: body})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := githubProvider{}.Normalize(&Request{Header: h, Body: body})
+	if a.Events[0].ID() == "" || a.Events[0].ID() != b.Events[0].ID() {
+		t.Fatalf("ids %q and %q: a payload without delivery id needs a stable content id", a.Events[0].ID(), b.Events[0].ID())
+	}
+}
+
+func FuzzGitHub(f *testing.F) {
+	secret := []byte("fuzz-secret")
+	for _, s := range []string{"push.json", "push-tag.json", "ping.json", "issues.json"} {
+		f.Add("push", readSample(f, "github", s), true)
+	}
+	f.Add("push", []byte(`{"ref":"refs/heads/x","deleted":true}`), false)
+	f.Add("issues", []byte(`[]`), true)
+	f.Fuzz(func(t *testing.T, event string, body []byte, sign bool) {
+		h := githubHeader(event, "fuzz")
+		if sign {
+			h.Set("X-Hub-Signature-256", signGitHub(secret, body))
+		}
+		p := githubProvider{}
+		req := &Request{Header: h, Body: body}
+		err := p.Verify(req, secret)
+		if sign != (err == nil) {
+			t.Fatalf("sign=%v but Verify=%v", sign, err)
+		}
+		res, err := p.Normalize(req)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupportedMediaType) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		for _, ev := range res.Events {
+			if err := ev.Validate(); err != nil {
+				t.Fatalf("invalid CloudEvent: %v", err)
+			}
+			if !bytes.Equal(ev.Data(), body) {
+				t.Fatal("data changed")
+			}
+		}
+	})
+}
+
+func BenchmarkGitHubVerify(b *testing.B) {
+	secret := []byte("bench-secret")
+	body := readSample(b, "github", "push.json")
+	h := githubHeader("push", "d")
+	h.Set("X-Hub-Signature-256", signGitHub(secret, body))
+	req := &Request{Header: h, Body: body}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if err := (githubProvider{}).Verify(req, secret); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkGitHubNormalize(b *testing.B) {
+	body := readSample(b, "github", "push.json")
+	req := &Request{Header: githubHeader("push", "d"), Body: body}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if _, err := (githubProvider{}).Normalize(req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
