@@ -3,6 +3,7 @@ package routing
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 
@@ -244,4 +245,10 @@ func (t *trigger) target(in Input) (Target, error) {
 		target.Params[i] = Param{Name: p.Name, Value: values[p.Name]}
 	}
 	return target, nil
+}
+
+// ResolveSecret reads the source's secret from its environment variable or
+// file; `router send` uses it to sign a sample for one source.
+func (s *Source) ResolveSecret() ([]byte, error) {
+	return s.SecretRef.resolve(os.LookupEnv)
 }

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// syncBuffer is a bytes.Buffer safe for the router's logger and the test.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// logLines returns the JSON log records whose msg is msg.
+func (s *syncBuffer) logLines(msg string) []map[string]any {
+	s.mu.Lock()
+	data := s.b.String()
+	s.mu.Unlock()
+	var out []map[string]any
+	sc := bufio.NewScanner(strings.NewReader(data))
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var rec map[string]any
+		if json.Unmarshal(sc.Bytes(), &rec) == nil && rec["msg"] == msg {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+type runningRouter struct {
+	url    string
+	logs   *syncBuffer
+	cancel context.CancelFunc
+	done   chan int
+}
+
+func startRouter(t *testing.T, dataDir string) *runningRouter {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &runningRouter{logs: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
+	go func() {
+		r.done <- run(ctx, []string{"serve", "--rules", "../../rules", "--data-dir", dataDir,
+			"--listen", "127.0.0.1:0", "--dispatch", "dir"}, nil, io.Discard, r.logs)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if l := r.logs.logLines("listening"); len(l) > 0 {
+			r.url = "http://" + l[0]["addr"].(string)
+			return r
+		}
+		select {
+		case code := <-r.done:
+			t.Fatalf("router exited with %d:\n%s", code, r.logs.b.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	t.Fatal("router did not start listening")
+	return nil
+}
+
+// stop stops the router and returns its final dispatch counters.
+func (r *runningRouter) stop(t *testing.T) map[string]any {
+	t.Helper()
+	r.cancel()
+	if code := <-r.done; code != 0 {
+		t.Fatalf("router exited with %d", code)
+	}
+	stopped := r.logs.logLines("stopped")
+	if len(stopped) != 1 {
+		t.Fatalf("want one stopped record, got %v", stopped)
+	}
+	return stopped[0]
+}
+
+func sendSample(t *testing.T, url, delivery string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"send", "--rules", "../../rules", "--source", "github", "--url", url, "--delivery", delivery}, nil, &out, &errOut)
+	if code != 0 || !strings.Contains(out.String(), "202 Accepted") {
+		t.Fatalf("router send exited %d: %s %s", code, out.String(), errOut.String())
+	}
+}
+
+func waitForFile(t *testing.T, path string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, err := os.Stat(path); err == nil {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s never appeared", path)
+}
+
+func runFile(dataDir, delivery string) string {
+	return filepath.Join(dataDir, "pipelineruns", "ci", routing.PipelineRunName("web", "build", "github", delivery)+".yaml")
+}
+
+// TestRestartDispatchesNothingTwice runs `router serve` twice on one data
+// directory: work done before the restart is not done again, and a
+// redelivery after the restart is deduplicated by the persisted queue.
+func TestRestartDispatchesNothingTwice(t *testing.T) {
+	secret := make([]byte, 16)
+	if _, err := rand.Read(secret); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("GITHUB_WEBHOOK_SECRET", hex.EncodeToString(secret))
+	dataDir := t.TempDir()
+
+	first := startRouter(t, dataDir)
+	sendSample(t, first.url, "restart-1")
+	sendSample(t, first.url, "restart-2")
+	waitForFile(t, runFile(dataDir, "restart-1"))
+	waitForFile(t, runFile(dataDir, "restart-2"))
+	if got := first.stop(t); got["created"] != float64(2) {
+		t.Fatalf("first run created %v PipelineRuns, want 2", got["created"])
+	}
+
+	second := startRouter(t, dataDir)
+	sendSample(t, second.url, "restart-1") // a redelivery of work already done
+	sendSample(t, second.url, "restart-3")
+	waitForFile(t, runFile(dataDir, "restart-3"))
+	got := second.stop(t)
+	if got["created"] != float64(1) || got["existed"] != float64(0) {
+		t.Fatalf("second run: created %v, existed %v; want 1 and 0 (nothing dispatched twice)", got["created"], got["existed"])
+	}
+	files, _ := filepath.Glob(filepath.Join(dataDir, "pipelineruns", "ci", "*.yaml"))
+	if len(files) != 3 {
+		t.Fatalf("%d PipelineRun files, want 3: %v", len(files), files)
+	}
+}
+
+func TestServeRefusesInvalidRules(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "")
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--rules", "../../rules", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}, nil, io.Discard, &stderr)
+	if code != 1 || !strings.Contains(stderr.String(), "GITHUB_WEBHOOK_SECRET is not set") {
+		t.Fatalf("exit %d, stderr %q: serve must refuse to start without the source's secret", code, stderr.String())
+	}
+}

@@ -1,0 +1,21 @@
+// Package dispatch turns one unit of queued work into one Tekton PipelineRun.
+//
+// Render builds the PipelineRun from a queue.Work (the routed target plus the
+// CloudEvent attributes, never the provider payload: dispatch does not parse
+// provider payloads), checks it with Tekton's own defaulting and validation,
+// and a Creator creates it: in a cluster through client-go (KubeCreator) or,
+// without a cluster, as a YAML file (DirCreator). Dispatcher.Handle, the
+// queue's handler, does both and counts the outcome.
+//
+// Invariants:
+//   - A PipelineRun's name is deterministic (routing.PipelineRunName), so a
+//     redelivered work item maps to the object it already created; a Creator
+//     reports that case with ErrAlreadyExists and Handle treats it as success.
+//     Exactly one PipelineRun per (event, app, trigger) follows.
+//   - Errors marked with queue.Permanent (an invalid PipelineRun, a forbidden or
+//     missing namespace) cannot be fixed by retrying: the queue dead-letters
+//     them at once. Every other error is transient and the queue redelivers
+//     the work with backoff.
+//   - Logs carry identifiers only (event id, app, trigger, namespace, name),
+//     never parameter values, payloads or credentials.
+package dispatch

@@ -1,0 +1,252 @@
+package dispatch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/sets"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"knative.dev/pkg/apis"
+	"sigs.k8s.io/yaml"
+
+	"github.com/switchyard-dev/switchyard/internal/queue"
+)
+
+// Labels Switchyard puts on every PipelineRun it creates. Their values are
+// valid label values, so runs can be selected by app, trigger or event.
+const (
+	LabelApp       = "switchyard.dev/app"
+	LabelTrigger   = "switchyard.dev/trigger"
+	LabelEventID   = "switchyard.dev/event-id" // see EventIDLabelValue
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedBy is the value of LabelManagedBy.
+	ManagedBy = "switchyard"
+)
+
+// Annotations Switchyard puts on every PipelineRun it creates. They carry the
+// CloudEvent attributes verbatim; the optional ones are set only when the
+// event has them.
+const (
+	AnnotationEventID      = "switchyard.dev/event-id"
+	AnnotationEventType    = "switchyard.dev/event-type"
+	AnnotationEventSource  = "switchyard.dev/event-source"
+	AnnotationEventSubject = "switchyard.dev/event-subject"
+	AnnotationRevision     = "switchyard.dev/revision"
+	AnnotationIdentity     = "switchyard.dev/identity"
+	AnnotationRouterSource = "switchyard.dev/router-source"
+)
+
+// CloudEvent extensions Render reads.
+const (
+	extRevision = "revision"
+	extIdentity = "identity"
+)
+
+// hashedLabelPrefix starts the event-id label value of an event id that is
+// not a valid label value itself.
+const hashedLabelPrefix = "sha256-"
+
+// defaultTektonConfig is what Tekton's defaulting and validation see when the
+// context carries no Tekton config. config.FromContextOrDefaults would build
+// (deep-copy) this on every call, several times per PipelineRun; Tekton only
+// reads it, so one shared copy is safe.
+var defaultTektonConfig = config.FromContextOrDefaults(context.Background())
+
+// EventIDLabelValue returns the value of the LabelEventID label for an event
+// id. Event ids are arbitrary text chosen by the sender; a label value is at
+// most 63 characters of [A-Za-z0-9._-], starting and ending alphanumeric. An
+// id that is a valid label value is used as is (GitHub's delivery UUIDs are);
+// any other id becomes "sha256-" followed by the first 56 hex digits of its
+// SHA-256 (63 characters). The annotation AnnotationEventID always holds the
+// id verbatim.
+func EventIDLabelValue(id string) string {
+	if len(validation.IsValidLabelValue(id)) == 0 {
+		return id
+	}
+	sum := sha256.Sum256([]byte(id))
+	return hashedLabelPrefix + hex.EncodeToString(sum[:])[:validation.LabelValueMaxLength-len(hashedLabelPrefix)]
+}
+
+// Render builds the tekton.dev/v1 PipelineRun for one unit of work and checks
+// it the way Tekton's admission webhook would: Tekton's own SetDefaults, then
+// Validate, run in a create context (apis.WithinCreate).
+//
+// Defaulting and validation read Tekton's config (defaults and feature flags)
+// from ctx (config.ToContext); a context without one gets Tekton's built-in
+// defaults, so a bare context.Background() is fine and never panics.
+//
+// The defaults are applied to a copy only: the returned PipelineRun carries
+// exactly what the target asked for. Defaults such as the timeout and the
+// service account are the cluster's to choose (Tekton's config-defaults
+// ConfigMap), and its webhook applies them on create; baking the library's
+// defaults in here would override them.
+//
+// Every error is marked queue.Permanent: rendering is deterministic, so a
+// retry would fail the same way.
+func Render(ctx context.Context, w queue.Work) (*pipelinev1.PipelineRun, error) {
+	pr, err := build(w)
+	if err == nil {
+		err = check(ctx, pr)
+	}
+	if err != nil {
+		return nil, queue.Permanent(fmt.Errorf("render pipelinerun: %w", err))
+	}
+	return pr, nil
+}
+
+// RenderYAML renders the work like Render and returns the PipelineRun as
+// YAML, ready for kubectl apply (as router explain shows it).
+func RenderYAML(ctx context.Context, w queue.Work) ([]byte, error) {
+	pr, err := Render(ctx, w)
+	if err != nil {
+		return nil, err
+	}
+	return MarshalYAML(pr)
+}
+
+// MarshalYAML returns pr as YAML, with apiVersion and kind set even when pr
+// lacks them.
+func MarshalYAML(pr *pipelinev1.PipelineRun) ([]byte, error) {
+	if pr.APIVersion == "" || pr.Kind == "" {
+		cp := *pr // shallow: only TypeMeta changes
+		cp.TypeMeta = pipelineRunType
+		pr = &cp
+	}
+	b, err := yaml.Marshal(pr)
+	if err != nil {
+		return nil, fmt.Errorf("marshal pipelinerun: %w", err)
+	}
+	return b, nil
+}
+
+var pipelineRunType = metav1.TypeMeta{
+	APIVersion: pipelinev1.SchemeGroupVersion.String(),
+	Kind:       "PipelineRun",
+}
+
+// build maps the work onto a PipelineRun and checks what Tekton's validation
+// does not: namespace, label values, parameter names and the timeout syntax.
+func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
+	t, ev := w.Target, w.Event
+	var errs []error
+
+	if msgs := validation.IsDNS1123Label(t.Namespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("invalid namespace %q: %s", t.Namespace, strings.Join(msgs, "; ")))
+	}
+	if ev.ID() == "" {
+		errs = append(errs, errors.New("event has no id"))
+	}
+	for _, l := range []struct{ key, value string }{{LabelApp, t.App}, {LabelTrigger, t.Trigger}} {
+		if l.value == "" {
+			errs = append(errs, fmt.Errorf("label %s: empty value", l.key))
+		} else if msgs := validation.IsValidLabelValue(l.value); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("label %s: invalid value %q: %s", l.key, l.value, strings.Join(msgs, "; ")))
+		}
+	}
+
+	var params pipelinev1.Params
+	if len(t.Params) > 0 {
+		params = make(pipelinev1.Params, 0, len(t.Params))
+		names := make([]string, 0, len(t.Params))
+		for _, p := range t.Params {
+			params = append(params, pipelinev1.Param{Name: p.Name, Value: *pipelinev1.NewStructuredValues(p.Value)})
+			names = append(names, p.Name)
+		}
+		// A PipelineRun's own validation only rejects duplicate names; the
+		// Pipeline would reject the others later, at run time. Tekton's rule
+		// for string parameter names catches them now.
+		if ferr := pipelinev1.ValidateNameFormat(sets.String(sets.New(names...)), nil); ferr != nil {
+			errs = append(errs, ferr)
+		}
+	}
+
+	var timeouts *pipelinev1.TimeoutFields
+	if t.Timeout != "" {
+		d, err := time.ParseDuration(t.Timeout)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("timeout: %w", err))
+		}
+		timeouts = &pipelinev1.TimeoutFields{Pipeline: &metav1.Duration{Duration: d}}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+
+	annotations := map[string]string{
+		AnnotationEventID:      ev.ID(),
+		AnnotationEventType:    ev.Type(),
+		AnnotationEventSource:  ev.Source(),
+		AnnotationRouterSource: w.Source,
+	}
+	setIf(annotations, AnnotationEventSubject, ev.Subject())
+	setIf(annotations, AnnotationRevision, extension(ev, extRevision))
+	setIf(annotations, AnnotationIdentity, extension(ev, extIdentity))
+
+	return &pipelinev1.PipelineRun{
+		TypeMeta: pipelineRunType,
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      t.Name,
+			Namespace: t.Namespace,
+			Labels: map[string]string{
+				LabelApp:       t.App,
+				LabelTrigger:   t.Trigger,
+				LabelEventID:   EventIDLabelValue(ev.ID()),
+				LabelManagedBy: ManagedBy,
+			},
+			Annotations: annotations,
+		},
+		Spec: pipelinev1.PipelineRunSpec{
+			PipelineRef:     &pipelinev1.PipelineRef{Name: t.PipelineRef},
+			Params:          params,
+			Timeouts:        timeouts,
+			TaskRunTemplate: pipelinev1.PipelineTaskRunTemplate{ServiceAccountName: t.ServiceAccount},
+		},
+	}, nil
+}
+
+// check runs Tekton's defaulting and validation on a copy of pr, as the
+// admission webhook does on create.
+func check(ctx context.Context, pr *pipelinev1.PipelineRun) error {
+	if config.FromContext(ctx) == nil {
+		ctx = config.ToContext(ctx, defaultTektonConfig)
+	}
+	ctx = apis.WithinCreate(ctx)
+	cp := pr.DeepCopy()
+	cp.SetDefaults(ctx)
+	// Validate returns a *apis.FieldError; compare before converting so a
+	// nil pointer never becomes a non-nil error.
+	if ferr := cp.Validate(ctx); ferr != nil {
+		return ferr
+	}
+	return nil
+}
+
+func setIf(m map[string]string, key, value string) {
+	if value != "" {
+		m[key] = value
+	}
+}
+
+// extension returns a CloudEvent extension in its canonical string form, ""
+// when absent.
+func extension(ev event.Event, name string) string {
+	v, ok := ev.Extensions()[name]
+	if !ok {
+		return ""
+	}
+	s, err := types.Format(v)
+	if err != nil {
+		return fmt.Sprint(v)
+	}
+	return s
+}

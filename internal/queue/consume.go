@@ -1,0 +1,448 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Handler dispatches one work item. It returns nil when the work is done (an
+// already existing PipelineRun counts as done), an error marked with
+// Permanent when retrying cannot help, and any other error to retry later.
+// The same Work may be handled more than once (a lost ack, a router crash),
+// so a Handler must be idempotent.
+type Handler func(ctx context.Context, w Work) error
+
+// ConsumerConfig configures Consume.
+type ConsumerConfig struct {
+	Durable       string        // default "dispatch"
+	MaxAckPending int           // bounds concurrent dispatches across all replicas (default 64)
+	AckWait       time.Duration // default 30s; progress acks are sent every AckWait/2 while a handler runs
+	MaxAttempts   int           // default 10; after this many failed deliveries the work is dead-lettered
+	BackoffBase   time.Duration // default 1s, exponential with full jitter
+	BackoffMax    time.Duration // default 5m
+	Concurrency   int           // handler goroutines in this process (default 8)
+	// HandlerTimeout bounds one handler call (default 2m); a handler that
+	// overruns it gets a cancelled context and its error is retried. It keeps
+	// a stuck call from holding a message, with progress acks, forever.
+	HandlerTimeout time.Duration
+}
+
+func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
+	if c.Durable == "" {
+		c.Durable = "dispatch"
+	}
+	if c.MaxAckPending == 0 {
+		c.MaxAckPending = 64
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.MaxAttempts == 0 {
+		c.MaxAttempts = 10
+	}
+	if c.BackoffBase == 0 {
+		c.BackoffBase = time.Second
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = 5 * time.Minute
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8
+	}
+	if c.HandlerTimeout == 0 {
+		c.HandlerTimeout = 2 * time.Minute
+	}
+	switch {
+	case c.MaxAckPending < 0, c.MaxAttempts < 0, c.Concurrency < 0:
+		return c, errors.New("consumer config: counts must be positive")
+	case c.AckWait < 0, c.BackoffBase < 0, c.BackoffMax < 0, c.HandlerTimeout < 0:
+		return c, errors.New("consumer config: durations must not be negative")
+	case c.BackoffMax < c.BackoffBase:
+		return c, fmt.Errorf("consumer config: backoff max %s is below backoff base %s", c.BackoffMax, c.BackoffBase)
+	}
+	return c, nil
+}
+
+// Dead-letter reasons.
+const (
+	ReasonPermanent   = "permanent"
+	ReasonExhausted   = "exhausted"
+	ReasonUndecodable = "undecodable"
+)
+
+// DeadLetter is work that will not be retried, with why.
+type DeadLetter struct {
+	Work      Work      `json:"work"`
+	Reason    string    `json:"reason"` // "permanent" | "exhausted" | "undecodable"
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"lastError"`
+	Time      time.Time `json:"time"`
+	Raw       []byte    `json:"raw,omitempty"` // the original message, when it could not be decoded
+}
+
+// deadLetterWire is DeadLetter on the wire: an undecodable message has no
+// Work, and a zero event.Event cannot be encoded, so work is omitted then.
+type deadLetterWire struct {
+	Work      *Work     `json:"work,omitempty"`
+	Reason    string    `json:"reason"`
+	Attempts  int       `json:"attempts"`
+	LastError string    `json:"lastError"`
+	Time      time.Time `json:"time"`
+	Raw       []byte    `json:"raw,omitempty"`
+}
+
+// MarshalJSON implements json.Marshaler.
+func (d DeadLetter) MarshalJSON() ([]byte, error) {
+	w := deadLetterWire{Reason: d.Reason, Attempts: d.Attempts, LastError: d.LastError, Time: d.Time, Raw: d.Raw}
+	if d.Work.Event.Context != nil {
+		w.Work = &d.Work
+	}
+	return json.Marshal(w)
+}
+
+// UnmarshalJSON implements json.Unmarshaler.
+func (d *DeadLetter) UnmarshalJSON(b []byte) error {
+	var w deadLetterWire
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	*d = DeadLetter{Reason: w.Reason, Attempts: w.Attempts, LastError: w.LastError, Time: w.Time, Raw: w.Raw}
+	if w.Work != nil {
+		d.Work = *w.Work
+	}
+	return nil
+}
+
+// fetchWait bounds one pull request, so a stopped Consume does not leave a
+// long-lived request on the server.
+const fetchWait = 5 * time.Second
+
+// Consume dispatches work from the durable pull consumer cfg.Durable on
+// SWITCHYARD_WORK, shared by every router replica, until ctx is done. It then
+// stops fetching, waits for running handlers to finish and returns nil.
+// It returns an error only when the consumer cannot be created.
+//
+// Per message: nil from h acks it; a Permanent error, or a failure on the
+// MaxAttempts-th delivery, dead-letters it (publish to switchyard.dlq.<app>,
+// then terminate); any other error redelivers it after an exponential
+// backoff with full jitter. If the dead-letter publish fails the message is
+// redelivered, never dropped.
+func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	c := &consumer{
+		q:      q,
+		cfg:    cfg,
+		h:      h,
+		logger: q.logger.With("consumer", cfg.Durable),
+	}
+	cons, err := c.create(ctx)
+	if err != nil {
+		return err
+	}
+
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	// Handlers outlive ctx so a drain finishes them; they keep its values.
+	hctx := context.WithoutCancel(ctx)
+	slots := make(chan struct{}, cfg.Concurrency)
+	for ctx.Err() == nil {
+		// Pull only as many messages as there are idle handlers: a message
+		// buffered here would age towards AckWait without being worked on.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			continue
+		}
+		n := 1
+	more:
+		for n < cfg.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+
+		fctx, cancel := context.WithTimeout(ctx, fetchWait)
+		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
+		if err == nil {
+			for msg := range batch.Messages() {
+				if ctx.Err() != nil {
+					// Stopping: hand it back at once rather than after AckWait.
+					_ = msg.Nak()
+					continue
+				}
+				n--
+				wg.Go(func() {
+					defer func() { <-slots }()
+					c.handle(hctx, msg)
+				})
+			}
+			err = batch.Error()
+		}
+		cancel()
+		for range n {
+			<-slots
+		}
+		if err == nil || ctx.Err() != nil ||
+			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
+			continue
+		}
+
+		c.logger.Warn("fetch failed", "err", err)
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			if cons2, err := c.create(ctx); err == nil {
+				cons = cons2
+			}
+		}
+		// Do not spin against a broken connection.
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Second):
+		}
+	}
+	return nil
+}
+
+type consumer struct {
+	q      *Queue
+	cfg    ConsumerConfig
+	h      Handler
+	logger *slog.Logger
+}
+
+func (c *consumer) create(ctx context.Context) (jetstream.Consumer, error) {
+	cons, err := c.q.js.CreateOrUpdateConsumer(ctx, WorkStream, jetstream.ConsumerConfig{
+		Durable:       c.cfg.Durable,
+		Description:   "Switchyard dispatch, shared by every router replica.",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       c.cfg.AckWait,
+		MaxAckPending: c.cfg.MaxAckPending,
+		// The consumer decides when to give up (dead letter), so the server
+		// never drops a message on its own.
+		MaxDeliver: -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("create consumer %s: %w", c.cfg.Durable, err)
+	}
+	return cons, nil
+}
+
+// handle runs one delivery to its end: ack, redelivery or dead letter.
+func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
+	app := strings.TrimPrefix(msg.Subject(), WorkSubjectPrefix)
+	log := c.logger.With("app", app)
+	meta, err := msg.Metadata()
+	if err != nil {
+		// Not a JetStream delivery; cannot happen on a pull consumer.
+		log.Error("message without metadata", "err", err)
+		_ = msg.Nak()
+		return
+	}
+	attempt := int(meta.NumDelivered)
+	log = log.With("attempt", attempt, "stream_seq", meta.Sequence.Stream)
+	// Settling (ack, dead letter) gets its own deadline: ctx is not bounded.
+	settle := func() (context.Context, context.CancelFunc) {
+		return context.WithTimeout(ctx, c.q.cfg.PublishTimeout)
+	}
+
+	var w Work
+	if err := json.Unmarshal(msg.Data(), &w); err != nil || w.Event.Context == nil {
+		if err == nil {
+			err = errors.New("work has no event")
+		}
+		log.Error("undecodable work", "err", err)
+		sctx, cancel := settle()
+		defer cancel()
+		c.deadLetter(sctx, msg, log, DeadLetter{
+			Reason: ReasonUndecodable, Attempts: attempt, LastError: err.Error(), Raw: msg.Data(),
+		})
+		return
+	}
+	log = log.With("trigger", w.Target.Trigger, "event_id", w.Event.ID())
+
+	if attempt > c.cfg.MaxAttempts {
+		// The previous delivery was never settled: its router crashed or its
+		// terminate was lost. Crashing every router in turn is how a poison
+		// message looks, so stop here.
+		sctx, cancel := settle()
+		defer cancel()
+		c.deadLetter(sctx, msg, log, DeadLetter{
+			Work: w, Reason: ReasonExhausted, Attempts: attempt - 1,
+			LastError: "delivery limit reached without a recorded result",
+		})
+		return
+	}
+
+	herr := c.run(ctx, msg, w)
+	sctx, cancel := settle()
+	defer cancel()
+	switch {
+	case herr == nil:
+		// DoubleAck waits for the server to confirm the ack. A lost ack is
+		// not a loss (the work is redelivered after AckWait and the handler
+		// is idempotent), but a confirmed one is the only way to log it.
+		if err := msg.DoubleAck(sctx); err != nil {
+			log.Warn("ack failed, work will be redelivered", "err", err)
+			return
+		}
+		log.Debug("work dispatched")
+	case IsPermanent(herr):
+		log.Warn("work failed permanently", "err", herr)
+		c.deadLetter(sctx, msg, log, DeadLetter{
+			Work: w, Reason: ReasonPermanent, Attempts: attempt, LastError: herr.Error(),
+		})
+	case attempt >= c.cfg.MaxAttempts:
+		log.Warn("work exhausted its attempts", "err", herr)
+		c.deadLetter(sctx, msg, log, DeadLetter{
+			Work: w, Reason: ReasonExhausted, Attempts: attempt, LastError: herr.Error(),
+		})
+	default:
+		delay := backoff(attempt, c.cfg.BackoffBase, c.cfg.BackoffMax)
+		log.Info("work failed, will retry", "err", herr, "delay", delay)
+		if err := msg.NakWithDelay(delay); err != nil {
+			log.Warn("nak failed, work will be redelivered after ack wait", "err", err)
+		}
+	}
+}
+
+// run calls the handler, sending progress acks every AckWait/2 so a slow
+// dispatch is not redelivered to another replica meanwhile.
+func (c *consumer) run(ctx context.Context, msg jetstream.Msg, w Work) error {
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
+	defer cancel()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(c.cfg.AckWait / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				_ = msg.InProgress()
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		<-done
+	}()
+	return c.h(ctx, w)
+}
+
+// deadLetter stores dl on switchyard.dlq.<app>, then terminates msg. If
+// the store fails, msg is redelivered after a backoff instead: it is never
+// removed from the work stream without its dead letter.
+func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.Logger, dl DeadLetter) {
+	dl.Time = time.Now().UTC()
+	data, err := json.Marshal(dl)
+	if err == nil {
+		id := msg.Headers().Get(jetstream.MsgIDHeader)
+		if id == "" {
+			// Published without an id (by hand): the stream sequence is unique.
+			meta, _ := msg.Metadata()
+			id = fmt.Sprintf("%s/%d", WorkStream, meta.Sequence.Stream)
+		}
+		subject := DLQSubjectPrefix + strings.TrimPrefix(msg.Subject(), WorkSubjectPrefix)
+		err = c.q.publish(ctx, outMsg{
+			stream: DLQStream,
+			msg:    newMsg(subject, workContentType, data),
+			id:     id + "/dlq",
+		})
+	}
+	if err != nil {
+		log.Error("dead letter failed, work will be redelivered", "reason", dl.Reason, "err", err)
+		_ = msg.NakWithDelay(backoff(dl.Attempts, c.cfg.BackoffBase, c.cfg.BackoffMax))
+		return
+	}
+	log.Warn("work dead-lettered", "reason", dl.Reason, "attempts", dl.Attempts)
+	// A lost terminate means one more delivery, which dead-letters again
+	// under the same message id: JetStream drops the duplicate.
+	if err := msg.TermWithReason(dl.Reason); err != nil {
+		log.Warn("terminate failed, work will be redelivered", "err", err)
+	}
+}
+
+// backoff returns a delay for the given failed attempt (1-based): uniform in
+// [0, min(max, base*2^(attempt-1))] ("full jitter"), which spreads retries of
+// work that failed together, e.g. during an API server outage.
+func backoff(attempt int, base, maxDelay time.Duration) time.Duration {
+	ceil := base
+	for i := 1; i < attempt && ceil < maxDelay; i++ {
+		if ceil > maxDelay/2 {
+			ceil = maxDelay
+		} else {
+			ceil *= 2
+		}
+	}
+	ceil = min(ceil, maxDelay)
+	if ceil <= 0 {
+		return 0
+	}
+	return rand.N(ceil + 1)
+}
+
+// DeadLetters reads every dead letter currently in SWITCHYARD_DLQ, oldest
+// first.
+func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
+	s, err := q.js.Stream(ctx, DLQStream)
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	if s.CachedInfo().State.Msgs == 0 {
+		return nil, nil
+	}
+	oc, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	it, err := oc.Messages()
+	if err != nil {
+		return nil, fmt.Errorf("read dead letters: %w", err)
+	}
+	defer it.Stop()
+
+	var out []DeadLetter
+	for {
+		// Bounded wait: the stream may have lost messages to MaxAge since
+		// its info was read, and then nothing more arrives.
+		nctx, cancel := context.WithTimeout(ctx, fetchWait)
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+				return out, nil
+			}
+			return out, fmt.Errorf("read dead letters: %w", err)
+		}
+		var dl DeadLetter
+		if err := json.Unmarshal(msg.Data(), &dl); err != nil {
+			return out, fmt.Errorf("read dead letters: decode %s: %w", msg.Subject(), err)
+		}
+		out = append(out, dl)
+		meta, err := msg.Metadata()
+		if err != nil {
+			return out, fmt.Errorf("read dead letters: %w", err)
+		}
+		if meta.NumPending == 0 {
+			return out, nil
+		}
+	}
+}

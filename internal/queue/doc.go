@@ -1,0 +1,24 @@
+// Package queue stores accepted events and the work they produced on NATS
+// JetStream, and hands that work to dispatch.
+//
+// Layout: SWITCHYARD_EVENTS keeps every accepted CloudEvent for replay and
+// audit (limits retention, time bound); SWITCHYARD_WORK holds one message per
+// (event, app, trigger) on switchyard.work.<app>, one subject per app, with
+// work-queue retention so a message disappears once dispatched;
+// SWITCHYARD_DLQ keeps work that failed permanently or ran out of attempts.
+//
+// Invariants:
+//   - Publish returns nil only after JetStream acknowledged every message of
+//     an Accepted: the event and each of its work items. Any failure wraps
+//     ErrUnavailable and the sender must retry.
+//   - Every message carries a deduplication id scoped by source
+//     (source/event-id for the event, source/event-id/app/trigger for work),
+//     so a redelivered webhook within the duplicate window stores nothing new.
+//   - Work leaves the work stream only when dispatched (Ack) or when its dead
+//     letter was acknowledged by JetStream (Term): nothing is dropped.
+//   - Consumers are durable and shared: every router replica pulls from the
+//     same consumer, so each work message goes to one replica at a time.
+//
+// An embedded nats-server (StartEmbedded) serves small installs and tests;
+// Open works the same against an external cluster.
+package queue

@@ -1,0 +1,178 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"unicode"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// ErrInvalidName reports a source or app name that cannot be a NATS subject
+// token. Names are validated when the manifest loads, so this is a bug, not
+// an unavailable queue.
+var ErrInvalidName = errors.New("invalid subject token")
+
+// Content types set on the messages, so tools reading the streams (nats CLI,
+// a replay command) know what they hold.
+const (
+	eventContentType = "application/cloudevents+json"
+	workContentType  = "application/json"
+)
+
+type outMsg struct {
+	stream string
+	msg    *nats.Msg
+	id     string
+}
+
+// Publish stores the event of a on switchyard.events.<source>, then each of
+// its work items on switchyard.work.<app>, and returns nil only after
+// JetStream acknowledged every one of them. Each publish waits at most
+// Config.PublishTimeout (and no longer than ctx allows).
+//
+// Messages carry deduplication ids (source/event-id, and
+// source/event-id/app/trigger for work), so publishing the same Accepted
+// again, after a failure or a sender's redelivery, stores nothing twice
+// within the duplicate window. A publish failure wraps ErrUnavailable; a
+// malformed Accepted (invalid names, no event id) fails before anything is
+// published, and a message over the server's max payload fails with
+// nats.ErrMaxPayload or jetstream.ErrStreamMessageExceedsMaximum: retrying
+// cannot fix either, so neither wraps ErrUnavailable.
+//
+// JSON event data set as bytes (event.SetData with a []byte) is stored as
+// JSON, not base64. Work items with an empty Source get a.Source; event data
+// in a work item is
+// dropped, since dispatch never reads provider payloads and a large payload
+// copied into every work message would multiply its size.
+func (q *Queue) Publish(ctx context.Context, a Accepted) error {
+	msgs, err := buildMessages(a)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if err := q.publish(ctx, m); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func buildMessages(a Accepted) ([]outMsg, error) {
+	if err := validToken("source", a.Source); err != nil {
+		return nil, err
+	}
+	if a.Event.Context == nil {
+		return nil, errors.New("publish: event has no attributes")
+	}
+	eventID := a.Event.ID()
+	if eventID == "" {
+		// An empty id would deduplicate every id-less event of the source
+		// into the first one.
+		return nil, errors.New("publish: event has no id")
+	}
+	data, err := json.Marshal(jsonData(a.Event))
+	if err != nil {
+		return nil, fmt.Errorf("publish: encode event: %w", err)
+	}
+	msgs := make([]outMsg, 0, 1+len(a.Work))
+	baseID := a.Source + "/" + eventID
+	msgs = append(msgs, outMsg{
+		stream: EventsStream,
+		msg:    newMsg(EventsSubjectPrefix+a.Source, eventContentType, data),
+		id:     baseID,
+	})
+	for _, w := range a.Work {
+		if w.Source == "" {
+			w.Source = a.Source
+		}
+		if w.Source != a.Source {
+			return nil, fmt.Errorf("publish: work source %q differs from event source %q", w.Source, a.Source)
+		}
+		if err := validToken("app", w.Target.App); err != nil {
+			return nil, err
+		}
+		if w.Event.Context == nil {
+			return nil, fmt.Errorf("publish: work for app %q has no event attributes", w.Target.App)
+		}
+		// w is a copy: clearing its data leaves the caller's event intact.
+		w.Event.DataEncoded = nil
+		w.Event.DataBase64 = false
+		data, err := json.Marshal(w)
+		if err != nil {
+			return nil, fmt.Errorf("publish: encode work for app %q: %w", w.Target.App, err)
+		}
+		msgs = append(msgs, outMsg{
+			stream: WorkStream,
+			msg:    newMsg(WorkSubjectPrefix+w.Target.App, workContentType, data),
+			id:     workMsgID(a.Source, eventID, w.Target.App, w.Target.Trigger),
+		})
+	}
+	return msgs, nil
+}
+
+// jsonData returns ev with JSON data marked as such, so the stored event
+// embeds the payload as JSON ("data") rather than base64 ("data_base64"):
+// readable on replay, and a third smaller. event.SetData marks any []byte as
+// binary, and base64 would grow a 25 MiB GitHub payload past the 32 MiB
+// message limit. The caller's event is not changed.
+func jsonData(ev event.Event) event.Event {
+	if !ev.DataBase64 || len(ev.DataEncoded) == 0 {
+		return ev
+	}
+	switch ev.DataMediaType() {
+	case event.ApplicationJSON, event.TextJSON, "":
+		if json.Valid(ev.DataEncoded) {
+			ev.DataBase64 = false
+		}
+	}
+	return ev
+}
+
+func workMsgID(source, eventID, app, trigger string) string {
+	return source + "/" + eventID + "/" + app + "/" + trigger
+}
+
+func newMsg(subject, contentType string, data []byte) *nats.Msg {
+	return &nats.Msg{
+		Subject: subject,
+		Data:    data,
+		Header:  nats.Header{"Content-Type": []string{contentType}},
+	}
+}
+
+// publish sends one message and waits for JetStream's ack.
+func (q *Queue) publish(ctx context.Context, m outMsg) error {
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
+	defer cancel()
+	ack, err := q.js.PublishMsg(ctx, m.msg, jetstream.WithMsgID(m.id), jetstream.WithExpectStream(m.stream))
+	if err != nil {
+		if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
+			return fmt.Errorf("publish %s: %w", m.msg.Subject, err)
+		}
+		return fmt.Errorf("publish %s: %w: %w", m.msg.Subject, ErrUnavailable, err)
+	}
+	if ack.Duplicate {
+		q.logger.Debug("duplicate message ignored", "subject", m.msg.Subject, "msg_id", m.id)
+	}
+	return nil
+}
+
+// validToken rejects a name that would change the subject's shape: empty,
+// or containing a token separator, a wildcard or whitespace.
+func validToken(kind, name string) error {
+	if name == "" {
+		return fmt.Errorf("publish: %w: empty %s name", ErrInvalidName, kind)
+	}
+	if strings.ContainsFunc(name, func(r rune) bool {
+		return r == '.' || r == '*' || r == '>' || unicode.IsSpace(r) || unicode.IsControl(r)
+	}) {
+		return fmt.Errorf("publish: %w: %s name %q", ErrInvalidName, kind, name)
+	}
+	return nil
+}

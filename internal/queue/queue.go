@@ -1,0 +1,150 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Stream names and subject prefixes. Each subject ends in one token: the
+// source name for events, the app name for work and dead letters.
+const (
+	EventsStream = "SWITCHYARD_EVENTS"
+	WorkStream   = "SWITCHYARD_WORK"
+	DLQStream    = "SWITCHYARD_DLQ"
+
+	EventsSubjectPrefix = "switchyard.events."
+	WorkSubjectPrefix   = "switchyard.work."
+	DLQSubjectPrefix    = "switchyard.dlq."
+)
+
+// DLQMaxAge is how long dead letters are kept: long enough for someone to
+// notice, fix the cause and replay.
+const DLQMaxAge = 30 * 24 * time.Hour
+
+// Config configures the streams and publishing.
+type Config struct {
+	Replicas        int           // stream replicas (1 default; 3 for a NATS cluster)
+	EventsMaxAge    time.Duration // how long accepted events are kept for replay/audit (default 7*24h)
+	DuplicateWindow time.Duration // JetStream dedup window (default 24h: GitHub's manual redelivery reuses the delivery id hours later)
+	PublishTimeout  time.Duration // per publish ack wait (default 5s)
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.EventsMaxAge == 0 {
+		c.EventsMaxAge = 7 * 24 * time.Hour
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = 24 * time.Hour
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 5 * time.Second
+	}
+	switch {
+	case c.Replicas < 0:
+		return c, fmt.Errorf("queue config: replicas must be positive, got %d", c.Replicas)
+	case c.EventsMaxAge < 0, c.DuplicateWindow < 0, c.PublishTimeout < 0:
+		return c, errors.New("queue config: durations must not be negative")
+	case c.DuplicateWindow > c.EventsMaxAge:
+		// JetStream refuses a duplicate window longer than the stream's max age.
+		return c, fmt.Errorf("queue config: duplicate window %s is longer than events max age %s", c.DuplicateWindow, c.EventsMaxAge)
+	case c.DuplicateWindow > DLQMaxAge:
+		return c, fmt.Errorf("queue config: duplicate window %s is longer than the dead-letter max age %s", c.DuplicateWindow, DLQMaxAge)
+	}
+	return c, nil
+}
+
+// Queue publishes accepted events and work, and consumes work for dispatch.
+// It is safe for concurrent use.
+type Queue struct {
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	cfg    Config
+	logger *slog.Logger
+}
+
+// Open creates the streams, or updates them to cfg, and returns a Queue on
+// nc. The caller owns nc and closes it after the Queue is no longer used.
+func Open(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.Logger) (*Queue, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("open queue: %w", err)
+	}
+	for _, sc := range streamConfigs(cfg) {
+		if _, err := js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return nil, fmt.Errorf("open queue: stream %s: %w", sc.Name, err)
+		}
+	}
+	return &Queue{nc: nc, js: js, cfg: cfg, logger: logger.With("component", "queue")}, nil
+}
+
+func streamConfigs(cfg Config) []jetstream.StreamConfig {
+	return []jetstream.StreamConfig{
+		{
+			Name:        EventsStream,
+			Description: "Accepted CloudEvents, kept for replay and audit.",
+			Subjects:    []string{EventsSubjectPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      cfg.EventsMaxAge,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.DuplicateWindow,
+		},
+		{
+			Name:        WorkStream,
+			Description: "Work to dispatch, one subject per app; removed once dispatched.",
+			Subjects:    []string{WorkSubjectPrefix + ">"},
+			// No MaxAge: accepted work never expires undispatched.
+			Retention:  jetstream.WorkQueuePolicy,
+			Storage:    jetstream.FileStorage,
+			Replicas:   cfg.Replicas,
+			Duplicates: cfg.DuplicateWindow,
+		},
+		{
+			Name:        DLQStream,
+			Description: "Work that failed permanently or exhausted its attempts.",
+			Subjects:    []string{DLQSubjectPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      DLQMaxAge,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
+			Duplicates:  cfg.DuplicateWindow,
+		},
+	}
+}
+
+// Ready reports whether JetStream answers and the work stream exists, for
+// readiness probes. A failure wraps ErrUnavailable.
+func (q *Queue) Ready(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
+	defer cancel()
+	if _, err := q.js.Stream(ctx, WorkStream); err != nil {
+		return fmt.Errorf("queue ready: %w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Pending returns the number of messages in the work stream: work not yet
+// dispatched, including work being dispatched right now.
+func (q *Queue) Pending(ctx context.Context) (uint64, error) {
+	s, err := q.js.Stream(ctx, WorkStream)
+	if err != nil {
+		return 0, fmt.Errorf("queue pending: %w", err)
+	}
+	return s.CachedInfo().State.Msgs, nil
+}
