@@ -41,8 +41,8 @@ func New(c Creator, logger *slog.Logger) *Dispatcher {
 
 // Handle renders the PipelineRun for w and creates it. A PipelineRun that
 // already exists is success (the work was done before). Errors keep their
-// queue.Permanent mark; the queue logs them when it retries or dead-letters
-// the work, so Handle logs only successes.
+// queue.Permanent mark and are left to the caller, the queue consumer, to log
+// as it retries or dead-letters the work; Handle logs only successes.
 func (d *Dispatcher) Handle(ctx context.Context, w queue.Work) error {
 	pr, err := Render(ctx, w)
 	if err == nil {

@@ -35,8 +35,10 @@ type Target struct {
 // (they become label values on TaskRuns and Pods).
 const maxNameLen = 63
 
-// hashLen is how many hex characters of the event hash end the name.
-const hashLen = 10
+// hashLen is how many hex characters of the event hash end the name: 64
+// bits, so two events of one trigger practically never share a name (a
+// shared name would make AlreadyExists hide the second event).
+const hashLen = 16
 
 // PipelineRunName returns the deterministic PipelineRun name
 // "<app>-<trigger>-<hash>" for one event and target. The hash covers the
