@@ -329,7 +329,7 @@ func (c *consumer) run(ctx context.Context, msg jetstream.Msg, w Work) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(c.cfg.AckWait / 2)
+		t := time.NewTicker(max(c.cfg.AckWait/2, time.Millisecond))
 		defer t.Stop()
 		for {
 			select {
