@@ -2,10 +2,13 @@ package queue
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 	"unicode"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -50,17 +53,91 @@ type outMsg struct {
 // in a work item is
 // dropped, since dispatch never reads provider payloads and a large payload
 // copied into every work message would multiply its size.
+//
+// JetStream's own deduplication forgets a work message once it has been
+// dispatched and removed, as soon as the server restarts. So Publish first
+// looks the event up in the accepted-events bucket, and records it there
+// only after every message was acknowledged: a redelivery of a fully stored
+// event publishes nothing, across restarts, for Config.EventsMaxAge.
 func (q *Queue) Publish(ctx context.Context, a Accepted) error {
 	msgs, err := buildMessages(a)
 	if err != nil {
 		return err
+	}
+	key := acceptedKey(a.Source, a.Event.ID())
+	lookupCtx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
+	_, err = q.accepted.Get(lookupCtx, key)
+	cancel()
+	switch {
+	case err == nil:
+		return nil // stored before: nothing to do
+	case !errors.Is(err, jetstream.ErrKeyNotFound):
+		return fmt.Errorf("publish: look up accepted event: %w: %w", ErrUnavailable, err)
 	}
 	for _, m := range msgs {
 		if err := q.publish(ctx, m); err != nil {
 			return err
 		}
 	}
+	record, err := json.Marshal(acceptedRecord(a))
+	if err != nil {
+		return fmt.Errorf("publish: encode accepted record: %w", err)
+	}
+	putCtx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
+	defer cancel()
+	if _, err := q.accepted.Put(putCtx, key, record); err != nil {
+		// Everything is stored, but unrecorded: the sender's retry is
+		// still deduplicated by the message ids.
+		return fmt.Errorf("publish: record accepted event: %w: %w", ErrUnavailable, err)
+	}
 	return nil
+}
+
+// AcceptedTarget is one target of an accepted event, as recorded.
+type AcceptedTarget struct {
+	App       string `json:"app"`
+	Trigger   string `json:"trigger"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+}
+
+// AcceptedRecord is what the accepted-events bucket keeps of an event.
+type AcceptedRecord struct {
+	Source  string           `json:"source"`
+	ID      string           `json:"id"`
+	Type    string           `json:"type"`
+	Time    time.Time        `json:"time"`
+	Targets []AcceptedTarget `json:"targets"`
+}
+
+func acceptedRecord(a Accepted) AcceptedRecord {
+	r := AcceptedRecord{Source: a.Source, ID: a.Event.ID(), Type: a.Event.Type(), Time: time.Now().UTC(), Targets: []AcceptedTarget{}}
+	for _, w := range a.Work {
+		t := w.Target
+		r.Targets = append(r.Targets, AcceptedTarget{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name})
+	}
+	return r
+}
+
+// acceptedKey is the bucket key of an event: the source, then a hash of the
+// event id, since ids are arbitrary text and keys are not.
+func acceptedKey(source, eventID string) string {
+	sum := sha256.Sum256([]byte(eventID))
+	return source + "." + hex.EncodeToString(sum[:])
+}
+
+// Accepted returns the record of an accepted event, or an error wrapping
+// jetstream.ErrKeyNotFound.
+func (q *Queue) Accepted(ctx context.Context, source, eventID string) (AcceptedRecord, error) {
+	var r AcceptedRecord
+	entry, err := q.accepted.Get(ctx, acceptedKey(source, eventID))
+	if err != nil {
+		return r, fmt.Errorf("accepted event: %w", err)
+	}
+	if err := json.Unmarshal(entry.Value(), &r); err != nil {
+		return r, fmt.Errorf("accepted event: decode: %w", err)
+	}
+	return r, nil
 }
 
 func buildMessages(a Accepted) ([]outMsg, error) {

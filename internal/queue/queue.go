@@ -17,6 +17,9 @@ const (
 	EventsStream = "SWITCHYARD_EVENTS"
 	WorkStream   = "SWITCHYARD_WORK"
 	DLQStream    = "SWITCHYARD_DLQ"
+	// AcceptedBucket is the key-value bucket recording every event whose
+	// messages were all stored.
+	AcceptedBucket = "switchyard-accepted"
 
 	EventsSubjectPrefix = "switchyard.events."
 	WorkSubjectPrefix   = "switchyard.work."
@@ -65,10 +68,11 @@ func (c Config) withDefaults() (Config, error) {
 // Queue publishes accepted events and work, and consumes work for dispatch.
 // It is safe for concurrent use.
 type Queue struct {
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	cfg    Config
-	logger *slog.Logger
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	accepted jetstream.KeyValue
+	cfg      Config
+	logger   *slog.Logger
 }
 
 // Open creates the streams, or updates them to cfg, and returns a Queue on
@@ -90,7 +94,18 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.Logger) (
 			return nil, fmt.Errorf("open queue: stream %s: %w", sc.Name, err)
 		}
 	}
-	return &Queue{nc: nc, js: js, cfg: cfg, logger: logger.With("component", "queue")}, nil
+	accepted, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      AcceptedBucket,
+		Description: "Events whose messages were all stored, for deduplication across restarts.",
+		TTL:         cfg.EventsMaxAge,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open queue: bucket %s: %w", AcceptedBucket, err)
+	}
+	return &Queue{nc: nc, js: js, accepted: accepted, cfg: cfg, logger: logger.With("component", "queue")}, nil
 }
 
 func streamConfigs(cfg Config) []jetstream.StreamConfig {
