@@ -62,23 +62,28 @@ func (k *KubeCreator) Create(ctx context.Context, pr *pipelinev1.PipelineRun) er
 
 // classify sorts an API error from creating a PipelineRun:
 //   - AlreadyExists: wrapped with ErrAlreadyExists (success);
-//   - Forbidden (RBAC, a terminating namespace), Invalid, BadRequest (also
-//     an admission webhook's denial), NotFound (missing namespace or CRD),
+//   - Forbidden (RBAC, a terminating namespace) and NotFound (missing
+//     namespace or CRD): queue.PermanentAfter a few attempts;
+//   - Invalid, BadRequest (also an admission webhook's denial),
 //     MethodNotSupported, RequestEntityTooLarge: marked queue.Permanent, the
 //     same request can only fail again;
 //   - everything else is transient and returned as is: timeouts, refused
 //     connections, 5xx (also an unreachable webhook), 429, Conflict,
 //     Unauthorized (credentials may be rotated), a cancelled context.
 func classify(err error) error {
+	const forbiddenAttempts = 5
 	switch {
 	case err == nil:
 		return nil
 	case apierrors.IsAlreadyExists(err):
 		return fmt.Errorf("%w: %w", ErrAlreadyExists, err)
-	case apierrors.IsForbidden(err),
-		apierrors.IsInvalid(err),
+	case apierrors.IsForbidden(err), apierrors.IsNotFound(err):
+		// Forbidden and NotFound are what a just-restarted API server
+		// answers until its RBAC and discovery caches are filled (seen in
+		// the e2e outage test), so they get a few attempts first.
+		return queue.PermanentAfter(err, forbiddenAttempts)
+	case apierrors.IsInvalid(err),
 		apierrors.IsBadRequest(err),
-		apierrors.IsNotFound(err),
 		apierrors.IsMethodNotSupported(err),
 		apierrors.IsRequestEntityTooLargeError(err):
 		return queue.Permanent(err)

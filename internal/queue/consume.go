@@ -301,7 +301,7 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 			return
 		}
 		log.Debug("work dispatched")
-	case IsPermanent(herr):
+	case permanentAt(herr, attempt):
 		log.Warn("work failed permanently", "err", herr)
 		c.deadLetter(sctx, msg, log, DeadLetter{
 			Work: w, Reason: ReasonPermanent, Attempts: attempt, LastError: herr.Error(),

@@ -197,6 +197,24 @@ func TestConsumeFailures(t *testing.T) {
 			wantReason:   ReasonPermanent,
 			wantAttempts: 2,
 		},
+		{
+			name:         "permanent after three attempts",
+			fail:         func(int) error { return PermanentAfter(errors.New("forbidden"), 3) },
+			wantCalls:    3,
+			wantDead:     true,
+			wantReason:   ReasonPermanent,
+			wantAttempts: 3,
+		},
+		{
+			name: "permanent-after error that clears up",
+			fail: func(n int) error {
+				if n < 2 {
+					return PermanentAfter(errors.New("forbidden while caches fill"), 3)
+				}
+				return nil
+			},
+			wantCalls: 2,
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -7,8 +7,12 @@ import "errors"
 // makes the retry safe.
 var ErrUnavailable = errors.New("queue unavailable")
 
-// permanentError marks a dispatch failure that retrying cannot fix.
-type permanentError struct{ err error }
+// permanentError marks a dispatch failure that retrying cannot fix, at
+// once (after == 0) or once it persisted for after attempts.
+type permanentError struct {
+	err   error
+	after int
+}
 
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
@@ -23,8 +27,26 @@ func Permanent(err error) error {
 	return &permanentError{err: err}
 }
 
+// PermanentAfter marks err as permanent once the work has failed attempts
+// times; earlier failures are retried with backoff. It is for errors that
+// are almost always permanent but not right after a restart: an API server
+// that just started answers 403 until its RBAC caches are filled.
+// PermanentAfter(nil, n) is nil.
+func PermanentAfter(err error, attempts int) error {
+	if err == nil {
+		return nil
+	}
+	return &permanentError{err: err, after: attempts}
+}
+
+// permanentAt reports whether err is permanent at the given attempt.
+func permanentAt(err error, attempt int) bool {
+	var p *permanentError
+	return errors.As(err, &p) && attempt >= p.after
+}
+
 // IsPermanent reports whether err, or any error it wraps, was marked with
-// Permanent.
+// Permanent or PermanentAfter.
 func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
