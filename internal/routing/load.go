@@ -5,16 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/bmatcuk/doublestar/v4"
+	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -49,10 +51,10 @@ type Options struct {
 	// SourceKinds lists the source kinds the router can verify. A source of
 	// another kind is a validation error. Nil accepts any kind.
 	SourceKinds []string
-	// ResolveSecrets reads every source's secret from its environment
-	// variable or file, and fails when one is missing or empty (fail
-	// closed). `router validate` leaves it off: linting a manifest in CI
-	// needs no secrets.
+	// ResolveSecrets reads every source's secret (and API token) from its
+	// environment variable or file, and fails when one is missing or empty
+	// (fail closed). `router validate` leaves it off: linting a manifest in
+	// CI needs no secrets.
 	ResolveSecrets bool
 	// LookupEnv reads environment variables; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
@@ -68,7 +70,14 @@ var (
 	paramNameRE = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_.-]*$`)
 	// expressionRE finds Tekton Triggers binding expressions, $(...).
 	expressionRE = regexp.MustCompile(`\$\(([^)]*)\)`)
+	// identityRE is an identity name: "source:<name>" for webhook sources,
+	// the endpoint's identity names for agents. No spaces, no commas.
+	identityRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9:._@/+-]{0,252}$`)
 )
+
+// identitySourcePrefix starts the identity a webhook source authenticates
+// as: source "github" is identity "source:github".
+const identitySourcePrefix = "source:"
 
 // LoadDir loads and compiles the manifest rooted at dir/root.yaml.
 func LoadDir(dir string, opts Options) (*Rules, error) {
@@ -106,15 +115,21 @@ func (l *loader) display(name string) string {
 	return filepath.Join(l.dir, filepath.FromSlash(name))
 }
 
-// decode strictly decodes one YAML document into v and also returns its node
-// tree, used to locate semantic problems by line.
-func (l *loader) decode(name string, v any) (*yaml.Node, bool) {
-	file := l.display(name)
+// read reads one file of the rules directory, recording a problem when it
+// cannot.
+func (l *loader) read(name string) ([]byte, bool) {
 	data, err := fs.ReadFile(l.fsys, name)
 	if err != nil {
-		l.addf(file, 0, "read: %v", unwrapPathError(err))
+		l.addf(l.display(name), 0, "read: %v", unwrapPathError(err))
 		return nil, false
 	}
+	return data, true
+}
+
+// decode strictly decodes one YAML document into v and also returns its node
+// tree, used to locate semantic problems by line.
+func (l *loader) decode(name string, data []byte, v any) (*yaml.Node, bool) {
+	file := l.display(name)
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		l.addYAMLError(file, err)
@@ -196,8 +211,12 @@ func lineOf(n *yaml.Node, path ...any) int {
 }
 
 func (l *loader) load() *Rules {
+	data, ok := l.read(RootFileName)
+	if !ok {
+		return nil
+	}
 	var root rootFile
-	node, ok := l.decode(RootFileName, &root)
+	node, ok := l.decode(RootFileName, data, &root)
 	if !ok {
 		return nil
 	}
@@ -220,8 +239,9 @@ func (l *loader) load() *Rules {
 	}
 
 	seenApps := map[string]bool{}
+	claimed := map[string]string{} // app manifest file -> app
 	for i, g := range root.Apps {
-		a := l.compileApp(rootName, node, i, g, rules.sources)
+		a := l.compileApp(rootName, node, i, g, rules.sources, claimed)
 		if a == nil {
 			continue
 		}
@@ -232,8 +252,10 @@ func (l *loader) load() *Rules {
 		seenApps[a.name] = true
 		rules.apps = append(rules.apps, a)
 	}
-	// Fan-out order is deterministic: apps by name, triggers in file order.
+	// Fan-out order is deterministic: apps by name, triggers in file order
+	// (files in path order).
 	sort.Slice(rules.apps, func(i, j int) bool { return rules.apps[i].name < rules.apps[j].name })
+	rules.index()
 	return rules
 }
 
@@ -258,7 +280,7 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 	} else if l.opts.SourceKinds != nil && !slices.Contains(l.opts.SourceKinds, s.Kind) {
 		l.addf(file, at("kind"), "source %q: unknown kind %q (known: %s)", s.Name, s.Kind, strings.Join(l.opts.SourceKinds, ", "))
 	}
-	src := &Source{Name: s.Name, Kind: s.Kind}
+	src := &Source{Name: s.Name, Kind: s.Kind, APIURL: s.APIURL}
 	switch {
 	case s.Secret == nil:
 		l.addf(file, at("name"), "source %q: secret is required (fail closed: a source without a secret is never an open door)", s.Name)
@@ -272,6 +294,29 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 				l.addf(file, at("secret"), "source %q: %v", s.Name, err)
 			}
 			src.Secret = secret
+		}
+	}
+	if s.APIToken != nil {
+		if (s.APIToken.Env == "") == (s.APIToken.File == "") {
+			l.addf(file, at("apiToken"), "source %q: apiToken needs exactly one of env or file", s.Name)
+		} else {
+			src.APITokenRef = *s.APIToken
+			if l.opts.ResolveSecrets {
+				token, err := s.APIToken.resolve(l.opts.LookupEnv)
+				if err != nil {
+					l.addf(file, at("apiToken"), "source %q: apiToken: %v", s.Name, err)
+				}
+				src.APIToken = token
+			}
+		}
+	}
+	if s.APIURL != "" {
+		u, err := url.Parse(s.APIURL)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			l.addf(file, at("apiURL"), "source %q: apiURL %q must be an http(s) URL such as https://github.example.com/api/v3", s.Name, s.APIURL)
+		}
+		if s.APIToken == nil {
+			l.addf(file, at("apiURL"), "source %q: apiURL is set but apiToken is not: the API is only called with a token", s.Name)
 		}
 	}
 	return src
@@ -298,7 +343,7 @@ func (r secretRef) resolve(lookupEnv func(string) (string, bool)) ([]byte, error
 	return data, nil
 }
 
-func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant, sources map[string]*Source) *app {
+func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant, sources map[string]*Source, claimed map[string]string) *app {
 	at := func(path ...any) int { return lineOf(node, append([]any{"apps", i}, path...)...) }
 	ok := true
 	if !nameRE.MatchString(g.Name) {
@@ -321,13 +366,22 @@ func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant,
 			ok = false
 		}
 	}
-	if len(g.Sources) == 0 {
-		l.addf(rootName, at("name"), "app %q: grant at least one source (deny by default)", g.Name)
+	if len(g.Sources) == 0 && len(g.Identities) == 0 {
+		l.addf(rootName, at("name"), "app %q: grant at least one source or identity (deny by default)", g.Name)
 		ok = false
 	}
 	for j, s := range g.Sources {
 		if sources[s] == nil {
 			l.addf(rootName, at("sources", j), "app %q: unknown source %q", g.Name, s)
+			ok = false
+		}
+	}
+	for j, id := range g.Identities {
+		if !identityRE.MatchString(id) {
+			l.addf(rootName, at("identities", j), "app %q: identity %q is not a valid identity name", g.Name, id)
+			ok = false
+		} else if s, isSource := strings.CutPrefix(id, identitySourcePrefix); isSource && sources[s] == nil {
+			l.addf(rootName, at("identities", j), "app %q: identity %q names unknown source %q", g.Name, id, s)
 			ok = false
 		}
 	}
@@ -340,8 +394,8 @@ func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant,
 		l.addf(rootName, at("name"), "app %q: manifest path is required", g.Name)
 		return nil
 	}
-	name := manifestPath(g.Manifest)
-	if !fs.ValidPath(name) {
+	pattern := manifestPath(g.Manifest)
+	if !fs.ValidPath(pattern) {
 		l.addf(rootName, at("manifest"), "app %q: manifest %q must be a relative path inside the rules directory", g.Name, g.Manifest)
 		return nil
 	}
@@ -350,12 +404,52 @@ func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant,
 		namespaces:      g.Namespaces,
 		serviceAccounts: g.ServiceAccounts,
 		sources:         g.Sources,
+		identities:      g.Identities,
 		eventTypes:      types,
 	}
-	if !l.loadAppFile(name, a) || !ok {
+	files := []string{pattern}
+	glob := isGlob(pattern)
+	if glob {
+		if files, ok = l.globManifests(rootName, at("manifest"), g, pattern); !ok {
+			return nil
+		}
+	}
+	for _, f := range files {
+		if prev, dup := claimed[f]; dup {
+			l.addf(rootName, at("manifest"), "app %q: manifest %s is already delegated to app %q", g.Name, l.display(f), prev)
+			ok = false
+			continue
+		}
+		claimed[f] = g.Name
+	}
+	if !l.loadApp(a, files, glob) || !ok {
 		return nil
 	}
 	return a
+}
+
+// isGlob reports whether a manifest reference is a pattern rather than a
+// path.
+func isGlob(p string) bool { return strings.ContainsAny(p, `*?[{\`) }
+
+// globManifests lists the app manifests a glob matches, in path order.
+func (l *loader) globManifests(rootName string, line int, g appGrant, pattern string) ([]string, bool) {
+	if !doublestar.ValidatePattern(pattern) {
+		l.addf(rootName, line, "app %q: manifest %q is not a valid glob", g.Name, g.Manifest)
+		return nil, false
+	}
+	matches, err := doublestar.Glob(l.fsys, pattern, doublestar.WithFilesOnly())
+	if err != nil {
+		l.addf(rootName, line, "app %q: manifest %q: %v", g.Name, g.Manifest, err)
+		return nil, false
+	}
+	matches = slices.DeleteFunc(matches, func(m string) bool { return m == RootFileName })
+	sort.Strings(matches)
+	if len(matches) == 0 {
+		l.addf(rootName, line, "app %q: manifest %q matches no file", g.Name, g.Manifest)
+		return nil, false
+	}
+	return matches, true
 }
 
 // manifestPath turns a manifest reference into an fs.FS path.
@@ -363,90 +457,233 @@ func manifestPath(p string) string {
 	return strings.TrimPrefix(filepath.ToSlash(filepath.Clean(p)), "./")
 }
 
-func (l *loader) loadAppFile(name string, a *app) bool {
-	var f appFile
-	node, ok := l.decode(name, &f)
-	if !ok {
-		return false
-	}
-	file := l.display(name)
-	a.file = file
+// header is what every manifest and Tekton file starts with.
+type header struct {
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+}
+
+// appManifest is one decoded app manifest file, before its triggers compile.
+type appManifest struct {
+	name string // fs path
+	file string // display name
+	node *yaml.Node
+	spec appFile
+}
+
+// loadApp decodes an app's manifest files and its Tekton resources, then
+// compiles the triggers. Files a glob matched that are Tekton Triggers
+// objects are skipped: they are resources, listed by the app's manifests.
+func (l *loader) loadApp(a *app, files []string, glob bool) bool {
 	before := len(l.problems)
-	l.checkHeader(file, node, f.APIVersion, f.Kind, "App")
-	if f.Name != a.name {
-		l.addf(file, lineOf(node, "name"), "app manifest names app %q but the root delegates this file to app %q", f.Name, a.name)
+	var manifests []appManifest
+	for _, name := range files {
+		data, ok := l.read(name)
+		if !ok {
+			continue
+		}
+		if glob {
+			var h header
+			if yaml.Unmarshal(data, &h) == nil && isTektonKind(h.APIVersion, h.Kind) {
+				continue
+			}
+		}
+		var f appFile
+		node, ok := l.decode(name, data, &f)
+		if !ok {
+			continue
+		}
+		file := l.display(name)
+		l.checkHeader(file, node, f.APIVersion, f.Kind, "App")
+		if f.Name != a.name {
+			l.addf(file, lineOf(node, "name"), "app manifest names app %q but the root delegates this file to app %q", f.Name, a.name)
+		}
+		a.files = append(a.files, file)
+		manifests = append(manifests, appManifest{name: name, file: file, node: node, spec: f})
 	}
-	seen := map[string]bool{}
-	for i, ts := range f.Triggers {
-		t := l.compileTrigger(file, node, i, ts, a)
-		if t == nil {
-			continue
+	if len(manifests) == 0 && len(l.problems) == before {
+		l.addf(l.display(RootFileName), 0, "app %q: its manifest glob matches only Tekton resources, no App manifest", a.name)
+	}
+
+	objs := newTektonObjects()
+	loaded := map[string]bool{}
+	for _, m := range manifests {
+		for j, ref := range m.spec.Resources {
+			l.loadResources(m, j, ref, objs, loaded)
 		}
-		if seen[t.name] {
-			l.addf(file, lineOf(node, "triggers", i, "name"), "trigger %q declared twice", t.name)
-			continue
+	}
+
+	seen := map[string]string{}
+	for _, m := range manifests {
+		for i, ts := range m.spec.Triggers {
+			t := l.compileTrigger(m.file, m.node, i, ts, a, objs)
+			if t == nil {
+				continue
+			}
+			if prev, dup := seen[t.name]; dup {
+				if prev == m.file {
+					l.addf(m.file, lineOf(m.node, "triggers", i, "name"), "trigger %q declared twice", t.name)
+				} else {
+					l.addf(m.file, lineOf(m.node, "triggers", i, "name"), "trigger %q declared twice (also in %s)", t.name, prev)
+				}
+				continue
+			}
+			seen[t.name] = m.file
+			a.triggers = append(a.triggers, t)
 		}
-		seen[t.name] = true
-		a.triggers = append(a.triggers, t)
 	}
 	return len(l.problems) == before
 }
 
-func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerSpec, a *app) *trigger {
+// loadResources loads the Tekton files one resources entry names (a path
+// or glob relative to the app manifest).
+func (l *loader) loadResources(m appManifest, j int, ref string, objs *tektonObjects, loaded map[string]bool) {
+	line := lineOf(m.node, "resources", j)
+	p := path.Clean(path.Join(path.Dir(m.name), filepath.ToSlash(ref)))
+	if ref == "" || path.IsAbs(filepath.ToSlash(ref)) || !fs.ValidPath(p) {
+		l.addf(m.file, line, "resources: %q must be a relative path inside the rules directory", ref)
+		return
+	}
+	names := []string{p}
+	if isGlob(p) {
+		if !doublestar.ValidatePattern(p) {
+			l.addf(m.file, line, "resources: %q is not a valid glob", ref)
+			return
+		}
+		var err error
+		names, err = doublestar.Glob(l.fsys, p, doublestar.WithFilesOnly())
+		if err != nil {
+			l.addf(m.file, line, "resources: %q: %v", ref, err)
+			return
+		}
+		sort.Strings(names)
+		if len(names) == 0 {
+			l.addf(m.file, line, "resources: %q matches no file", ref)
+			return
+		}
+	}
+	for _, name := range names {
+		if loaded[name] {
+			continue
+		}
+		loaded[name] = true
+		data, ok := l.read(name)
+		if !ok {
+			continue
+		}
+		l.decodeTektonFile(name, data, objs)
+	}
+}
+
+func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerSpec, a *app, objs *tektonObjects) *trigger {
 	at := func(path ...any) int { return lineOf(node, append([]any{"triggers", i}, path...)...) }
 	before := len(l.problems)
 	if !nameRE.MatchString(ts.Name) {
 		l.addf(file, at("name"), "trigger name %q must be a DNS label (lowercase letters, digits, '-')", ts.Name)
 	}
-	t := &trigger{app: a.name, name: ts.Name, file: file, line: at()}
+	t := &trigger{app: a, name: ts.Name, file: file, line: at()}
+	l.compileMatch(file, at, ts, a, t)
+	run := ts.Run
+	if run.Template != nil || len(run.Bindings) > 0 {
+		l.compileTemplateRun(file, at, ts, a, t, objs)
+	} else {
+		l.compilePipelineRun(file, at, ts, a, t)
+	}
+	if len(l.problems) > before {
+		return nil
+	}
+	return t
+}
 
+func (l *loader) compileMatch(file string, at func(...any) int, ts triggerSpec, a *app, t *trigger) {
+	m := ts.Match
 	var err error
-	if t.types, err = compileGlobs(ts.Match.Types); err != nil {
+	if t.types, err = compileGlobs(m.Types); err != nil {
 		l.addf(file, at("match", "types"), "types: %v", err)
 	}
 	if !a.eventTypes.empty() {
-		if len(ts.Match.Types) == 0 {
+		if len(m.Types) == 0 {
 			l.addf(file, at("match"), "trigger %q: app %q is granted only event types %s: list the types this trigger matches", ts.Name, a.name, strings.Join(a.eventTypes.patterns(), ", "))
 		}
-		for j, typ := range ts.Match.Types {
+		for j, typ := range m.Types {
 			if !a.eventTypes.match(typ) {
 				l.addf(file, at("match", "types", j), "trigger %q: event type %q exceeds the grant of app %q (eventTypes: %s)", ts.Name, typ, a.name, strings.Join(a.eventTypes.patterns(), ", "))
 			}
 		}
 	}
-	if t.repositories, err = compileGlobs(ts.Match.Repositories); err != nil {
+	for j, s := range m.Sources {
+		if !a.grantsSource(s) {
+			l.addf(file, at("match", "sources", j), "trigger %q: source %q exceeds the grant of app %q (%s)", ts.Name, s, a.name, a.grantSummary())
+		}
+	}
+	for j, id := range m.Identities {
+		if !a.grantsIdentity(id) {
+			l.addf(file, at("match", "identities", j), "trigger %q: identity %q exceeds the grant of app %q (%s)", ts.Name, id, a.name, a.grantSummary())
+		}
+	}
+	t.sources, t.identities = m.Sources, m.Identities
+	if t.repositories, err = compileGlobs(m.Repositories); err != nil {
 		l.addf(file, at("match", "repositories"), "repositories: %v", err)
 	}
-	if t.branches, err = compileGlobs(ts.Match.Branches); err != nil {
+	if t.branches, err = compileGlobs(m.Branches); err != nil {
 		l.addf(file, at("match", "branches"), "branches: %v", err)
 	}
-	if t.tags, err = compileGlobs(ts.Match.Tags); err != nil {
+	if t.tags, err = compileGlobs(m.Tags); err != nil {
 		l.addf(file, at("match", "tags"), "tags: %v", err)
 	}
+	if t.paths, err = compileGlobs(m.Paths); err != nil {
+		l.addf(file, at("match", "paths"), "paths: %v", err)
+	}
+	for j, actor := range m.Actors {
+		name, deny := strings.CutPrefix(actor, "!")
+		if strings.TrimSpace(name) == "" {
+			l.addf(file, at("match", "actors", j), "actors: empty name")
+			continue
+		}
+		if deny {
+			t.actorsDeny = append(t.actorsDeny, name)
+		} else {
+			t.actorsAllow = append(t.actorsAllow, name)
+		}
+	}
+	if m.When != "" {
+		c, err := compileCondition(m.When)
+		if err != nil {
+			l.addf(file, at("match", "when"), "trigger %q: when: %v", ts.Name, err)
+		}
+		t.when = c
+	}
+}
 
+func (l *loader) compilePipelineRun(file string, at func(...any) int, ts triggerSpec, a *app, t *trigger) {
 	run := ts.Run
+	before := len(l.problems)
 	if run.PipelineRef == "" {
 		l.addf(file, at("run"), "trigger %q: run.pipelineRef is required", ts.Name)
 	}
 	t.pipelineRef = run.PipelineRef
-	t.namespace = run.Namespace
-	if t.namespace == "" && len(a.namespaces) > 0 {
-		t.namespace = a.namespaces[0]
-	} else if t.namespace != "" && !slices.Contains(a.namespaces, t.namespace) {
-		l.addf(file, at("run", "namespace"), "trigger %q: namespace %q exceeds the grant of app %q (namespaces: %s)", ts.Name, t.namespace, a.name, strings.Join(a.namespaces, ", "))
-	}
-	t.serviceAccount = run.ServiceAccount
-	if t.serviceAccount == "" && len(a.serviceAccounts) > 0 {
-		t.serviceAccount = a.serviceAccounts[0]
-	} else if t.serviceAccount != "" && !slices.Contains(a.serviceAccounts, t.serviceAccount) {
-		l.addf(file, at("run", "serviceAccount"), "trigger %q: service account %q exceeds the grant of app %q (serviceAccounts: %s)", ts.Name, t.serviceAccount, a.name, strings.Join(a.serviceAccounts, ", "))
-	}
-	if run.Timeout != "" {
-		if d, err := time.ParseDuration(run.Timeout); err != nil || d < 0 {
-			l.addf(file, at("run", "timeout"), "trigger %q: timeout %q is not a duration such as 1h30m", ts.Name, run.Timeout)
-		}
-	}
+	t.namespace = l.grantedNamespace(file, at("run", "namespace"), ts.Name, a, run.Namespace)
+	t.serviceAccount = l.grantedServiceAccount(file, at("run", "serviceAccount"), ts.Name, a, run.ServiceAccount)
+
 	t.timeout = run.Timeout
+	if run.Timeout != "" {
+		l.checkDuration(file, at("run", "timeout"), ts.Name, "timeout", run.Timeout)
+	}
+	if to := run.Timeouts; to != nil {
+		if run.Timeout != "" {
+			l.addf(file, at("run", "timeouts"), "trigger %q: set timeout or timeouts.pipeline, not both", ts.Name)
+		}
+		for _, d := range []struct{ field, value string }{{"pipeline", to.Pipeline}, {"tasks", to.Tasks}, {"finally", to.Finally}} {
+			if d.value != "" {
+				l.checkDuration(file, at("run", "timeouts", d.field), ts.Name, "timeouts."+d.field, d.value)
+			}
+		}
+		if to.Pipeline != "" {
+			t.timeout = to.Pipeline
+		}
+		t.tasksTimeout, t.finallyTimeout = to.Tasks, to.Finally
+	}
+
 	seen := map[string]bool{}
 	for j, p := range run.Params {
 		if !paramNameRE.MatchString(p.Name) {
@@ -456,17 +693,71 @@ func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerS
 			l.addf(file, at("run", "params", j, "name"), "param %q set twice", p.Name)
 		}
 		seen[p.Name] = true
-		for _, m := range expressionRE.FindAllStringSubmatch(p.Value, -1) {
-			if !validExpression(m[1]) {
-				l.addf(file, at("run", "params", j, "value"), "param %q: %q is not a binding expression: use $(body.<path>), $(header.<name>), $(extensions.<name>) or $(context.eventID)", p.Name, m[0])
-			}
-		}
+		l.checkExpressions(file, at("run", "params", j, "value"), p.Name, p.Value)
 		t.params = append(t.params, p)
+		if strings.Contains(p.Value, "$(") {
+			t.paramsBound = true
+		}
 	}
-	if len(l.problems) > before {
-		return nil
+	if t.paramsBound {
+		for _, p := range t.params {
+			t.bindingParams = append(t.bindingParams, triggersv1.Param{Name: p.Name, Value: p.Value})
+		}
 	}
-	return t
+	for j := range run.Workspaces {
+		l.compileWorkspace(file, at("run", "workspaces", j), &run.Workspaces[j], t)
+	}
+	// Tekton's own PipelineRun validation, on what is known at load: the
+	// timeouts against each other, the workspaces, the parameter names.
+	if len(l.problems) == before {
+		if err := t.checkPipelineRunSpec(); err != nil {
+			l.addf(file, at("run"), "trigger %q: %v", ts.Name, err)
+		}
+	}
+}
+
+func (l *loader) checkDuration(file string, line int, trigger, field, value string) {
+	if d, err := parseDuration(value); err != nil || d < 0 {
+		l.addf(file, line, "trigger %q: %s %q is not a duration such as 1h30m", trigger, field, value)
+	}
+}
+
+func (l *loader) checkExpressions(file string, line int, param, value string) {
+	for _, m := range expressionRE.FindAllStringSubmatch(value, -1) {
+		if !validExpression(m[1]) {
+			l.addf(file, line, "param %q: %q is not a binding expression: use $(body.<path>), $(header.<name>), $(extensions.<name>) or $(context.eventID)", param, m[0])
+		}
+	}
+}
+
+// grantedNamespace returns the namespace a trigger runs in: its own, which
+// must be granted, or the app's first.
+func (l *loader) grantedNamespace(file string, line int, trigger string, a *app, ns string) string {
+	if ns == "" {
+		if len(a.namespaces) > 0 {
+			return a.namespaces[0]
+		}
+		return ""
+	}
+	if !slices.Contains(a.namespaces, ns) {
+		l.addf(file, line, "trigger %q: namespace %q exceeds the grant of app %q (namespaces: %s)", trigger, ns, a.name, strings.Join(a.namespaces, ", "))
+	}
+	return ns
+}
+
+// grantedServiceAccount returns the service account a trigger runs as: its
+// own, which must be granted, or the app's first (none: Tekton's default).
+func (l *loader) grantedServiceAccount(file string, line int, trigger string, a *app, sa string) string {
+	if sa == "" {
+		if len(a.serviceAccounts) > 0 {
+			return a.serviceAccounts[0]
+		}
+		return ""
+	}
+	if !slices.Contains(a.serviceAccounts, sa) {
+		l.addf(file, line, "trigger %q: service account %q exceeds the grant of app %q (serviceAccounts: %s)", trigger, sa, a.name, strings.Join(a.serviceAccounts, ", "))
+	}
+	return sa
 }
 
 // validExpression accepts the roots Tekton Triggers resolves in bindings.
@@ -481,8 +772,23 @@ func validExpression(expr string) bool {
 
 // globList is a compiled list of glob patterns; a leading "!" excludes.
 type globList struct {
-	include []string
-	exclude []string
+	include []glob
+	exclude []glob
+}
+
+// glob is one doublestar pattern; a pattern without metacharacters is
+// compared as a string, which is most patterns and much cheaper.
+type glob struct {
+	pattern string
+	literal bool
+}
+
+func (g glob) match(v string) bool {
+	if g.literal {
+		return g.pattern == v
+	}
+	ok, _ := doublestar.Match(g.pattern, v)
+	return ok
 }
 
 func compileGlobs(patterns []string) (globList, error) {
@@ -496,10 +802,11 @@ func compileGlobs(patterns []string) (globList, error) {
 		if !doublestar.ValidatePattern(pat) {
 			return g, fmt.Errorf("invalid glob %q", p)
 		}
+		c := glob{pattern: pat, literal: !isGlob(pat)}
 		if neg {
-			g.exclude = append(g.exclude, pat)
+			g.exclude = append(g.exclude, c)
 		} else {
-			g.include = append(g.include, pat)
+			g.include = append(g.include, c)
 		}
 	}
 	return g, nil
@@ -512,7 +819,7 @@ func (g globList) empty() bool { return len(g.include) == 0 && len(g.exclude) ==
 // exclusions) and no exclude pattern.
 func (g globList) match(v string) bool {
 	for _, p := range g.exclude {
-		if ok, _ := doublestar.Match(p, v); ok {
+		if p.match(v) {
 			return false
 		}
 	}
@@ -520,17 +827,36 @@ func (g globList) match(v string) bool {
 		return true
 	}
 	for _, p := range g.include {
-		if ok, _ := doublestar.Match(p, v); ok {
+		if p.match(v) {
 			return true
 		}
 	}
 	return false
 }
 
+// literals returns the include patterns when every one is a literal and
+// there is at least one, for indexing; nil otherwise.
+func (g globList) literals() []string {
+	if len(g.include) == 0 {
+		return nil
+	}
+	out := make([]string, 0, len(g.include))
+	for _, p := range g.include {
+		if !p.literal {
+			return nil
+		}
+		out = append(out, p.pattern)
+	}
+	return out
+}
+
 func (g globList) patterns() []string {
-	out := slices.Clone(g.include)
+	out := make([]string, 0, len(g.include)+len(g.exclude))
+	for _, p := range g.include {
+		out = append(out, p.pattern)
+	}
 	for _, p := range g.exclude {
-		out = append(out, "!"+p)
+		out = append(out, "!"+p.pattern)
 	}
 	return out
 }

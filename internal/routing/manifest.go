@@ -1,8 +1,11 @@
 package routing
 
+import "go.yaml.in/yaml/v3"
+
 // The YAML shape of the parent manifest. These types are decoded strictly:
 // an unknown field is an error with its file and line. They are the input of
-// compile(); nothing outside this package sees them.
+// compile(); nothing outside this package sees them. docs/manifest.md
+// documents every field.
 
 // APIVersion is the manifest schema version every file must declare.
 const APIVersion = "switchyard.dev/v1alpha1"
@@ -24,6 +27,12 @@ type sourceSpec struct {
 	Name   string     `yaml:"name"`
 	Kind   string     `yaml:"kind"`
 	Secret *secretRef `yaml:"secret"`
+	// APIToken, when set, lets ingest ask the provider's API for what a
+	// webhook payload leaves out (the changed files of a truncated push).
+	APIToken *secretRef `yaml:"apiToken"`
+	// APIURL is the provider API's base URL (GitHub Enterprise Server:
+	// https://github.example.com/api/v3); empty means the public API.
+	APIURL string `yaml:"apiURL"`
 }
 
 // secretRef names where a secret lives. The manifest never holds the secret
@@ -36,11 +45,15 @@ type secretRef struct {
 // appGrant delegates to an app manifest and bounds it.
 type appGrant struct {
 	Name string `yaml:"name"`
-	// Manifest is the app manifest's path, relative to the rules directory.
+	// Manifest is the app manifest's path, relative to the rules directory,
+	// or a doublestar glob matching several files of the same app.
 	Manifest        string   `yaml:"manifest"`
 	Namespaces      []string `yaml:"namespaces"`
 	ServiceAccounts []string `yaml:"serviceAccounts"`
-	Sources         []string `yaml:"sources"`
+	// Sources and Identities say who may trigger the app: an event is
+	// admitted when its source is listed or its identity extension is.
+	Sources    []string `yaml:"sources"`
+	Identities []string `yaml:"identities"`
 	// EventTypes, when set, bounds the event types the app's triggers may
 	// match.
 	EventTypes []string `yaml:"eventTypes"`
@@ -48,10 +61,14 @@ type appGrant struct {
 
 // appFile is an app manifest, owned by an app team.
 type appFile struct {
-	APIVersion string        `yaml:"apiVersion"`
-	Kind       string        `yaml:"kind"`
-	Name       string        `yaml:"name"`
-	Triggers   []triggerSpec `yaml:"triggers"`
+	APIVersion string `yaml:"apiVersion"`
+	Kind       string `yaml:"kind"`
+	Name       string `yaml:"name"`
+	// Resources lists Tekton Triggers files (TriggerBinding,
+	// ClusterTriggerBinding, TriggerTemplate), paths or globs relative to
+	// this file, that triggers refer to by name.
+	Resources []string      `yaml:"resources"`
+	Triggers  []triggerSpec `yaml:"triggers"`
 }
 
 // triggerSpec is one trigger: what to match and what to run.
@@ -65,18 +82,41 @@ type triggerSpec struct {
 // anything. Globs use doublestar syntax; a leading "!" excludes.
 type matchSpec struct {
 	Types        []string `yaml:"types"`
+	Sources      []string `yaml:"sources"`
+	Identities   []string `yaml:"identities"`
 	Repositories []string `yaml:"repositories"`
 	Branches     []string `yaml:"branches"`
 	Tags         []string `yaml:"tags"`
+	Paths        []string `yaml:"paths"`
+	// Actors are exact names (bot logins contain "[bot]", which a glob
+	// would read as a character class); a leading "!" denies.
+	Actors []string `yaml:"actors"`
+	// When is a CEL expression with the variables of Tekton Triggers' CEL
+	// interceptor plus event.
+	When string `yaml:"when"`
 }
 
-// runSpec says what a matching trigger runs.
+// runSpec says what a matching trigger runs: a pipelineRef with its
+// settings, or a Tekton Triggers template with bindings.
 type runSpec struct {
-	PipelineRef    string      `yaml:"pipelineRef"`
-	Namespace      string      `yaml:"namespace"`
-	ServiceAccount string      `yaml:"serviceAccount"`
-	Timeout        string      `yaml:"timeout"`
-	Params         []paramSpec `yaml:"params"`
+	PipelineRef    string        `yaml:"pipelineRef"`
+	Namespace      string        `yaml:"namespace"`
+	ServiceAccount string        `yaml:"serviceAccount"`
+	Timeout        string        `yaml:"timeout"`
+	Timeouts       *timeoutsSpec `yaml:"timeouts"`
+	Params         []paramSpec   `yaml:"params"`
+	// Workspaces are Tekton WorkspaceBindings, decoded by Tekton's type.
+	Workspaces []yaml.Node `yaml:"workspaces"`
+
+	Bindings []bindingSpec `yaml:"bindings"`
+	Template *templateSpec `yaml:"template"`
+}
+
+// timeoutsSpec is a PipelineRun's spec.timeouts, as Go durations.
+type timeoutsSpec struct {
+	Pipeline string `yaml:"pipeline"`
+	Tasks    string `yaml:"tasks"`
+	Finally  string `yaml:"finally"`
 }
 
 // paramSpec is a PipelineRun parameter. Value may hold Tekton Triggers
@@ -84,4 +124,21 @@ type runSpec struct {
 type paramSpec struct {
 	Name  string `yaml:"name"`
 	Value string `yaml:"value"`
+}
+
+// bindingSpec is a Tekton Trigger's spec.bindings entry: an inline
+// name/value, or a ref to a TriggerBinding (kind ClusterTriggerBinding for
+// one of those) listed in the app's resources.
+type bindingSpec struct {
+	Name  string  `yaml:"name"`
+	Value *string `yaml:"value"`
+	Ref   string  `yaml:"ref"`
+	Kind  string  `yaml:"kind"`
+}
+
+// templateSpec is a Tekton Trigger's spec.template: a ref to a
+// TriggerTemplate listed in the app's resources, or an inline spec.
+type templateSpec struct {
+	Ref  string    `yaml:"ref"`
+	Spec yaml.Node `yaml:"spec"`
 }

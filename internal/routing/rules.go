@@ -1,13 +1,16 @@
 package routing
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
 	"github.com/tektoncd/triggers/pkg/template"
 )
@@ -17,6 +20,15 @@ import (
 type Rules struct {
 	sources map[string]*Source
 	apps    []*app
+	// triggers is every trigger in fan-out order (apps by name, triggers
+	// in file order); a trigger's ordinal is its index here.
+	triggers []*trigger
+	// byRepo indexes the triggers whose repositories are all literal, by
+	// repository; anyRepo lists the others. Route visits only
+	// byRepo[repository] and anyRepo, merged by ordinal.
+	byRepo    map[string][]int32
+	anyRepo   []int32
+	usesPaths bool
 }
 
 // Source is one webhook source declared in the root manifest.
@@ -28,6 +40,14 @@ type Source struct {
 	Secret []byte
 	// SecretRef says where the secret comes from (never the secret).
 	SecretRef secretRef
+	// APIToken is the resolved provider API token (nil without one, or
+	// without Options.ResolveSecrets). Ingest uses it to fetch what a
+	// payload leaves out, such as the changed files of a truncated push.
+	APIToken []byte
+	// APITokenRef says where the API token comes from.
+	APITokenRef secretRef
+	// APIURL is the provider API's base URL; empty means the public API.
+	APIURL string
 }
 
 // SecretEnv and SecretFile name where the secret is read from.
@@ -36,27 +56,79 @@ func (s *Source) SecretFile() string { return s.SecretRef.File }
 
 type app struct {
 	name            string
-	file            string
+	files           []string
 	namespaces      []string
 	serviceAccounts []string
 	sources         []string
+	identities      []string
 	eventTypes      globList
 	triggers        []*trigger
 }
 
+// admits reports whether the grant lets an event from source, authenticated
+// as identity, trigger the app.
+func (a *app) admits(source, identity string) bool {
+	return slices.Contains(a.sources, source) || (identity != "" && slices.Contains(a.identities, identity))
+}
+
+// grantsSource and grantsIdentity decide whether a trigger's own sources
+// and identities stay within the grant. Source s and identity "source:s"
+// are the same caller.
+func (a *app) grantsSource(s string) bool {
+	return slices.Contains(a.sources, s) || slices.Contains(a.identities, identitySourcePrefix+s)
+}
+
+func (a *app) grantsIdentity(id string) bool {
+	if slices.Contains(a.identities, id) {
+		return true
+	}
+	s, ok := strings.CutPrefix(id, identitySourcePrefix)
+	return ok && slices.Contains(a.sources, s)
+}
+
+func (a *app) grantSummary() string {
+	list := func(v []string) string {
+		if len(v) == 0 {
+			return "none"
+		}
+		return strings.Join(v, ", ")
+	}
+	return "sources: " + list(a.sources) + "; identities: " + list(a.identities)
+}
+
 type trigger struct {
-	app, name      string
-	file           string
-	line           int
-	types          globList
-	repositories   globList
-	branches       globList
-	tags           globList
-	params         []paramSpec
+	app     *app
+	name    string
+	file    string
+	line    int
+	ordinal int32
+
+	types        globList
+	sources      []string
+	identities   []string
+	repositories globList
+	branches     globList
+	tags         globList
+	paths        globList
+	actorsAllow  []string
+	actorsDeny   []string
+	when         *condition
+
 	namespace      string
 	serviceAccount string
 	pipelineRef    string
+	// A pipelineRef run.
+	params         []paramSpec
+	paramsBound    bool // some param value holds a $(...) expression
+	bindingParams  []triggersv1.Param
 	timeout        string
+	tasksTimeout   string
+	finallyTimeout string
+	workspaces     []pipelinev1.WorkspaceBinding
+	// A template run (bindingParams are its bindings).
+	template    *triggersv1.TriggerTemplate
+	templateRaw []byte
+	templateUID bool
 }
 
 // Source returns the named source, or nil.
@@ -72,14 +144,63 @@ func (r *Rules) Sources() []*Source {
 	return out
 }
 
+// UsesPaths reports whether any trigger has a paths condition, so ingest
+// fetches changed files (an API call for a truncated push) only when some
+// rule will read them.
+func (r *Rules) UsesPaths() bool { return r.usesPaths }
+
+// index numbers the triggers in fan-out order and builds the repository
+// index Route uses.
+func (r *Rules) index() {
+	r.byRepo = map[string][]int32{}
+	for _, a := range r.apps {
+		for _, t := range a.triggers {
+			t.ordinal = int32(len(r.triggers))
+			r.triggers = append(r.triggers, t)
+			if !t.paths.empty() {
+				r.usesPaths = true
+			}
+			lits := t.repositories.literals()
+			if lits == nil {
+				r.anyRepo = append(r.anyRepo, t.ordinal)
+				continue
+			}
+			for _, repo := range lits {
+				// A repository listed twice must not fire the trigger twice.
+				if l := r.byRepo[repo]; len(l) == 0 || l[len(l)-1] != t.ordinal {
+					r.byRepo[repo] = append(l, t.ordinal)
+				}
+			}
+		}
+	}
+}
+
 // Input is what routing decides on: an accepted, normalized event and the
 // request it came in.
 type Input struct {
 	// Source is the router source name that accepted the event.
 	Source string
 	Event  *event.Event
-	// Header is the original request's headers, for $(header.x) bindings.
+	// Header is the original request's headers, for $(header.x) bindings
+	// and CEL conditions.
 	Header http.Header
+	// Changes are the files the event changed, for paths conditions. Nil
+	// when the event carries no such list: paths conditions then match,
+	// with a note saying they were not checked.
+	Changes *Changes
+}
+
+// Changes are the files a push changed, as ingest found them.
+type Changes struct {
+	// Files are the changed paths (added, modified, removed, and both
+	// names of a rename), relative to the repository root.
+	Files []string `json:"files"`
+	// Complete reports whether Files lists every changed file. When it
+	// does not, paths conditions match (a build is never skipped for want
+	// of information) and the target carries a note with Reason.
+	Complete bool `json:"complete"`
+	// Reason says where Files came from, or why they are incomplete.
+	Reason string `json:"reason,omitempty"`
 }
 
 // Miss is a trigger that did not fire, and why.
@@ -107,9 +228,27 @@ func (r *Rules) Explain(in Input) Decision {
 	return r.evaluate(in, true)
 }
 
-// facts are the event's routing keys, read once per event.
-type facts struct {
-	typ, repository, branch, tag string
+// routeState is one event's routing keys, read once, and what conditions
+// computed lazily (the parsed body, the event variable).
+type routeState struct {
+	in      *Input
+	explain bool
+	typ     string
+	repo    string
+	branch  string
+	tag     string
+	actor   string
+	ident   string
+	header  http.Header
+
+	body       map[string]any
+	bodyErr    error
+	bodyParsed bool
+	eventMap   map[string]any
+
+	// The app of the last trigger visited, and why it refuses the event.
+	app       *app
+	appReason string
 }
 
 func extString(ev *event.Event, name string) string {
@@ -123,114 +262,253 @@ func extString(ev *event.Event, name string) string {
 	return fmt.Sprint(v)
 }
 
+// noReason is what a mismatch returns when not explaining: building the
+// reason would cost an allocation Route does not need.
+const noReason = "-"
+
+func (st *routeState) no(format string, args ...any) string {
+	if !st.explain {
+		return noReason
+	}
+	return fmt.Sprintf(format, args...)
+}
+
+// parseBody parses the payload for CEL, once per event, as Tekton Triggers
+// does (an empty body is {}).
+func (st *routeState) parseBody() error {
+	if !st.bodyParsed {
+		st.bodyParsed = true
+		data := st.in.Event.Data()
+		if len(data) == 0 {
+			data = []byte("{}")
+		}
+		if err := json.Unmarshal(data, &st.body); err != nil {
+			st.bodyErr = fmt.Errorf("body is not a JSON object: %v", err)
+		}
+	}
+	return st.bodyErr
+}
+
+// eventVar is CEL's event variable: the CloudEvent's attributes.
+func (st *routeState) eventVar() map[string]any {
+	if st.eventMap == nil {
+		ev := st.in.Event
+		st.eventMap = map[string]any{
+			"id":      ev.ID(),
+			"type":    ev.Type(),
+			"source":  ev.Source(),
+			"subject": ev.Subject(),
+		}
+		if t := ev.Time(); !t.IsZero() {
+			st.eventMap["time"] = t.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	return st.eventMap
+}
+
 func (r *Rules) evaluate(in Input, explain bool) Decision {
+	ev := in.Event
+	st := &routeState{
+		in:      &in,
+		explain: explain,
+		typ:     ev.Type(),
+		repo:    extString(ev, "repository"),
+		branch:  extString(ev, "branch"),
+		tag:     extString(ev, "tag"),
+		actor:   extString(ev, "actor"),
+		ident:   extString(ev, "identity"),
+		header:  in.Header,
+	}
+	if st.header == nil {
+		st.header = http.Header{}
+	}
 	var d Decision
-	f := facts{
-		typ:        in.Event.Type(),
-		repository: extString(in.Event, "repository"),
-		branch:     extString(in.Event, "branch"),
-		tag:        extString(in.Event, "tag"),
+	if explain {
+		for _, t := range r.triggers {
+			st.visit(t, &d)
+		}
+		return d
 	}
-	miss := func(a *app, t *trigger, reason string) {
-		if explain {
-			d.Unmatched = append(d.Unmatched, Miss{App: a.name, Trigger: t.name, Reason: reason})
+	// Only the triggers that can match this repository, in fan-out order.
+	lit, wild := r.byRepo[st.repo], r.anyRepo
+	for i, j := 0, 0; i < len(lit) || j < len(wild); {
+		var k int32
+		if j == len(wild) || (i < len(lit) && lit[i] < wild[j]) {
+			k, i = lit[i], i+1
+		} else {
+			k, j = wild[j], j+1
 		}
-	}
-	for _, a := range r.apps {
-		var appReason string
-		switch {
-		case !slices.Contains(a.sources, in.Source):
-			appReason = fmt.Sprintf("source %q is not granted to app %q (granted: %s)", in.Source, a.name, strings.Join(a.sources, ", "))
-		case !a.eventTypes.empty() && !a.eventTypes.match(f.typ):
-			appReason = fmt.Sprintf("event type %q is not granted to app %q", f.typ, a.name)
-		}
-		for _, t := range a.triggers {
-			if appReason != "" {
-				miss(a, t, appReason)
-				continue
-			}
-			if reason := t.mismatch(&f, explain); reason != "" {
-				miss(a, t, reason)
-				continue
-			}
-			target, err := t.target(in)
-			if err != nil {
-				miss(a, t, err.Error())
-				continue
-			}
-			d.Targets = append(d.Targets, target)
-		}
+		st.visit(r.triggers[k], &d)
 	}
 	return d
 }
 
-// mismatch returns why the trigger does not match, or "" when it does. The
-// reason is built only when explaining, so routing stays cheap.
-func (t *trigger) mismatch(f *facts, explain bool) string {
-	no := func(format string, args ...any) string {
-		if !explain {
-			return "-"
-		}
-		return fmt.Sprintf(format, args...)
+// visit decides one trigger and records a target or, when explaining, a
+// miss.
+func (st *routeState) visit(t *trigger, d *Decision) {
+	a := t.app
+	if st.app != a {
+		st.app, st.appReason = a, st.refusal(a)
 	}
-	if !t.types.empty() && !t.types.match(f.typ) {
-		return no("type %q does not match %s", f.typ, strings.Join(t.types.patterns(), ", "))
+	reason, note := st.appReason, ""
+	if reason == "" {
+		reason, note = st.mismatch(t)
+	}
+	if reason == "" {
+		target, err := t.target(st)
+		if err == nil {
+			if note != "" {
+				target.Notes = append(target.Notes, note)
+			}
+			d.Targets = append(d.Targets, target)
+			return
+		}
+		reason = err.Error()
+	}
+	if st.explain {
+		d.Unmatched = append(d.Unmatched, Miss{App: a.name, Trigger: t.name, Reason: reason})
+	}
+}
+
+// refusal says why the app's grant refuses the event, "" when it admits it.
+func (st *routeState) refusal(a *app) string {
+	if !a.admits(st.in.Source, st.ident) {
+		if st.ident == "" {
+			return st.no("source %q is not granted to app %q (%s)", st.in.Source, a.name, a.grantSummary())
+		}
+		return st.no("source %q is not granted to app %q, nor identity %q (%s)", st.in.Source, a.name, st.ident, a.grantSummary())
+	}
+	if !a.eventTypes.empty() && !a.eventTypes.match(st.typ) {
+		return st.no("event type %q is not granted to app %q", st.typ, a.name)
+	}
+	return ""
+}
+
+// mismatch returns why the trigger does not match ("" when it does), and a
+// note when it matched on an assumption. Conditions are checked cheapest
+// first; the reason names the first that failed.
+func (st *routeState) mismatch(t *trigger) (reason, note string) {
+	if !t.types.empty() && !t.types.match(st.typ) {
+		return st.no("type %q does not match %s", st.typ, strings.Join(t.types.patterns(), ", ")), ""
+	}
+	if len(t.sources) > 0 || len(t.identities) > 0 {
+		if !slices.Contains(t.sources, st.in.Source) && (st.ident == "" || !slices.Contains(t.identities, st.ident)) {
+			return st.no("source %q / identity %q is not among the trigger's sources (%s) or identities (%s)",
+				st.in.Source, st.ident, strings.Join(t.sources, ", "), strings.Join(t.identities, ", ")), ""
+		}
 	}
 	if !t.repositories.empty() {
-		if f.repository == "" {
-			return no("event has no repository")
+		if st.repo == "" {
+			return st.no("event has no repository"), ""
 		}
-		if !t.repositories.match(f.repository) {
-			return no("repository %q does not match %s", f.repository, strings.Join(t.repositories.patterns(), ", "))
+		if !t.repositories.match(st.repo) {
+			return st.no("repository %q does not match %s", st.repo, strings.Join(t.repositories.patterns(), ", ")), ""
 		}
 	}
 	// Branches and tags together filter the ref: a branch event must match
 	// branches, a tag event must match tags.
 	if !t.branches.empty() || !t.tags.empty() {
 		switch {
-		case f.branch != "":
+		case st.branch != "":
 			if t.branches.empty() {
-				return no("branch %q: trigger matches tags only", f.branch)
+				return st.no("branch %q: trigger matches tags only", st.branch), ""
 			}
-			if !t.branches.match(f.branch) {
-				return no("branch %q does not match %s", f.branch, strings.Join(t.branches.patterns(), ", "))
+			if !t.branches.match(st.branch) {
+				return st.no("branch %q does not match %s", st.branch, strings.Join(t.branches.patterns(), ", ")), ""
 			}
-		case f.tag != "":
+		case st.tag != "":
 			if t.tags.empty() {
-				return no("tag %q: trigger matches branches only", f.tag)
+				return st.no("tag %q: trigger matches branches only", st.tag), ""
 			}
-			if !t.tags.match(f.tag) {
-				return no("tag %q does not match %s", f.tag, strings.Join(t.tags.patterns(), ", "))
+			if !t.tags.match(st.tag) {
+				return st.no("tag %q does not match %s", st.tag, strings.Join(t.tags.patterns(), ", ")), ""
 			}
 		default:
-			return no("event has no branch or tag")
+			return st.no("event has no branch or tag"), ""
 		}
 	}
-	return ""
+	if len(t.actorsAllow) > 0 || len(t.actorsDeny) > 0 {
+		if slices.Contains(t.actorsDeny, st.actor) {
+			return st.no("actor %q is denied (!%s)", st.actor, st.actor), ""
+		}
+		if len(t.actorsAllow) > 0 && !slices.Contains(t.actorsAllow, st.actor) {
+			if st.actor == "" {
+				return st.no("event has no actor"), ""
+			}
+			return st.no("actor %q is not among %s", st.actor, strings.Join(t.actorsAllow, ", ")), ""
+		}
+	}
+	if !t.paths.empty() {
+		switch ch := st.in.Changes; {
+		case ch == nil:
+			note = "paths not checked: the event lists no changed files; treated as matched"
+		case !ch.Complete:
+			note = "paths not checked: " + ch.Reason + "; treated as matched"
+		default:
+			if !slices.ContainsFunc(ch.Files, t.paths.match) {
+				return st.no("no changed file matches paths %s (%d files changed)", strings.Join(t.paths.patterns(), ", "), len(ch.Files)), ""
+			}
+		}
+	}
+	if c := t.when; c != nil {
+		if c.usesBody {
+			if err := st.parseBody(); err != nil {
+				return st.no("when: %v", err), ""
+			}
+		}
+		ok, err := c.eval(celVars{st})
+		if err != nil {
+			return st.no("when %q: %v", c.expr, err), ""
+		}
+		if !ok {
+			return st.no("when %q is false", c.expr), ""
+		}
+	}
+	return "", note
 }
 
 // target renders the trigger's run for one event. Parameter bindings are
 // resolved by Tekton Triggers' own resolver, so $(body.x), $(header.x) and
 // $(extensions.x) behave exactly as in a TriggerBinding.
-func (t *trigger) target(in Input) (Target, error) {
+func (t *trigger) target(st *routeState) (Target, error) {
+	ev := st.in.Event
 	target := Target{
-		App:            t.app,
+		App:            t.app.name,
 		Trigger:        t.name,
 		Namespace:      t.namespace,
-		Name:           PipelineRunName(t.app, t.name, in.Source, in.Event.ID()),
+		Name:           PipelineRunName(t.app.name, t.name, st.in.Source, ev.ID()),
 		ServiceAccount: t.serviceAccount,
 		PipelineRef:    t.pipelineRef,
 		Timeout:        t.timeout,
+		TasksTimeout:   t.tasksTimeout,
+		FinallyTimeout: t.finallyTimeout,
+		Workspaces:     slices.Clone(t.workspaces),
+	}
+	if t.template != nil {
+		if err := t.renderResource(st, &target); err != nil {
+			return Target{}, err
+		}
+		return target, nil
 	}
 	if len(t.params) == 0 {
 		return target, nil
 	}
-	bindings := make([]triggersv1.Param, len(t.params))
-	for i, p := range t.params {
-		bindings[i] = triggersv1.Param{Name: p.Name, Value: p.Value}
+	target.Params = make([]Param, len(t.params))
+	if !t.paramsBound {
+		for i, p := range t.params {
+			target.Params[i] = Param{Name: p.Name, Value: p.Value}
+		}
+		return target, nil
+	}
+	bindings := t.bindingParams
+	if bindings == nil {
+		bindings = make([]triggersv1.Param, len(t.params))
+		for i, p := range t.params {
+			bindings[i] = triggersv1.Param{Name: p.Name, Value: p.Value}
+		}
 	}
 	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: bindings},
-		in.Event.Data(), in.Header, in.Event.Extensions(), template.NewTriggerContext(in.Event.ID()))
+		ev.Data(), st.header, ev.Extensions(), template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return Target{}, fmt.Errorf("render params: %w", err)
 	}
@@ -240,7 +518,6 @@ func (t *trigger) target(in Input) (Target, error) {
 	for _, p := range resolved {
 		values[p.Name] = p.Value
 	}
-	target.Params = make([]Param, len(t.params))
 	for i, p := range t.params {
 		target.Params[i] = Param{Name: p.Name, Value: values[p.Name]}
 	}

@@ -3,7 +3,10 @@ package routing
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"strings"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 )
 
 // Param is one rendered PipelineRun parameter.
@@ -26,9 +29,25 @@ type Target struct {
 	ServiceAccount string  `json:"serviceAccount,omitempty"`
 	PipelineRef    string  `json:"pipelineRef,omitempty"`
 	Params         []Param `json:"params,omitempty"`
-	// Timeout is the PipelineRun's overall timeout as a Go duration string
-	// ("1h"); empty leaves Tekton's default.
+	// Timeout is the PipelineRun's overall timeout (spec.timeouts.pipeline)
+	// as a Go duration string ("1h"); empty leaves Tekton's default.
 	Timeout string `json:"timeout,omitempty"`
+	// TasksTimeout and FinallyTimeout are spec.timeouts.tasks and
+	// spec.timeouts.finally; empty leaves them unset.
+	TasksTimeout   string `json:"tasksTimeout,omitempty"`
+	FinallyTimeout string `json:"finallyTimeout,omitempty"`
+	// Workspaces are the PipelineRun's workspace bindings.
+	Workspaces []pipelinev1.WorkspaceBinding `json:"workspaces,omitempty"`
+	// Resource, when set, is the PipelineRun a Tekton Triggers template
+	// rendered, as tekton.dev/v1 JSON; routing has checked its namespace and
+	// service accounts against the app's grant. Dispatch forces its name and
+	// namespace to Name and Namespace, and adds Switchyard's labels. With a
+	// Resource, PipelineRef, Params, timeouts and Workspaces are unused
+	// (PipelineRef names the template's pipelineRef, for display only).
+	Resource json.RawMessage `json:"resource,omitempty"`
+	// Notes say what routing assumed to match, such as a paths condition it
+	// could not check because the event did not list every changed file.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // maxNameLen is the DNS label limit Kubernetes applies to PipelineRun names

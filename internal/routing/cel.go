@@ -1,0 +1,143 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/decls"
+	"github.com/google/cel-go/common/types"
+	celext "github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
+	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
+	triggerscel "github.com/tektoncd/triggers/pkg/interceptors/cel"
+)
+
+// CEL `when` conditions see what Tekton Triggers' CEL interceptor filters
+// see (body, header, extensions, requestURL and its functions: match,
+// truncate, split, parseJSON, parseURL, ...), plus event, the CloudEvent's
+// attributes. The environment mirrors makeCelEnv in
+// github.com/tektoncd/triggers/pkg/interceptors/cel, so a filter copied from
+// an EventListener behaves the same.
+
+// celCostLimit bounds one evaluation (cel-go's cost units, about one per
+// operation): a condition walking a huge payload stops with an error
+// instead of holding the webhook.
+const celCostLimit = 1_000_000
+
+// ErrSecretsUnavailable is what compareSecret fails with: Switchyard never
+// gives rules a way to read secrets.
+var ErrSecretsUnavailable = errors.New("compareSecret is not available: Switchyard conditions cannot read secrets")
+
+// noSecrets is the SecretGetter behind compareSecret. Load already rejects
+// expressions that call it; this is the second lock.
+type noSecrets struct{}
+
+func (noSecrets) Get(context.Context, string, *triggersv1.SecretRef) ([]byte, error) {
+	return nil, ErrSecretsUnavailable
+}
+
+// celEnv is built once: it is immutable and safe for concurrent use, and
+// building it costs milliseconds.
+var celEnv = sync.OnceValues(func() (*cel.Env, error) {
+	mapStrDyn := types.NewMapType(types.StringType, types.DynType)
+	return cel.NewEnv(
+		triggerscel.Triggers(context.Background(), "", noSecrets{}),
+		celext.Strings(),
+		celext.Encoders(),
+		celext.Sets(),
+		celext.Lists(),
+		celext.Math(),
+		cel.VariableDecls(
+			decls.NewVariable("body", mapStrDyn),
+			decls.NewVariable("header", mapStrDyn),
+			decls.NewVariable("extensions", mapStrDyn),
+			decls.NewVariable("requestURL", types.StringType),
+			decls.NewVariable("event", mapStrDyn),
+		))
+})
+
+// condition is a compiled `when` expression.
+type condition struct {
+	expr string
+	prg  cel.Program
+	// usesBody is set when the expression reads body, so the payload is
+	// parsed only for conditions that need it.
+	usesBody bool
+}
+
+// compileCondition parses, type-checks and plans expr. A result type other
+// than bool (or dyn, checked when evaluated, as Tekton does) is an error.
+func compileCondition(expr string) (*condition, error) {
+	env, err := celEnv()
+	if err != nil {
+		return nil, fmt.Errorf("build CEL environment: %w", err)
+	}
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		return nil, errors.New(strings.ReplaceAll(iss.Err().Error(), "\n", " "))
+	}
+	if out := ast.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
+		return nil, fmt.Errorf("must be a bool expression, it is %s", out)
+	}
+	c := &condition{expr: expr}
+	for _, ref := range ast.NativeRep().ReferenceMap() {
+		if ref.Name == "body" {
+			c.usesBody = true
+		}
+		for _, id := range ref.OverloadIDs {
+			if strings.HasPrefix(id, "compareSecret") {
+				return nil, errors.New("compareSecret is not available: conditions cannot read secrets (the source's signature is already verified)")
+			}
+		}
+	}
+	c.prg, err = env.Program(ast,
+		cel.EvalOptions(cel.OptOptimize),
+		cel.CostLimit(celCostLimit),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("plan: %w", err)
+	}
+	return c, nil
+}
+
+// eval runs the condition. A non-bool result or an evaluation error (a
+// missing key, the cost limit) is a mismatch with its reason.
+func (c *condition) eval(vars interpreter.Activation) (bool, error) {
+	out, _, err := c.prg.Eval(vars)
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("evaluated to %v (%s), not a bool", out, out.Type().TypeName())
+	}
+	return bool(b), nil
+}
+
+// celVars is the activation of one event: the variables are read from the
+// route state, the body parsed on first use.
+type celVars struct{ st *routeState }
+
+var _ interpreter.Activation = celVars{}
+
+func (v celVars) ResolveName(name string) (any, bool) {
+	switch name {
+	case "body":
+		return v.st.body, true
+	case "header":
+		return v.st.header, true
+	case "extensions":
+		return v.st.in.Event.Extensions(), true
+	case "requestURL":
+		return "/v1/hooks/" + v.st.in.Source, true
+	case "event":
+		return v.st.eventVar(), true
+	}
+	return nil, false
+}
+
+func (celVars) Parent() interpreter.Activation { return nil }

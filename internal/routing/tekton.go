@@ -1,0 +1,548 @@
+package routing
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/tektoncd/pipeline/pkg/apis/config"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	pipelinev1beta1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
+	"github.com/tektoncd/triggers/pkg/template"
+	"go.yaml.in/yaml/v3"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/apis"
+)
+
+// Tekton Triggers compatibility: an app lists TriggerBinding,
+// ClusterTriggerBinding and TriggerTemplate files (kubectl-ready YAML,
+// unchanged) in its resources, and a trigger runs a template with bindings
+// as a Tekton Trigger does. Switchyard renders exactly one tekton.dev
+// PipelineRun per trigger and holds it to the app's grant.
+
+// triggersAPIVersion is the Tekton Triggers API version resources use.
+const triggersAPIVersion = "triggers.tekton.dev/v1beta1"
+
+// Kinds of Tekton Triggers objects resources hold.
+const (
+	kindTriggerBinding        = "TriggerBinding"
+	kindClusterTriggerBinding = "ClusterTriggerBinding"
+	kindTriggerTemplate       = "TriggerTemplate"
+)
+
+// uidVariable is Tekton Triggers' $(uid), random per event in Triggers;
+// here derived from the event so a redelivery renders the same object.
+var uidVariable = []byte("$(uid)")
+
+// tektonContext is what Tekton's defaulting and validation read: its
+// built-in defaults and feature flags, built once (config.FromContextOrDefaults
+// builds a fresh copy on every call).
+var tektonContext = config.ToContext(context.Background(), config.FromContextOrDefaults(context.Background()))
+
+func isTektonKind(apiVersion, kind string) bool {
+	if !strings.HasPrefix(apiVersion, "triggers.tekton.dev/") {
+		return false
+	}
+	switch kind {
+	case kindTriggerBinding, kindClusterTriggerBinding, kindTriggerTemplate:
+		return true
+	}
+	return false
+}
+
+// tektonObjects are the Tekton Triggers objects an app's resources declare.
+type tektonObjects struct {
+	// bindings holds each binding's params by "<kind>/<name>".
+	bindings  map[string][]triggersv1.Param
+	templates map[string]*triggersv1.TriggerTemplate
+	// where says where each object was declared, for duplicates.
+	where map[string]string
+}
+
+func newTektonObjects() *tektonObjects {
+	return &tektonObjects{
+		bindings:  map[string][]triggersv1.Param{},
+		templates: map[string]*triggersv1.TriggerTemplate{},
+		where:     map[string]string{},
+	}
+}
+
+// decodeTektonFile decodes every document of a resources file.
+func (l *loader) decodeTektonFile(name string, data []byte, objs *tektonObjects) {
+	file := l.display(name)
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			return
+		}
+		if err != nil {
+			l.addYAMLError(file, err)
+			return
+		}
+		if len(doc.Content) == 0 || doc.Content[0].Kind != yaml.MappingNode {
+			continue
+		}
+		l.decodeTektonObject(file, doc.Content[0], objs)
+	}
+}
+
+func (l *loader) decodeTektonObject(file string, n *yaml.Node, objs *tektonObjects) {
+	var h header
+	_ = n.Decode(&h) // a malformed header is reported below
+	if h.APIVersion != triggersAPIVersion {
+		l.addf(file, lineOf(n, "apiVersion"), "apiVersion must be %q, got %q", triggersAPIVersion, h.APIVersion)
+		return
+	}
+	var (
+		meta   metav1.ObjectMeta
+		params []triggersv1.Param
+		tt     *triggersv1.TriggerTemplate
+		ferr   *apis.FieldError
+	)
+	switch h.Kind {
+	case kindTriggerBinding:
+		var tb triggersv1.TriggerBinding
+		if !l.decodeKube(file, n, &tb) {
+			return
+		}
+		meta, params, ferr = tb.ObjectMeta, tb.Spec.Params, tb.Validate(context.Background())
+	case kindClusterTriggerBinding:
+		var ctb triggersv1.ClusterTriggerBinding
+		if !l.decodeKube(file, n, &ctb) {
+			return
+		}
+		meta, params, ferr = ctb.ObjectMeta, ctb.Spec.Params, ctb.Validate(context.Background())
+	case kindTriggerTemplate:
+		tt = &triggersv1.TriggerTemplate{}
+		if !l.decodeKube(file, n, tt) {
+			return
+		}
+		meta, ferr = tt.ObjectMeta, tt.Validate(context.Background())
+	default:
+		l.addf(file, lineOf(n, "kind"), "kind %q: resources hold TriggerBinding, ClusterTriggerBinding and TriggerTemplate objects", h.Kind)
+		return
+	}
+	if meta.Name == "" {
+		l.addf(file, lineOf(n, "metadata"), "%s: metadata.name is required", h.Kind)
+		return
+	}
+	if ferr != nil {
+		l.addf(file, n.Line, "%s %q: %v", h.Kind, meta.Name, ferr)
+		return
+	}
+	for i, p := range params {
+		l.checkExpressions(file, lineOf(n, "spec", "params", i, "value"), p.Name, p.Value)
+	}
+	key := h.Kind + "/" + meta.Name
+	if h.Kind == kindTriggerTemplate {
+		key = meta.Name
+	}
+	where := fmt.Sprintf("%s:%d", file, n.Line)
+	if prev, dup := objs.where[h.Kind+"/"+meta.Name]; dup {
+		l.addf(file, n.Line, "%s %q declared twice (first at %s)", h.Kind, meta.Name, prev)
+		return
+	}
+	objs.where[h.Kind+"/"+meta.Name] = where
+	if tt != nil {
+		objs.templates[key] = tt
+	} else {
+		objs.bindings[key] = params
+	}
+}
+
+// decodeKube decodes a YAML node into a Kubernetes API type the way the API
+// server does: as JSON, rejecting unknown fields. Problems point at the
+// offending field's line when it can be found.
+func (l *loader) decodeKube(file string, n *yaml.Node, v any) bool {
+	if line, err := decodeKube(n, v); err != nil {
+		l.addf(file, line, "%v", err)
+		return false
+	}
+	return true
+}
+
+// jsonFieldRE finds the field a json decoding error names.
+var jsonFieldRE = regexp.MustCompile(`unknown field "([^"]+)"`)
+
+func decodeKube(n *yaml.Node, v any) (int, error) {
+	var tree any
+	if err := n.Decode(&tree); err != nil {
+		return n.Line, err
+	}
+	data, err := json.Marshal(tree)
+	if err != nil {
+		return n.Line, fmt.Errorf("not a JSON-compatible object: %v", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		field := ""
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			field = te.Field[strings.LastIndex(te.Field, ".")+1:]
+			err = fmt.Errorf("%s: cannot be a JSON %s", te.Field, te.Value)
+		} else if m := jsonFieldRE.FindStringSubmatch(err.Error()); m != nil {
+			field = m[1]
+			err = fmt.Errorf("field %s not found", m[1])
+		} else {
+			err = errors.New(strings.TrimPrefix(err.Error(), "json: "))
+		}
+		if line := findKey(n, field); line > 0 {
+			return line, err
+		}
+		return n.Line, err
+	}
+	return 0, nil
+}
+
+// findKey returns the line of the first mapping key named key in n, depth
+// first, or 0.
+func findKey(n *yaml.Node, key string) int {
+	if n == nil || key == "" {
+		return 0
+	}
+	if n.Kind == yaml.MappingNode {
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if n.Content[i].Value == key {
+				return n.Content[i].Line
+			}
+		}
+	}
+	for _, c := range n.Content {
+		if line := findKey(c, key); line > 0 {
+			return line
+		}
+	}
+	return 0
+}
+
+func parseDuration(s string) (time.Duration, error) { return time.ParseDuration(s) }
+
+// compileWorkspace decodes one workspace with Tekton's type and validates it
+// with Tekton's rules.
+func (l *loader) compileWorkspace(file string, line int, n *yaml.Node, t *trigger) {
+	var wb pipelinev1.WorkspaceBinding
+	if fl, err := decodeKube(n, &wb); err != nil {
+		l.addf(file, fl, "trigger %q: workspace: %v", t.name, err)
+		return
+	}
+	if wb.Name == "" {
+		l.addf(file, line, "trigger %q: workspace: name is required", t.name)
+		return
+	}
+	if ferr := wb.Validate(tektonContext); ferr != nil {
+		l.addf(file, line, "trigger %q: workspace %q: %v", t.name, wb.Name, ferr)
+		return
+	}
+	if slices.ContainsFunc(t.workspaces, func(w pipelinev1.WorkspaceBinding) bool { return w.Name == wb.Name }) {
+		l.addf(file, line, "trigger %q: workspace %q bound twice", t.name, wb.Name)
+		return
+	}
+	t.workspaces = append(t.workspaces, wb)
+}
+
+// checkPipelineRunSpec runs Tekton's PipelineRun spec validation on what a
+// pipelineRef trigger fixes at load: timeouts, workspaces, params.
+func (t *trigger) checkPipelineRunSpec() error {
+	spec := pipelinev1.PipelineRunSpec{
+		PipelineRef: &pipelinev1.PipelineRef{Name: t.pipelineRef},
+		Workspaces:  t.workspaces,
+	}
+	for _, p := range t.params {
+		spec.Params = append(spec.Params, pipelinev1.Param{Name: p.Name, Value: *pipelinev1.NewStructuredValues(p.Value)})
+	}
+	to, err := t.timeouts()
+	if err != nil {
+		return err
+	}
+	spec.Timeouts = to
+	if ferr := spec.Validate(apis.WithinCreate(tektonContext)); ferr != nil {
+		return fmt.Errorf("tekton rejects this PipelineRun: %v", ferr)
+	}
+	return nil
+}
+
+// timeouts returns the trigger's spec.timeouts, nil when none is set.
+func (t *trigger) timeouts() (*pipelinev1.TimeoutFields, error) {
+	if t.timeout == "" && t.tasksTimeout == "" && t.finallyTimeout == "" {
+		return nil, nil
+	}
+	to := &pipelinev1.TimeoutFields{}
+	for _, f := range []struct {
+		value string
+		dst   **metav1.Duration
+	}{{t.timeout, &to.Pipeline}, {t.tasksTimeout, &to.Tasks}, {t.finallyTimeout, &to.Finally}} {
+		if f.value == "" {
+			continue
+		}
+		d, err := parseDuration(f.value)
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = &metav1.Duration{Duration: d}
+	}
+	return to, nil
+}
+
+// compileTemplateRun compiles a Tekton Triggers-style run: bindings and a
+// template that renders one PipelineRun.
+func (l *loader) compileTemplateRun(file string, at func(...any) int, ts triggerSpec, a *app, t *trigger, objs *tektonObjects) {
+	run := ts.Run
+	if run.PipelineRef != "" || len(run.Params) > 0 || run.Timeout != "" || run.Timeouts != nil || len(run.Workspaces) > 0 {
+		l.addf(file, at("run"), "trigger %q: a template run takes no pipelineRef, params, timeout(s) or workspaces: the template's PipelineRun says what to run", ts.Name)
+	}
+	t.namespace = l.grantedNamespace(file, at("run", "namespace"), ts.Name, a, run.Namespace)
+	t.serviceAccount = l.grantedServiceAccount(file, at("run", "serviceAccount"), ts.Name, a, run.ServiceAccount)
+
+	bound := map[string]bool{}
+	for j, b := range run.Bindings {
+		line := at("run", "bindings", j)
+		switch {
+		case b.Ref != "" && (b.Name != "" || b.Value != nil):
+			l.addf(file, line, "trigger %q: a binding has a ref, or a name and a value, not both", ts.Name)
+		case b.Ref != "":
+			kind := b.Kind
+			if kind == "" {
+				kind = kindTriggerBinding
+			}
+			if kind != kindTriggerBinding && kind != kindClusterTriggerBinding {
+				l.addf(file, line, "trigger %q: binding kind %q: want TriggerBinding or ClusterTriggerBinding", ts.Name, b.Kind)
+				continue
+			}
+			params, ok := objs.bindings[kind+"/"+b.Ref]
+			if !ok {
+				l.addf(file, line, "trigger %q: no %s %q in the app's resources", ts.Name, kind, b.Ref)
+				continue
+			}
+			for _, p := range params {
+				if bound[p.Name] {
+					l.addf(file, line, "trigger %q: param %q is bound twice", ts.Name, p.Name)
+				}
+				bound[p.Name] = true
+			}
+			t.bindingParams = append(t.bindingParams, params...)
+		case b.Name != "" && b.Value != nil:
+			if !paramNameRE.MatchString(b.Name) {
+				l.addf(file, line, "param name %q is not a valid Tekton parameter name", b.Name)
+			}
+			if bound[b.Name] {
+				l.addf(file, line, "trigger %q: param %q is bound twice", ts.Name, b.Name)
+			}
+			bound[b.Name] = true
+			l.checkExpressions(file, line, b.Name, *b.Value)
+			t.bindingParams = append(t.bindingParams, triggersv1.Param{Name: b.Name, Value: *b.Value})
+		default:
+			l.addf(file, line, "trigger %q: a binding needs a ref, or a name and a value", ts.Name)
+		}
+	}
+
+	tmpl := run.Template
+	var tt *triggersv1.TriggerTemplate
+	switch {
+	case tmpl == nil:
+		l.addf(file, at("run"), "trigger %q: bindings need a template (template.ref or template.spec)", ts.Name)
+		return
+	case tmpl.Ref != "" && tmpl.Spec.Kind != 0:
+		l.addf(file, at("run", "template"), "trigger %q: template has a ref or a spec, not both", ts.Name)
+		return
+	case tmpl.Ref != "":
+		if tt = objs.templates[tmpl.Ref]; tt == nil {
+			l.addf(file, at("run", "template", "ref"), "trigger %q: no TriggerTemplate %q in the app's resources", ts.Name, tmpl.Ref)
+			return
+		}
+	case tmpl.Spec.Kind != 0:
+		tt = &triggersv1.TriggerTemplate{ObjectMeta: metav1.ObjectMeta{Name: ts.Name}}
+		if line, err := decodeKube(&tmpl.Spec, &tt.Spec); err != nil {
+			l.addf(file, line, "trigger %q: template.spec: %v", ts.Name, err)
+			return
+		}
+		if ferr := tt.Validate(context.Background()); ferr != nil {
+			l.addf(file, at("run", "template", "spec"), "trigger %q: template.spec: %v", ts.Name, ferr)
+			return
+		}
+	default:
+		l.addf(file, at("run", "template"), "trigger %q: template needs a ref or a spec", ts.Name)
+		return
+	}
+	name := tt.Name
+	for _, msg := range checkTemplate(tt, a, bound) {
+		l.addf(file, at("run", "template"), "trigger %q: template %q: %s", ts.Name, name, msg)
+	}
+	t.template = tt
+	t.templateRaw = tt.Spec.ResourceTemplates[0].Raw
+	t.templateUID = bytes.Contains(t.templateRaw, uidVariable)
+	t.pipelineRef = staticPipelineRef(t.templateRaw)
+}
+
+// allowedPipelineRunVersions are the tekton.dev versions a template may
+// render; v1beta1 is converted to v1.
+var allowedPipelineRunVersions = []string{"tekton.dev/v1", "tekton.dev/v1beta1"}
+
+// checkTemplate checks what can be known of a template before any event:
+// one PipelineRun, namespace and service accounts within the grant where
+// they are not templated, and every parameter without a default bound.
+func checkTemplate(tt *triggersv1.TriggerTemplate, a *app, bound map[string]bool) []string {
+	rts := tt.Spec.ResourceTemplates
+	if len(rts) != 1 {
+		return []string{fmt.Sprintf("has %d resource templates: Switchyard renders exactly one PipelineRun per trigger", len(rts))}
+	}
+	var obj map[string]any
+	if err := json.Unmarshal(rts[0].Raw, &obj); err != nil {
+		return []string{fmt.Sprintf("resource template is not an object: %v", err)}
+	}
+	var msgs []string
+	apiVersion, _ := obj["apiVersion"].(string)
+	kind, _ := obj["kind"].(string)
+	if kind != "PipelineRun" || !slices.Contains(allowedPipelineRunVersions, apiVersion) {
+		return []string{fmt.Sprintf("renders %s %s: only tekton.dev PipelineRuns (tekton.dev/v1 or v1beta1) are allowed", apiVersion, kind)}
+	}
+	if ns := staticString(obj, "metadata", "namespace"); ns != "" && !slices.Contains(a.namespaces, ns) {
+		msgs = append(msgs, fmt.Sprintf("namespace %q exceeds the grant of app %q (namespaces: %s)", ns, a.name, strings.Join(a.namespaces, ", ")))
+	}
+	sas := []string{staticString(obj, "spec", "taskRunTemplate", "serviceAccountName"), staticString(obj, "spec", "serviceAccountName")}
+	if spec, ok := obj["spec"].(map[string]any); ok {
+		if trs, ok := spec["taskRunSpecs"].([]any); ok {
+			for _, s := range trs {
+				sas = append(sas, staticString(s, "serviceAccountName"), staticString(s, "taskServiceAccountName"))
+			}
+		}
+	}
+	for _, sa := range sas {
+		if sa != "" && !slices.Contains(a.serviceAccounts, sa) {
+			msgs = append(msgs, fmt.Sprintf("service account %q exceeds the grant of app %q (serviceAccounts: %s)", sa, a.name, strings.Join(a.serviceAccounts, ", ")))
+		}
+	}
+	for _, p := range tt.Spec.Params {
+		if p.Default == nil && !bound[p.Name] {
+			msgs = append(msgs, fmt.Sprintf("param %q has no default and no binding", p.Name))
+		}
+	}
+	return msgs
+}
+
+// staticString returns the string at a path of a decoded JSON object, ""
+// when absent or templated.
+func staticString(v any, path ...string) string {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return ""
+		}
+		v = m[p]
+	}
+	s, _ := v.(string)
+	if strings.Contains(s, "$(") {
+		return ""
+	}
+	return s
+}
+
+// staticPipelineRef returns spec.pipelineRef.name of a template when it is
+// not templated, for explain.
+func staticPipelineRef(raw []byte) string {
+	var obj map[string]any
+	if json.Unmarshal(raw, &obj) != nil {
+		return ""
+	}
+	return staticString(obj, "spec", "pipelineRef", "name")
+}
+
+// renderResource resolves the template for one event with Tekton Triggers'
+// resolver and holds the PipelineRun to the grant.
+func (t *trigger) renderResource(st *routeState, target *Target) error {
+	ev := st.in.Event
+	params, err := template.ResolveParams(
+		template.ResolvedTrigger{BindingParams: t.bindingParams, TriggerTemplate: t.template},
+		ev.Data(), st.header, ev.Extensions(), template.NewTriggerContext(ev.ID()))
+	if err != nil {
+		return fmt.Errorf("render bindings: %w", err)
+	}
+	tt := t.template
+	if t.templateUID {
+		uid := uuid.NewSHA1(uuid.NameSpaceURL, []byte(target.Name)).String()
+		cp := *tt
+		cp.Spec.ResourceTemplates = []triggersv1.TriggerResourceTemplate{{}}
+		cp.Spec.ResourceTemplates[0].Raw = bytes.ReplaceAll(t.templateRaw, uidVariable, []byte(uid))
+		tt = &cp
+	}
+	raw := template.ResolveResources(tt, params)[0]
+	pr, err := decodePipelineRun(raw)
+	if err != nil {
+		return fmt.Errorf("template %q: %w", t.template.Name, err)
+	}
+	a := t.app
+	ns := pr.Namespace
+	if ns == "" {
+		ns = t.namespace
+	} else if !slices.Contains(a.namespaces, ns) {
+		return fmt.Errorf("template %q: namespace %q exceeds the grant of app %q (namespaces: %s)", t.template.Name, ns, a.name, strings.Join(a.namespaces, ", "))
+	}
+	sa := pr.Spec.TaskRunTemplate.ServiceAccountName
+	if sa == "" {
+		sa = t.serviceAccount
+	}
+	sas := []string{pr.Spec.TaskRunTemplate.ServiceAccountName}
+	for _, trs := range pr.Spec.TaskRunSpecs {
+		sas = append(sas, trs.ServiceAccountName)
+	}
+	for _, s := range sas {
+		if s != "" && !slices.Contains(a.serviceAccounts, s) {
+			return fmt.Errorf("template %q: service account %q exceeds the grant of app %q (serviceAccounts: %s)", t.template.Name, s, a.name, strings.Join(a.serviceAccounts, ", "))
+		}
+	}
+	pr.Name, pr.GenerateName, pr.Namespace = target.Name, "", ns
+	pr.Spec.TaskRunTemplate.ServiceAccountName = sa
+	target.Namespace, target.ServiceAccount = ns, sa
+	if pr.Spec.PipelineRef != nil {
+		target.PipelineRef = pr.Spec.PipelineRef.Name
+	}
+	if target.Resource, err = json.Marshal(pr); err != nil {
+		return fmt.Errorf("template %q: %w", t.template.Name, err)
+	}
+	return nil
+}
+
+// decodePipelineRun decodes a rendered resource template into a
+// tekton.dev/v1 PipelineRun, converting v1beta1.
+func decodePipelineRun(raw []byte) (*pipelinev1.PipelineRun, error) {
+	var tm metav1.TypeMeta
+	if err := json.Unmarshal(raw, &tm); err != nil {
+		return nil, fmt.Errorf("rendered resource is not JSON (a param value broke it?): %v", err)
+	}
+	if tm.Kind != "PipelineRun" || !slices.Contains(allowedPipelineRunVersions, tm.APIVersion) {
+		return nil, fmt.Errorf("renders %s %s: only tekton.dev PipelineRuns are allowed", tm.APIVersion, tm.Kind)
+	}
+	strict := func(v any) error {
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(v); err != nil {
+			return fmt.Errorf("rendered %s: %v", tm.APIVersion, strings.TrimPrefix(err.Error(), "json: "))
+		}
+		return nil
+	}
+	pr := &pipelinev1.PipelineRun{}
+	if tm.APIVersion == "tekton.dev/v1beta1" {
+		var old pipelinev1beta1.PipelineRun
+		if err := strict(&old); err != nil {
+			return nil, err
+		}
+		if err := old.ConvertTo(context.Background(), pr); err != nil {
+			return nil, fmt.Errorf("convert v1beta1 PipelineRun to v1: %w", err)
+		}
+	} else if err := strict(pr); err != nil {
+		return nil, err
+	}
+	pr.TypeMeta = metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "PipelineRun"}
+	return pr, nil
+}
