@@ -1,7 +1,9 @@
 package dispatch
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -20,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
 // Labels Switchyard puts on every PipelineRun it creates. Their values are
@@ -136,6 +139,9 @@ var pipelineRunType = metav1.TypeMeta{
 
 // build maps the work onto a PipelineRun and checks what Tekton's validation
 // does not: namespace, label values, parameter names and the timeout syntax.
+// A target with a Resource (a Tekton Triggers template routing rendered)
+// starts from that PipelineRun; its name, namespace and service account are
+// forced to the target's, which routing held to the app's grant.
 func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 	t, ev := w.Target, w.Event
 	var errs []error
@@ -154,30 +160,16 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 		}
 	}
 
-	var params pipelinev1.Params
-	if len(t.Params) > 0 {
-		params = make(pipelinev1.Params, 0, len(t.Params))
-		names := make([]string, 0, len(t.Params))
-		for _, p := range t.Params {
-			params = append(params, pipelinev1.Param{Name: p.Name, Value: *pipelinev1.NewStructuredValues(p.Value)})
-			names = append(names, p.Name)
+	var pr *pipelinev1.PipelineRun
+	if len(t.Resource) > 0 {
+		var err error
+		if pr, err = fromResource(t); err != nil {
+			errs = append(errs, err)
 		}
-		// A PipelineRun's own validation only rejects duplicate names; the
-		// Pipeline would reject the others later, at run time. Tekton's rule
-		// for string parameter names catches them now.
-		//lint:ignore SA1019 Tekton's ValidateNameFormat takes the deprecated sets.String.
-		if ferr := pipelinev1.ValidateNameFormat(sets.String(sets.New(names...)), nil); ferr != nil {
-			errs = append(errs, ferr)
-		}
-	}
-
-	var timeouts *pipelinev1.TimeoutFields
-	if t.Timeout != "" {
-		d, err := time.ParseDuration(t.Timeout)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("timeout: %w", err))
-		}
-		timeouts = &pipelinev1.TimeoutFields{Pipeline: &metav1.Duration{Duration: d}}
+	} else {
+		spec, specErrs := specFromTarget(t)
+		errs = append(errs, specErrs...)
+		pr = &pipelinev1.PipelineRun{Spec: spec}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
@@ -192,26 +184,119 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 	setIf(annotations, AnnotationEventSubject, ev.Subject())
 	setIf(annotations, AnnotationRevision, extension(ev, extRevision))
 	setIf(annotations, AnnotationIdentity, extension(ev, extIdentity))
+	labels := map[string]string{
+		LabelApp:       t.App,
+		LabelTrigger:   t.Trigger,
+		LabelEventID:   EventIDLabelValue(ev.ID()),
+		LabelManagedBy: ManagedBy,
+	}
+	// A template's own labels and annotations stay; Switchyard's win.
+	for k, v := range pr.Labels {
+		if _, ours := labels[k]; !ours {
+			labels[k] = v
+		}
+	}
+	for k, v := range pr.Annotations {
+		if _, ours := annotations[k]; !ours {
+			annotations[k] = v
+		}
+	}
+	// Tekton's validation does not check metadata; the API server would.
+	for k, v := range pr.Labels {
+		if msgs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("label %s=%q: %s", k, v, strings.Join(msgs, "; ")))
+		}
+	}
+	for k := range pr.Annotations {
+		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("annotation %s: %s", k, strings.Join(msgs, "; ")))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
 
+	pr.TypeMeta = pipelineRunType
+	pr.ObjectMeta = metav1.ObjectMeta{
+		Name:        t.Name,
+		Namespace:   t.Namespace,
+		Labels:      labels,
+		Annotations: annotations,
+	}
+	return pr, nil
+}
+
+// specFromTarget builds the spec of a pipelineRef target.
+func specFromTarget(t routing.Target) (pipelinev1.PipelineRunSpec, []error) {
+	var errs []error
+	var params pipelinev1.Params
+	if len(t.Params) > 0 {
+		params = make(pipelinev1.Params, 0, len(t.Params))
+		names := make([]string, 0, len(t.Params))
+		for _, p := range t.Params {
+			params = append(params, pipelinev1.Param{Name: p.Name, Value: *pipelinev1.NewStructuredValues(p.Value)})
+			names = append(names, p.Name)
+		}
+		// A PipelineRun's own validation only rejects duplicate names; the
+		// Pipeline would reject the others later, at run time. Tekton's rule
+		// for string parameter names catches them now.
+		if ferr := pipelinev1.ValidateNameFormat(sets.String(sets.New(names...)), nil); ferr != nil {
+			errs = append(errs, ferr)
+		}
+	}
+
+	var timeouts *pipelinev1.TimeoutFields
+	for _, f := range []struct {
+		name, value string
+		dst         func(*pipelinev1.TimeoutFields) **metav1.Duration
+	}{
+		{"timeout", t.Timeout, func(tf *pipelinev1.TimeoutFields) **metav1.Duration { return &tf.Pipeline }},
+		{"tasks timeout", t.TasksTimeout, func(tf *pipelinev1.TimeoutFields) **metav1.Duration { return &tf.Tasks }},
+		{"finally timeout", t.FinallyTimeout, func(tf *pipelinev1.TimeoutFields) **metav1.Duration { return &tf.Finally }},
+	} {
+		if f.value == "" {
+			continue
+		}
+		d, err := time.ParseDuration(f.value)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f.name, err))
+			continue
+		}
+		if timeouts == nil {
+			timeouts = &pipelinev1.TimeoutFields{}
+		}
+		*f.dst(timeouts) = &metav1.Duration{Duration: d}
+	}
+
+	return pipelinev1.PipelineRunSpec{
+		PipelineRef:     &pipelinev1.PipelineRef{Name: t.PipelineRef},
+		Params:          params,
+		Timeouts:        timeouts,
+		Workspaces:      t.Workspaces,
+		TaskRunTemplate: pipelinev1.PipelineTaskRunTemplate{ServiceAccountName: t.ServiceAccount},
+	}, errs
+}
+
+// fromResource decodes the PipelineRun a template rendered and forces the
+// service account routing chose within the grant. Anything of the object's
+// server-side state (status, uid, resourceVersion) is dropped.
+func fromResource(t routing.Target) (*pipelinev1.PipelineRun, error) {
+	var pr pipelinev1.PipelineRun
+	dec := json.NewDecoder(bytes.NewReader(t.Resource))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&pr); err != nil {
+		return nil, fmt.Errorf("decode rendered pipelinerun: %w", err)
+	}
+	if pr.APIVersion != pipelineRunType.APIVersion || pr.Kind != pipelineRunType.Kind {
+		return nil, fmt.Errorf("rendered resource is %s %s, want %s %s", pr.APIVersion, pr.Kind, pipelineRunType.APIVersion, pipelineRunType.Kind)
+	}
+	if t.ServiceAccount != "" {
+		pr.Spec.TaskRunTemplate.ServiceAccountName = t.ServiceAccount
+	}
+	pr.Status = pipelinev1.PipelineRunStatus{}
 	return &pipelinev1.PipelineRun{
-		TypeMeta: pipelineRunType,
-		ObjectMeta: metav1.ObjectMeta{
-			Name:      t.Name,
-			Namespace: t.Namespace,
-			Labels: map[string]string{
-				LabelApp:       t.App,
-				LabelTrigger:   t.Trigger,
-				LabelEventID:   EventIDLabelValue(ev.ID()),
-				LabelManagedBy: ManagedBy,
-			},
-			Annotations: annotations,
-		},
-		Spec: pipelinev1.PipelineRunSpec{
-			PipelineRef:     &pipelinev1.PipelineRef{Name: t.PipelineRef},
-			Params:          params,
-			Timeouts:        timeouts,
-			TaskRunTemplate: pipelinev1.PipelineTaskRunTemplate{ServiceAccountName: t.ServiceAccount},
-		},
+		ObjectMeta: metav1.ObjectMeta{Labels: pr.Labels, Annotations: pr.Annotations},
+		Spec:       pr.Spec,
 	}, nil
 }
 

@@ -2,6 +2,7 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"os"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -360,5 +362,95 @@ func BenchmarkRender(b *testing.B) {
 		if _, err := Render(ctx, w); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+func TestRenderTimeoutsAndWorkspaces(t *testing.T) {
+	w := testWork(func(w *queue.Work) {
+		w.Target.Timeout = "2h"
+		w.Target.TasksTimeout = "90m"
+		w.Target.FinallyTimeout = "20m"
+		w.Target.Workspaces = []pipelinev1.WorkspaceBinding{
+			{Name: "source", EmptyDir: &corev1.EmptyDirVolumeSource{}},
+			{Name: "config", ConfigMap: &corev1.ConfigMapVolumeSource{LocalObjectReference: corev1.LocalObjectReference{Name: "shop-config"}}},
+		}
+	})
+	pr := mustRender(t, w)
+	want := &pipelinev1.TimeoutFields{
+		Pipeline: &metav1.Duration{Duration: 2 * time.Hour},
+		Tasks:    &metav1.Duration{Duration: 90 * time.Minute},
+		Finally:  &metav1.Duration{Duration: 20 * time.Minute},
+	}
+	if diff := cmp.Diff(want, pr.Spec.Timeouts); diff != "" {
+		t.Errorf("timeouts (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(w.Target.Workspaces, pr.Spec.Workspaces); diff != "" {
+		t.Errorf("workspaces (-want +got):\n%s", diff)
+	}
+
+	// Tekton's own validation runs on them: tasks + finally must fit.
+	w.Target.FinallyTimeout = "45m"
+	if _, err := Render(context.Background(), w); err == nil || !strings.Contains(err.Error(), "should be <= pipeline duration") {
+		t.Errorf("Render with tasks+finally > pipeline: err = %v", err)
+	}
+	w = testWork(func(w *queue.Work) {
+		w.Target.Workspaces = []pipelinev1.WorkspaceBinding{{Name: "source"}}
+	})
+	if _, err := Render(context.Background(), w); err == nil || !strings.Contains(err.Error(), "spec.workspaces[0]") {
+		t.Errorf("Render with a workspace without a volume: err = %v", err)
+	}
+}
+
+// templateWork is a unit of work whose target carries a PipelineRun rendered
+// from a Tekton Triggers template.
+func templateWork(resource string) queue.Work {
+	return testWork(func(w *queue.Work) {
+		w.Target.PipelineRef = ""
+		w.Target.Params = nil
+		w.Target.Timeout = ""
+		w.Target.Resource = json.RawMessage(resource)
+	})
+}
+
+func TestRenderResource(t *testing.T) {
+	w := templateWork(`{"apiVersion":"tekton.dev/v1","kind":"PipelineRun",
+		"metadata":{"generateName":"build-","namespace":"elsewhere","uid":"x","resourceVersion":"7",
+			"labels":{"team":"shop","switchyard.dev/app":"forged"},"annotations":{"note":"kept"}},
+		"spec":{"pipelineRef":{"name":"build"},"params":[{"name":"rev","value":"abc"}],
+			"taskRunTemplate":{"serviceAccountName":"someone"},"timeouts":{"pipeline":"1h"}},
+		"status":{"conditions":[{"type":"Succeeded","status":"True"}]}}`)
+	pr := mustRender(t, w)
+	if pr.Name != w.Target.Name || pr.GenerateName != "" || pr.Namespace != "shop-ci" {
+		t.Errorf("name/namespace = %q %q %q, want the target's", pr.Name, pr.GenerateName, pr.Namespace)
+	}
+	if pr.UID != "" || pr.ResourceVersion != "" || len(pr.Status.Conditions) != 0 {
+		t.Errorf("server-side state leaked: uid %q rv %q status %+v", pr.UID, pr.ResourceVersion, pr.Status)
+	}
+	if got := pr.Spec.TaskRunTemplate.ServiceAccountName; got != "shop-builder" {
+		t.Errorf("service account = %q, want the target's shop-builder", got)
+	}
+	if pr.Labels["team"] != "shop" || pr.Labels[LabelApp] != "shop" || pr.Annotations["note"] != "kept" {
+		t.Errorf("labels %v annotations %v: want the template's kept and Switchyard's winning", pr.Labels, pr.Annotations)
+	}
+	if pr.Spec.PipelineRef.Name != "build" || pr.Spec.Params[0].Value.StringVal != "abc" || pr.Spec.Timeouts.Pipeline.Duration != time.Hour {
+		t.Errorf("spec not taken from the resource: %+v", pr.Spec)
+	}
+}
+
+func TestRenderResourceErrors(t *testing.T) {
+	tests := []struct{ name, resource, wantErr string }{
+		{"not json", `{"apiVersion":`, "decode rendered pipelinerun"},
+		{"unknown field", `{"apiVersion":"tekton.dev/v1","kind":"PipelineRun","spec":{"pipelineRef":{"name":"b"},"surprise":1}}`, `unknown field "surprise"`},
+		{"not a v1 pipelinerun", `{"apiVersion":"tekton.dev/v1","kind":"TaskRun","spec":{}}`, "rendered resource is tekton.dev/v1 TaskRun"},
+		{"tekton validation", `{"apiVersion":"tekton.dev/v1","kind":"PipelineRun","spec":{}}`, "expected exactly one, got neither"},
+		{"bad label", `{"apiVersion":"tekton.dev/v1","kind":"PipelineRun","metadata":{"labels":{"x":"not ok!"}},"spec":{"pipelineRef":{"name":"b"}}}`, `label x="not ok!"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Render(context.Background(), templateWork(tt.resource))
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !queue.IsPermanent(err) {
+				t.Errorf("Render error = %v, want a permanent error containing %q", err, tt.wantErr)
+			}
+		})
 	}
 }
