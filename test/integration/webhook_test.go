@@ -12,6 +12,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
+	"golang.org/x/net/http/httpguts"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
@@ -32,7 +34,7 @@ import (
 )
 
 type harness struct {
-	t       *testing.T
+	t       testing.TB
 	secret  []byte
 	url     string
 	nats    *queue.Embedded
@@ -41,7 +43,7 @@ type harness struct {
 	samples map[string][]byte
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	secretBytes := make([]byte, 32)
 	if _, err := rand.Read(secretBytes); err != nil {
@@ -300,4 +302,40 @@ func TestQueueDownAnswers503(t *testing.T) {
 	if ready.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/readyz = %d while JetStream is down", ready.StatusCode)
 	}
+}
+
+// FuzzWebhook throws arbitrary bodies, event names and signatures at the
+// whole webhook path. Whatever arrives, the answer is one of the documented
+// statuses, and nothing unsigned is ever accepted.
+func FuzzWebhook(f *testing.F) {
+	h := newHarness(f)
+	for _, name := range []string{"push.json", "push-tag.json", "ping.json", "issues.json"} {
+		f.Add("push", h.samples[name], true, "application/json")
+	}
+	f.Add("ping", []byte(`{}`), true, "application/x-www-form-urlencoded")
+	f.Add("push", []byte(`{"ref":"refs/heads/main","deleted":true}`), false, "application/json")
+	f.Add("", []byte(`not json`), true, "text/plain")
+	allowed := map[int]bool{200: true, 202: true, 400: true, 401: true, 413: true, 415: true}
+	n := 0
+	f.Fuzz(func(t *testing.T, event string, body []byte, sign bool, contentType string) {
+		n++
+		h.t = t
+		d := delivery{event: event, id: fmt.Sprintf("fuzz-%d", n), body: body, contentType: contentType}
+		if !sign {
+			d.signature = "sha256=" + strings.Repeat("ab", 32)
+		}
+		if !httpguts.ValidHeaderFieldValue(event) || !httpguts.ValidHeaderFieldValue(contentType) {
+			return // not a valid HTTP header value: the client refuses to send it
+		}
+		resp, respBody := h.send(d)
+		if !allowed[resp.StatusCode] {
+			t.Fatalf("status %d (%s)", resp.StatusCode, respBody)
+		}
+		if !sign && resp.StatusCode < 300 {
+			t.Fatalf("unsigned request answered %d", resp.StatusCode)
+		}
+		if resp.StatusCode >= 400 && !json.Valid(respBody) {
+			t.Fatalf("error body is not JSON: %q", respBody)
+		}
+	})
 }
