@@ -128,7 +128,9 @@ func printJSON(stdout, stderr io.Writer, v any) int {
 
 // explanation is the JSON form of `router explain -o json`.
 type explanation struct {
-	Event     event.Event       `json:"event"`
+	Event event.Event `json:"event"`
+	// Changes are the changed files paths conditions saw (GitHub pushes).
+	Changes   *routing.Changes  `json:"changes,omitempty"`
 	Targets   []explainedTarget `json:"targets"`
 	Unmatched []routing.Miss    `json:"unmatched"`
 }
@@ -139,6 +141,8 @@ type explainedTarget struct {
 	PipelineRun json.RawMessage `json:"pipelineRun,omitempty"`
 	// RenderError says why dispatch would dead-letter this target.
 	RenderError string `json:"renderError,omitempty"`
+	// yaml is the PipelineRun as the text output shows it.
+	yaml []byte
 }
 
 func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
@@ -148,6 +152,7 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	source := fs.String("source", "", "the source (hook name) the event arrives on")
 	body := fs.String("body", "", "payload file, or - for standard input")
 	output := fs.String("o", "text", "output format: text or json")
+	fetch := fs.Bool("fetch-changes", false, "ask the provider's API for the changed files of a truncated push, with the source's apiToken (read from its env or file); without it explain stays offline")
 	var headers headerFlags
 	fs.Var(&headers, "H", "request header 'Name: value' (repeatable)")
 	if err := fs.Parse(args); err != nil {
@@ -168,6 +173,16 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintf(stderr, "router explain: no source %q in %s\n", *source, *rulesDir)
 		return 1
 	}
+	if *fetch {
+		token, err := src.ResolveAPIToken()
+		if err != nil {
+			fmt.Fprintf(stderr, "router explain: --fetch-changes: %v\n", err)
+			return 1
+		}
+		cp := *src
+		cp.APIToken = token
+		src = &cp
+	}
 	req, err := readRequest(headers, *body, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "router explain: %v\n", err)
@@ -186,8 +201,12 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	for i := range res.Events {
 		ev := &res.Events[i]
 		ev.SetExtension("identity", "source:"+src.Name)
-		d := rules.Explain(routing.Input{Source: src.Name, Event: ev, Header: req.Header})
-		x := explanation{Event: *ev, Unmatched: d.Unmatched, Targets: []explainedTarget{}}
+		in := routing.Input{Source: src.Name, Event: ev, Header: req.Header}
+		if rules.UsesPaths() {
+			in.Changes = ingest.ChangedFiles(ctx, src, ev)
+		}
+		d := rules.Explain(in)
+		x := explanation{Event: *ev, Changes: in.Changes, Unmatched: d.Unmatched, Targets: []explainedTarget{}}
 		if x.Unmatched == nil {
 			x.Unmatched = []routing.Miss{}
 		}
@@ -197,6 +216,8 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 			if err != nil {
 				et.RenderError = err.Error()
 			} else if et.PipelineRun, err = json.Marshal(pr); err != nil {
+				et.RenderError = err.Error()
+			} else if et.yaml, err = dispatch.MarshalYAML(pr); err != nil {
 				et.RenderError = err.Error()
 			}
 			x.Targets = append(x.Targets, et)
@@ -227,14 +248,35 @@ func printExplanation(w io.Writer, x explanation) {
 			fmt.Fprintf(w, "  %-8s %v\n", k, v)
 		}
 	}
+	if c := x.Changes; c != nil {
+		state := "complete"
+		if !c.Complete {
+			state = "incomplete"
+		}
+		fmt.Fprintf(w, "  changes  %d files, %s: %s\n", len(c.Files), state, c.Reason)
+	}
 	fmt.Fprintf(w, "\nmatched (%d):\n", len(x.Targets))
 	for _, t := range x.Targets {
-		fmt.Fprintf(w, "  %s/%s -> PipelineRun %s/%s (pipelineRef %s)\n", t.App, t.Trigger, t.Namespace, t.Name, t.PipelineRef)
+		ref := "pipelineRef " + t.PipelineRef
+		if len(t.Resource) > 0 {
+			ref = "from a TriggerTemplate"
+			if t.PipelineRef != "" {
+				ref += ", pipelineRef " + t.PipelineRef
+			}
+		}
+		fmt.Fprintf(w, "  %s/%s -> PipelineRun %s/%s (%s)\n", t.App, t.Trigger, t.Namespace, t.Name, ref)
 		for _, p := range t.Params {
 			fmt.Fprintf(w, "      param %s = %q\n", p.Name, p.Value)
 		}
+		for _, n := range t.Notes {
+			fmt.Fprintf(w, "      note: %s\n", n)
+		}
 		if t.RenderError != "" {
 			fmt.Fprintf(w, "      would fail: %s\n", t.RenderError)
+			continue
+		}
+		for _, line := range strings.Split(strings.TrimRight(string(t.yaml), "\n"), "\n") {
+			fmt.Fprintf(w, "      | %s\n", line)
 		}
 	}
 	fmt.Fprintf(w, "\nnot matched (%d):\n", len(x.Unmatched))

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/ingest"
@@ -39,6 +40,7 @@ type serveConfig struct {
 	concurrency   int
 	shutdownGrace time.Duration
 	logLevel      string
+	watchRules    bool
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -55,6 +57,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.concurrency, "dispatch-concurrency", 8, "concurrent dispatches in this process")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 20*time.Second, "how long SIGTERM waits for in-flight requests and dispatches")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.BoolVar(&c.watchRules, "watch-rules", true, "reload the rules when a file under --rules changes (SIGHUP always reloads)")
 }
 
 func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
@@ -150,7 +153,33 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 			errc <- fmt.Errorf("dispatch: %w", err)
 		}
 	}()
-	go reloadOnSIGHUP(ctx, cfg.rulesDir, holder, logger)
+
+	// Rules reload on file change and on SIGHUP. Metrics go to the default
+	// Prometheus registry; the holder keeps the last reload error for /readyz.
+	reloader := routing.NewReloader(routing.ReloaderConfig{
+		Dir: cfg.rulesDir, Load: loadRules, Holder: holder, Logger: logger,
+		Metrics: routing.NewReloadMetrics(prometheus.DefaultRegisterer),
+	})
+	reloadCtx, stopReload := context.WithCancel(ctx)
+	var reloadWG sync.WaitGroup
+	reloadWG.Add(2)
+	go func() {
+		defer reloadWG.Done()
+		reloadOnSIGHUP(reloadCtx, reloader)
+	}()
+	go func() {
+		defer reloadWG.Done()
+		if !cfg.watchRules {
+			return
+		}
+		if err := reloader.Run(reloadCtx); err != nil {
+			logger.Warn("rules watch unavailable: reload with SIGHUP", "error", err.Error())
+		}
+	}()
+	defer func() {
+		stopReload()
+		reloadWG.Wait()
+	}()
 
 	var runErr error
 	select {
@@ -240,7 +269,7 @@ func newCreator(cfg serveConfig, logger *slog.Logger) (dispatch.Creator, error) 
 
 // reloadOnSIGHUP reloads the rules on SIGHUP, keeping the last good rules
 // when the new ones are invalid.
-func reloadOnSIGHUP(ctx context.Context, dir string, holder *routing.Holder, logger *slog.Logger) {
+func reloadOnSIGHUP(ctx context.Context, reloader *routing.Reloader) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -249,13 +278,7 @@ func reloadOnSIGHUP(ctx context.Context, dir string, holder *routing.Holder, log
 		case <-ctx.Done():
 			return
 		case <-hup:
-			rules, err := loadRules(dir)
-			if err != nil {
-				logger.Error("rules reload failed; keeping the last good rules", "dir", dir, "error", err.Error())
-				continue
-			}
-			holder.Swap(rules)
-			logger.Info("rules reloaded", "dir", dir)
+			_ = reloader.Reload() // logged, counted and kept for /readyz by the reloader
 		}
 	}
 }

@@ -529,3 +529,12 @@ func (t *trigger) target(st *routeState) (Target, error) {
 func (s *Source) ResolveSecret() ([]byte, error) {
 	return s.SecretRef.resolve(os.LookupEnv)
 }
+
+// ResolveAPIToken reads the source's API token from its environment
+// variable or file; `router explain --fetch-changes` uses it.
+func (s *Source) ResolveAPIToken() ([]byte, error) {
+	if s.APITokenRef == (secretRef{}) {
+		return nil, fmt.Errorf("source %s has no apiToken", s.Name)
+	}
+	return s.APITokenRef.resolve(os.LookupEnv)
+}

@@ -1,0 +1,209 @@
+package routing
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reload results, the values of the result label.
+const (
+	ReloadSuccess = "success"
+	ReloadFailure = "failure"
+)
+
+// ReloadMetrics count rule reloads:
+//
+//	switchyard_rules_last_reload_success        1 when the last reload (or the start) loaded valid rules, else 0
+//	switchyard_rules_reloads_total{result=...}  reloads by result, success or failure
+type ReloadMetrics struct {
+	lastSuccess prometheus.Gauge
+	reloads     *prometheus.CounterVec
+}
+
+// NewReloadMetrics registers the reload metrics on reg, with both result
+// label values created so dashboards show zeros instead of gaps. The
+// gauge starts at 1: the router only starts with valid rules. Registering
+// twice on one registry (a test starting two routers) reuses the first
+// collectors.
+func NewReloadMetrics(reg prometheus.Registerer) *ReloadMetrics {
+	m := &ReloadMetrics{
+		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "switchyard",
+			Subsystem: "rules",
+			Name:      "last_reload_success",
+			Help:      "Whether the last rules reload succeeded (1) or failed and the previous rules stay in force (0).",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "switchyard",
+			Subsystem: "rules",
+			Name:      "reloads_total",
+			Help:      "Rules reloads, by result (success or failure).",
+		}, []string{"result"}),
+	}
+	m.lastSuccess = register(reg, m.lastSuccess)
+	m.reloads = register(reg, m.reloads)
+	m.reloads.WithLabelValues(ReloadSuccess)
+	m.reloads.WithLabelValues(ReloadFailure)
+	m.lastSuccess.Set(1)
+	return m
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		// Only a programming error (an invalid or clashing descriptor) gets
+		// here; the names above are constants.
+		panic(fmt.Sprintf("register rules metrics: %v", err))
+	}
+	return c
+}
+
+func (m *ReloadMetrics) record(err error) {
+	if m == nil {
+		return
+	}
+	if err != nil {
+		m.lastSuccess.Set(0)
+		m.reloads.WithLabelValues(ReloadFailure).Inc()
+		return
+	}
+	m.lastSuccess.Set(1)
+	m.reloads.WithLabelValues(ReloadSuccess).Inc()
+}
+
+// DefaultReloadDebounce is how long the watcher waits for changes to settle
+// before reloading: an editor or `kubectl cp` writes several files, and a
+// ConfigMap update swaps a symlink in steps.
+const DefaultReloadDebounce = 300 * time.Millisecond
+
+// ReloaderConfig builds a Reloader.
+type ReloaderConfig struct {
+	// Dir is the rules directory, watched with its subdirectories.
+	Dir string
+	// Load loads the rules from Dir (with secrets, as serve needs them).
+	Load func(dir string) (*Rules, error)
+	// Holder receives the new rules.
+	Holder *Holder
+	// Logger reports reloads; nil discards.
+	Logger *slog.Logger
+	// Metrics count reloads; nil counts nothing.
+	Metrics *ReloadMetrics
+	// Debounce is DefaultReloadDebounce when zero.
+	Debounce time.Duration
+}
+
+// Reloader keeps a Holder in step with a rules directory: it reloads when
+// files change (Run) or when asked (Reload, on SIGHUP), swaps valid rules in
+// whole, and keeps the last good rules when the new ones are invalid,
+// reporting why in the log, the metrics and Holder.LastError.
+type Reloader struct {
+	cfg    ReloaderConfig
+	logger *slog.Logger
+	mu     sync.Mutex // one reload at a time, so an older load never wins
+}
+
+// NewReloader returns a Reloader; nothing runs until Run or Reload.
+func NewReloader(cfg ReloaderConfig) *Reloader {
+	if cfg.Debounce <= 0 {
+		cfg.Debounce = DefaultReloadDebounce
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Reloader{cfg: cfg, logger: logger.With("component", "rules")}
+}
+
+// Reload loads the rules now. Valid rules are swapped in; invalid ones are
+// reported (log, metrics, Holder.SetError) and the rules in force stay. It
+// returns the load error.
+func (r *Reloader) Reload() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	rules, err := r.cfg.Load(r.cfg.Dir)
+	r.cfg.Metrics.record(err)
+	if err != nil {
+		r.cfg.Holder.SetError(err)
+		r.logger.Error("rules reload failed; keeping the last good rules", "dir", r.cfg.Dir, "error", err.Error())
+		return err
+	}
+	r.cfg.Holder.Swap(rules)
+	r.logger.Info("rules reloaded", "dir", r.cfg.Dir, "sources", len(rules.sources), "apps", len(rules.apps), "triggers", len(rules.triggers))
+	return nil
+}
+
+// Run watches the rules directory and its subdirectories and reloads once
+// changes have settled, until ctx ends. It fails only when the watch cannot
+// start.
+func (r *Reloader) Run(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return fmt.Errorf("watch rules: %w", err)
+	}
+	defer w.Close()
+	if err := r.watchTree(w, r.cfg.Dir); err != nil {
+		return fmt.Errorf("watch rules: %w", err)
+	}
+	r.logger.Info("watching rules", "dir", r.cfg.Dir, "debounce", r.cfg.Debounce.String())
+
+	settle := time.NewTimer(time.Hour)
+	settle.Stop()
+	defer settle.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-w.Events:
+			if !ok {
+				return nil
+			}
+			if ev.Op == fsnotify.Chmod {
+				continue
+			}
+			if ev.Has(fsnotify.Create) {
+				// A new subdirectory (an app team's folder) is watched too.
+				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {
+					if err := r.watchTree(w, ev.Name); err != nil {
+						r.logger.Warn("watch new rules directory", "dir", ev.Name, "error", err.Error())
+					}
+				}
+			}
+			settle.Reset(r.cfg.Debounce)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return nil
+			}
+			r.logger.Warn("rules watch error", "error", err.Error())
+		case <-settle.C:
+			_ = r.Reload() // reported by Reload
+		}
+	}
+}
+
+// watchTree adds dir and every directory below it to the watcher.
+func (r *Reloader) watchTree(w *fsnotify.Watcher, dir string) error {
+	return filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return w.Add(path)
+		}
+		return nil
+	})
+}
