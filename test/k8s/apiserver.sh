@@ -10,7 +10,7 @@
 #   test/k8s/apiserver.sh status  STATE_DIR   # exit 0 if running and ready
 set -euo pipefail
 
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 usage() { die "usage: $0 stop|kill|start|restart|status STATE_DIR"; }

@@ -7,7 +7,7 @@
 # (logs, etcd data) for debugging.
 set -euo pipefail
 
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 STATE=${1:-${SWITCHYARD_K8S_STATE:-}}

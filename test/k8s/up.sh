@@ -26,7 +26,7 @@ set -euo pipefail
 # Keep stdout for the final result only.
 exec 3>&1 1>&2
 
-# shellcheck source=lib.sh
+# shellcheck source=SCRIPTDIR/lib.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 TEKTON_VERSION=${SWITCHYARD_TEKTON_VERSION:-v1.15.0}

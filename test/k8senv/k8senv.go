@@ -103,6 +103,12 @@ func Start(ctx context.Context) (*Cluster, error) {
 		return nil, fmt.Errorf("k8senv: %w", err)
 	}
 	c := &Cluster{StateDir: state, RepoRoot: root}
+	// The marker lets down.sh clean up even if up.sh is cancelled before
+	// it gets to create it.
+	if err := os.WriteFile(filepath.Join(state, ".switchyard-k8s"), nil, 0o600); err != nil {
+		_ = os.Remove(state)
+		return nil, fmt.Errorf("k8senv: %w", err)
+	}
 
 	began := time.Now()
 	var stdout bytes.Buffer
