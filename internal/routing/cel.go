@@ -78,7 +78,15 @@ func compileCondition(expr string) (*condition, error) {
 	}
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
-		return nil, errors.New(strings.ReplaceAll(iss.Err().Error(), "\n", " "))
+		var msgs []string
+		for _, e := range iss.Errors() {
+			at := fmt.Sprintf("column %d", e.Location.Column()+1)
+			if l := e.Location.Line(); l > 1 {
+				at = fmt.Sprintf("line %d, %s", l, at)
+			}
+			msgs = append(msgs, at+": "+e.Message)
+		}
+		return nil, errors.New(strings.Join(msgs, "; "))
 	}
 	if out := ast.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
 		return nil, fmt.Errorf("must be a bool expression, it is %s", out)

@@ -94,9 +94,28 @@ func Load(fsys fs.FS, dir string, opts Options) (*Rules, error) {
 	}
 	rules := l.load()
 	if len(l.problems) > 0 {
+		l.sortProblems()
 		return nil, l.problems
 	}
 	return rules, nil
+}
+
+// sortProblems orders problems by line within each file, files in the order
+// they were first reported (the root first), so a user reads a file top to
+// bottom.
+func (l *loader) sortProblems() {
+	first := map[string]int{}
+	for i, p := range l.problems {
+		if _, ok := first[p.File]; !ok {
+			first[p.File] = i
+		}
+	}
+	slices.SortStableFunc(l.problems, func(a, b Problem) int {
+		if c := first[a.File] - first[b.File]; c != 0 {
+			return c
+		}
+		return a.Line - b.Line
+	})
 }
 
 type loader struct {
@@ -414,14 +433,15 @@ func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant,
 			return nil
 		}
 	}
-	for _, f := range files {
+	files = slices.DeleteFunc(files, func(f string) bool {
 		if prev, dup := claimed[f]; dup {
 			l.addf(rootName, at("manifest"), "app %q: manifest %s is already delegated to app %q", g.Name, l.display(f), prev)
 			ok = false
-			continue
+			return true
 		}
 		claimed[f] = g.Name
-	}
+		return false
+	})
 	if !l.loadApp(a, files, glob) || !ok {
 		return nil
 	}
@@ -477,6 +497,7 @@ type appManifest struct {
 func (l *loader) loadApp(a *app, files []string, glob bool) bool {
 	before := len(l.problems)
 	var manifests []appManifest
+	resourcesOnly := false
 	for _, name := range files {
 		data, ok := l.read(name)
 		if !ok {
@@ -485,6 +506,7 @@ func (l *loader) loadApp(a *app, files []string, glob bool) bool {
 		if glob {
 			var h header
 			if yaml.Unmarshal(data, &h) == nil && isTektonKind(h.APIVersion, h.Kind) {
+				resourcesOnly = true
 				continue
 			}
 		}
@@ -501,7 +523,7 @@ func (l *loader) loadApp(a *app, files []string, glob bool) bool {
 		a.files = append(a.files, file)
 		manifests = append(manifests, appManifest{name: name, file: file, node: node, spec: f})
 	}
-	if len(manifests) == 0 && len(l.problems) == before {
+	if len(manifests) == 0 && resourcesOnly && len(l.problems) == before {
 		l.addf(l.display(RootFileName), 0, "app %q: its manifest glob matches only Tekton resources, no App manifest", a.name)
 	}
 

@@ -21,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
+	kjson "sigs.k8s.io/json"
 )
 
 // Tekton Triggers compatibility: an app lists TriggerBinding,
@@ -138,7 +139,7 @@ func (l *loader) decodeTektonObject(file string, n *yaml.Node, objs *tektonObjec
 		return
 	}
 	if ferr != nil {
-		l.addf(file, n.Line, "%s %q: %v", h.Kind, meta.Name, ferr)
+		l.addf(file, n.Line, "%s %q: %s", h.Kind, meta.Name, oneLine(ferr))
 		return
 	}
 	for i, p := range params {
@@ -173,7 +174,7 @@ func (l *loader) decodeKube(file string, n *yaml.Node, v any) bool {
 }
 
 // jsonFieldRE finds the field a json decoding error names.
-var jsonFieldRE = regexp.MustCompile(`unknown field "([^"]+)"`)
+var jsonFieldRE = regexp.MustCompile(`(unknown|duplicate) field "(?:[^"]*\.)?([^".]+)"`)
 
 func decodeKube(n *yaml.Node, v any) (int, error) {
 	var tree any
@@ -184,26 +185,41 @@ func decodeKube(n *yaml.Node, v any) (int, error) {
 	if err != nil {
 		return n.Line, fmt.Errorf("not a JSON-compatible object: %v", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		field := ""
+	line, err := strictJSON(data, v)
+	if err == nil {
+		return 0, nil
+	}
+	if l := findKey(n, line); l > 0 {
+		return l, err
+	}
+	return n.Line, err
+}
+
+// strictJSON decodes like the API server: field names are case-sensitive,
+// unknown and duplicate fields are errors. On error it also returns the
+// field name at fault, when known.
+func strictJSON(data []byte, v any) (string, error) {
+	strictErrs, err := kjson.UnmarshalStrict(data, v)
+	if err != nil {
 		var te *json.UnmarshalTypeError
 		if errors.As(err, &te) {
-			field = te.Field[strings.LastIndex(te.Field, ".")+1:]
-			err = fmt.Errorf("%s: cannot be a JSON %s", te.Field, te.Value)
-		} else if m := jsonFieldRE.FindStringSubmatch(err.Error()); m != nil {
-			field = m[1]
-			err = fmt.Errorf("field %s not found", m[1])
-		} else {
-			err = errors.New(strings.TrimPrefix(err.Error(), "json: "))
+			return te.Field[strings.LastIndex(te.Field, ".")+1:], fmt.Errorf("%s: cannot be a JSON %s", te.Field, te.Value)
 		}
-		if line := findKey(n, field); line > 0 {
-			return line, err
-		}
-		return n.Line, err
+		return "", errors.New(strings.TrimPrefix(err.Error(), "json: "))
 	}
-	return 0, nil
+	if len(strictErrs) > 0 {
+		msg := strictErrs[0].Error()
+		field := ""
+		if m := jsonFieldRE.FindStringSubmatch(msg); m != nil {
+			field = m[2]
+			msg = fmt.Sprintf("field %s not found", m[2])
+			if m[1] == "duplicate" {
+				msg = fmt.Sprintf("field %s set twice", m[2])
+			}
+		}
+		return field, errors.New(msg)
+	}
+	return "", nil
 }
 
 // findKey returns the line of the first mapping key named key in n, depth
@@ -242,7 +258,7 @@ func (l *loader) compileWorkspace(file string, line int, n *yaml.Node, t *trigge
 		return
 	}
 	if ferr := wb.Validate(tektonContext); ferr != nil {
-		l.addf(file, line, "trigger %q: workspace %q: %v", t.name, wb.Name, ferr)
+		l.addf(file, line, "trigger %q: workspace %q: %s", t.name, wb.Name, oneLine(ferr))
 		return
 	}
 	if slices.ContainsFunc(t.workspaces, func(w pipelinev1.WorkspaceBinding) bool { return w.Name == wb.Name }) {
@@ -268,7 +284,7 @@ func (t *trigger) checkPipelineRunSpec() error {
 	}
 	spec.Timeouts = to
 	if ferr := spec.Validate(apis.WithinCreate(tektonContext)); ferr != nil {
-		return fmt.Errorf("tekton rejects this PipelineRun: %v", ferr)
+		return fmt.Errorf("tekton rejects this PipelineRun: %s", oneLine(ferr))
 	}
 	return nil
 }
@@ -368,7 +384,7 @@ func (l *loader) compileTemplateRun(file string, at func(...any) int, ts trigger
 			return
 		}
 		if ferr := tt.Validate(context.Background()); ferr != nil {
-			l.addf(file, at("run", "template", "spec"), "trigger %q: template.spec: %v", ts.Name, ferr)
+			l.addf(file, at("run", "template", "spec"), "trigger %q: template.spec: %s", ts.Name, oneLine(ferr))
 			return
 		}
 	default:
@@ -524,10 +540,8 @@ func decodePipelineRun(raw []byte) (*pipelinev1.PipelineRun, error) {
 		return nil, fmt.Errorf("renders %s %s: only tekton.dev PipelineRuns are allowed", tm.APIVersion, tm.Kind)
 	}
 	strict := func(v any) error {
-		dec := json.NewDecoder(bytes.NewReader(raw))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(v); err != nil {
-			return fmt.Errorf("rendered %s: %v", tm.APIVersion, strings.TrimPrefix(err.Error(), "json: "))
+		if _, err := strictJSON(raw, v); err != nil {
+			return fmt.Errorf("rendered %s: %v", tm.APIVersion, err)
 		}
 		return nil
 	}
@@ -545,4 +559,9 @@ func decodePipelineRun(raw []byte) (*pipelinev1.PipelineRun, error) {
 	}
 	pr.TypeMeta = metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "PipelineRun"}
 	return pr, nil
+}
+
+// oneLine makes a Tekton field error fit a file:line: message line.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
 }
