@@ -796,6 +796,8 @@ func validExpression(expr string) bool {
 type globList struct {
 	include []glob
 	exclude []glob
+	// text is the patterns as written, for explanations.
+	text string
 }
 
 // glob is one doublestar pattern; a pattern without metacharacters is
@@ -831,6 +833,7 @@ func compileGlobs(patterns []string) (globList, error) {
 			g.include = append(g.include, c)
 		}
 	}
+	g.text = strings.Join(patterns, ", ")
 	return g, nil
 }
 

@@ -266,11 +266,14 @@ func extString(ev *event.Event, name string) string {
 // reason would cost an allocation Route does not need.
 const noReason = "-"
 
-func (st *routeState) no(format string, args ...any) string {
+// why returns the reason reason() builds when explaining, noReason
+// otherwise. The closure does not escape, so Route allocates nothing for
+// the triggers that do not match.
+func (st *routeState) why(reason func() string) string {
 	if !st.explain {
 		return noReason
 	}
-	return fmt.Sprintf(format, args...)
+	return reason()
 }
 
 // parseBody parses the payload for CEL, once per event, as Tekton Triggers
@@ -374,12 +377,16 @@ func (st *routeState) visit(t *trigger, d *Decision) {
 func (st *routeState) refusal(a *app) string {
 	if !a.admits(st.in.Source, st.ident) {
 		if st.ident == "" {
-			return st.no("source %q is not granted to app %q (%s)", st.in.Source, a.name, a.grantSummary())
+			return st.why(func() string {
+				return fmt.Sprintf("source %q is not granted to app %q (%s)", st.in.Source, a.name, a.grantSummary())
+			})
 		}
-		return st.no("source %q is not granted to app %q, nor identity %q (%s)", st.in.Source, a.name, st.ident, a.grantSummary())
+		return st.why(func() string {
+			return fmt.Sprintf("source %q is not granted to app %q, nor identity %q (%s)", st.in.Source, a.name, st.ident, a.grantSummary())
+		})
 	}
 	if !a.eventTypes.empty() && !a.eventTypes.match(st.typ) {
-		return st.no("event type %q is not granted to app %q", st.typ, a.name)
+		return st.why(func() string { return fmt.Sprintf("event type %q is not granted to app %q", st.typ, a.name) })
 	}
 	return ""
 }
@@ -389,20 +396,22 @@ func (st *routeState) refusal(a *app) string {
 // first; the reason names the first that failed.
 func (st *routeState) mismatch(t *trigger) (reason, note string) {
 	if !t.types.empty() && !t.types.match(st.typ) {
-		return st.no("type %q does not match %s", st.typ, strings.Join(t.types.patterns(), ", ")), ""
+		return st.why(func() string { return fmt.Sprintf("type %q does not match %s", st.typ, t.types.text) }), ""
 	}
 	if len(t.sources) > 0 || len(t.identities) > 0 {
 		if !slices.Contains(t.sources, st.in.Source) && (st.ident == "" || !slices.Contains(t.identities, st.ident)) {
-			return st.no("source %q / identity %q is not among the trigger's sources (%s) or identities (%s)",
-				st.in.Source, st.ident, strings.Join(t.sources, ", "), strings.Join(t.identities, ", ")), ""
+			return st.why(func() string {
+				return fmt.Sprintf("source %q / identity %q is not among the trigger's sources (%s) or identities (%s)",
+					st.in.Source, st.ident, strings.Join(t.sources, ", "), strings.Join(t.identities, ", "))
+			}), ""
 		}
 	}
 	if !t.repositories.empty() {
 		if st.repo == "" {
-			return st.no("event has no repository"), ""
+			return st.why(func() string { return "event has no repository" }), ""
 		}
 		if !t.repositories.match(st.repo) {
-			return st.no("repository %q does not match %s", st.repo, strings.Join(t.repositories.patterns(), ", ")), ""
+			return st.why(func() string { return fmt.Sprintf("repository %q does not match %s", st.repo, t.repositories.text) }), ""
 		}
 	}
 	// Branches and tags together filter the ref: a branch event must match
@@ -411,31 +420,33 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 		switch {
 		case st.branch != "":
 			if t.branches.empty() {
-				return st.no("branch %q: trigger matches tags only", st.branch), ""
+				return st.why(func() string { return fmt.Sprintf("branch %q: trigger matches tags only", st.branch) }), ""
 			}
 			if !t.branches.match(st.branch) {
-				return st.no("branch %q does not match %s", st.branch, strings.Join(t.branches.patterns(), ", ")), ""
+				return st.why(func() string { return fmt.Sprintf("branch %q does not match %s", st.branch, t.branches.text) }), ""
 			}
 		case st.tag != "":
 			if t.tags.empty() {
-				return st.no("tag %q: trigger matches branches only", st.tag), ""
+				return st.why(func() string { return fmt.Sprintf("tag %q: trigger matches branches only", st.tag) }), ""
 			}
 			if !t.tags.match(st.tag) {
-				return st.no("tag %q does not match %s", st.tag, strings.Join(t.tags.patterns(), ", ")), ""
+				return st.why(func() string { return fmt.Sprintf("tag %q does not match %s", st.tag, t.tags.text) }), ""
 			}
 		default:
-			return st.no("event has no branch or tag"), ""
+			return st.why(func() string { return "event has no branch or tag" }), ""
 		}
 	}
 	if len(t.actorsAllow) > 0 || len(t.actorsDeny) > 0 {
 		if slices.Contains(t.actorsDeny, st.actor) {
-			return st.no("actor %q is denied (!%s)", st.actor, st.actor), ""
+			return st.why(func() string { return fmt.Sprintf("actor %q is denied (!%s)", st.actor, st.actor) }), ""
 		}
 		if len(t.actorsAllow) > 0 && !slices.Contains(t.actorsAllow, st.actor) {
 			if st.actor == "" {
-				return st.no("event has no actor"), ""
+				return st.why(func() string { return "event has no actor" }), ""
 			}
-			return st.no("actor %q is not among %s", st.actor, strings.Join(t.actorsAllow, ", ")), ""
+			return st.why(func() string {
+				return fmt.Sprintf("actor %q is not among %s", st.actor, strings.Join(t.actorsAllow, ", "))
+			}), ""
 		}
 	}
 	if !t.paths.empty() {
@@ -446,22 +457,24 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 			note = "paths not checked: " + ch.Reason + "; treated as matched"
 		default:
 			if !slices.ContainsFunc(ch.Files, t.paths.match) {
-				return st.no("no changed file matches paths %s (%d files changed)", strings.Join(t.paths.patterns(), ", "), len(ch.Files)), ""
+				return st.why(func() string {
+					return fmt.Sprintf("no changed file matches paths %s (%d files changed)", t.paths.text, len(ch.Files))
+				}), ""
 			}
 		}
 	}
 	if c := t.when; c != nil {
 		if c.usesBody {
 			if err := st.parseBody(); err != nil {
-				return st.no("when: %v", err), ""
+				return st.why(func() string { return fmt.Sprintf("when: %v", err) }), ""
 			}
 		}
 		ok, err := c.eval(celVars{st})
 		if err != nil {
-			return st.no("when %q: %v", c.expr, err), ""
+			return st.why(func() string { return fmt.Sprintf("when %q: %v", c.expr, err) }), ""
 		}
 		if !ok {
-			return st.no("when %q is false", c.expr), ""
+			return st.why(func() string { return fmt.Sprintf("when %q is false", c.expr) }), ""
 		}
 	}
 	return "", note
