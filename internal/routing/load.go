@@ -123,6 +123,15 @@ type loader struct {
 	dir      string
 	opts     Options
 	problems Problems
+	// conditions caches compiled CEL by expression: compiling costs
+	// hundreds of microseconds, and apps often share a condition. A
+	// compiled program is immutable and safe to share.
+	conditions map[string]condResult
+}
+
+type condResult struct {
+	c   *condition
+	err error
 }
 
 func (l *loader) addf(file string, line int, format string, args ...any) {
@@ -669,7 +678,7 @@ func (l *loader) compileMatch(file string, at func(...any) int, ts triggerSpec, 
 		}
 	}
 	if m.When != "" {
-		c, err := compileCondition(m.When)
+		c, err := l.compileCondition(m.When)
 		if err != nil {
 			l.addf(file, at("match", "when"), "trigger %q: when: %v", ts.Name, err)
 		}
@@ -884,4 +893,16 @@ func (g globList) patterns() []string {
 		out = append(out, "!"+p.pattern)
 	}
 	return out
+}
+
+func (l *loader) compileCondition(expr string) (*condition, error) {
+	if r, ok := l.conditions[expr]; ok {
+		return r.c, r.err
+	}
+	c, err := compileCondition(expr)
+	if l.conditions == nil {
+		l.conditions = map[string]condResult{}
+	}
+	l.conditions[expr] = condResult{c, err}
+	return c, err
 }

@@ -3,6 +3,7 @@ package routing
 import (
 	"errors"
 	"net/http"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -359,5 +360,30 @@ func TestShippedRules(t *testing.T) {
 	}
 	if r.Source("github") == nil || r.Source("github").SecretEnv() != "GITHUB_WEBHOOK_SECRET" {
 		t.Fatal("rules/ must declare source github with secret env GITHUB_WEBHOOK_SECRET")
+	}
+	body, err := os.ReadFile("../../test/testdata/github/push.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ext := map[string]string{"repository": "acme/web", "branch": "main", "revision": "7c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d", "actor": "octocat", "identity": "source:github"}
+	// The sample push to acme/web main fires web/build only, in namespace
+	// ci with pipelineRef build-and-test, with or without changed files.
+	for _, changes := range []*Changes{nil, {Files: []string{"web/index.html"}, Complete: true}} {
+		got := r.Route(Input{Source: "github", Event: pushEvent(t, "dev.switchyard.git.push", ext, string(body)), Changes: changes})
+		if len(got) != 1 || got[0].App != "web" || got[0].Trigger != "build" || got[0].Namespace != "ci" || got[0].PipelineRef != "build-and-test" {
+			t.Fatalf("sample push fired %+v, want web/build in ci running build-and-test", got)
+		}
+	}
+	// The same push to a payments repository runs the payments template,
+	// unless it only changed documentation.
+	ext["repository"] = "acme/payments-api"
+	in := Input{Source: "github", Event: pushEvent(t, "dev.switchyard.git.push", ext, string(body)), Changes: &Changes{Files: []string{"src/pay.go"}, Complete: true}}
+	got := r.Route(in)
+	if len(got) != 1 || got[0].Trigger != "build" || got[0].Namespace != "payments-ci" || got[0].ServiceAccount != "payments-builder" || len(got[0].Resource) == 0 {
+		t.Fatalf("payments push fired %+v, want payments/build from its template", got)
+	}
+	in.Changes = &Changes{Files: []string{"docs/a.md", "README.md"}, Complete: true}
+	if got := r.Route(in); len(got) != 0 {
+		t.Fatalf("a docs-only payments push fired %+v", got)
 	}
 }

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// copyTree copies the rules directory to a temporary one a test may edit.
+func copyTree(t *testing.T, src string) string {
+	t.Helper()
+	dst := t.TempDir()
+	err := filepath.WalkDir(src, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, path)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), data, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dst
+}
+
+// sendTargets posts the sample push and returns the "app/trigger" it fired.
+// It signs with the shipped rules' source, which the edited copy shares.
+func sendTargets(t *testing.T, url, delivery string) []string {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(context.Background(), []string{"send", "--rules", "../../rules", "--source", "github", "--url", url, "--delivery", delivery}, nil, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("router send exited %d: %s %s", code, out.String(), errOut.String())
+	}
+	lines := strings.SplitN(out.String(), "\n", 3)
+	var resp struct {
+		Targets []struct{ App, Trigger string } `json:"targets"`
+	}
+	if err := json.Unmarshal([]byte(lines[2]), &resp); err != nil {
+		t.Fatalf("202 body %q: %v", lines[2], err)
+	}
+	var got []string
+	for _, tg := range resp.Targets {
+		got = append(got, tg.App+"/"+tg.Trigger)
+	}
+	return got
+}
+
+// TestServeReloadsChangedRules edits a rule file under a running router: the
+// change is picked up without a restart; an invalid edit is refused and the
+// last good rules keep routing.
+func TestServeReloadsChangedRules(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "reload-test-secret")
+	rulesDir := copyTree(t, "../../rules")
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--rules", rulesDir, "--data-dir", t.TempDir(),
+			"--listen", "127.0.0.1:0", "--dispatch", "dir"}, nil, &bytes.Buffer{}, logs)
+	}()
+	defer func() {
+		cancel()
+		if code := <-done; code != 0 {
+			t.Errorf("router exited with %d", code)
+		}
+	}()
+	var url string
+	waitLog := func(msg string, n int) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for len(logs.logLines(msg)) < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q log record:\n%s", msg, logs.b.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitLog("listening", 1)
+	url = "http://" + logs.logLines("listening")[0]["addr"].(string)
+	waitLog("watching rules", 1)
+
+	if got := sendTargets(t, url, "reload-1"); strings.Join(got, ",") != "web/build" {
+		t.Fatalf("before the edit the sample fired %v", got)
+	}
+
+	web := filepath.Join(rulesDir, "apps", "web.yaml")
+	orig, err := os.ReadFile(web)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lint := strings.Replace(string(orig), "triggers:\n", "triggers:\n  - name: lint\n    match: {types: [dev.switchyard.git.push], branches: [main]}\n    run: {pipelineRef: lint}\n", 1)
+	if err := os.WriteFile(web, []byte(lint), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("rules reloaded", 1)
+	if got := sendTargets(t, url, "reload-2"); strings.Join(got, ",") != "web/lint,web/build" {
+		t.Fatalf("after the edit the sample fired %v, want web/lint,web/build", got)
+	}
+
+	broken := strings.Replace(lint, "pipelineRef: lint", "pipelineRef: lint, namespace: kube-system", 1)
+	if err := os.WriteFile(web, []byte(broken), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	waitLog("rules reload failed; keeping the last good rules", 1)
+	rec := logs.logLines("rules reload failed; keeping the last good rules")[0]
+	if !strings.Contains(rec["error"].(string), `namespace "kube-system" exceeds the grant of app "web"`) {
+		t.Errorf("reload error = %v", rec["error"])
+	}
+	if got := sendTargets(t, url, "reload-3"); strings.Join(got, ",") != "web/lint,web/build" {
+		t.Fatalf("after an invalid edit the sample fired %v, want the last good rules", got)
+	}
+}
