@@ -106,14 +106,27 @@ triggers:
     namespaces: [%s]
     sources: [github]
 `, brokenNS)
-		// A pipelineRef that is not a Kubernetes name: Tekton's validation
-		// rejects the PipelineRun, so dispatch must dead-letter it.
+		// A Tekton Triggers template whose pipelineRef comes from the commit
+		// message: for the sample push ("Fix cart total rounding") it is not
+		// a Kubernetes name, so Tekton's validation rejects the rendered
+		// PipelineRun and dispatch must dead-letter it.
 		files["apps/broken.yaml"] = `apiVersion: switchyard.dev/v1alpha1
 kind: App
 name: broken
 triggers:
   - name: build
-    run: {pipelineRef: "git://example.com/pipeline.yaml"}
+    run:
+      bindings:
+        - {name: pipeline, value: $(body.head_commit.message)}
+      template:
+        spec:
+          params: [{name: pipeline}]
+          resourcetemplates:
+            - apiVersion: tekton.dev/v1
+              kind: PipelineRun
+              metadata: {generateName: broken-}
+              spec:
+                pipelineRef: {name: $(tt.params.pipeline)}
 `
 	}
 	for name, data := range files {
