@@ -1,10 +1,16 @@
 // Package routing is the compiled parent manifest: given a normalized
 // CloudEvent and the source that accepted it, it returns the (app, trigger)
-// targets with their rendered parameters and, for explain, why every other
-// trigger did not fire.
+// targets with their rendered parameters or PipelineRun and, for explain,
+// why every other trigger did not fire.
 //
 // Invariants: routing is pure and in memory, with no I/O on the request
-// path; Rules is immutable once loaded, so a reload swaps it whole; the root
-// manifest bounds every app manifest (namespaces, service accounts,
-// sources, event types), and an app that asks for more is rejected at load.
+// path (ingest supplies what needs I/O, such as a push's changed files);
+// Rules is immutable once loaded, so a reload swaps it whole (Holder,
+// Reloader) and an event is routed by one Rules; the root manifest bounds
+// every app manifest (namespaces, service accounts, sources, identities,
+// event types), an app that asks for more is rejected at load, and a
+// template whose rendered PipelineRun leaves the grant does not fire;
+// globs and CEL conditions are compiled at load; every trigger fires at
+// most once per event, in a deterministic order (apps by name, triggers in
+// file order).
 package routing
