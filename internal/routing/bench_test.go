@@ -114,6 +114,24 @@ func BenchmarkRoute1000Apps(b *testing.B) { benchRoute(b, "acme/app-%04d") }
 // patterns, which the index cannot narrow: all 5,000 triggers are checked.
 func BenchmarkRoute1000AppsGlobRepos(b *testing.B) { benchRoute(b, "acme/app-%04d*") }
 
+// BenchmarkRoute1000AppsNoMatch routes a push to a repository no app
+// watches: the cost of routing itself, without payload parsing.
+func BenchmarkRoute1000AppsNoMatch(b *testing.B) {
+	rules, err := Load(benchManifest(1000, "acme/app-%04d"), "rules", Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := benchInput(b)
+	in.Event.SetExtension("repository", "acme/unknown")
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if len(rules.Route(in)) != 0 {
+			b.Fatal("wrong targets")
+		}
+	}
+}
+
 // BenchmarkExplain1000Apps explains the same event: every trigger gets a
 // reason.
 func BenchmarkExplain1000Apps(b *testing.B) {

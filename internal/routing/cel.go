@@ -139,7 +139,7 @@ func (v celVars) ResolveName(name string) (any, bool) {
 	case "header":
 		return v.st.header, true
 	case "extensions":
-		return v.st.in.Event.Extensions(), true
+		return v.st.ext, true
 	case "requestURL":
 		return "/v1/hooks/" + v.st.in.Source, true
 	case "event":

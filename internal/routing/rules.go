@@ -233,6 +233,7 @@ func (r *Rules) Explain(in Input) Decision {
 type routeState struct {
 	in      *Input
 	explain bool
+	ext     map[string]any
 	typ     string
 	repo    string
 	branch  string
@@ -251,8 +252,8 @@ type routeState struct {
 	appReason string
 }
 
-func extString(ev *event.Event, name string) string {
-	v, ok := ev.Extensions()[name]
+func extString(ext map[string]any, name string) string {
+	v, ok := ext[name]
 	if !ok {
 		return ""
 	}
@@ -261,6 +262,10 @@ func extString(ev *event.Event, name string) string {
 	}
 	return fmt.Sprint(v)
 }
+
+// noHeader stands for a missing header; conditions and bindings only read
+// it.
+var noHeader = http.Header{}
 
 // noReason is what a mismatch returns when not explaining: building the
 // reason would cost an allocation Route does not need.
@@ -311,19 +316,22 @@ func (st *routeState) eventVar() map[string]any {
 
 func (r *Rules) evaluate(in Input, explain bool) Decision {
 	ev := in.Event
+	// Extensions() copies the map: read it once.
+	ext := ev.Extensions()
 	st := &routeState{
 		in:      &in,
 		explain: explain,
+		ext:     ext,
 		typ:     ev.Type(),
-		repo:    extString(ev, "repository"),
-		branch:  extString(ev, "branch"),
-		tag:     extString(ev, "tag"),
-		actor:   extString(ev, "actor"),
-		ident:   extString(ev, "identity"),
+		repo:    extString(ext, "repository"),
+		branch:  extString(ext, "branch"),
+		tag:     extString(ext, "tag"),
+		actor:   extString(ext, "actor"),
+		ident:   extString(ext, "identity"),
 		header:  in.Header,
 	}
 	if st.header == nil {
-		st.header = http.Header{}
+		st.header = noHeader
 	}
 	var d Decision
 	if explain {
@@ -521,7 +529,7 @@ func (t *trigger) target(st *routeState) (Target, error) {
 		}
 	}
 	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: bindings},
-		ev.Data(), st.header, ev.Extensions(), template.NewTriggerContext(ev.ID()))
+		ev.Data(), st.header, st.ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return Target{}, fmt.Errorf("render params: %w", err)
 	}

@@ -480,7 +480,7 @@ func (t *trigger) renderResource(st *routeState, target *Target) error {
 	ev := st.in.Event
 	params, err := template.ResolveParams(
 		template.ResolvedTrigger{BindingParams: t.bindingParams, TriggerTemplate: t.template},
-		ev.Data(), st.header, ev.Extensions(), template.NewTriggerContext(ev.ID()))
+		ev.Data(), st.header, st.ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return fmt.Errorf("render bindings: %w", err)
 	}
