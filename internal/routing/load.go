@@ -733,6 +733,7 @@ func (l *loader) compilePipelineRun(file string, at func(...any) int, ts trigger
 	if t.paramsBound {
 		for _, p := range t.params {
 			t.bindingParams = append(t.bindingParams, triggersv1.Param{Name: p.Name, Value: p.Value})
+			t.bindsBody = t.bindsBody || strings.Contains(p.Value, "$(body")
 		}
 	}
 	for j := range run.Workspaces {

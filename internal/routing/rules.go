@@ -121,6 +121,7 @@ type trigger struct {
 	params         []paramSpec
 	paramsBound    bool // some param value holds a $(...) expression
 	bindingParams  []triggersv1.Param
+	bindsBody      bool // some binding reads $(body...): the resolver parses the payload
 	timeout        string
 	tasksTimeout   string
 	finallyTimeout string
@@ -529,7 +530,7 @@ func (t *trigger) target(st *routeState) (Target, error) {
 		}
 	}
 	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: bindings},
-		ev.Data(), st.header, st.ext, template.NewTriggerContext(ev.ID()))
+		t.bindingBody(ev), st.header, st.ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return Target{}, fmt.Errorf("render params: %w", err)
 	}
@@ -558,4 +559,13 @@ func (s *Source) ResolveAPIToken() ([]byte, error) {
 		return nil, fmt.Errorf("source %s has no apiToken", s.Name)
 	}
 	return s.APITokenRef.resolve(os.LookupEnv)
+}
+
+// bindingBody is the payload the binding resolver gets: none when no
+// binding reads the body, which spares the resolver a parse.
+func (t *trigger) bindingBody(ev *event.Event) []byte {
+	if !t.bindsBody {
+		return nil
+	}
+	return ev.Data()
 }

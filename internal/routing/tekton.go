@@ -395,6 +395,7 @@ func (l *loader) compileTemplateRun(file string, at func(...any) int, ts trigger
 	for _, msg := range checkTemplate(tt, a, bound) {
 		l.addf(file, at("run", "template"), "trigger %q: template %q: %s", ts.Name, name, msg)
 	}
+	t.bindsBody = slices.ContainsFunc(t.bindingParams, func(p triggersv1.Param) bool { return strings.Contains(p.Value, "$(body") })
 	t.template = tt
 	t.templateRaw = tt.Spec.ResourceTemplates[0].Raw
 	t.templateUID = bytes.Contains(t.templateRaw, uidVariable)
@@ -480,7 +481,7 @@ func (t *trigger) renderResource(st *routeState, target *Target) error {
 	ev := st.in.Event
 	params, err := template.ResolveParams(
 		template.ResolvedTrigger{BindingParams: t.bindingParams, TriggerTemplate: t.template},
-		ev.Data(), st.header, st.ext, template.NewTriggerContext(ev.ID()))
+		t.bindingBody(ev), st.header, st.ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return fmt.Errorf("render bindings: %w", err)
 	}
