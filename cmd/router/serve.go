@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/ingest"
@@ -121,7 +122,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}
 	dispatcher := dispatch.New(creator, logger)
 
-	srv := ingest.NewServer(ingest.Config{Rules: holder, Publisher: q, Logger: logger, Ready: q.Ready})
+	srv := ingest.NewServer(ingest.Config{Rules: holder, Publisher: q, Logger: logger, Ready: q.Ready, Metrics: promhttp.Handler()})
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -240,6 +240,7 @@ func specFromTarget(t routing.Target) (pipelinev1.PipelineRunSpec, []error) {
 		// A PipelineRun's own validation only rejects duplicate names; the
 		// Pipeline would reject the others later, at run time. Tekton's rule
 		// for string parameter names catches them now.
+		//lint:ignore SA1019 Tekton's ValidateNameFormat takes the deprecated sets.String.
 		if ferr := pipelinev1.ValidateNameFormat(sets.String(sets.New(names...)), nil); ferr != nil {
 			errs = append(errs, ferr)
 		}

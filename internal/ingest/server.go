@@ -31,8 +31,11 @@ type Publisher interface {
 }
 
 // RulesSource returns the rules in force; a reload swaps them atomically.
+// LastError is the last failed reload's error (nil after a good one): the
+// old rules stay in force, and /readyz reports it.
 type RulesSource interface {
 	Rules() *routing.Rules
+	LastError() error
 }
 
 // Config builds a Server.
@@ -44,6 +47,8 @@ type Config struct {
 	MaxBody int64
 	// Ready reports whether the queue can take writes, for /readyz.
 	Ready func(ctx context.Context) error
+	// Metrics, when set, serves GET /metrics.
+	Metrics http.Handler
 }
 
 // Server is the HTTP front of the router.
@@ -67,6 +72,9 @@ func NewServer(cfg Config) *Server {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.handleReady)
+	if cfg.Metrics != nil {
+		s.mux.Handle("GET /metrics", cfg.Metrics)
+	}
 	return s
 }
 
@@ -171,7 +179,13 @@ func (s *Server) accept(r *http.Request, name string) (int, []EventResult, error
 	for i := range res.Events {
 		ev := &res.Events[i]
 		ev.SetExtension("identity", "source:"+src.Name)
-		targets := rules.Route(routing.Input{Source: src.Name, Event: ev, Header: r.Header})
+		in := routing.Input{Source: src.Name, Event: ev, Header: r.Header}
+		if rules.UsesPaths() {
+			// The only I/O before routing: a truncated GitHub push's changed
+			// files, from the API, when the source has a token.
+			in.Changes = ChangedFiles(r.Context(), src, ev)
+		}
+		targets := rules.Route(in)
 		accepted := queue.Accepted{Source: src.Name, Event: *ev, Work: make([]queue.Work, len(targets))}
 		refs := make([]TargetRef, len(targets))
 		bare := withoutData(ev)
@@ -214,7 +228,12 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	resp := map[string]string{"status": "ready"}
+	if err := s.cfg.Rules.LastError(); err != nil {
+		// Still ready: the last good rules are in force.
+		resp["rules"] = "last reload failed: " + err.Error()
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

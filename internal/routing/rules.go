@@ -518,7 +518,7 @@ func (t *trigger) target(st *routeState) (Target, error) {
 	target.Params = make([]Param, len(t.params))
 	if !t.paramsBound {
 		for i, p := range t.params {
-			target.Params[i] = Param{Name: p.Name, Value: p.Value}
+			target.Params[i] = Param(p)
 		}
 		return target, nil
 	}

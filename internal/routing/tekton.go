@@ -548,6 +548,7 @@ func decodePipelineRun(raw []byte) (*pipelinev1.PipelineRun, error) {
 	}
 	pr := &pipelinev1.PipelineRun{}
 	if tm.APIVersion == "tekton.dev/v1beta1" {
+		//lint:ignore SA1019 v1beta1 templates are accepted, and converted to v1.
 		var old pipelinev1beta1.PipelineRun
 		if err := strict(&old); err != nil {
 			return nil, err
