@@ -35,7 +35,7 @@ func cmdValidate(_ context.Context, args []string, _ io.Reader, stdout, stderr i
 	if fs.NArg() > 0 {
 		dir = fs.Arg(0)
 	}
-	if _, err := routing.LoadDir(dir, routing.Options{SourceKinds: ingest.Kinds()}); err != nil {
+	if _, err := routing.LoadDir(dir, ingest.LoadOptions()); err != nil {
 		printProblems(stdout, err)
 		return 1
 	}
@@ -162,7 +162,7 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, "router explain: --source is required")
 		return 2
 	}
-	rules, err := routing.LoadDir(*rulesDir, routing.Options{SourceKinds: ingest.Kinds()})
+	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
 	if err != nil {
 		fmt.Fprintln(stderr, "router explain: invalid rules:")
 		printProblems(stderr, err)

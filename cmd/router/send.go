@@ -40,7 +40,7 @@ func cmdSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "router send: --source is required")
 		return 2
 	}
-	rules, err := routing.LoadDir(*rulesDir, routing.Options{SourceKinds: ingest.Kinds()})
+	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
 	if err != nil {
 		fmt.Fprintln(stderr, "router send: invalid rules:")
 		printProblems(stderr, err)

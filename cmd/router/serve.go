@@ -93,7 +93,9 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 
 // loadRules loads the manifest with its secrets, as serve needs it.
 func loadRules(dir string) (*routing.Rules, error) {
-	return routing.LoadDir(dir, routing.Options{SourceKinds: ingest.Kinds(), ResolveSecrets: true})
+	opts := ingest.LoadOptions()
+	opts.ResolveSecrets = true
+	return routing.LoadDir(dir, opts)
 }
 
 // serve runs the router until ctx ends.

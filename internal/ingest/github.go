@@ -1,8 +1,6 @@
 package ingest
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -12,6 +10,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/go-github/v60/github"
+
+	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
 // GitHub webhook headers.
@@ -19,14 +19,7 @@ const (
 	githubEventHeader     = "X-GitHub-Event"
 	githubDeliveryHeader  = "X-GitHub-Delivery"
 	githubSignatureHeader = "X-Hub-Signature-256"
-)
-
-// Normalized event types (DESIGN.md section 4).
-const (
-	TypeGitPush          = "dev.switchyard.git.push"
-	TypeGitTag           = "dev.switchyard.git.tag"
-	TypeGitBranchDeleted = "dev.switchyard.git.branch.deleted"
-	TypeGitTagDeleted    = "dev.switchyard.git.tag.deleted"
+	githubSHA1Header      = "X-Hub-Signature"
 )
 
 // zeroSHA is what GitHub sends as "after" when a ref is deleted.
@@ -45,22 +38,27 @@ var (
 func (githubProvider) Kind() string { return "github" }
 
 // Verify checks X-Hub-Signature-256 over the raw body. The SHA-1
-// X-Hub-Signature is not accepted: GitHub sends both, and SHA-1 is the one
-// an attacker would pick. go-github's ValidateSignature compares with
+// X-Hub-Signature is accepted only when the source sets allowSHA1 (old
+// GitHub Enterprise Server): GitHub sends both, and SHA-1 is the one an
+// attacker would pick. go-github's ValidateSignature compares with
 // hmac.Equal (constant time).
-func (githubProvider) Verify(req *Request, secret []byte) error {
-	if len(secret) == 0 {
+func (githubProvider) Verify(req *Request, src *routing.Source) error {
+	if len(src.Secret) == 0 {
 		return fmt.Errorf("%w: source has no secret configured", ErrUnauthorized)
 	}
 	sig := req.Header.Get(githubSignatureHeader)
+	prefix := "sha256="
+	if sig == "" && src.AllowSHA1 && req.Header.Get(githubSHA1Header) != "" {
+		sig, prefix = req.Header.Get(githubSHA1Header), "sha1="
+	}
 	if sig == "" {
 		return fmt.Errorf("%w: missing %s header", ErrUnauthorized, githubSignatureHeader)
 	}
-	if !strings.HasPrefix(sig, "sha256=") {
-		return fmt.Errorf("%w: %s must be sha256=<hex>", ErrUnauthorized, githubSignatureHeader)
+	if !strings.HasPrefix(sig, prefix) {
+		return fmt.Errorf("%w: %s must be %s<hex>", ErrUnauthorized, githubSignatureHeader, prefix)
 	}
-	if err := github.ValidateSignature(sig, req.Body, secret); err != nil {
-		return fmt.Errorf("%w: %s does not match the body", ErrUnauthorized, githubSignatureHeader)
+	if err := github.ValidateSignature(sig, req.Body, src.Secret); err != nil {
+		return fmt.Errorf("%w: signature does not match the body", ErrUnauthorized)
 	}
 	return nil
 }
@@ -169,24 +167,8 @@ func normalizeGitHubPush(ev *event.Event, payload []byte) error {
 		return fmt.Errorf("%w: push payload has no ref", ErrMalformed)
 	}
 	deleted := push.GetDeleted() || push.GetAfter() == zeroSHA
-	ev.SetSubject(ref)
-	ev.SetExtension("ref", ref)
-	switch {
-	case strings.HasPrefix(ref, "refs/tags/"):
-		ev.SetExtension("tag", strings.TrimPrefix(ref, "refs/tags/"))
-		ev.SetType(TypeGitTag)
-		if deleted {
-			ev.SetType(TypeGitTagDeleted)
-		}
-	case strings.HasPrefix(ref, "refs/heads/"):
-		ev.SetExtension("branch", strings.TrimPrefix(ref, "refs/heads/"))
-		ev.SetType(TypeGitPush)
-		if deleted {
-			ev.SetType(TypeGitBranchDeleted)
-		}
-	default:
-		// Other refs (notes, pull heads) keep the provider type.
-	}
+	// Other refs (notes, pull heads) keep the provider type.
+	applyRef(ev, ref, deleted)
 	revision := push.GetAfter()
 	if deleted {
 		revision = push.GetBefore()
@@ -212,10 +194,4 @@ func (githubProvider) Sign(req *Request, eventName, delivery string, secret []by
 	req.Header.Set(githubEventHeader, eventName)
 	req.Header.Set(githubDeliveryHeader, delivery)
 	req.Header.Set(githubSignatureHeader, "sha256="+hex.EncodeToString(hmacSHA256(secret, req.Body)))
-}
-
-func hmacSHA256(key, msg []byte) []byte {
-	mac := hmac.New(sha256.New, key)
-	mac.Write(msg)
-	return mac.Sum(nil)
 }

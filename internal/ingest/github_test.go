@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -14,6 +15,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")
@@ -46,6 +49,13 @@ func signGitHub(secret, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
+// signGitHubSHA1 computes the legacy X-Hub-Signature.
+func signGitHubSHA1(secret, body []byte) string {
+	mac := hmac.New(sha1.New, secret)
+	mac.Write(body)
+	return "sha1=" + hex.EncodeToString(mac.Sum(nil))
+}
+
 func githubHeader(event, delivery string) http.Header {
 	h := http.Header{}
 	h.Set("Content-Type", "application/json")
@@ -62,6 +72,7 @@ func TestGitHubVerify(t *testing.T) {
 		name    string
 		sig     string
 		secret  []byte
+		sha1    bool // the source allows SHA-1; sig goes in X-Hub-Signature
 		wantErr bool
 	}{
 		{name: "valid", sig: signGitHub(secret, body), secret: secret},
@@ -71,14 +82,20 @@ func TestGitHubVerify(t *testing.T) {
 		{name: "sha1 refused", sig: "sha1=" + hex.EncodeToString(make([]byte, 20)), secret: secret, wantErr: true},
 		{name: "not hex", sig: "sha256=zz", secret: secret, wantErr: true},
 		{name: "no secret configured", sig: signGitHub(nil, body), secret: nil, wantErr: true},
+		{name: "sha1 allowed by the source", sig: signGitHubSHA1(secret, body), secret: secret, sha1: true},
+		{name: "sha1 allowed, wrong secret", sig: signGitHubSHA1([]byte("other"), body), secret: secret, sha1: true, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := githubHeader("push", "d-1")
-			if tt.sig != "" {
+			switch {
+			case tt.sha1:
+				h.Set("X-Hub-Signature", tt.sig)
+			case tt.sig != "":
 				h.Set("X-Hub-Signature-256", tt.sig)
 			}
-			err := githubProvider{}.Verify(&Request{Header: h, Body: body}, tt.secret)
+			src := &routing.Source{Name: "github", Kind: "github", Secret: tt.secret, AllowSHA1: tt.sha1}
+			err := githubProvider{}.Verify(&Request{Header: h, Body: body}, src)
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Verify() = %v, wantErr %v", err, tt.wantErr)
 			}
@@ -232,7 +249,7 @@ func FuzzGitHub(f *testing.F) {
 		}
 		p := githubProvider{}
 		req := &Request{Header: h, Body: body}
-		err := p.Verify(req, secret)
+		err := p.Verify(req, &routing.Source{Secret: secret})
 		if sign != (err == nil) {
 			t.Fatalf("sign=%v but Verify=%v", sign, err)
 		}
@@ -260,10 +277,11 @@ func BenchmarkGitHubVerify(b *testing.B) {
 	h := githubHeader("push", "d")
 	h.Set("X-Hub-Signature-256", signGitHub(secret, body))
 	req := &Request{Header: h, Body: body}
+	src := &routing.Source{Secret: secret}
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if err := (githubProvider{}).Verify(req, secret); err != nil {
+		if err := (githubProvider{}).Verify(req, src); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
 // Request is what a provider sees of a webhook: the headers and the raw
@@ -17,6 +19,10 @@ import (
 type Request struct {
 	Header http.Header
 	Body   []byte
+	// PathToken is the token in /v1/hooks/{source}/{token}, for senders
+	// that can neither sign nor set headers (Docker Hub, Quay). Never
+	// logged.
+	PathToken string
 }
 
 // Result is what a provider made of a verified request.
@@ -26,15 +32,27 @@ type Result struct {
 	Events []event.Event
 	// Ping is set for the provider's connectivity check, answered with 200.
 	Ping bool
+	// Reply, when set, is the answer the provider expects instead of a 202
+	// (a subscription validation handshake). Events, if any, are still
+	// stored first.
+	Reply *Reply
+}
+
+// Reply is a provider-specific answer.
+type Reply struct {
+	Status int
+	Header http.Header
+	Body   []byte
 }
 
 // Provider verifies and normalizes the webhooks of one kind of sender.
 type Provider interface {
 	// Kind is the source kind in the root manifest ("github").
 	Kind() string
-	// Verify authenticates the raw request with the source's secret, before
-	// anything decodes the body. Failures wrap ErrUnauthorized.
-	Verify(req *Request, secret []byte) error
+	// Verify authenticates the raw request with the source's credentials
+	// (src.Secret, or src.OIDC), before anything decodes the body, in
+	// constant time. Failures wrap ErrUnauthorized.
+	Verify(req *Request, src *routing.Source) error
 	// Normalize turns a verified request into CloudEvents. It needs no
 	// secret, so `router normalize` can run it offline. Failures wrap
 	// ErrMalformed or ErrUnsupportedMediaType.
@@ -101,4 +119,41 @@ type Signer interface {
 	// Sign sets the provider's headers on req for the given event name and
 	// delivery id, and authenticates it with secret.
 	Sign(req *Request, event, delivery string, secret []byte)
+}
+
+// SourceChecker is implemented by providers whose sources need more than a
+// secret (an OIDC block, a header name); CheckSource is run at load.
+type SourceChecker interface {
+	CheckSource(src *routing.Source) error
+}
+
+// CheckSource runs the source kind's own configuration checks; it is
+// routing.Options.CheckSource.
+func CheckSource(src *routing.Source) error {
+	p, ok := Lookup(src.Kind)
+	if !ok {
+		return nil // the unknown kind is reported on its own
+	}
+	if c, ok := p.(SourceChecker); ok {
+		return c.CheckSource(src)
+	}
+	if src.OIDC != nil {
+		return fmt.Errorf("kind %q does not authenticate with oidc", src.Kind)
+	}
+	if len(src.SecretRef.Env)+len(src.SecretRef.File) == 0 {
+		return fmt.Errorf("kind %q needs a secret", src.Kind)
+	}
+	return nil
+}
+
+// LoadOptions are the routing options every command loads rules with: the
+// registered kinds and their own checks.
+func LoadOptions() routing.Options {
+	return routing.Options{SourceKinds: Kinds(), CheckSource: CheckSource}
+}
+
+// Handshaker is implemented by providers whose senders check the endpoint
+// with an OPTIONS request first (the CloudEvents webhook spec).
+type Handshaker interface {
+	Handshake(h http.Header) *Reply
 }

@@ -68,6 +68,13 @@ func NewServer(cfg Config) *Server {
 	}
 	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "ingest"), mux: http.NewServeMux()}
 	s.mux.HandleFunc("POST /v1/hooks/{source}", s.handleHook)
+	// Senders that cannot sign or set headers put a token in the path; it
+	// is compared in constant time and never logged.
+	s.mux.HandleFunc("POST /v1/hooks/{source}/{token}", s.handleHook)
+	// The CloudEvents webhook validation handshake (Azure Event Grid with
+	// the CloudEvents schema) probes the hook URL with OPTIONS.
+	s.mux.HandleFunc("OPTIONS /v1/hooks/{source}", s.handleHandshake)
+	s.mux.HandleFunc("OPTIONS /v1/hooks/{source}/{token}", s.handleHandshake)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -110,37 +117,94 @@ type ErrorResponse struct {
 
 func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("source")
-	status, events, err := s.accept(r, name)
-	log := s.logger.With("source", name, "status", status)
+	out, err := s.accept(r, name)
+	// The path token is never logged: only the source name is.
+	log := s.logger.With("source", name, "status", out.status)
 	if err != nil {
 		log.Info("webhook refused", "error", err.Error())
-		if status == http.StatusServiceUnavailable {
+		if out.status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
 		}
-		writeJSON(w, status, ErrorResponse{Error: err.Error()})
+		writeJSON(w, out.status, ErrorResponse{Error: err.Error()})
 		return
 	}
-	if status == http.StatusOK {
-		log.Info("webhook ping")
-		writeJSON(w, status, map[string]string{"status": "pong"})
-		return
-	}
-	resp := AcceptedResponse{Events: events}
-	if len(events) > 0 {
-		resp.EventResult = events[0]
-	}
-	if len(events) <= 1 {
-		resp.Events = nil
-	}
-	for _, e := range events {
+	for _, e := range out.events {
 		log.Info("webhook accepted", "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
 	}
-	writeJSON(w, status, resp)
+	switch {
+	case out.reply != nil:
+		log.Info("webhook answered", "reply_status", out.reply.Status)
+		writeReply(w, out.reply)
+	case out.status == http.StatusOK:
+		log.Info("webhook ping")
+		writeJSON(w, out.status, map[string]string{"status": "pong"})
+	default:
+		resp := AcceptedResponse{Events: out.events}
+		if len(out.events) > 0 {
+			resp.EventResult = out.events[0]
+		}
+		if len(out.events) <= 1 {
+			resp.Events = nil
+		}
+		if resp.Targets == nil {
+			resp.Targets = []TargetRef{}
+		}
+		writeJSON(w, out.status, resp)
+	}
+}
+
+// handleHandshake answers a sender's OPTIONS probe for providers that
+// define one; it stores nothing and needs no credential, since it can
+// neither accept an event nor reveal anything but that the hook exists.
+func (s *Server) handleHandshake(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("source")
+	rules := s.cfg.Rules.Rules()
+	if rules == nil {
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: ErrNotReady.Error()})
+		return
+	}
+	src := rules.Source(name)
+	if src == nil {
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("%v: no source named %q", ErrUnknownSource, name)})
+		return
+	}
+	p, _ := Lookup(src.Kind)
+	hs, ok := p.(Handshaker)
+	if !ok {
+		w.Header().Set("Allow", http.MethodPost)
+		writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{Error: fmt.Sprintf("source %q (kind %s) takes POST only", name, src.Kind)})
+		return
+	}
+	reply := hs.Handshake(r.Header)
+	s.logger.Info("webhook handshake", "source", name, "status", reply.Status)
+	writeReply(w, reply)
+}
+
+func writeReply(w http.ResponseWriter, r *Reply) {
+	for k, vs := range r.Header {
+		for _, v := range vs {
+			w.Header().Add(k, v)
+		}
+	}
+	if len(r.Body) > 0 && w.Header().Get("Content-Type") == "" {
+		w.Header().Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(r.Status)
+	_, _ = w.Write(r.Body)
+}
+
+// outcome is what accept decided: the status, the events stored, and a
+// provider-specific reply if the provider asked for one.
+type outcome struct {
+	status int
+	events []EventResult
+	reply  *Reply
 }
 
 // accept runs one webhook through verify, normalize, route and publish, and
 // returns the status to answer.
-func (s *Server) accept(r *http.Request, name string) (int, []EventResult, error) {
+func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	rules := s.cfg.Rules.Rules()
 	if rules == nil {
 		return fail(ErrNotReady)
@@ -163,8 +227,8 @@ func (s *Server) accept(r *http.Request, name string) (int, []EventResult, error
 		}
 		return fail(fmt.Errorf("%w: read body: %v", ErrMalformed, err))
 	}
-	req := &Request{Header: r.Header, Body: body}
-	if err := provider.Verify(req, src.Secret); err != nil {
+	req := &Request{Header: r.Header, Body: body, PathToken: r.PathValue("token")}
+	if err := provider.Verify(req, src); err != nil {
 		return fail(err)
 	}
 	res, err := provider.Normalize(req)
@@ -172,7 +236,7 @@ func (s *Server) accept(r *http.Request, name string) (int, []EventResult, error
 		return fail(err)
 	}
 	if res.Ping {
-		return http.StatusOK, nil, nil
+		return outcome{status: http.StatusOK}, nil
 	}
 
 	results := make([]EventResult, 0, len(res.Events))
@@ -200,10 +264,10 @@ func (s *Server) accept(r *http.Request, name string) (int, []EventResult, error
 		}
 		results = append(results, EventResult{ID: ev.ID(), Type: ev.Type(), Targets: refs})
 	}
-	return http.StatusAccepted, results, nil
+	return outcome{status: http.StatusAccepted, events: results, reply: res.Reply}, nil
 }
 
-func fail(err error) (int, []EventResult, error) { return statusFor(err), nil, err }
+func fail(err error) (outcome, error) { return outcome{status: statusFor(err)}, err }
 
 // withoutData copies the event's attributes and extensions: work messages
 // carry what dispatch needs, never the provider payload.

@@ -51,6 +51,9 @@ type Options struct {
 	// SourceKinds lists the source kinds the router can verify. A source of
 	// another kind is a validation error. Nil accepts any kind.
 	SourceKinds []string
+	// CheckSource, when set, checks what a source's kind requires (an
+	// OIDC block, a header); its error is reported at the source's line.
+	CheckSource func(*Source) error
 	// ResolveSecrets reads every source's secret (and API token) from its
 	// environment variable or file, and fails when one is missing or empty
 	// (fail closed). `router validate` leaves it off: linting a manifest in
@@ -308,8 +311,16 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 	} else if l.opts.SourceKinds != nil && !slices.Contains(l.opts.SourceKinds, s.Kind) {
 		l.addf(file, at("kind"), "source %q: unknown kind %q (known: %s)", s.Name, s.Kind, strings.Join(l.opts.SourceKinds, ", "))
 	}
-	src := &Source{Name: s.Name, Kind: s.Kind, APIURL: s.APIURL}
+	src := &Source{Name: s.Name, Kind: s.Kind, APIURL: s.APIURL, Header: s.Header, AllowSHA1: s.AllowSHA1}
+	if o := s.OIDC; o != nil {
+		if o.Issuer == "" || o.Audience == "" {
+			l.addf(file, at("oidc"), "source %q: oidc needs issuer and audience", s.Name)
+		}
+		src.OIDC = &OIDC{Issuer: o.Issuer, Audience: o.Audience, JWKSURL: o.JWKSURL, Email: o.Email}
+	}
 	switch {
+	case s.Secret == nil && s.OIDC != nil:
+		// Authenticated by the OIDC token alone.
 	case s.Secret == nil:
 		l.addf(file, at("name"), "source %q: secret is required (fail closed: a source without a secret is never an open door)", s.Name)
 	case (s.Secret.Env == "") == (s.Secret.File == ""):
@@ -345,6 +356,11 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 		}
 		if s.APIToken == nil {
 			l.addf(file, at("apiURL"), "source %q: apiURL is set but apiToken is not: the API is only called with a token", s.Name)
+		}
+	}
+	if l.opts.CheckSource != nil && s.Kind != "" {
+		if err := l.opts.CheckSource(src); err != nil {
+			l.addf(file, at("kind"), "source %q: %v", s.Name, err)
 		}
 	}
 	return src

@@ -33,6 +33,27 @@ type sourceSpec struct {
 	// APIURL is the provider API's base URL (GitHub Enterprise Server:
 	// https://github.example.com/api/v3); empty means the public API.
 	APIURL string `yaml:"apiURL"`
+	// Header names the request header carrying the shared token, for kinds
+	// authenticated by a static header value; empty means the provider's
+	// default (Authorization for harbor and distribution).
+	Header string `yaml:"header"`
+	// AllowSHA1 accepts GitHub's SHA-1 X-Hub-Signature when
+	// X-Hub-Signature-256 is absent (old GitHub Enterprise Server). Off.
+	AllowSHA1 bool `yaml:"allowSHA1"`
+	// OIDC authenticates deliveries by a signed OIDC token in Authorization
+	// instead of a secret (Google Pub/Sub push deliveries).
+	OIDC *oidcSpec `yaml:"oidc"`
+}
+
+// oidcSpec says which OIDC tokens a source accepts.
+type oidcSpec struct {
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
+	// JWKSURL is where the issuer's keys are fetched; empty means the
+	// issuer's discovery document says.
+	JWKSURL string `yaml:"jwksURL"`
+	// Email, when set, is the only service account email accepted.
+	Email string `yaml:"email"`
 }
 
 // secretRef names where a secret lives. The manifest never holds the secret

@@ -48,6 +48,19 @@ type Source struct {
 	APITokenRef secretRef
 	// APIURL is the provider API's base URL; empty means the public API.
 	APIURL string
+	// Header is the request header carrying a static token; empty means
+	// the provider's default.
+	Header string
+	// AllowSHA1 accepts GitHub's SHA-1 signature header.
+	AllowSHA1 bool
+	// OIDC, when set, authenticates deliveries by an OIDC token instead of
+	// the secret.
+	OIDC *OIDC
+}
+
+// OIDC says which OIDC bearer tokens a source accepts.
+type OIDC struct {
+	Issuer, Audience, JWKSURL, Email string
 }
 
 // SecretEnv and SecretFile name where the secret is read from.

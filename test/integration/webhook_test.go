@@ -59,16 +59,15 @@ func newHarness(t testing.TB) *harness {
 	}
 
 	// The shipped example rules, with the secret the test generated.
-	rules, err := routing.LoadDir("../../rules", routing.Options{
-		SourceKinds:    ingest.Kinds(),
-		ResolveSecrets: true,
-		LookupEnv: func(name string) (string, bool) {
-			if name == "GITHUB_WEBHOOK_SECRET" {
-				return string(h.secret), true
-			}
-			return "", false
-		},
-	})
+	opts := ingest.LoadOptions()
+	opts.ResolveSecrets = true
+	opts.LookupEnv = func(name string) (string, bool) {
+		if name == "GITHUB_WEBHOOK_SECRET" {
+			return string(h.secret), true
+		}
+		return "", false
+	}
+	rules, err := routing.LoadDir("../../rules", opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,101 @@
+package ingest
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"strings"
+
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// The ways senders authenticate, shared by the providers. Each compares in
+// constant time and never puts the credential in an error.
+
+// verifyHMACHex checks value, a hex HMAC-SHA256 of the raw body with the
+// source's secret, after an optional prefix ("sha256="). Providers that sign
+// this way but have no library to verify with (Gitea, Bitbucket, Nexus, the
+// generic kind) use it; go-github's verifier is GitHub-only.
+func verifyHMACHex(req *Request, src *routing.Source, header, prefix string) error {
+	if len(src.Secret) == 0 {
+		return fmt.Errorf("%w: source has no secret configured", ErrUnauthorized)
+	}
+	value := strings.TrimSpace(req.Header.Get(header))
+	if value == "" {
+		return fmt.Errorf("%w: missing %s header", ErrUnauthorized, header)
+	}
+	if prefix != "" {
+		if len(value) < len(prefix) || !strings.EqualFold(value[:len(prefix)], prefix) {
+			return fmt.Errorf("%w: %s must be %s<hex>", ErrUnauthorized, header, prefix)
+		}
+		value = value[len(prefix):]
+	}
+	got, err := hex.DecodeString(value)
+	if err != nil {
+		return fmt.Errorf("%w: %s is not hex", ErrUnauthorized, header)
+	}
+	if !hmac.Equal(got, hmacSHA256(src.Secret, req.Body)) {
+		return fmt.Errorf("%w: %s does not match the body", ErrUnauthorized, header)
+	}
+	return nil
+}
+
+// verifyToken compares a presented token with the source's secret in
+// constant time. Both sides are hashed first so the comparison does not
+// leak the secret's length either.
+func verifyToken(presented string, src *routing.Source, where string) error {
+	if len(src.Secret) == 0 {
+		return fmt.Errorf("%w: source has no secret configured", ErrUnauthorized)
+	}
+	if presented == "" {
+		return fmt.Errorf("%w: missing %s", ErrUnauthorized, where)
+	}
+	a := sha256.Sum256([]byte(presented))
+	b := sha256.Sum256(src.Secret)
+	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+		return fmt.Errorf("%w: %s does not match the source's secret", ErrUnauthorized, where)
+	}
+	return nil
+}
+
+// verifyHeaderToken checks a static token sent in a header: src.Header if
+// the source names one, else def. With Authorization, the value may carry
+// a "Bearer " or "Basic " scheme in front of the token, or be the whole
+// configured value; both forms are compared with the secret.
+func verifyHeaderToken(req *Request, src *routing.Source, def string) error {
+	header := src.Header
+	if header == "" {
+		header = def
+	}
+	value := strings.TrimSpace(req.Header.Get(header))
+	if value == "" {
+		return fmt.Errorf("%w: missing %s header", ErrUnauthorized, header)
+	}
+	if strings.EqualFold(header, "Authorization") {
+		if scheme, token, ok := strings.Cut(value, " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "Basic")) {
+			// Either the token after the scheme or the whole value may be
+			// what the operator stored; check both in constant time.
+			errToken := verifyToken(strings.TrimSpace(token), src, header)
+			errWhole := verifyToken(value, src, header)
+			if errToken == nil || errWhole == nil {
+				return nil
+			}
+			return errToken
+		}
+	}
+	return verifyToken(value, src, header)
+}
+
+// verifyPathToken checks the token in /v1/hooks/{source}/{token}, for
+// senders that can neither sign nor set headers.
+func verifyPathToken(req *Request, src *routing.Source) error {
+	return verifyToken(req.PathToken, src, "token in the hook path (/v1/hooks/{source}/{token})")
+}
+
+func hmacSHA256(key, msg []byte) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write(msg)
+	return mac.Sum(nil)
+}
