@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
+
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
@@ -129,4 +131,41 @@ func (r AcceptedResponse) allEvents() []EventResult {
 		return nil
 	}
 	return []EventResult{r.EventResult}
+}
+
+// checkGolden compares the normalized events, without their data, with
+// testdata/golden/<name>.json: one object for one event, an array for
+// several. `go test -update` rewrites the file after a deliberate change;
+// review the diff. cmd/router's normalize test reads the same files.
+func checkGolden(t *testing.T, name string, events []event.Event) {
+	t.Helper()
+	bare := make([]event.Event, len(events))
+	for i, ev := range events {
+		bare[i] = ev.Clone()
+		bare[i].DataEncoded = nil
+	}
+	var v any = bare
+	if len(bare) == 1 {
+		v = bare[0]
+	}
+	got, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden := filepath.Join("testdata", "golden", name+".json")
+	if *update {
+		if err := os.MkdirAll(filepath.Dir(golden), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(golden, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(bytes.TrimSpace(want), got) {
+		t.Errorf("normalized events differ from %s:\n%s", golden, got)
+	}
 }
