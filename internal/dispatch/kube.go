@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
@@ -69,7 +70,9 @@ func (k *KubeCreator) Create(ctx context.Context, pr *pipelinev1.PipelineRun) er
 //     same request can only fail again;
 //   - everything else is transient and returned as is: timeouts, refused
 //     connections, 5xx (also an unreachable webhook), 429, Conflict,
-//     Unauthorized (credentials may be rotated), a cancelled context.
+//     Unauthorized (credentials may be rotated), a cancelled context; when
+//     the API server suggested a delay (Retry-After on 429 or 503) it is
+//     passed on with queue.RetryAfter.
 func classify(err error) error {
 	const forbiddenAttempts = 5
 	switch {
@@ -88,6 +91,9 @@ func classify(err error) error {
 		apierrors.IsRequestEntityTooLargeError(err):
 		return queue.Permanent(err)
 	default:
+		if secs, ok := apierrors.SuggestsClientDelay(err); ok && secs > 0 {
+			return queue.RetryAfter(err, time.Duration(secs)*time.Second)
+		}
 		return err
 	}
 }

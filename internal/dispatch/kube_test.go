@@ -9,6 +9,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -83,6 +84,21 @@ func TestClassify(t *testing.T) {
 				t.Errorf("classify(%v) = %v, does not wrap the original", tt.err, got)
 			}
 		})
+	}
+}
+
+// TestClassifyRetryAfter: a 429's Retry-After reaches the consumer, which
+// waits at least that long.
+func TestClassifyRetryAfter(t *testing.T) {
+	got := classify(apierrors.NewTooManyRequests("slow down", 7))
+	if d, ok := queue.RetryDelay(got); !ok || d != 7*time.Second {
+		t.Fatalf("RetryDelay = %v, %v; want 7s", d, ok)
+	}
+	if queue.IsPermanent(got) {
+		t.Fatal("429 must be retried")
+	}
+	if _, ok := queue.RetryDelay(classify(apierrors.NewConflict(prResource, "x", errors.New("modified")))); ok {
+		t.Fatal("a conflict carries no delay hint")
 	}
 }
 

@@ -312,7 +312,7 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 			Work: w, Reason: ReasonExhausted, Attempts: attempt, LastError: herr.Error(),
 		})
 	default:
-		delay := backoff(attempt, c.cfg.BackoffBase, c.cfg.BackoffMax)
+		delay := retryDelayFor(herr, attempt, c.cfg)
 		log.Info("work failed, will retry", "err", herr, "delay", delay)
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Warn("nak failed, work will be redelivered after ack wait", "err", err)
@@ -378,6 +378,17 @@ func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.
 	if err := msg.TermWithReason(dl.Reason); err != nil {
 		log.Warn("terminate failed, work will be redelivered", "err", err)
 	}
+}
+
+// retryDelayFor is the wait before retrying work that failed with err:
+// the jittered backoff, or the server's Retry-After when that is longer,
+// never more than BackoffMax.
+func retryDelayFor(err error, attempt int, cfg ConsumerConfig) time.Duration {
+	delay := backoff(attempt, cfg.BackoffBase, cfg.BackoffMax)
+	if hint, ok := RetryDelay(err); ok && hint > delay {
+		delay = min(hint, cfg.BackoffMax)
+	}
+	return delay
 }
 
 // backoff returns a delay for the given failed attempt (1-based): uniform in

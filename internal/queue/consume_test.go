@@ -394,3 +394,19 @@ func TestBackoff(t *testing.T) {
 		t.Fatalf("backoff overflowed: %s", d)
 	}
 }
+
+func TestRetryDelayFor(t *testing.T) {
+	cfg := ConsumerConfig{BackoffBase: 10 * time.Millisecond, BackoffMax: time.Minute}
+	plain := errors.New("503")
+	for range 50 {
+		if d := retryDelayFor(plain, 1, cfg); d > 10*time.Millisecond {
+			t.Fatalf("first backoff %s exceeds the base", d)
+		}
+		if d := retryDelayFor(RetryAfter(plain, 20*time.Second), 1, cfg); d != 20*time.Second {
+			t.Fatalf("Retry-After 20s gave %s", d)
+		}
+		if d := retryDelayFor(RetryAfter(plain, time.Hour), 1, cfg); d != time.Minute {
+			t.Fatalf("Retry-After 1h gave %s, want the 1m cap", d)
+		}
+	}
+}

@@ -1,6 +1,9 @@
 package queue
 
-import "errors"
+import (
+	"errors"
+	"time"
+)
 
 // ErrUnavailable reports that JetStream did not acknowledge a write. Ingest
 // answers 503 with Retry-After: the sender must try again, and deduplication
@@ -50,4 +53,33 @@ func permanentAt(err error, attempt int) bool {
 func IsPermanent(err error) bool {
 	var p *permanentError
 	return errors.As(err, &p)
+}
+
+// retryAfterError carries the server's own hint of when to retry.
+type retryAfterError struct {
+	err   error
+	after time.Duration
+}
+
+func (e *retryAfterError) Error() string { return e.err.Error() }
+func (e *retryAfterError) Unwrap() error { return e.err }
+
+// RetryAfter marks a transient err with the delay the failing server asked
+// for (an HTTP Retry-After on a 429 or 503): the consumer waits at least
+// that long, capped by its BackoffMax, before the next attempt.
+// RetryAfter(nil, d) is nil.
+func RetryAfter(err error, d time.Duration) error {
+	if err == nil {
+		return nil
+	}
+	return &retryAfterError{err: err, after: d}
+}
+
+// RetryDelay returns the delay a RetryAfter in err's chain asks for.
+func RetryDelay(err error) (time.Duration, bool) {
+	var r *retryAfterError
+	if errors.As(err, &r) {
+		return r.after, true
+	}
+	return 0, false
 }
