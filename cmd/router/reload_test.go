@@ -70,7 +70,7 @@ func TestServeReloadsChangedRules(t *testing.T) {
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "--rules", rulesDir, "--data-dir", t.TempDir(),
-			"--listen", "127.0.0.1:0", "--dispatch", "dir"}, nil, &bytes.Buffer{}, logs)
+			"--listen", "127.0.0.1:0", "--dispatch", "dir", "--drain-delay", "0"}, nil, &bytes.Buffer{}, logs)
 	}()
 	defer func() {
 		cancel()

@@ -40,6 +40,7 @@ type serveConfig struct {
 	maxAttempts   int
 	concurrency   int
 	shutdownGrace time.Duration
+	drainDelay    time.Duration
 	logLevel      string
 	watchRules    bool
 }
@@ -56,7 +57,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.streamReplica, "stream-replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
 	fs.IntVar(&c.maxAttempts, "max-attempts", 10, "dispatch attempts before work is dead-lettered")
 	fs.IntVar(&c.concurrency, "dispatch-concurrency", 8, "concurrent dispatches in this process")
-	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 20*time.Second, "how long SIGTERM waits for in-flight requests and dispatches")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 20*time.Second, "after the drain delay, how long SIGTERM waits for in-flight requests and dispatches; dispatches still running then are interrupted and left in the queue")
+	fs.DurationVar(&c.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop sending before the listener closes")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.watchRules, "watch-rules", true, "reload the rules when a file under --rules changes (SIGHUP always reloads)")
 }
@@ -142,6 +144,10 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	consumeCtx, stopConsume := context.WithCancel(context.WithoutCancel(ctx))
+	// Cancelled at the end of the shutdown grace: dispatches still running
+	// then are interrupted and their work handed back to the queue.
+	handlerCtx, abortHandlers := context.WithCancel(context.WithoutCancel(ctx))
+	defer abortHandlers()
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -151,7 +157,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}()
 	go func() {
 		defer wg.Done()
-		err := q.Consume(consumeCtx, queue.ConsumerConfig{MaxAttempts: cfg.maxAttempts, Concurrency: cfg.concurrency}, dispatcher.Handle)
+		err := q.Consume(consumeCtx, queue.ConsumerConfig{MaxAttempts: cfg.maxAttempts, Concurrency: cfg.concurrency, HandlerContext: handlerCtx}, dispatcher.Handle)
 		if err != nil {
 			errc <- fmt.Errorf("dispatch: %w", err)
 		}
@@ -187,18 +193,35 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-		logger.Info("shutting down", "grace", cfg.shutdownGrace.String())
+		logger.Info("shutting down", "drain_delay", cfg.drainDelay.String(), "grace", cfg.shutdownGrace.String())
+		// Readiness goes false first; requests are still served while
+		// load balancers notice.
+		srv.Drain()
+		select {
+		case <-time.After(cfg.drainDelay):
+		case runErr = <-errc:
+		}
 	case runErr = <-errc:
 	}
-	// Stop taking requests first, then let in-flight dispatches finish;
-	// whatever is left stays in the queue for the next replica or start.
+	// Then stop taking requests and fetching work, and let in-flight
+	// requests and dispatches finish within the grace; dispatches still
+	// running after it are interrupted and stay in the queue for the next
+	// replica or start.
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGrace)
 	defer cancel()
+	stopConsume()
 	if err := httpServer.Shutdown(shutdownCtx); err != nil {
 		logger.Warn("http shutdown", "error", err.Error())
 	}
-	stopConsume()
-	wg.Wait()
+	stopped := make(chan struct{})
+	go func() { wg.Wait(); close(stopped) }()
+	select {
+	case <-stopped:
+	case <-shutdownCtx.Done():
+		logger.Warn("shutdown grace over: interrupting running dispatches, their work stays queued")
+		abortHandlers()
+		<-stopped
+	}
 	stats := dispatcher.Stats()
 	logger.Info("stopped", "created", stats.Created, "existed", stats.Existed, "permanent_failures", stats.Permanent, "transient_failures", stats.Transient)
 	return runErr

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -54,13 +55,14 @@ type runningRouter struct {
 	done   chan int
 }
 
-func startRouter(t *testing.T, dataDir string) *runningRouter {
+func startRouter(t *testing.T, dataDir string, extra ...string) *runningRouter {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &runningRouter{logs: &syncBuffer{}, cancel: cancel, done: make(chan int, 1)}
 	go func() {
-		r.done <- run(ctx, []string{"serve", "--rules", "../../rules", "--data-dir", dataDir,
-			"--listen", "127.0.0.1:0", "--dispatch", "dir"}, nil, io.Discard, r.logs)
+		args := append([]string{"serve", "--rules", "../../rules", "--data-dir", dataDir,
+			"--listen", "127.0.0.1:0", "--dispatch", "dir", "--drain-delay", "0"}, extra...)
+		r.done <- run(ctx, args, nil, io.Discard, r.logs)
 	}()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
@@ -158,4 +160,41 @@ func TestServeRefusesInvalidRules(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr.String(), "GITHUB_WEBHOOK_SECRET is not set") {
 		t.Fatalf("exit %d, stderr %q: serve must refuse to start without the source's secret", code, stderr.String())
 	}
+}
+
+// TestDrainReadinessGoesFalseFirst: on shutdown /readyz answers 503 while
+// webhooks are still accepted, until the drain delay ends.
+func TestDrainReadinessGoesFalseFirst(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "drain-test-secret")
+	dataDir := t.TempDir()
+	r := startRouter(t, dataDir, "--drain-delay", "3s")
+	if code := getStatus(t, r.url+"/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz = %d before shutdown", code)
+	}
+	r.cancel()
+	for getStatus(t, r.url+"/readyz") != http.StatusServiceUnavailable {
+		time.Sleep(10 * time.Millisecond)
+	}
+	// Still served: a load balancer may not have noticed yet.
+	sendSample(t, r.url, "drain-1")
+	if code := <-r.done; code != 0 {
+		t.Fatalf("router exited with %d", code)
+	}
+	if len(r.logs.logLines("shutting down")) != 1 {
+		t.Fatal("no shutting down record")
+	}
+	// Accepted during the drain, so stored: the next start dispatches it.
+	next := startRouter(t, dataDir)
+	waitForFile(t, runFile(dataDir, "drain-1"))
+	next.stop(t)
+}
+
+func getStatus(t *testing.T, url string) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }

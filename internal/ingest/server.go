@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -53,10 +54,16 @@ type Config struct {
 
 // Server is the HTTP front of the router.
 type Server struct {
-	cfg    Config
-	logger *slog.Logger
-	mux    *http.ServeMux
+	cfg      Config
+	logger   *slog.Logger
+	mux      *http.ServeMux
+	draining atomic.Bool
 }
+
+// Drain makes /readyz answer 503 from now on, so a load balancer stops
+// sending new requests before the listener closes; requests that still
+// arrive are served normally.
+func (s *Server) Drain() { s.draining.Store(true) }
 
 // NewServer builds the HTTP handler for webhooks and probes.
 func NewServer(cfg Config) *Server {
@@ -279,6 +286,10 @@ func withoutData(ev *event.Event) event.Event {
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	if s.draining.Load() {
+		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "draining: shutting down"})
+		return
+	}
 	if s.cfg.Rules.Rules() == nil {
 		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "no rules loaded"})
 		return

@@ -35,6 +35,12 @@ type ConsumerConfig struct {
 	// overruns it gets a cancelled context and its error is retried. It keeps
 	// a stuck call from holding a message, with progress acks, forever.
 	HandlerTimeout time.Duration
+	// HandlerContext, when set, is the parent of every handler's context:
+	// cancelling it interrupts running dispatches (the drain deadline), and
+	// their work goes straight back to the queue for another replica.
+	// Default: ctx without its cancellation, so stopping Consume lets
+	// running handlers finish.
+	HandlerContext context.Context
 }
 
 func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
@@ -156,7 +162,10 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Handlers outlive ctx so a drain finishes them; they keep its values.
-	hctx := context.WithoutCancel(ctx)
+	hctx := cfg.HandlerContext
+	if hctx == nil {
+		hctx = context.WithoutCancel(ctx)
+	}
 	slots := make(chan struct{}, cfg.Concurrency)
 	for ctx.Err() == nil {
 		// Pull only as many messages as there are idle handlers: a message
@@ -255,9 +264,10 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	}
 	attempt := int(meta.NumDelivered)
 	log = log.With("attempt", attempt, "stream_seq", meta.Sequence.Stream)
-	// Settling (ack, dead letter) gets its own deadline: ctx is not bounded.
+	// Settling (ack, dead letter) gets its own deadline, and still happens
+	// when ctx was cancelled by a drain deadline.
 	settle := func() (context.Context, context.CancelFunc) {
-		return context.WithTimeout(ctx, c.q.cfg.PublishTimeout)
+		return context.WithTimeout(context.WithoutCancel(ctx), c.q.cfg.PublishTimeout)
 	}
 
 	var w Work
@@ -306,6 +316,14 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		c.deadLetter(sctx, msg, log, DeadLetter{
 			Work: w, Reason: ReasonPermanent, Attempts: attempt, LastError: herr.Error(),
 		})
+	case ctx.Err() != nil:
+		// Interrupted by the drain deadline, not failed: hand it back now
+		// for another replica (or this one's next start). The attempt still
+		// counts, which bounds a message that always outlasts the deadline.
+		log.Info("dispatch interrupted by shutdown, left in the queue", "err", herr)
+		if err := msg.Nak(); err != nil {
+			log.Warn("nak failed, work will be redelivered after ack wait", "err", err)
+		}
 	case attempt >= c.cfg.MaxAttempts:
 		log.Warn("work exhausted its attempts", "err", herr)
 		c.deadLetter(sctx, msg, log, DeadLetter{

@@ -355,6 +355,49 @@ func TestConsumeDrainsInFlight(t *testing.T) {
 	}
 }
 
+// TestConsumeAbortLeavesWorkQueued: a dispatch still running at the drain
+// deadline is interrupted, and its work stays queued (not dead-lettered,
+// not lost) and is done by the next consumer.
+func TestConsumeAbortLeavesWorkQueued(t *testing.T) {
+	q := newQueue(t)
+	if err := q.Publish(context.Background(), accepted("github", "d-1", "api")); err != nil {
+		t.Fatal(err)
+	}
+	hctx, abort := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	var once sync.Once
+	cfg := fastRetry
+	cfg.HandlerContext = hctx
+	stop := runConsume(t, q, cfg, func(ctx context.Context, _ Work) error {
+		once.Do(func() { close(started) })
+		<-ctx.Done() // a dispatch that outlasts the grace
+		return ctx.Err()
+	})
+	<-started
+	stopped := make(chan struct{})
+	go func() { stop(); close(stopped) }()
+	// As serve does: stop fetching, then at the deadline interrupt.
+	select {
+	case <-stopped:
+		t.Fatal("Consume returned while a handler was running")
+	case <-time.After(50 * time.Millisecond):
+	}
+	abort()
+	<-stopped
+	if n := len(deadLetters(t, q)); n != 0 {
+		t.Fatalf("%d dead letters: an interrupted dispatch is not a failure", n)
+	}
+	if n := pending(t, q); n != 1 {
+		t.Fatalf("pending after abort = %d, want 1", n)
+	}
+	var c counter
+	runConsume(t, q, fastRetry, func(_ context.Context, w Work) error { c.add(w); return nil })
+	waitFor(t, "the next consumer to do the work", func() bool { return pending(t, q) == 0 })
+	if c.total() != 1 {
+		t.Fatalf("next consumer ran %d times, want 1", c.total())
+	}
+}
+
 func TestDeadLetterJSON(t *testing.T) {
 	tests := []struct {
 		name string

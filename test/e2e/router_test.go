@@ -188,7 +188,7 @@ type routerConfig struct {
 func startRouter(t *testing.T, cfg routerConfig) *router {
 	t.Helper()
 	args := []string{"serve", "--rules", cfg.rulesDir, "--data-dir", cfg.dataDir, "--listen", "127.0.0.1:0",
-		"--dispatch", "kube", "--kubeconfig", cfg.kubeconfig, "--shutdown-grace", "5s"}
+		"--dispatch", "kube", "--kubeconfig", cfg.kubeconfig, "--shutdown-grace", "5s", "--drain-delay", "0"}
 	if cfg.natsURL != "" {
 		args = append(args, "--nats-url", cfg.natsURL)
 	}
