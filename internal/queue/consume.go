@@ -88,6 +88,9 @@ const (
 
 // DeadLetter is work that will not be retried, with why.
 type DeadLetter struct {
+	// Seq is the dead letter's sequence in SWITCHYARD_DLQ, set when read
+	// back; `router dlq show|retry` take it.
+	Seq       uint64    `json:"seq,omitempty"`
 	Work      Work      `json:"work"`
 	Reason    string    `json:"reason"` // "permanent" | "exhausted" | "undecodable"
 	Attempts  int       `json:"attempts"`
@@ -99,6 +102,7 @@ type DeadLetter struct {
 // deadLetterWire is DeadLetter on the wire: an undecodable message has no
 // Work, and a zero event.Event cannot be encoded, so work is omitted then.
 type deadLetterWire struct {
+	Seq       uint64    `json:"seq,omitempty"`
 	Work      *Work     `json:"work,omitempty"`
 	Reason    string    `json:"reason"`
 	Attempts  int       `json:"attempts"`
@@ -109,7 +113,7 @@ type deadLetterWire struct {
 
 // MarshalJSON implements json.Marshaler.
 func (d DeadLetter) MarshalJSON() ([]byte, error) {
-	w := deadLetterWire{Reason: d.Reason, Attempts: d.Attempts, LastError: d.LastError, Time: d.Time, Raw: d.Raw}
+	w := deadLetterWire{Seq: d.Seq, Reason: d.Reason, Attempts: d.Attempts, LastError: d.LastError, Time: d.Time, Raw: d.Raw}
 	if d.Work.Event.Context != nil {
 		w.Work = &d.Work
 	}
@@ -122,7 +126,7 @@ func (d *DeadLetter) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*d = DeadLetter{Reason: w.Reason, Attempts: w.Attempts, LastError: w.LastError, Time: w.Time, Raw: w.Raw}
+	*d = DeadLetter{Seq: w.Seq, Reason: w.Reason, Attempts: w.Attempts, LastError: w.LastError, Time: w.Time, Raw: w.Raw}
 	if w.Work != nil {
 		d.Work = *w.Work
 	}
@@ -465,11 +469,12 @@ func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
 		if err := json.Unmarshal(msg.Data(), &dl); err != nil {
 			return out, fmt.Errorf("read dead letters: decode %s: %w", msg.Subject(), err)
 		}
-		out = append(out, dl)
 		meta, err := msg.Metadata()
 		if err != nil {
 			return out, fmt.Errorf("read dead letters: %w", err)
 		}
+		dl.Seq = meta.Sequence.Stream
+		out = append(out, dl)
 		if meta.NumPending == 0 {
 			return out, nil
 		}

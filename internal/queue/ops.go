@@ -1,0 +1,158 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Operator tools: dead-letter inspection and retry, and replay of stored
+// events. They work on a running system: every replica's consumer picks up
+// what they queue.
+
+// ErrNotFound reports a dead letter or event that is not (or no longer) in
+// its stream.
+var ErrNotFound = errors.New("not found")
+
+// DeadLetterAt reads the dead letter with stream sequence seq.
+func (q *Queue) DeadLetterAt(ctx context.Context, seq uint64) (DeadLetter, error) {
+	s, err := q.js.Stream(ctx, DLQStream)
+	if err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	raw, err := s.GetMsg(ctx, seq)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return DeadLetter{}, fmt.Errorf("dead letter %d: %w", seq, ErrNotFound)
+		}
+		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", seq, err)
+	}
+	var dl DeadLetter
+	if err := json.Unmarshal(raw.Data, &dl); err != nil {
+		return DeadLetter{}, fmt.Errorf("dead letter %d: decode: %w", seq, err)
+	}
+	dl.Seq = raw.Sequence
+	return dl, nil
+}
+
+// RetryDeadLetter puts the work of dead letter seq back on the work stream
+// and then removes the dead letter. The work keeps its target, so its
+// PipelineRun name: if a PipelineRun was created after all, the retry finds
+// it (AlreadyExists) and creates nothing. A crash between the two steps
+// leaves the dead letter in place; retrying it again is deduplicated by the
+// message id ("dlq-retry/<seq>") and by the PipelineRun name.
+func (q *Queue) RetryDeadLetter(ctx context.Context, seq uint64) (Work, error) {
+	dl, err := q.DeadLetterAt(ctx, seq)
+	if err != nil {
+		return Work{}, err
+	}
+	if dl.Work.Event.Context == nil {
+		return Work{}, fmt.Errorf("dead letter %d (%s) holds no decodable work; inspect it with dlq show", seq, dl.Reason)
+	}
+	if err := q.requeue(ctx, dl.Work, "dlq-retry/"+strconv.FormatUint(seq, 10)); err != nil {
+		return Work{}, err
+	}
+	s, err := q.js.Stream(ctx, DLQStream)
+	if err != nil {
+		return dl.Work, fmt.Errorf("retry dead letter %d: queued, but not removed: %w", seq, err)
+	}
+	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+		return dl.Work, fmt.Errorf("retry dead letter %d: queued, but not removed: %w", seq, err)
+	}
+	return dl.Work, nil
+}
+
+// Requeue publishes work for dispatch again (a replay). key makes the
+// message id unique to this replay, so JetStream's duplicate window does not
+// drop it; dispatch's own deduplication is the PipelineRun name in the
+// work's target.
+func (q *Queue) Requeue(ctx context.Context, w Work, key string) error {
+	return q.requeue(ctx, w, key)
+}
+
+func (q *Queue) requeue(ctx context.Context, w Work, key string) error {
+	if err := validToken("app", w.Target.App); err != nil {
+		return err
+	}
+	w.Event.DataEncoded = nil
+	w.Event.DataBase64 = false
+	data, err := json.Marshal(w)
+	if err != nil {
+		return fmt.Errorf("requeue: encode work: %w", err)
+	}
+	return q.publish(ctx, outMsg{
+		stream: WorkStream,
+		msg:    newMsg(WorkSubjectPrefix+w.Target.App, workContentType, data),
+		id:     workMsgID(w.Source, w.Event.ID(), w.Target.App, w.Target.Trigger) + "/" + key,
+	})
+}
+
+// StoredEvent is an accepted event as the events stream keeps it.
+type StoredEvent struct {
+	Seq    uint64
+	Source string
+	Stored time.Time
+	Event  event.Event
+}
+
+// Events calls fn for every stored event accepted at or after since
+// (zero: all), oldest first, until fn returns false or the stream's end.
+func (q *Queue) Events(ctx context.Context, since time.Time, fn func(StoredEvent) bool) error {
+	s, err := q.js.Stream(ctx, EventsStream)
+	if err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	if st := s.CachedInfo().State; st.Msgs == 0 || (!since.IsZero() && st.LastTime.Before(since)) {
+		return nil
+	}
+	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
+	if !since.IsZero() {
+		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
+		cfg.OptStartTime = &since
+	}
+	oc, err := s.OrderedConsumer(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	it, err := oc.Messages()
+	if err != nil {
+		return fmt.Errorf("read events: %w", err)
+	}
+	defer it.Stop()
+	for {
+		nctx, cancel := context.WithTimeout(ctx, fetchWait)
+		msg, err := it.Next(jetstream.NextContext(nctx))
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
+				return nil // nothing newer arrived: the end
+			}
+			return fmt.Errorf("read events: %w", err)
+		}
+		meta, err := msg.Metadata()
+		if err != nil {
+			return fmt.Errorf("read events: %w", err)
+		}
+		ev := event.New()
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			return fmt.Errorf("read events: decode message %d: %w", meta.Sequence.Stream, err)
+		}
+		se := StoredEvent{
+			Seq:    meta.Sequence.Stream,
+			Source: strings.TrimPrefix(msg.Subject(), EventsSubjectPrefix),
+			Stored: meta.Timestamp,
+			Event:  ev,
+		}
+		if !fn(se) || meta.NumPending == 0 {
+			return nil
+		}
+	}
+}

@@ -1,0 +1,92 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// TestRetryDeadLetter: a permanently failed work item is dead-lettered,
+// `dlq retry` puts it back once the cause is fixed, and it is then done and
+// gone from the dead-letter stream.
+func TestRetryDeadLetter(t *testing.T) {
+	ctx := context.Background()
+	q := newQueue(t)
+	if err := q.Publish(ctx, accepted("github", "d-1", "api", "web")); err != nil {
+		t.Fatal(err)
+	}
+	var fixed atomic.Bool
+	var c counter
+	runConsume(t, q, fastRetry, func(_ context.Context, w Work) error {
+		if w.Target.App == "api" && !fixed.Load() {
+			return Permanent(errors.New("namespace api-ci missing"))
+		}
+		c.add(w)
+		return nil
+	})
+	waitFor(t, "one dead letter", func() bool { return len(deadLetters(t, q)) == 1 })
+	dls := deadLetters(t, q)
+	if dls[0].Seq == 0 || dls[0].Work.Target.App != "api" {
+		t.Fatalf("dead letter %+v", dls[0])
+	}
+	shown, err := q.DeadLetterAt(ctx, dls[0].Seq)
+	if err != nil || shown.LastError != "namespace api-ci missing" || shown.Reason != ReasonPermanent {
+		t.Fatalf("DeadLetterAt = %+v, %v", shown, err)
+	}
+
+	fixed.Store(true)
+	w, err := q.RetryDeadLetter(ctx, dls[0].Seq)
+	if err != nil || w.Target.App != "api" {
+		t.Fatalf("RetryDeadLetter = %+v, %v", w.Target, err)
+	}
+	waitFor(t, "the retried work to be done", func() bool { return c.snapshot()[workKey(w)] == 1 })
+	if n := len(deadLetters(t, q)); n != 0 {
+		t.Fatalf("%d dead letters after retry, want 0", n)
+	}
+	if _, err := q.RetryDeadLetter(ctx, dls[0].Seq); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second retry = %v, want ErrNotFound", err)
+	}
+	if got := c.total(); got != 2 {
+		t.Fatalf("handler succeeded %d times, want 2 (web once, api once after the retry)", got)
+	}
+}
+
+// TestEventsAndRequeue: stored events are read back with their data, and a
+// replay's requeue is deduplicated by its key, not by the original work id.
+func TestEventsAndRequeue(t *testing.T) {
+	ctx := context.Background()
+	q := newQueue(t)
+	for _, id := range []string{"e-1", "e-2", "e-3"} {
+		if err := q.Publish(ctx, accepted("github", id, "api")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []StoredEvent
+	if err := q.Events(ctx, time.Time{}, func(se StoredEvent) bool { got = append(got, se); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 || got[1].Event.ID() != "e-2" || got[1].Source != "github" || len(got[1].Event.Data()) == 0 {
+		t.Fatalf("events %+v", got)
+	}
+	var first []StoredEvent
+	if err := q.Events(ctx, time.Time{}, func(se StoredEvent) bool { first = append(first, se); return false }); err != nil || len(first) != 1 {
+		t.Fatalf("stopping after one: %d, %v", len(first), err)
+	}
+	var none int
+	if err := q.Events(ctx, time.Now().Add(time.Hour), func(StoredEvent) bool { none++; return true }); err != nil || none != 0 {
+		t.Fatalf("events from the future: %d, %v", none, err)
+	}
+
+	before := streamMsgs(t, q, WorkStream)
+	w := accepted("github", "e-1", "api").Work[0]
+	for range 2 {
+		if err := q.Requeue(ctx, w, "replay-1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if after := streamMsgs(t, q, WorkStream); after != before+1 {
+		t.Fatalf("work messages %d -> %d: one replay key must queue once", before, after)
+	}
+}
