@@ -19,6 +19,8 @@ Usage:
   router normalize --provider KIND   print the CloudEvent a webhook becomes
   router explain   --source NAME     show which triggers an event fires, and why not the others
   router send      --source NAME     post a signed sample webhook to a running router
+  router dlq       list|show|retry   inspect dead-lettered work and queue it again
+  router replay    --id ID | --since D   route stored events again with the current rules
 
 Run "router COMMAND -h" for the flags of a command.
 `
@@ -39,6 +41,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"normalize": cmdNormalize,
 		"explain":   cmdExplain,
 		"send":      cmdSend,
+		"dlq":       cmdDLQ,
+		"replay":    cmdReplay,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

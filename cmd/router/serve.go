@@ -43,6 +43,7 @@ type serveConfig struct {
 	drainDelay    time.Duration
 	logLevel      string
 	watchRules    bool
+	natsListen    string
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -50,6 +51,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.listen, "listen", ":8080", "HTTP listen address")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "data directory (embedded JetStream store, dispatched YAML in dir mode)")
 	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS server URL; empty starts an embedded server under --data-dir")
+	fs.StringVar(&c.natsListen, "nats-listen", "127.0.0.1:0", "where the embedded NATS server also listens, for the operator commands (dlq, replay), with a generated token written to --data-dir/nats.json (mode 0600); port 0 picks a free port; empty: in-process only")
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig path (default $KUBECONFIG, then in-cluster config)")
 	fs.StringVar(&c.dispatchMode, "dispatch", "auto", "where PipelineRuns go: kube, dir (YAML files under --data-dir/pipelineruns) or auto (kube when a cluster config is found, else dir)")
 	fs.Float64Var(&c.kubeQPS, "kube-qps", 50, "Kubernetes client queries per second")
@@ -249,7 +251,21 @@ func connectNATS(cfg serveConfig, logger *slog.Logger) (*nats.Conn, func(), erro
 		return nc, func() { _ = nc.Drain() }, nil
 	}
 	storeDir := filepath.Join(cfg.dataDir, "jetstream")
-	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: storeDir, Logger: logger})
+	eo := queue.EmbeddedOptions{StoreDir: storeDir, Logger: logger}
+	if cfg.natsListen != "" {
+		host, port, err := net.SplitHostPort(cfg.natsListen)
+		if err != nil {
+			return nil, nil, fmt.Errorf("--nats-listen %q: %w", cfg.natsListen, err)
+		}
+		if port == "0" {
+			port = "-1" // nats-server's "any free port"; its 0 means 4222
+		}
+		eo.Listen = net.JoinHostPort(host, port)
+		if eo.Token, err = newToken(); err != nil {
+			return nil, nil, err
+		}
+	}
+	emb, err := queue.StartEmbedded(eo)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -258,11 +274,23 @@ func connectNATS(cfg serveConfig, logger *slog.Logger) (*nats.Conn, func(), erro
 		emb.Shutdown()
 		return nil, nil, fmt.Errorf("connect embedded nats: %w", err)
 	}
-	logger.Info("embedded nats started", "store_dir", storeDir)
+	connFile := ""
+	if eo.Listen != "" {
+		connFile = filepath.Join(cfg.dataDir, natsConnFile)
+		if err := writeConnInfo(connFile, connInfo{URL: emb.ClientURL(), Token: eo.Token}); err != nil {
+			nc.Close()
+			emb.Shutdown()
+			return nil, nil, err
+		}
+	}
+	logger.Info("embedded nats started", "store_dir", storeDir, "client_url", emb.ClientURL())
 	return nc, func() {
 		_ = nc.Drain()
 		nc.Close()
 		emb.Shutdown()
+		if connFile != "" {
+			_ = os.Remove(connFile)
+		}
 	}, nil
 }
 

@@ -30,6 +30,9 @@ type EmbeddedOptions struct {
 	// Listen, when set, also serves clients on host:port ("127.0.0.1:4222";
 	// port -1 picks a free one). Empty means in-process connections only.
 	Listen string
+	// Token, when set, is required of every client (also in-process ones,
+	// which Connect handles). Set it whenever Listen is.
+	Token string
 	// ServerName defaults to "switchyard".
 	ServerName string
 	// MaxPayload defaults to DefaultMaxPayload.
@@ -48,7 +51,8 @@ type EmbeddedOptions struct {
 
 // Embedded is an in-process nats-server with JetStream enabled.
 type Embedded struct {
-	srv *server.Server
+	srv   *server.Server
+	token string
 }
 
 // StartEmbedded starts an in-process nats-server with JetStream file storage
@@ -67,6 +71,8 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		// The router owns signal handling and logging.
 		NoSigs: true,
 		NoLog:  opts.Logger == nil,
+		// Token auth: nats-server compares it in constant time.
+		Authorization: opts.Token,
 	}
 	if so.ServerName == "" {
 		so.ServerName = "switchyard"
@@ -110,14 +116,18 @@ func StartEmbedded(opts EmbeddedOptions) (*Embedded, error) {
 		srv.WaitForShutdown()
 		return nil, errors.New("start embedded nats: jetstream not enabled")
 	}
-	return &Embedded{srv: srv}, nil
+	return &Embedded{srv: srv, token: opts.Token}, nil
 }
 
 // Connect opens a client connection over an in-process pipe (no network,
 // even when the server also listens). opts are applied after the default
 // name option, so they can override it.
 func (e *Embedded) Connect(opts ...nats.Option) (*nats.Conn, error) {
-	all := append([]nats.Option{nats.InProcessServer(e.srv), nats.Name("switchyard")}, opts...)
+	all := []nats.Option{nats.InProcessServer(e.srv), nats.Name("switchyard")}
+	if e.token != "" {
+		all = append(all, nats.Token(e.token))
+	}
+	all = append(all, opts...)
 	nc, err := nats.Connect(e.srv.ClientURL(), all...)
 	if err != nil {
 		return nil, fmt.Errorf("connect embedded nats: %w", err)

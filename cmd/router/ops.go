@@ -1,0 +1,346 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchyard-dev/switchyard/internal/ingest"
+	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// The operator commands (dlq, replay) work on the queue of a running or a
+// stopped router: through --nats-url, or through the connection file a
+// running router's embedded server leaves in its data directory, or, when
+// no router runs, by opening the data directory's store themselves.
+
+// natsConnFile is where serve records how to reach its embedded server.
+const natsConnFile = "nats.json"
+
+// connInfo is the content of natsConnFile. The token is what the embedded
+// server requires of every client; the file is readable by its owner only.
+type connInfo struct {
+	URL   string `json:"url"`
+	Token string `json:"token"`
+}
+
+func newToken() (string, error) {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("generate nats token: %w", err)
+	}
+	return hex.EncodeToString(b), nil
+}
+
+func writeConnInfo(path string, ci connInfo) error {
+	data, err := json.Marshal(ci)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
+
+// opsFlags are the connection flags every operator command takes.
+type opsFlags struct {
+	dataDir string
+	natsURL string
+}
+
+func (o *opsFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&o.dataDir, "data-dir", "./data", "the router's data directory (its embedded NATS server's connection file, or its store when no router runs)")
+	fs.StringVar(&o.natsURL, "nats-url", "", "the NATS server the routers use (as given to serve --nats-url)")
+}
+
+// open connects to the queue and returns it with a function that closes
+// everything it opened.
+func (o *opsFlags) open(ctx context.Context) (*queue.Queue, func(), error) {
+	opts := []nats.Option{nats.Name("switchyard-ops"), nats.Timeout(5 * time.Second)}
+	if o.natsURL != "" {
+		nc, err := nats.Connect(o.natsURL, opts...)
+		if err != nil {
+			return nil, nil, fmt.Errorf("connect %s: %w", o.natsURL, err)
+		}
+		return openQueue(ctx, nc, func() { nc.Close() })
+	}
+	// A running router: its embedded server, through the connection file.
+	data, err := os.ReadFile(filepath.Join(o.dataDir, natsConnFile))
+	if err == nil {
+		var ci connInfo
+		if err := json.Unmarshal(data, &ci); err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", filepath.Join(o.dataDir, natsConnFile), err)
+		}
+		nc, err := nats.Connect(ci.URL, append(opts, nats.Token(ci.Token))...)
+		if err == nil {
+			return openQueue(ctx, nc, func() { nc.Close() })
+		}
+		// A file left by a router that was killed: no server answers, so
+		// none holds the store either.
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, err
+	}
+	storeDir := filepath.Join(o.dataDir, "jetstream")
+	if _, err := os.Stat(storeDir); err != nil {
+		return nil, nil, fmt.Errorf("no router reachable and no store at %s (use --data-dir or --nats-url)", storeDir)
+	}
+	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: storeDir})
+	if err != nil {
+		return nil, nil, err
+	}
+	nc, err := emb.Connect(opts...)
+	if err != nil {
+		emb.Shutdown()
+		return nil, nil, err
+	}
+	return openQueue(ctx, nc, func() { nc.Close(); emb.Shutdown() })
+}
+
+func openQueue(ctx context.Context, nc *nats.Conn, closeAll func()) (*queue.Queue, func(), error) {
+	q, err := queue.Open(ctx, nc, queue.Config{}, nil)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return q, closeAll, nil
+}
+
+const dlqUsage = `Usage:
+  router dlq list  [-o json] [--app A]      the dead letters, oldest first
+  router dlq show  SEQ                      one dead letter, as JSON
+  router dlq retry SEQ... | --all [--app A] queue them for dispatch again and remove them
+
+Connection flags (every subcommand): --data-dir DIR (default ./data), --nats-url URL.
+`
+
+func cmdDLQ(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, dlqUsage)
+		return 2
+	}
+	sub := args[0]
+	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var conn opsFlags
+	conn.register(fs)
+	output := fs.String("o", "text", "output format for list: text or json")
+	app := fs.String("app", "", "only the dead letters of this app (list, retry --all)")
+	all := fs.Bool("all", false, "retry every dead letter (of --app, if given)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return 2
+	}
+	var seqs []uint64
+	for _, a := range fs.Args() {
+		n, err := strconv.ParseUint(a, 10, 64)
+		if err != nil || n == 0 {
+			fmt.Fprintf(stderr, "router dlq %s: %q is not a dead-letter sequence number\n", sub, a)
+			return 2
+		}
+		seqs = append(seqs, n)
+	}
+	switch {
+	case sub == "list" && len(seqs) > 0, sub == "show" && len(seqs) != 1,
+		sub == "retry" && (len(seqs) == 0) == !*all:
+		fmt.Fprint(stderr, dlqUsage)
+		return 2
+	case sub != "list" && sub != "show" && sub != "retry":
+		fmt.Fprintf(stderr, "router dlq: unknown subcommand %q\n\n%s", sub, dlqUsage)
+		return 2
+	}
+
+	q, closeAll, err := conn.open(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "router dlq: %v\n", err)
+		return 1
+	}
+	defer closeAll()
+
+	switch sub {
+	case "show":
+		dl, err := q.DeadLetterAt(ctx, seqs[0])
+		if err != nil {
+			fmt.Fprintf(stderr, "router dlq show: %v\n", err)
+			return 1
+		}
+		return printJSON(stdout, stderr, dl)
+	case "list":
+		dls, err := deadLettersOf(ctx, q, *app)
+		if err != nil {
+			fmt.Fprintf(stderr, "router dlq list: %v\n", err)
+			return 1
+		}
+		if *output == "json" {
+			if dls == nil {
+				dls = []queue.DeadLetter{}
+			}
+			return printJSON(stdout, stderr, dls)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "SEQ\tTIME\tAPP\tTRIGGER\tEVENT\tREASON\tATTEMPTS\tLAST ERROR")
+		for _, dl := range dls {
+			w := dl.Work
+			id := ""
+			if w.Event.Context != nil {
+				id = w.Event.ID()
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%s\n", dl.Seq, dl.Time.Format(time.RFC3339), w.Target.App,
+				w.Target.Trigger, id, dl.Reason, dl.Attempts, oneLine(dl.LastError, 100))
+		}
+		_ = tw.Flush()
+		return 0
+	default: // retry
+		if *all {
+			dls, err := deadLettersOf(ctx, q, *app)
+			if err != nil {
+				fmt.Fprintf(stderr, "router dlq retry: %v\n", err)
+				return 1
+			}
+			for _, dl := range dls {
+				seqs = append(seqs, dl.Seq)
+			}
+		}
+		code := 0
+		for _, seq := range seqs {
+			w, err := q.RetryDeadLetter(ctx, seq)
+			if err != nil {
+				fmt.Fprintf(stderr, "router dlq retry: %v\n", err)
+				code = 1
+				continue
+			}
+			fmt.Fprintf(stdout, "requeued %d: %s/%s -> %s/%s\n", seq, w.Target.App, w.Target.Trigger, w.Target.Namespace, w.Target.Name)
+		}
+		return code
+	}
+}
+
+func deadLettersOf(ctx context.Context, q *queue.Queue, app string) ([]queue.DeadLetter, error) {
+	dls, err := q.DeadLetters(ctx)
+	if err != nil || app == "" {
+		return dls, err
+	}
+	var out []queue.DeadLetter
+	for _, dl := range dls {
+		if dl.Work.Target.App == app {
+			out = append(out, dl)
+		}
+	}
+	return out, nil
+}
+
+func oneLine(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > n {
+		s = s[:n-1] + "…"
+	}
+	return s
+}
+
+func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var conn opsFlags
+	conn.register(fs)
+	rulesDir := fs.String("rules", "./rules", "the rules to route the stored events with (the current ones)")
+	id := fs.String("id", "", "replay the event with this id")
+	source := fs.String("source", "", "with --id: only the event of this source")
+	since := fs.Duration("since", 0, "replay every event accepted in this past duration (e.g. 2h)")
+	app := fs.String("app", "", "only the targets of this app")
+	dryRun := fs.Bool("dry-run", false, "print what would be queued; queue nothing")
+	force := fs.Bool("force", false, "create new PipelineRuns, with new names, even where the event's PipelineRuns exist")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if (*id == "") == (*since == 0) || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "router replay: give exactly one of --id ID or --since DURATION")
+		return 2
+	}
+	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
+	if err != nil {
+		fmt.Fprintln(stderr, "router replay: invalid rules:")
+		printProblems(stderr, err)
+		return 1
+	}
+	q, closeAll, err := conn.open(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "router replay: %v\n", err)
+		return 1
+	}
+	defer closeAll()
+
+	var from time.Time
+	if *since > 0 {
+		from = time.Now().Add(-*since)
+	}
+	// The replay's key makes its work messages new to JetStream's duplicate
+	// window; the PipelineRun names keep dispatch from creating anything
+	// twice unless --force gives them new names.
+	stamp := time.Now().UTC().Format("20060102T150405.000Z")
+	key := "replay-" + stamp
+	events, queued := 0, 0
+	var failed error
+	err = q.Events(ctx, from, func(se queue.StoredEvent) bool {
+		if *id != "" && (se.Event.ID() != *id || (*source != "" && se.Source != *source)) {
+			return true
+		}
+		events++
+		ev := se.Event
+		targets := rules.Route(routing.Input{Source: se.Source, Event: &ev})
+		for _, t := range targets {
+			if *app != "" && t.App != *app {
+				continue
+			}
+			if *force {
+				t.Name = routing.PipelineRunName(t.App, t.Trigger, se.Source, ev.ID()+"#"+key)
+			}
+			verb := "queued"
+			if *dryRun {
+				verb = "would queue"
+			} else if err := q.Requeue(ctx, queue.Work{Source: se.Source, Event: ev, Target: t}, key); err != nil {
+				failed = err
+				return false
+			}
+			queued++
+			fmt.Fprintf(stdout, "%s %s %s (%s): %s/%s -> %s/%s\n", verb, se.Source, ev.ID(), ev.Type(), t.App, t.Trigger, t.Namespace, t.Name)
+		}
+		return true
+	})
+	if err == nil {
+		err = failed
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "router replay: %v\n", err)
+		return 1
+	}
+	if events == 0 {
+		fmt.Fprintln(stderr, "router replay: no stored event matched (events are kept for 7 days)")
+		return 1
+	}
+	fmt.Fprintf(stdout, "%d event(s), %d target(s)", events, queued)
+	if !*force && !*dryRun {
+		fmt.Fprint(stdout, "; PipelineRuns that already exist are not created again (use --force for new runs)")
+	}
+	fmt.Fprintln(stdout)
+	return 0
+}

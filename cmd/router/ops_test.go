@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// TestReplayOnRunningRouter: replay reaches a running router's embedded
+// queue through its connection file; a plain replay creates nothing new,
+// --force creates one new PipelineRun with a new name.
+func TestReplayOnRunningRouter(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "replay-test-secret")
+	dataDir := t.TempDir()
+	r := startRouter(t, dataDir)
+	info, err := os.Stat(filepath.Join(dataDir, natsConnFile))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("connection file: %v, mode %v; want 0600", err, info)
+	}
+	sendSample(t, r.url, "replay-1")
+	waitForFile(t, runFile(dataDir, "replay-1"))
+
+	code, out, errOut := runCmd(t, "", "replay", "--data-dir", dataDir, "--rules", "../../rules", "--id", "replay-1", "--dry-run")
+	if code != 0 || !strings.Contains(out, "would queue github replay-1") {
+		t.Fatalf("dry run exited %d: %s %s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "", "replay", "--data-dir", dataDir, "--rules", "../../rules", "--id", "replay-1")
+	if code != 0 || !strings.Contains(out, "queued github replay-1") {
+		t.Fatalf("replay exited %d: %s %s", code, out, errOut)
+	}
+	code, out, errOut = runCmd(t, "", "replay", "--data-dir", dataDir, "--rules", "../../rules", "--id", "replay-1", "--force")
+	if code != 0 || !strings.Contains(out, "queued github replay-1") {
+		t.Fatalf("forced replay exited %d: %s %s", code, out, errOut)
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(20 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	files := func() []string {
+		f, _ := filepath.Glob(filepath.Join(dataDir, "pipelineruns", "ci", "*.yaml"))
+		return f
+	}
+	waitFor("the forced replay's PipelineRun", func() bool { return len(files()) == 2 })
+	// The plain replay's work is settled before the router stops (drain).
+	stats := r.stop(t)
+	if stats["created"] != float64(2) || stats["existed"] != float64(1) {
+		t.Fatalf("created %v existed %v; want 2 and 1 (the plain replay found its run)", stats["created"], stats["existed"])
+	}
+	if _, err := os.Stat(filepath.Join(dataDir, natsConnFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("connection file left after stop: %v", err)
+	}
+	if code, _, errOut := runCmd(t, "", "replay", "--data-dir", dataDir, "--rules", "../../rules", "--id", "no-such-event"); code != 1 || !strings.Contains(errOut, "no stored event") {
+		t.Fatalf("unknown id: exit %d, %s", code, errOut)
+	}
+}
+
+// TestDLQOnStoppedRouter: with no router running, the dlq commands open the
+// data directory's store; a retried dead letter is dispatched by the next
+// router start.
+func TestDLQOnStoppedRouter(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "dlq-test-secret")
+	dataDir := t.TempDir()
+	deadLetterOne(t, dataDir)
+
+	code, out, errOut := runCmd(t, "", "dlq", "list", "--data-dir", dataDir)
+	if code != 0 || !strings.Contains(out, "web") || !strings.Contains(out, "dlq-1") || !strings.Contains(out, "namespace ci is missing") {
+		t.Fatalf("dlq list exited %d: %s %s", code, out, errOut)
+	}
+	code, out, _ = runCmd(t, "", "dlq", "list", "--data-dir", dataDir, "-o", "json", "--app", "other")
+	if code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("dlq list --app other: %d %s", code, out)
+	}
+	code, out, errOut = runCmd(t, "", "dlq", "show", "--data-dir", dataDir, "1")
+	if code != 0 || !strings.Contains(out, `"reason": "permanent"`) {
+		t.Fatalf("dlq show exited %d: %s %s", code, out, errOut)
+	}
+	if code, _, _ := runCmd(t, "", "dlq", "retry", "--data-dir", dataDir); code != 2 {
+		t.Fatalf("retry without SEQ or --all: exit %d, want 2", code)
+	}
+	code, out, errOut = runCmd(t, "", "dlq", "retry", "--data-dir", dataDir, "--all")
+	if code != 0 || !strings.Contains(out, "requeued 1: web/build -> ci/") {
+		t.Fatalf("dlq retry exited %d: %s %s", code, out, errOut)
+	}
+	if code, out, _ := runCmd(t, "", "dlq", "list", "--data-dir", dataDir, "-o", "json"); code != 0 || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("dead letters left after retry: %s", out)
+	}
+
+	r := startRouter(t, dataDir)
+	waitForFile(t, runFile(dataDir, "dlq-1"))
+	r.stop(t)
+}
+
+// deadLetterOne stores one dead letter for (web, build, event dlq-1) in the
+// data directory's queue, as a router whose namespace was missing would.
+func deadLetterOne(t *testing.T, dataDir string) {
+	t.Helper()
+	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: filepath.Join(dataDir, "jetstream")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	nc, err := emb.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	q, err := queue.Open(ctx, nc, queue.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := event.New()
+	ev.SetID("dlq-1")
+	ev.SetSource("https://github.com/acme/web")
+	ev.SetType("dev.switchyard.git.push")
+	ev.SetExtension("identity", "source:github")
+	target := routing.Target{App: "web", Trigger: "build", Namespace: "ci", ServiceAccount: "pipeline-runner",
+		PipelineRef: "build-and-test", Name: routing.PipelineRunName("web", "build", "github", "dlq-1")}
+	if err := q.Publish(ctx, queue.Accepted{Source: "github", Event: ev, Work: []queue.Work{{Source: "github", Event: ev, Target: target}}}); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	cctx, stop := context.WithCancel(ctx)
+	go func() {
+		done <- q.Consume(cctx, queue.ConsumerConfig{}, func(context.Context, queue.Work) error {
+			return queue.Permanent(errors.New("namespace ci is missing"))
+		})
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		dls, err := q.DeadLetters(ctx)
+		if err == nil && len(dls) == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no dead letter")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
