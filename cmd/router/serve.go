@@ -44,6 +44,9 @@ type serveConfig struct {
 	logLevel      string
 	watchRules    bool
 	natsListen    string
+	// concurrencyResync is how often pending runs of limited groups are
+	// checked for room.
+	concurrencyResync time.Duration
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -61,6 +64,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.concurrency, "dispatch-concurrency", 8, "concurrent dispatches in this process")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 20*time.Second, "after the drain delay, how long SIGTERM waits for in-flight requests and dispatches; dispatches still running then are interrupted and left in the queue")
 	fs.DurationVar(&c.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop sending before the listener closes")
+	fs.DurationVar(&c.concurrencyResync, "concurrency-resync", 10*time.Second, "how often the PipelineRuns of concurrency groups with a limit are checked, to start pending ones as earlier ones finish")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.watchRules, "watch-rules", true, "reload the rules when a file under --rules changes (SIGHUP always reloads)")
 }
@@ -127,6 +131,14 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		return err
 	}
 	dispatcher := dispatch.New(creator, logger)
+	// Concurrency groups (kube dispatch only): decisions are serialized per
+	// group across replicas with the queue's lock, and a resync starts
+	// pending runs as earlier ones finish.
+	var concurrency *dispatch.Concurrency
+	if kc, ok := creator.(*dispatch.KubeCreator); ok {
+		concurrency = dispatch.NewConcurrency(kc.Client(), q, logger)
+		kc.WithConcurrency(concurrency)
+	}
 
 	srv := ingest.NewServer(ingest.Config{Rules: holder, Publisher: q, Logger: logger, Ready: q.Ready, Metrics: promhttp.Handler()})
 	ln, err := net.Listen("tcp", cfg.listen)
@@ -164,6 +176,14 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 			errc <- fmt.Errorf("dispatch: %w", err)
 		}
 	}()
+
+	if concurrency != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			concurrency.Run(consumeCtx, cfg.concurrencyResync, func() []string { return holder.Rules().LimitedNamespaces() })
+		}()
+	}
 
 	// Rules reload on file change and on SIGHUP. Metrics go to the default
 	// Prometheus registry; the holder keeps the last reload error for /readyz.

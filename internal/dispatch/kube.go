@@ -31,7 +31,8 @@ const fieldManager = "switchyard"
 
 // KubeCreator creates PipelineRuns through the Tekton clientset.
 type KubeCreator struct {
-	client versioned.Interface
+	client      versioned.Interface
+	concurrency *Concurrency
 }
 
 var _ Creator = (*KubeCreator)(nil)
@@ -49,13 +50,40 @@ func NewKubeCreator(cfg *rest.Config) (*KubeCreator, error) {
 // NewKubeCreatorForClient returns a KubeCreator using an existing Tekton
 // clientset (shared with other components, or a fake in tests).
 func NewKubeCreatorForClient(client versioned.Interface) *KubeCreator {
-	return &KubeCreator{client: client}
+	return &KubeCreator{client: client, concurrency: NewConcurrency(client, nil, nil)}
 }
 
+// WithConcurrency replaces the concurrency controller (to share a
+// cross-replica Locker and a logger).
+func (k *KubeCreator) WithConcurrency(c *Concurrency) *KubeCreator {
+	k.concurrency = c
+	return k
+}
+
+// Client is the Tekton clientset the creator uses.
+func (k *KubeCreator) Client() versioned.Interface { return k.client }
+
 // Create creates pr in its namespace. See Creator for the error contract.
+//
+// A PipelineRun of a concurrency group is then handed to the concurrency
+// controller, also when it existed already (a redelivery after a crash
+// between the two steps); its errors are transient.
 func (k *KubeCreator) Create(ctx context.Context, pr *pipelinev1.PipelineRun) error {
+	if pr.Labels[LabelConcurrencyGroup] != "" {
+		pr = pr.DeepCopy()
+		if pr.Annotations == nil {
+			pr.Annotations = map[string]string{}
+		}
+		pr.Annotations[AnnotationDispatchedAt] = time.Now().UTC().Format(time.RFC3339Nano)
+	}
 	_, err := k.client.TektonV1().PipelineRuns(pr.Namespace).Create(ctx, pr, metav1.CreateOptions{FieldManager: fieldManager})
-	if err = classify(err); err != nil {
+	if err = classify(err); err != nil && !errors.Is(err, ErrAlreadyExists) {
+		return fmt.Errorf("create pipelinerun %s/%s: %w", pr.Namespace, pr.Name, err)
+	}
+	if cerr := k.concurrency.AfterCreate(ctx, pr); cerr != nil {
+		return fmt.Errorf("pipelinerun %s/%s: concurrency: %w", pr.Namespace, pr.Name, cerr)
+	}
+	if err != nil {
 		return fmt.Errorf("create pipelinerun %s/%s: %w", pr.Namespace, pr.Name, err)
 	}
 	return nil

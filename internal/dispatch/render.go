@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +33,9 @@ const (
 	LabelTrigger   = "switchyard.dev/trigger"
 	LabelEventID   = "switchyard.dev/event-id" // see EventIDLabelValue
 	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// LabelConcurrencyGroup selects a concurrency group's PipelineRuns; see
+	// GroupLabelValue.
+	LabelConcurrencyGroup = "switchyard.dev/concurrency-group"
 	// ManagedBy is the value of LabelManagedBy.
 	ManagedBy = "switchyard"
 )
@@ -47,6 +51,11 @@ const (
 	AnnotationRevision     = "switchyard.dev/revision"
 	AnnotationIdentity     = "switchyard.dev/identity"
 	AnnotationRouterSource = "switchyard.dev/router-source"
+	// The concurrency settings travel on the PipelineRun, so the controller
+	// that starts pending runs needs no other state: it survives restarts.
+	AnnotationConcurrencyGroup = "switchyard.dev/concurrency-group"
+	AnnotationConcurrencyLimit = "switchyard.dev/concurrency-limit"
+	AnnotationCancelInProgress = "switchyard.dev/cancel-in-progress"
 )
 
 // CloudEvent extensions Render reads.
@@ -78,6 +87,14 @@ func EventIDLabelValue(id string) string {
 	}
 	sum := sha256.Sum256([]byte(id))
 	return hashedLabelPrefix + hex.EncodeToString(sum[:])[:validation.LabelValueMaxLength-len(hashedLabelPrefix)]
+}
+
+// GroupLabelValue is the LabelConcurrencyGroup value of a group: a hash of
+// the app and the resolved group (any text), so it is a valid label value
+// and one app's group never shares runs with another app's.
+func GroupLabelValue(app, group string) string {
+	sum := sha256.Sum256([]byte(app + "\x00" + group))
+	return hex.EncodeToString(sum[:])[:40]
 }
 
 // Render builds the tekton.dev/v1 PipelineRun for one unit of work and checks
@@ -189,6 +206,19 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 		LabelTrigger:   t.Trigger,
 		LabelEventID:   EventIDLabelValue(ev.ID()),
 		LabelManagedBy: ManagedBy,
+	}
+	if c := t.Concurrency; c != nil {
+		labels[LabelConcurrencyGroup] = GroupLabelValue(t.App, c.Group)
+		annotations[AnnotationConcurrencyGroup] = c.Group
+		if c.Limit > 0 {
+			annotations[AnnotationConcurrencyLimit] = strconv.Itoa(c.Limit)
+			// Created pending; the concurrency controller starts it when
+			// the group has room (at once, usually).
+			pr.Spec.Status = pipelinev1.PipelineRunSpecStatusPending
+		}
+		if c.CancelInProgress {
+			annotations[AnnotationCancelInProgress] = "true"
+		}
 	}
 	// A template's own labels and annotations stay; Switchyard's win.
 	for k, v := range pr.Labels {

@@ -454,3 +454,30 @@ func TestRenderResourceErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderConcurrency(t *testing.T) {
+	w := testWork(func(w *queue.Work) {
+		w.Target.Concurrency = &routing.Concurrency{Group: "acme/web-main", Limit: 2, CancelInProgress: true}
+	})
+	pr, err := Render(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Spec.Status != pipelinev1.PipelineRunSpecStatusPending {
+		t.Errorf("spec.status %q: a limited group's run is created pending", pr.Spec.Status)
+	}
+	if got, want := pr.Labels[LabelConcurrencyGroup], GroupLabelValue(w.Target.App, "acme/web-main"); got != want || len(got) > 63 {
+		t.Errorf("group label %q, want %q", got, want)
+	}
+	if pr.Annotations[AnnotationConcurrencyGroup] != "acme/web-main" || pr.Annotations[AnnotationConcurrencyLimit] != "2" ||
+		pr.Annotations[AnnotationCancelInProgress] != "true" {
+		t.Errorf("annotations %v", pr.Annotations)
+	}
+	if GroupLabelValue("web", "g") == GroupLabelValue("api", "g") {
+		t.Error("two apps' groups of one name must not share runs")
+	}
+	w.Target.Concurrency = &routing.Concurrency{Group: "g", CancelInProgress: true}
+	if pr, err = Render(context.Background(), w); err != nil || pr.Spec.Status != "" {
+		t.Errorf("cancelInProgress alone: spec.status %q, err %v; want a run that starts", pr.Spec.Status, err)
+	}
+}

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -88,5 +89,50 @@ func TestEventsAndRequeue(t *testing.T) {
 	}
 	if after := streamMsgs(t, q, WorkStream); after != before+1 {
 		t.Fatalf("work messages %d -> %d: one replay key must queue once", before, after)
+	}
+}
+
+// TestLockIsExclusive: two holders never overlap, across connections.
+func TestLockIsExclusive(t *testing.T) {
+	ctx := context.Background()
+	e := startEmbedded(t, t.TempDir())
+	q1 := openQueue(t, e, Config{})
+	q2 := openQueue(t, e, Config{})
+	var inside, overlaps atomic.Int32
+	var wg sync.WaitGroup
+	for i := range 8 {
+		q := q1
+		if i%2 == 1 {
+			q = q2
+		}
+		wg.Go(func() {
+			for range 5 {
+				unlock, err := q.Lock(ctx, "ci/group")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if inside.Add(1) > 1 {
+					overlaps.Add(1)
+				}
+				time.Sleep(time.Millisecond)
+				inside.Add(-1)
+				unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if overlaps.Load() != 0 {
+		t.Fatalf("%d overlapping holders", overlaps.Load())
+	}
+	cctx, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+	defer cancel()
+	unlock, err := q1.Lock(ctx, "held")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	if _, err := q2.Lock(cctx, "held"); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("second holder got %v, want to wait until its context ended", err)
 	}
 }

@@ -20,6 +20,8 @@ const (
 	// AcceptedBucket is the key-value bucket recording every event whose
 	// messages were all stored.
 	AcceptedBucket = "switchyard-accepted"
+	// LocksBucket holds the locks of Lock.
+	LocksBucket = "switchyard-locks"
 
 	EventsSubjectPrefix = "switchyard.events."
 	WorkSubjectPrefix   = "switchyard.work."
@@ -71,6 +73,7 @@ type Queue struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	accepted jetstream.KeyValue
+	locks    jetstream.KeyValue
 	cfg      Config
 	logger   *slog.Logger
 }
@@ -105,7 +108,18 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("open queue: bucket %s: %w", AcceptedBucket, err)
 	}
-	return &Queue{nc: nc, js: js, accepted: accepted, cfg: cfg, logger: logger.With("component", "queue")}, nil
+	locks, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      LocksBucket,
+		Description: "Short-lived locks serializing decisions across router replicas (concurrency groups).",
+		TTL:         LockTTL,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open queue: bucket %s: %w", LocksBucket, err)
+	}
+	return &Queue{nc: nc, js: js, accepted: accepted, locks: locks, cfg: cfg, logger: logger.With("component", "queue")}, nil
 }
 
 func streamConfigs(cfg Config) []jetstream.StreamConfig {

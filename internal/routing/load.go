@@ -636,10 +636,30 @@ func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerS
 	} else {
 		l.compilePipelineRun(file, at, ts, a, t)
 	}
+	if c := ts.Concurrency; c != nil {
+		l.compileConcurrency(file, at, ts.Name, c, t)
+	}
 	if len(l.problems) > before {
 		return nil
 	}
 	return t
+}
+
+// compileConcurrency checks a trigger's concurrency block. The group's
+// expressions are checked like a param's.
+func (l *loader) compileConcurrency(file string, at func(...any) int, trigger string, c *concurrencySpec, t *trigger) {
+	if c.Limit < 0 {
+		l.addf(file, at("concurrency", "limit"), "trigger %q: concurrency.limit %d must not be negative", trigger, c.Limit)
+	}
+	if !c.CancelInProgress && c.Limit == 0 {
+		l.addf(file, at("concurrency"), "trigger %q: concurrency needs cancelInProgress: true or a limit above 0", trigger)
+	}
+	group := c.Group
+	if group == "" {
+		group = t.app.name + "/" + t.name
+	}
+	l.checkExpressions(file, at("concurrency", "group"), "concurrency.group", group)
+	t.concurrency = &Concurrency{Group: group, CancelInProgress: c.CancelInProgress, Limit: c.Limit}
 }
 
 func (l *loader) compileMatch(file string, at func(...any) int, ts triggerSpec, a *app, t *trigger) {

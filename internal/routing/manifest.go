@@ -94,9 +94,23 @@ type appFile struct {
 
 // triggerSpec is one trigger: what to match and what to run.
 type triggerSpec struct {
-	Name  string    `yaml:"name"`
-	Match matchSpec `yaml:"match"`
-	Run   runSpec   `yaml:"run"`
+	Name        string           `yaml:"name"`
+	Match       matchSpec        `yaml:"match"`
+	Run         runSpec          `yaml:"run"`
+	Concurrency *concurrencySpec `yaml:"concurrency"`
+}
+
+// concurrencySpec bounds the PipelineRuns of one group (GitHub Actions'
+// concurrency, for Tekton): Group is a template over the event, like a
+// param value; its default is the app and trigger.
+type concurrencySpec struct {
+	Group string `yaml:"group"`
+	// CancelInProgress cancels the group's older unfinished PipelineRuns
+	// once a new one is created.
+	CancelInProgress bool `yaml:"cancelInProgress"`
+	// Limit, when above zero, is how many of the group's PipelineRuns may
+	// run at once; the others are created pending and started in order.
+	Limit int `yaml:"limit"`
 }
 
 // matchSpec conditions are combined with AND; an empty list matches

@@ -411,6 +411,37 @@ triggers:
 	}})
 }
 
+func TestRouteConcurrency(t *testing.T) {
+	files := map[string]string{
+		"root.yaml": testRoot,
+		"apps/web.yaml": `apiVersion: switchyard.dev/v1alpha1
+kind: App
+name: web
+triggers:
+  - name: deploy
+    match: {branches: [main]}
+    concurrency:
+      group: $(extensions.repository)-$(extensions.branch)
+      cancelInProgress: true
+    run: {pipelineRef: deploy}
+  - name: build
+    match: {branches: [main]}
+    concurrency: {limit: 2}
+    run: {pipelineRef: build}
+`,
+	}
+	runRouteCases(t, files, []routeCase{{
+		name: "group resolved per event, default group app/trigger", typ: "dev.switchyard.git.push",
+		ext: map[string]string{"branch": "main", "repository": "acme/web"},
+		want: []Target{
+			{App: "web", Trigger: "deploy", Namespace: "ci", Name: name("web", "deploy"), ServiceAccount: "runner", PipelineRef: "deploy",
+				Concurrency: &Concurrency{Group: "acme/web-main", CancelInProgress: true}},
+			{App: "web", Trigger: "build", Namespace: "ci", Name: name("web", "build"), ServiceAccount: "runner", PipelineRef: "build",
+				Concurrency: &Concurrency{Group: "web/build", Limit: 2}},
+		},
+	}})
+}
+
 const templateRoot = `apiVersion: switchyard.dev/v1alpha1
 kind: Root
 sources:

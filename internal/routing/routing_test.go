@@ -237,6 +237,25 @@ triggers:
 			},
 		},
 		{
+			name: "concurrency without effect, negative limit, bad group",
+			app: `apiVersion: switchyard.dev/v1alpha1
+kind: App
+name: web
+triggers:
+  - name: a
+    concurrency: {group: x}
+    run: {pipelineRef: build}
+  - name: b
+    concurrency: {limit: -1, group: "$(nope.x)"}
+    run: {pipelineRef: build}
+`,
+			want: []string{
+				`rules/apps/web.yaml:6: trigger "a": concurrency needs cancelInProgress: true or a limit above 0`,
+				`rules/apps/web.yaml:9: trigger "b": concurrency.limit -1 must not be negative`,
+				`rules/apps/web.yaml:9: param "concurrency.group": "$(nope.x)" is not a binding expression`,
+			},
+		},
+		{
 			name: "every problem at once",
 			app: `apiVersion: switchyard.dev/v1alpha1
 kind: App

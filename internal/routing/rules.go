@@ -133,6 +133,8 @@ type trigger struct {
 	// A pipelineRef run.
 	params         []paramSpec
 	paramsBound    bool // some param value holds a $(...) expression
+	// concurrency, when set, holds the unresolved group template.
+	concurrency *Concurrency
 	bindingParams  []triggersv1.Param
 	bindsBody      bool // some binding reads $(body...): the resolver parses the payload
 	timeout        string
@@ -162,6 +164,22 @@ func (r *Rules) Sources() []*Source {
 // fetches changed files (an API call for a truncated push) only when some
 // rule will read them.
 func (r *Rules) UsesPaths() bool { return r.usesPaths }
+
+// LimitedNamespaces lists, sorted, the namespaces where some trigger with a
+// concurrency limit creates PipelineRuns: where pending runs may wait to
+// be started.
+func (r *Rules) LimitedNamespaces() []string {
+	var out []string
+	for _, a := range r.apps {
+		for _, t := range a.triggers {
+			if t.concurrency != nil && t.concurrency.Limit > 0 && !slices.Contains(out, t.namespace) {
+				out = append(out, t.namespace)
+			}
+		}
+	}
+	slices.Sort(out)
+	return out
+}
 
 // index numbers the triggers in fan-out order and builds the repository
 // index Route uses.
@@ -519,6 +537,13 @@ func (t *trigger) target(st *routeState) (Target, error) {
 		FinallyTimeout: t.finallyTimeout,
 		Workspaces:     slices.Clone(t.workspaces),
 	}
+	if t.concurrency != nil {
+		c, err := t.resolveConcurrency(st)
+		if err != nil {
+			return Target{}, err
+		}
+		target.Concurrency = c
+	}
 	if t.template != nil {
 		if err := t.renderResource(st, &target); err != nil {
 			return Target{}, err
@@ -557,6 +582,30 @@ func (t *trigger) target(st *routeState) (Target, error) {
 		target.Params[i] = Param{Name: p.Name, Value: values[p.Name]}
 	}
 	return target, nil
+}
+
+// resolveConcurrency resolves the group template for one event.
+func (t *trigger) resolveConcurrency(st *routeState) (*Concurrency, error) {
+	c := *t.concurrency
+	if !strings.Contains(c.Group, "$(") {
+		return &c, nil
+	}
+	ev := st.in.Event
+	var body []byte
+	if strings.Contains(c.Group, "$(body") {
+		body = ev.Data()
+	}
+	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: []triggersv1.Param{{Name: "group", Value: c.Group}}},
+		body, st.header, st.ext, template.NewTriggerContext(ev.ID()))
+	if err != nil {
+		return nil, fmt.Errorf("render concurrency group: %w", err)
+	}
+	for _, p := range resolved {
+		if p.Name == "group" {
+			c.Group = p.Value
+		}
+	}
+	return &c, nil
 }
 
 // ResolveSecret reads the source's secret from its environment variable or

@@ -45,6 +45,9 @@ type Target struct {
 	// Resource, PipelineRef, Params, timeouts and Workspaces are unused
 	// (PipelineRef names the template's pipelineRef, for display only).
 	Resource json.RawMessage `json:"resource,omitempty"`
+	// Concurrency, when set, bounds the PipelineRuns of a group; Group is
+	// resolved for this event.
+	Concurrency *Concurrency `json:"concurrency,omitempty"`
 	// Notes say what routing assumed to match, such as a paths condition it
 	// could not check because the event did not list every changed file.
 	Notes []string `json:"notes,omitempty"`
@@ -53,6 +56,13 @@ type Target struct {
 // maxNameLen is the DNS label limit Kubernetes applies to PipelineRun names
 // (they become label values on TaskRuns and Pods).
 const maxNameLen = 63
+
+// Concurrency is a trigger's concurrency control (see docs/manifest.md).
+type Concurrency struct {
+	Group            string `json:"group"`
+	CancelInProgress bool   `json:"cancelInProgress,omitempty"`
+	Limit            int    `json:"limit,omitempty"`
+}
 
 // hashLen is how many hex characters of the event hash end the name: 64
 // bits, so two events of one trigger practically never share a name (a

@@ -187,11 +187,18 @@ type routerConfig struct {
 
 func startRouter(t *testing.T, cfg routerConfig) *router {
 	t.Helper()
+	return startRouterArgs(t, cfg)
+}
+
+// startRouterArgs starts `router serve` with extra flags.
+func startRouterArgs(t *testing.T, cfg routerConfig, extra ...string) *router {
+	t.Helper()
 	args := []string{"serve", "--rules", cfg.rulesDir, "--data-dir", cfg.dataDir, "--listen", "127.0.0.1:0",
 		"--dispatch", "kube", "--kubeconfig", cfg.kubeconfig, "--shutdown-grace", "5s", "--drain-delay", "0"}
 	if cfg.natsURL != "" {
 		args = append(args, "--nats-url", cfg.natsURL)
 	}
+	args = append(args, extra...)
 	r := &router{t: t, logs: &lockedBuffer{}, done: make(chan error, 1)}
 	r.cmd = exec.Command(routerBinary(t), args...)
 	r.cmd.Env = append(os.Environ(), "GITHUB_WEBHOOK_SECRET="+cfg.secret, "KUBECONFIG=")

@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/apis"
+
+	"github.com/switchyard-dev/switchyard/internal/dispatch"
+)
+
+// TestConcurrencyGroups: cancelInProgress cancels the older run of a group
+// once a newer one exists; limit: 1 creates later runs pending and starts
+// the next one when the running one finishes, also across a router restart.
+// No Tekton controller runs here: the test finishes a run by writing its
+// status as Tekton would.
+func TestConcurrencyGroups(t *testing.T) {
+	ctx := context.Background()
+	const ns = "e2e-concurrency"
+	kubeconfig, err := cluster.RouterKubeconfig(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := rulesFor(t, ns, "")
+	web := `apiVersion: switchyard.dev/v1alpha1
+kind: App
+name: web
+triggers:
+  - name: deploy
+    match: {branches: [main]}
+    concurrency:
+      group: $(extensions.repository)-$(extensions.branch)
+      cancelInProgress: true
+    run: {pipelineRef: deploy}
+  - name: build
+    match: {branches: [main]}
+    concurrency: {limit: 1}
+    run: {pipelineRef: build}
+`
+	if err := os.WriteFile(filepath.Join(rules, "apps", "web.yaml"), []byte(web), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secret := newSecret(t)
+	cfg := routerConfig{rulesDir: rules, dataDir: t.TempDir(), kubeconfig: kubeconfig, secret: secret}
+	tekton := adminTekton(t)
+	body := samplePush(t)
+
+	r := startRouter(t, cfg)
+	send := func(r *router, delivery string) {
+		t.Helper()
+		if code := sendPush(t, r.url, secret, delivery, body); code != http.StatusAccepted {
+			t.Fatalf("%s: status %d", delivery, code)
+		}
+	}
+	// get returns the run of trigger for delivery, waiting until it exists
+	// and satisfies cond.
+	get := func(trigger, delivery, what string, cond func(*pipelinev1.PipelineRun) bool) *pipelinev1.PipelineRun {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		var last *pipelinev1.PipelineRun
+		for time.Now().Before(deadline) {
+			list, err := tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{
+				LabelSelector: "switchyard.dev/trigger=" + trigger + ",switchyard.dev/event-id=" + delivery})
+			if err == nil && len(list.Items) == 1 {
+				last = &list.Items[0]
+				if cond(last) {
+					return last
+				}
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if last != nil {
+			t.Fatalf("%s run of %s: not %s; spec.status %q", trigger, delivery, what, last.Spec.Status)
+		}
+		t.Fatalf("%s run of %s never appeared", trigger, delivery)
+		return nil
+	}
+	started := func(pr *pipelinev1.PipelineRun) bool { return pr.Spec.Status == "" }
+	pending := func(pr *pipelinev1.PipelineRun) bool { return pr.Spec.Status == pipelinev1.PipelineRunSpecStatusPending }
+	cancelled := func(pr *pipelinev1.PipelineRun) bool { return pr.Spec.Status == pipelinev1.PipelineRunSpecStatusCancelled }
+
+	send(r, "conc-1")
+	get("deploy", "conc-1", "running", started)
+	get("build", "conc-1", "started (the group had room)", started)
+
+	send(r, "conc-2")
+	get("deploy", "conc-2", "running", started)
+	get("deploy", "conc-1", "cancelled by conc-2", cancelled)
+	get("build", "conc-2", "pending behind conc-1", pending)
+
+	send(r, "conc-3")
+	get("deploy", "conc-2", "cancelled by conc-3", cancelled)
+	get("build", "conc-3", "pending", pending)
+	if pr := get("deploy", "conc-3", "running", started); pr.Annotations[dispatch.AnnotationConcurrencyGroup] != "acme/web-main" {
+		t.Errorf("group annotation %q", pr.Annotations[dispatch.AnnotationConcurrencyGroup])
+	}
+
+	// The router crashes; meanwhile the running build finishes.
+	r.kill()
+	first := get("build", "conc-1", "running", started)
+	first.Status.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue, Reason: "Succeeded"})
+	if _, err := tekton.TektonV1().PipelineRuns(ns).UpdateStatus(ctx, first, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A new router finds the group on the runs themselves and starts the
+	// next one, in order, and only one.
+	cfg.dataDir = t.TempDir()
+	r2 := startRouterArgs(t, cfg, "--concurrency-resync", "200ms")
+	get("build", "conc-2", "started after conc-1 finished", started)
+	time.Sleep(time.Second) // several resyncs
+	get("build", "conc-3", "still pending (limit 1)", pending)
+	r2.stop()
+}
