@@ -131,10 +131,10 @@ type trigger struct {
 	serviceAccount string
 	pipelineRef    string
 	// A pipelineRef run.
-	params         []paramSpec
-	paramsBound    bool // some param value holds a $(...) expression
+	params      []paramSpec
+	paramsBound bool // some param value holds a $(...) expression
 	// concurrency, when set, holds the unresolved group template.
-	concurrency *Concurrency
+	concurrency    *Concurrency
 	bindingParams  []triggersv1.Param
 	bindsBody      bool // some binding reads $(body...): the resolver parses the payload
 	timeout        string

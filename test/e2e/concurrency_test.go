@@ -83,8 +83,12 @@ triggers:
 		return nil
 	}
 	started := func(pr *pipelinev1.PipelineRun) bool { return pr.Spec.Status == "" }
-	pending := func(pr *pipelinev1.PipelineRun) bool { return pr.Spec.Status == pipelinev1.PipelineRunSpecStatusPending }
-	cancelled := func(pr *pipelinev1.PipelineRun) bool { return pr.Spec.Status == pipelinev1.PipelineRunSpecStatusCancelled }
+	pending := func(pr *pipelinev1.PipelineRun) bool {
+		return pr.Spec.Status == pipelinev1.PipelineRunSpecStatusPending
+	}
+	cancelled := func(pr *pipelinev1.PipelineRun) bool {
+		return pr.Spec.Status == pipelinev1.PipelineRunSpecStatusCancelled
+	}
 
 	send(r, "conc-1")
 	get("deploy", "conc-1", "running", started)
