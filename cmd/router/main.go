@@ -21,6 +21,8 @@ Usage:
   router send      --source NAME     post a signed sample webhook to a running router
   router dlq       list|show|retry   inspect dead-lettered work and queue it again
   router replay    --id ID | --since D   route stored events again with the current rules
+  router status    --source S --id ID    the state of each target of an accepted event
+  router audit     [--since D]       every ingest decision (accepted, refused and why)
 
 Run "router COMMAND -h" for the flags of a command.
 `
@@ -43,6 +45,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"send":      cmdSend,
 		"dlq":       cmdDLQ,
 		"replay":    cmdReplay,
+		"status":    cmdStatus,
+		"audit":     cmdAudit,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

@@ -344,3 +344,96 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	fmt.Fprintln(stdout)
 	return 0
 }
+
+func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var conn opsFlags
+	conn.register(fs)
+	source := fs.String("source", "", "the source (hook or endpoint name) that accepted the event")
+	id := fs.String("id", "", "the event id (the 202's id)")
+	output := fs.String("o", "text", "output format: text or json")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *source == "" || *id == "" || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "router status: --source and --id are required")
+		return 2
+	}
+	q, closeAll, err := conn.open(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "router status: %v\n", err)
+		return 1
+	}
+	defer closeAll()
+	st, err := q.Status(ctx, *source, *id)
+	if err != nil {
+		fmt.Fprintf(stderr, "router status: %v\n", err)
+		return 1
+	}
+	if *output == "json" {
+		return printJSON(stdout, stderr, st)
+	}
+	fmt.Fprintf(stdout, "event %s (%s) from %s, identity %s, accepted %s\n", st.ID, st.Type, st.Source, st.Identity, st.Accepted.Format(time.RFC3339))
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "APP\tTRIGGER\tPIPELINERUN\tSTATE\tATTEMPTS\tREASON")
+	for _, t := range st.Targets {
+		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%d\t%s\n", t.App, t.Trigger, t.Namespace, t.Name, t.State, t.Attempts, oneLine(t.Reason, 100))
+	}
+	_ = tw.Flush()
+	return 0
+}
+
+func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var conn opsFlags
+	conn.register(fs)
+	since := fs.Duration("since", 24*time.Hour, "how far back (0: everything kept, 90 days)")
+	identity := fs.String("identity", "", "only decisions about this identity (e.g. source:github)")
+	source := fs.String("source", "", "only this hook source or endpoint")
+	decision := fs.String("decision", "", "only this decision: accepted, unauthenticated, denied (also: deny), rate-limited, invalid, unavailable")
+	output := fs.String("o", "text", "output format: text or json (one record per line)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *decision == "deny" {
+		*decision = queue.DecisionDenied
+	}
+	q, closeAll, err := conn.open(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "router audit: %v\n", err)
+		return 1
+	}
+	defer closeAll()
+	var from time.Time
+	if *since > 0 {
+		from = time.Now().Add(-*since)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	if *output != "json" {
+		fmt.Fprintln(tw, "TIME\tDECISION\tSTATUS\tSOURCE\tIDENTITY\tEVENT\tREASON")
+	}
+	enc := json.NewEncoder(stdout)
+	err = q.AuditRecords(ctx, from, func(r queue.AuditRecord) bool {
+		if (*identity != "" && r.Identity != *identity) || (*source != "" && r.Source != *source) || (*decision != "" && r.Decision != *decision) {
+			return true
+		}
+		if *output == "json" {
+			_ = enc.Encode(r)
+			return true
+		}
+		reason := r.Reason
+		if r.Rule != "" {
+			reason = r.Rule + ": " + reason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.Format(time.RFC3339), r.Decision, r.Status, r.Source, r.Identity, r.EventID, oneLine(reason, 100))
+		return true
+	})
+	_ = tw.Flush()
+	if err != nil {
+		fmt.Fprintf(stderr, "router audit: %v\n", err)
+		return 1
+	}
+	return 0
+}

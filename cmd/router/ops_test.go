@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,4 +158,57 @@ func deadLetterOne(t *testing.T, dataDir string) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestStatusAndAudit: a running router's decisions are in the audit
+// stream, and an accepted event's targets report their state.
+func TestStatusAndAudit(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "audit-test-secret")
+	dataDir := t.TempDir()
+	r := startRouter(t, dataDir)
+	sendSample(t, r.url, "audit-1")
+	waitForFile(t, runFile(dataDir, "audit-1"))
+	// An unsigned request: refused, and audited without an identity.
+	resp, err := http.Post(r.url+"/v1/hooks/github", "application/json", strings.NewReader(`{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		code, out, errOut := runCmd(t, "", "status", "--data-dir", dataDir, "--source", "github", "--id", "audit-1", "-o", "json")
+		if code != 0 {
+			t.Fatalf("status exited %d: %s", code, errOut)
+		}
+		if strings.Contains(out, `"state": "created"`) {
+			if !strings.Contains(out, `"identity": "source:github"`) || !strings.Contains(out, `"app": "web"`) {
+				t.Fatalf("status %s", out)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("never created: %s", out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	code, out, errOut := runCmd(t, "", "audit", "--data-dir", dataDir, "-o", "json")
+	if code != 0 {
+		t.Fatalf("audit exited %d: %s", code, errOut)
+	}
+	if !strings.Contains(out, `"decision":"accepted"`) || !strings.Contains(out, `"eventId":"audit-1"`) ||
+		!strings.Contains(out, `"decision":"unauthenticated"`) {
+		t.Fatalf("audit records:\n%s", out)
+	}
+	if strings.Contains(out, "audit-test-secret") {
+		t.Fatal("a secret is in the audit stream")
+	}
+	code, out, _ = runCmd(t, "", "audit", "--data-dir", dataDir, "--decision", "unauthenticated")
+	if code != 0 || strings.Contains(out, "audit-1") || !strings.Contains(out, "missing X-Hub-Signature-256") {
+		t.Fatalf("filtered audit:\n%s", out)
+	}
+	if code, _, errOut := runCmd(t, "", "status", "--data-dir", dataDir, "--source", "github", "--id", "nope"); code != 1 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("unknown event: %d %s", code, errOut)
+	}
+	r.stop(t)
 }

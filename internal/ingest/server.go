@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -50,6 +51,8 @@ type Config struct {
 	Ready func(ctx context.Context) error
 	// Metrics, when set, serves GET /metrics.
 	Metrics http.Handler
+	// Audit, when set, receives every decision (queue.Queue.Audit).
+	Audit func(queue.AuditRecord)
 }
 
 // Server is the HTTP front of the router.
@@ -125,6 +128,7 @@ type ErrorResponse struct {
 func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("source")
 	out, err := s.accept(r, name)
+	s.audit(r, name, out, err)
 	// The path token is never logged: only the source name is.
 	log := s.logger.With("source", name, "status", out.status)
 	if err != nil {
@@ -158,6 +162,60 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, out.status, resp)
 	}
+}
+
+// audit records the decision on one webhook request: one record per
+// stored event, or one for the refusal.
+func (s *Server) audit(r *http.Request, source string, out outcome, err error) {
+	if s.cfg.Audit == nil {
+		return
+	}
+	base := queue.AuditRecord{Kind: "webhook", Source: source, Status: out.status, Remote: remoteHost(r)}
+	if err != nil {
+		rec := base
+		rec.Decision = decisionFor(out.status)
+		rec.Reason = err.Error()
+		if out.status != http.StatusUnauthorized {
+			rec.Identity = "source:" + source
+		}
+		s.cfg.Audit(rec)
+		return
+	}
+	base.Decision, base.Identity = queue.DecisionAccepted, "source:"+source
+	if len(out.events) == 0 {
+		base.Reason = "nothing to store (ping, handshake, or an event the provider ignores)"
+		s.cfg.Audit(base)
+		return
+	}
+	for _, e := range out.events {
+		rec := base
+		rec.EventID, rec.Type, rec.Targets = e.ID, e.Type, len(e.Targets)
+		s.cfg.Audit(rec)
+	}
+}
+
+// decisionFor names the audit decision of an error status.
+func decisionFor(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return queue.DecisionUnauthenticated
+	case http.StatusForbidden:
+		return queue.DecisionDenied
+	case http.StatusTooManyRequests:
+		return queue.DecisionRateLimited
+	case http.StatusServiceUnavailable, http.StatusInternalServerError:
+		return queue.DecisionUnavailable
+	default:
+		return queue.DecisionInvalid
+	}
+}
+
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 // handleHandshake answers a sender's OPTIONS probe for providers that

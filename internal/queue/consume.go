@@ -314,6 +314,7 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 			log.Warn("ack failed, work will be redelivered", "err", err)
 			return
 		}
+		c.q.setStatus(sctx, w, StateCreated, "", attempt)
 		log.Debug("work dispatched")
 	case permanentAt(herr, attempt):
 		log.Warn("work failed permanently", "err", herr)
@@ -336,6 +337,8 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	default:
 		delay := retryDelayFor(herr, attempt, c.cfg)
 		log.Info("work failed, will retry", "err", herr, "delay", delay)
+		// Recorded before the nak, so the retry's own state comes after it.
+		c.q.setStatus(sctx, w, StateFailed, herr.Error(), attempt)
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Warn("nak failed, work will be redelivered after ack wait", "err", err)
 		}
@@ -395,6 +398,7 @@ func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.
 		return
 	}
 	log.Warn("work dead-lettered", "reason", dl.Reason, "attempts", dl.Attempts)
+	c.q.setStatus(ctx, dl.Work, StateDeadLettered, dl.Reason+": "+dl.LastError, dl.Attempts)
 	// A lost terminate means one more delivery, which dead-letters again
 	// under the same message id: JetStream drops the duplicate.
 	if err := msg.TermWithReason(dl.Reason); err != nil {

@@ -67,6 +67,7 @@ func (q *Queue) RetryDeadLetter(ctx context.Context, seq uint64) (Work, error) {
 	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return dl.Work, fmt.Errorf("retry dead letter %d: queued, but not removed: %w", seq, err)
 	}
+	q.clearStatus(ctx, dl.Work)
 	return dl.Work, nil
 }
 

@@ -3,6 +3,7 @@ package queue
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -134,5 +135,97 @@ func TestLockIsExclusive(t *testing.T) {
 	defer unlock()
 	if _, err := q2.Lock(cctx, "held"); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("second holder got %v, want to wait until its context ended", err)
+	}
+}
+
+// TestStatus: every target's state follows dispatch: queued, failed while
+// retrying, created, dead-lettered, and queued again after a dlq retry.
+func TestStatus(t *testing.T) {
+	ctx := context.Background()
+	q := newQueue(t)
+	a := accepted("github", "s-1", "api", "web", "docs")
+	a.Event.SetExtension("identity", "source:github")
+	if err := q.Publish(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	st, err := q.Status(ctx, "github", "s-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Identity != "source:github" || len(st.Targets) != 3 || st.Targets[0].State != StateQueued {
+		t.Fatalf("before dispatch: %+v", st)
+	}
+	var docsCalls atomic.Int32
+	release := make(chan struct{})
+	runConsume(t, q, fastRetry, func(_ context.Context, w Work) error {
+		switch w.Target.App {
+		case "api":
+			return Permanent(errors.New("namespace api is missing"))
+		case "docs":
+			if docsCalls.Add(1) == 1 {
+				return errors.New("api server timeout")
+			}
+			<-release
+		}
+		return nil
+	})
+	state := func(app string) TargetStatus {
+		st, err := q.Status(ctx, "github", "s-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ts := range st.Targets {
+			if ts.App == app {
+				return ts
+			}
+		}
+		t.Fatalf("no target %s", app)
+		return TargetStatus{}
+	}
+	waitFor(t, "web created", func() bool { return state("web").State == StateCreated })
+	waitFor(t, "api dead-lettered", func() bool { return state("api").State == StateDeadLettered })
+	if r := state("api").Reason; !strings.Contains(r, "permanent") || !strings.Contains(r, "namespace api is missing") {
+		t.Errorf("dead-letter reason %q", r)
+	}
+	waitFor(t, "docs failed, retrying", func() bool { return state("docs").State == StateFailed })
+	if ts := state("docs"); ts.Reason != "api server timeout" || ts.Attempts != 1 {
+		t.Errorf("docs %+v", ts)
+	}
+	close(release)
+	waitFor(t, "docs created", func() bool { return state("docs").State == StateCreated })
+
+	dls := deadLetters(t, q)
+	if len(dls) != 1 {
+		t.Fatalf("%d dead letters", len(dls))
+	}
+	// Retried while the cause persists: queued, then dead-lettered again.
+	if _, err := q.RetryDeadLetter(ctx, dls[0].Seq); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "api dead-lettered again", func() bool { return len(deadLetters(t, q)) == 1 && state("api").State == StateDeadLettered })
+	if _, err := q.Status(ctx, "github", "never"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("unknown event: %v", err)
+	}
+}
+
+func TestAudit(t *testing.T) {
+	ctx := context.Background()
+	q := newQueue(t)
+	q.Audit(AuditRecord{Decision: DecisionAccepted, Kind: "webhook", Source: "github", Identity: "source:github", EventID: "a-1", Status: 202})
+	q.Audit(AuditRecord{Decision: DecisionUnauthenticated, Kind: "webhook", Source: "github", Status: 401, Reason: "missing X-Hub-Signature-256 header"})
+	var got []AuditRecord
+	waitFor(t, "two audit records", func() bool {
+		got = nil
+		if err := q.AuditRecords(ctx, time.Time{}, func(r AuditRecord) bool { got = append(got, r); return true }); err != nil {
+			t.Fatal(err)
+		}
+		return len(got) == 2
+	})
+	if got[0].EventID != "a-1" || got[1].Decision != DecisionUnauthenticated || got[1].Time.IsZero() {
+		t.Fatalf("records %+v", got)
+	}
+	var later int
+	if err := q.AuditRecords(ctx, time.Now().Add(time.Minute), func(AuditRecord) bool { later++; return true }); err != nil || later != 0 {
+		t.Fatalf("since the future: %d, %v", later, err)
 	}
 }

@@ -103,15 +103,20 @@ type AcceptedTarget struct {
 
 // AcceptedRecord is what the accepted-events bucket keeps of an event.
 type AcceptedRecord struct {
-	Source  string           `json:"source"`
-	ID      string           `json:"id"`
-	Type    string           `json:"type"`
-	Time    time.Time        `json:"time"`
-	Targets []AcceptedTarget `json:"targets"`
+	Source string `json:"source"`
+	ID     string `json:"id"`
+	Type   string `json:"type"`
+	// Identity is the identity extension: who authenticated the request.
+	Identity string           `json:"identity,omitempty"`
+	Time     time.Time        `json:"time"`
+	Targets  []AcceptedTarget `json:"targets"`
 }
 
 func acceptedRecord(a Accepted) AcceptedRecord {
 	r := AcceptedRecord{Source: a.Source, ID: a.Event.ID(), Type: a.Event.Type(), Time: time.Now().UTC(), Targets: []AcceptedTarget{}}
+	if id, ok := a.Event.Extensions()["identity"].(string); ok {
+		r.Identity = id
+	}
 	for _, w := range a.Work {
 		t := w.Target
 		r.Targets = append(r.Targets, AcceptedTarget{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name})

@@ -17,16 +17,23 @@ const (
 	EventsStream = "SWITCHYARD_EVENTS"
 	WorkStream   = "SWITCHYARD_WORK"
 	DLQStream    = "SWITCHYARD_DLQ"
+	AuditStream  = "SWITCHYARD_AUDIT"
 	// AcceptedBucket is the key-value bucket recording every event whose
 	// messages were all stored.
 	AcceptedBucket = "switchyard-accepted"
 	// LocksBucket holds the locks of Lock.
 	LocksBucket = "switchyard-locks"
+	// StatusBucket holds each target's dispatch state (see Status).
+	StatusBucket = "switchyard-status"
 
 	EventsSubjectPrefix = "switchyard.events."
 	WorkSubjectPrefix   = "switchyard.work."
 	DLQSubjectPrefix    = "switchyard.dlq."
+	AuditSubjectPrefix  = "switchyard.audit."
 )
+
+// AuditMaxAge is how long audit records are kept.
+const AuditMaxAge = 90 * 24 * time.Hour
 
 // DLQMaxAge is how long dead letters are kept: long enough for someone to
 // notice, fix the cause and replay.
@@ -74,6 +81,7 @@ type Queue struct {
 	js       jetstream.JetStream
 	accepted jetstream.KeyValue
 	locks    jetstream.KeyValue
+	status   jetstream.KeyValue
 	cfg      Config
 	logger   *slog.Logger
 }
@@ -119,7 +127,18 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.Logger) (
 	if err != nil {
 		return nil, fmt.Errorf("open queue: bucket %s: %w", LocksBucket, err)
 	}
-	return &Queue{nc: nc, js: js, accepted: accepted, locks: locks, cfg: cfg, logger: logger.With("component", "queue")}, nil
+	status, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      StatusBucket,
+		Description: "Dispatch state of every target of every accepted event.",
+		TTL:         cfg.EventsMaxAge,
+		History:     1,
+		Storage:     jetstream.FileStorage,
+		Replicas:    cfg.Replicas,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open queue: bucket %s: %w", StatusBucket, err)
+	}
+	return &Queue{nc: nc, js: js, accepted: accepted, locks: locks, status: status, cfg: cfg, logger: logger.With("component", "queue")}, nil
 }
 
 func streamConfigs(cfg Config) []jetstream.StreamConfig {
@@ -153,6 +172,15 @@ func streamConfigs(cfg Config) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    cfg.Replicas,
 			Duplicates:  cfg.DuplicateWindow,
+		},
+		{
+			Name:        AuditStream,
+			Description: "Every ingest decision: accepted, denied with the reason, rate-limited, authentication failed.",
+			Subjects:    []string{AuditSubjectPrefix + ">"},
+			Retention:   jetstream.LimitsPolicy,
+			MaxAge:      AuditMaxAge,
+			Storage:     jetstream.FileStorage,
+			Replicas:    cfg.Replicas,
 		},
 	}
 }

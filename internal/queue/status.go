@@ -1,0 +1,113 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Target states, as GET /v1/events/{id} and `router status` report them.
+const (
+	// StateQueued: stored, not dispatched yet (no status entry).
+	StateQueued = "queued"
+	// StateCreated: the PipelineRun exists (created now or found).
+	StateCreated = "created"
+	// StateFailed: the last attempt failed and it will be retried.
+	StateFailed = "failed"
+	// StateDeadLettered: it will not be retried; see `router dlq`.
+	StateDeadLettered = "dead-lettered"
+)
+
+// TargetStatus is one target's dispatch state.
+type TargetStatus struct {
+	App       string    `json:"app"`
+	Trigger   string    `json:"trigger"`
+	Namespace string    `json:"namespace"`
+	Name      string    `json:"name"`
+	State     string    `json:"state"`
+	Reason    string    `json:"reason,omitempty"`
+	Attempts  int       `json:"attempts,omitempty"`
+	Updated   time.Time `json:"updated,omitzero"`
+}
+
+// EventStatus is an accepted event and the state of each of its targets.
+type EventStatus struct {
+	Source   string         `json:"source"`
+	ID       string         `json:"id"`
+	Type     string         `json:"type"`
+	Identity string         `json:"identity,omitempty"`
+	Accepted time.Time      `json:"accepted"`
+	Targets  []TargetStatus `json:"targets"`
+}
+
+func statusKey(w Work) string {
+	return acceptedKey(w.Source, w.Event.ID()) + "." + w.Target.App + "." + w.Target.Trigger
+}
+
+// setStatus records a target's state. It is best effort: the state is
+// for people; the delivery guarantees never depend on it, so a failure is
+// logged and nothing else.
+func (q *Queue) setStatus(ctx context.Context, w Work, state, reason string, attempts int) {
+	if w.Event.Context == nil {
+		return
+	}
+	st := TargetStatus{App: w.Target.App, Trigger: w.Target.Trigger, Namespace: w.Target.Namespace, Name: w.Target.Name,
+		State: state, Reason: trimReason(reason), Attempts: attempts, Updated: time.Now().UTC()}
+	data, err := json.Marshal(st)
+	if err == nil {
+		_, err = q.status.Put(ctx, statusKey(w), data)
+	}
+	if err != nil {
+		q.logger.Warn("status not recorded", "event_id", w.Event.ID(), "app", w.Target.App, "state", state, "err", err)
+	}
+}
+
+// clearStatus sets a target back to queued (a dead letter retried).
+func (q *Queue) clearStatus(ctx context.Context, w Work) {
+	if err := q.status.Delete(ctx, statusKey(w)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+		q.logger.Warn("status not cleared", "event_id", w.Event.ID(), "app", w.Target.App, "err", err)
+	}
+}
+
+// Status returns an accepted event's targets and their states. An event
+// that was never accepted (or has expired) gives an error wrapping
+// ErrNotFound.
+func (q *Queue) Status(ctx context.Context, source, eventID string) (EventStatus, error) {
+	rec, err := q.Accepted(ctx, source, eventID)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return EventStatus{}, fmt.Errorf("event %s of %s: %w", eventID, source, ErrNotFound)
+	}
+	if err != nil {
+		return EventStatus{}, err
+	}
+	out := EventStatus{Source: rec.Source, ID: rec.ID, Type: rec.Type, Identity: rec.Identity, Accepted: rec.Time, Targets: []TargetStatus{}}
+	prefix := acceptedKey(source, eventID) + "."
+	for _, t := range rec.Targets {
+		st := TargetStatus{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name, State: StateQueued}
+		entry, err := q.status.Get(ctx, prefix+t.App+"."+t.Trigger)
+		switch {
+		case err == nil:
+			if err := json.Unmarshal(entry.Value(), &st); err != nil {
+				return out, fmt.Errorf("status of %s/%s: %w", t.App, t.Trigger, err)
+			}
+		case !errors.Is(err, jetstream.ErrKeyNotFound):
+			return out, fmt.Errorf("status of %s/%s: %w", t.App, t.Trigger, err)
+		}
+		out.Targets = append(out.Targets, st)
+	}
+	return out, nil
+}
+
+// trimReason keeps a state's reason to one readable line.
+func trimReason(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) > 500 {
+		s = s[:499] + "…"
+	}
+	return s
+}
