@@ -140,7 +140,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		kc.WithConcurrency(concurrency)
 	}
 
-	srv := ingest.NewServer(ingest.Config{Rules: holder, Publisher: q, Logger: logger, Ready: q.Ready, Metrics: promhttp.Handler(), Audit: q.Audit})
+	srv := ingest.NewServer(ingest.Config{Rules: holder, Publisher: q, Logger: logger, Ready: q.Ready, Metrics: promhttp.Handler(), Audit: q.Audit, Status: q})
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

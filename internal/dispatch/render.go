@@ -50,6 +50,9 @@ const (
 	AnnotationEventSubject = "switchyard.dev/event-subject"
 	AnnotationRevision     = "switchyard.dev/revision"
 	AnnotationIdentity     = "switchyard.dev/identity"
+	// AnnotationPrincipal is who behind the identity sent the event: an
+	// agent token's subject.
+	AnnotationPrincipal    = "switchyard.dev/principal"
 	AnnotationRouterSource = "switchyard.dev/router-source"
 	// The concurrency settings travel on the PipelineRun, so the controller
 	// that starts pending runs needs no other state: it survives restarts.
@@ -201,6 +204,7 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 	setIf(annotations, AnnotationEventSubject, ev.Subject())
 	setIf(annotations, AnnotationRevision, extension(ev, extRevision))
 	setIf(annotations, AnnotationIdentity, extension(ev, extIdentity))
+	setIf(annotations, AnnotationPrincipal, extension(ev, "principal"))
 	labels := map[string]string{
 		LabelApp:       t.App,
 		LabelTrigger:   t.Trigger,

@@ -22,7 +22,23 @@ var (
 	ErrTooLarge = errors.New("request body too large")
 	// ErrNotReady: the router has no rules or no queue yet (503).
 	ErrNotReady = errors.New("not ready")
+	// ErrForbidden: authenticated, but outside the caller's scope (403).
+	ErrForbidden = errors.New("forbidden")
+	// ErrRateLimited: the caller's events per minute are used up (429).
+	ErrRateLimited = errors.New("rate limited")
 )
+
+// ScopeError is a refusal by one rule of an endpoint's scope; the 403 body
+// names the rule, so a caller (an agent) can tell what to change.
+type ScopeError struct {
+	Rule    string // "scope.eventTypes", "scope.params", ...
+	Message string
+}
+
+func (e *ScopeError) Error() string { return e.Rule + ": " + e.Message }
+
+// Unwrap makes a ScopeError an ErrForbidden.
+func (e *ScopeError) Unwrap() error { return ErrForbidden }
 
 // statusFor maps an error to its HTTP status. It is the only place that
 // does, so every handler answers the same way.
@@ -38,6 +54,10 @@ func statusFor(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, ErrRateLimited):
+		return http.StatusTooManyRequests
 	case errors.Is(err, queue.ErrUnavailable), errors.Is(err, ErrNotReady):
 		return http.StatusServiceUnavailable
 	default:

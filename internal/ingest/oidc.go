@@ -126,9 +126,14 @@ func verifyOIDCBearer(ctx context.Context, h http.Header, cfg *routing.OIDC) (*o
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrUnauthorized, err)
 	}
+	algs := oidcSigningAlgs
+	if len(cfg.Algorithms) > 0 {
+		// Checked at load: never none or HS*.
+		algs = cfg.Algorithms
+	}
 	verifier := oidc.NewVerifier(cfg.Issuer, ks, &oidc.Config{
 		ClientID:             cfg.Audience,
-		SupportedSigningAlgs: oidcSigningAlgs,
+		SupportedSigningAlgs: algs,
 	})
 	tok, err := verifier.Verify(ctx, raw)
 	if err != nil {

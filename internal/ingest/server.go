@@ -53,6 +53,8 @@ type Config struct {
 	Metrics http.Handler
 	// Audit, when set, receives every decision (queue.Queue.Audit).
 	Audit func(queue.AuditRecord)
+	// Status, when set, serves GET /v1/events/{id}.
+	Status StatusReader
 }
 
 // Server is the HTTP front of the router.
@@ -61,6 +63,9 @@ type Server struct {
 	logger   *slog.Logger
 	mux      *http.ServeMux
 	draining atomic.Bool
+	limits   limiters
+	// now is the clock of rate limits (a test sets it).
+	now func() time.Time
 }
 
 // Drain makes /readyz answer 503 from now on, so a load balancer stops
@@ -76,7 +81,7 @@ func NewServer(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "ingest"), mux: http.NewServeMux()}
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "ingest"), mux: http.NewServeMux(), now: time.Now}
 	s.mux.HandleFunc("POST /v1/hooks/{source}", s.handleHook)
 	// Senders that cannot sign or set headers put a token in the path; it
 	// is compared in constant time and never logged.
@@ -85,6 +90,8 @@ func NewServer(cfg Config) *Server {
 	// the CloudEvents schema) probes the hook URL with OPTIONS.
 	s.mux.HandleFunc("OPTIONS /v1/hooks/{source}", s.handleHandshake)
 	s.mux.HandleFunc("OPTIONS /v1/hooks/{source}/{token}", s.handleHandshake)
+	s.mux.HandleFunc("POST /v1/events/{endpoint}", s.handleEvents)
+	s.mux.HandleFunc("GET /v1/events/{id}", s.handleEventStatus)
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -123,6 +130,8 @@ type AcceptedResponse struct {
 // ErrorResponse is the body of every error answer.
 type ErrorResponse struct {
 	Error string `json:"error"`
+	// Rule is the endpoint scope rule that refused the request (403).
+	Rule string `json:"rule,omitempty"`
 }
 
 func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
@@ -265,6 +274,8 @@ type outcome struct {
 	status int
 	events []EventResult
 	reply  *Reply
+	// retryAfter is the Retry-After of a 429, in seconds.
+	retryAfter int
 }
 
 // accept runs one webhook through verify, normalize, route and publish, and

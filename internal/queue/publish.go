@@ -107,15 +107,20 @@ type AcceptedRecord struct {
 	ID     string `json:"id"`
 	Type   string `json:"type"`
 	// Identity is the identity extension: who authenticated the request.
-	Identity string           `json:"identity,omitempty"`
-	Time     time.Time        `json:"time"`
-	Targets  []AcceptedTarget `json:"targets"`
+	Identity string `json:"identity,omitempty"`
+	// Principal is who, behind the identity, sent it (a token's subject).
+	Principal string           `json:"principal,omitempty"`
+	Time      time.Time        `json:"time"`
+	Targets   []AcceptedTarget `json:"targets"`
 }
 
 func acceptedRecord(a Accepted) AcceptedRecord {
 	r := AcceptedRecord{Source: a.Source, ID: a.Event.ID(), Type: a.Event.Type(), Time: time.Now().UTC(), Targets: []AcceptedTarget{}}
 	if id, ok := a.Event.Extensions()["identity"].(string); ok {
 		r.Identity = id
+	}
+	if p, ok := a.Event.Extensions()["principal"].(string); ok {
+		r.Principal = p
 	}
 	for _, w := range a.Work {
 		t := w.Target

@@ -37,12 +37,13 @@ type TargetStatus struct {
 
 // EventStatus is an accepted event and the state of each of its targets.
 type EventStatus struct {
-	Source   string         `json:"source"`
-	ID       string         `json:"id"`
-	Type     string         `json:"type"`
-	Identity string         `json:"identity,omitempty"`
-	Accepted time.Time      `json:"accepted"`
-	Targets  []TargetStatus `json:"targets"`
+	Source    string         `json:"source"`
+	ID        string         `json:"id"`
+	Type      string         `json:"type"`
+	Identity  string         `json:"identity,omitempty"`
+	Principal string         `json:"principal,omitempty"`
+	Accepted  time.Time      `json:"accepted"`
+	Targets   []TargetStatus `json:"targets"`
 }
 
 func statusKey(w Work) string {
@@ -85,7 +86,7 @@ func (q *Queue) Status(ctx context.Context, source, eventID string) (EventStatus
 	if err != nil {
 		return EventStatus{}, err
 	}
-	out := EventStatus{Source: rec.Source, ID: rec.ID, Type: rec.Type, Identity: rec.Identity, Accepted: rec.Time, Targets: []TargetStatus{}}
+	out := EventStatus{Source: rec.Source, ID: rec.ID, Type: rec.Type, Identity: rec.Identity, Principal: rec.Principal, Accepted: rec.Time, Targets: []TargetStatus{}}
 	prefix := acceptedKey(source, eventID) + "."
 	for _, t := range rec.Targets {
 		st := TargetStatus{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name, State: StateQueued}

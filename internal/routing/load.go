@@ -286,6 +286,17 @@ func (l *loader) load() *Rules {
 	// Fan-out order is deterministic: apps by name, triggers in file order
 	// (files in path order).
 	sort.Slice(rules.apps, func(i, j int) bool { return rules.apps[i].name < rules.apps[j].name })
+	rules.endpoints = map[string]*Endpoint{}
+	for i, s := range root.Endpoints {
+		e := l.compileEndpoint(rootName, node, i, s, rules)
+		if _, dup := rules.endpoints[e.Name]; dup {
+			l.addf(rootName, lineOf(node, "endpoints", i, "name"), "endpoint %q declared twice", e.Name)
+			continue
+		}
+		l.checkEndpointApps(rootName, node, i, e, rules)
+		rules.endpoints[e.Name] = e
+	}
+	rules.auditors = root.Auditors
 	rules.index()
 	return rules
 }

@@ -20,6 +20,10 @@ type rootFile struct {
 	Kind       string       `yaml:"kind"`
 	Sources    []sourceSpec `yaml:"sources"`
 	Apps       []appGrant   `yaml:"apps"`
+	// Endpoints are the scoped event endpoints for bots and agents.
+	Endpoints []endpointSpec `yaml:"endpoints"`
+	// Auditors are identities that may read any event's status.
+	Auditors []string `yaml:"auditors"`
 }
 
 // sourceSpec is one named webhook endpoint, /v1/hooks/<name>.

@@ -237,6 +237,35 @@ triggers:
 			},
 		},
 		{
+			name: "endpoints fail closed",
+			root: testRoot + `endpoints:
+  - name: open-door
+    scope: {eventTypes: [x]}
+  - name: confused
+    auth:
+      oidc: {issuer: https://issuer.example, audience: a, algorithms: [HS256, none], when: "claims.repo =="}
+    scope:
+      apps: [web, ghost]
+      triggers: [web/nope, build]
+  - name: github
+    auth: {tokens: {env: T}}
+    scope: {eventTypes: [x], eventsPerMinute: -1}
+`,
+			want: []string{
+				`rules/root.yaml:17: endpoint "open-door": auth needs oidc or tokens (fail closed`,
+				`rules/root.yaml:21: endpoint "confused": algorithm "HS256" is not accepted`,
+				`rules/root.yaml:21: endpoint "confused": algorithm "none" is not accepted`,
+				`rules/root.yaml:21: endpoint "confused": when: column 15: Syntax error`,
+				`rules/root.yaml:22: endpoint "confused": scope.eventTypes is required`,
+				`rules/root.yaml:23: endpoint "confused": app "web" does not grant identity "endpoint:confused"`,
+				`rules/root.yaml:23: endpoint "confused": no app "ghost"`,
+				`rules/root.yaml:24: endpoint "confused": trigger "build" must be written app/trigger`,
+				`rules/root.yaml:24: endpoint "confused": no trigger "web/nope"`,
+				`rules/root.yaml:25: endpoint "github" has the name of a source`,
+				`rules/root.yaml:27: endpoint "github": eventsPerMinute must not be negative`,
+			},
+		},
+		{
 			name: "concurrency without effect, negative limit, bad group",
 			app: `apiVersion: switchyard.dev/v1alpha1
 kind: App

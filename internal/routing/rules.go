@@ -18,8 +18,10 @@ import (
 // Rules is a compiled, immutable parent manifest. It is safe for concurrent
 // use; a reload builds a new Rules and swaps it in whole.
 type Rules struct {
-	sources map[string]*Source
-	apps    []*app
+	sources   map[string]*Source
+	endpoints map[string]*Endpoint
+	auditors  []string
+	apps      []*app
 	// triggers is every trigger in fan-out order (apps by name, triggers
 	// in file order); a trigger's ordinal is its index here.
 	triggers []*trigger
@@ -61,6 +63,8 @@ type Source struct {
 // OIDC says which OIDC bearer tokens a source accepts.
 type OIDC struct {
 	Issuer, Audience, JWKSURL, Email string
+	// Algorithms accepted; empty means RS256.
+	Algorithms []string
 }
 
 // SecretEnv and SecretFile name where the secret is read from.

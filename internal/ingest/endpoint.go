@@ -1,0 +1,368 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"golang.org/x/time/rate"
+
+	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// Scoped event endpoints for bots and AI agents: POST /v1/events/{endpoint}
+// takes CloudEvents (binary, structured or batched, through the sdk-go HTTP
+// binding), authenticates the caller (OIDC token or static token), holds
+// every event to the endpoint's scope, and then goes the way of a webhook:
+// route, store, dispatch. GET /v1/events/{id} tells the caller what became
+// of an event it sent.
+
+// StatusReader reads an accepted event's status (queue.Queue.Status).
+type StatusReader interface {
+	Status(ctx context.Context, source, eventID string) (queue.EventStatus, error)
+}
+
+// caller is an authenticated endpoint caller.
+type caller struct {
+	endpoint  *routing.Endpoint
+	principal string // the token's subject, or the static token's name
+}
+
+func (c caller) identity() string { return c.endpoint.Identity() }
+
+// authenticate checks the bearer token against the endpoint: a static
+// token (compared as a SHA-256 with every stored hash, in constant time),
+// else an OIDC token (signature, issuer, audience, expiry, algorithms, then
+// the claims condition). The token never appears in an error.
+func authenticate(ctx context.Context, r *http.Request, ep *routing.Endpoint) (caller, error) {
+	raw, err := authorizationBearer(r.Header)
+	if err != nil {
+		return caller{}, err
+	}
+	if len(ep.Tokens) > 0 {
+		if name, ok := ep.MatchToken(raw); ok {
+			return caller{endpoint: ep, principal: name}, nil
+		}
+		if ep.OIDC == nil {
+			return caller{}, fmt.Errorf("%w: the bearer token is not one of the endpoint's tokens", ErrUnauthorized)
+		}
+	}
+	if ep.OIDC == nil {
+		return caller{}, fmt.Errorf("%w: endpoint %s has no credentials configured", ErrUnauthorized, ep.Name)
+	}
+	tok, err := verifyOIDCBearer(ctx, r.Header, ep.OIDC)
+	if err != nil {
+		return caller{}, err
+	}
+	var claims map[string]any
+	if err := tok.Claims(&claims); err != nil {
+		return caller{}, fmt.Errorf("%w: token claims: %v", ErrUnauthorized, err)
+	}
+	subject, _ := claims[ep.SubjectClaim].(string)
+	if subject == "" {
+		return caller{}, fmt.Errorf("%w: token has no %q claim", ErrUnauthorized, ep.SubjectClaim)
+	}
+	if c := ep.ClaimsWhen; c != nil {
+		ok, err := c.Eval(claims)
+		if err != nil {
+			return caller{}, fmt.Errorf("%w: token claims do not satisfy the endpoint's condition: %v", ErrUnauthorized, err)
+		}
+		if !ok {
+			return caller{}, fmt.Errorf("%w: token claims do not satisfy the endpoint's condition (%s)", ErrUnauthorized, c.Expr)
+		}
+	}
+	return caller{endpoint: ep, principal: subject}, nil
+}
+
+// limiters holds one token bucket per endpoint caller.
+type limiters struct {
+	mu sync.Mutex
+	m  map[string]*rate.Limiter
+}
+
+// allow takes one event from the caller's bucket (perMinute, refilled
+// continuously, burst perMinute) and returns how long to wait if it is
+// empty.
+func (l *limiters) allow(key string, perMinute int, now time.Time) (bool, time.Duration) {
+	l.mu.Lock()
+	if l.m == nil {
+		l.m = map[string]*rate.Limiter{}
+	}
+	key += "/" + strconv.Itoa(perMinute) // a reload that changes the limit starts a new bucket
+	lim, ok := l.m[key]
+	if !ok {
+		lim = rate.NewLimiter(rate.Limit(float64(perMinute)/60), perMinute)
+		l.m[key] = lim
+	}
+	l.mu.Unlock()
+	res := lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, d
+	}
+	return true, 0
+}
+
+// agentParams is the part of an agent event's data that sets parameters:
+// {"params": {"environment": "staging", ...}}.
+type agentParams struct {
+	Params map[string]json.RawMessage `json:"params"`
+}
+
+// checkScope holds one event to the caller's scope.
+func checkScope(ev *event.Event, s *routing.Scope) error {
+	if !s.AllowsType(ev.Type()) {
+		return &ScopeError{Rule: "scope.eventTypes", Message: fmt.Sprintf("event type %q is not allowed", ev.Type())}
+	}
+	ext := ev.Extensions()
+	str := func(name string) string { v, _ := ext[name].(string); return v }
+	if b := str("branch"); !s.AllowsBranch(b) {
+		return &ScopeError{Rule: "scope.branches", Message: fmt.Sprintf("branch %q is not allowed", b)}
+	}
+	if ref := str("ref"); !s.AllowsRef(ref) {
+		return &ScopeError{Rule: "scope.refs", Message: fmt.Sprintf("ref %q is not allowed", ref)}
+	}
+	if env := str("environment"); !s.AllowsEnvironment(env) {
+		return &ScopeError{Rule: "scope.environments", Message: fmt.Sprintf("environment %q is not allowed", env)}
+	}
+	data := ev.Data()
+	if len(data) == 0 {
+		return nil
+	}
+	var ap agentParams
+	if json.Unmarshal(data, &ap) != nil {
+		return nil // not a JSON object: it sets no params
+	}
+	names := make([]string, 0, len(ap.Params))
+	for name := range ap.Params {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if !s.AllowsParam(name) {
+			return &ScopeError{Rule: "scope.params", Message: fmt.Sprintf("param %q may not be set by this caller (allowed: %s)", name, strings.Join(s.Params, ", "))}
+		}
+	}
+	if raw, ok := ap.Params["environment"]; ok {
+		var env string
+		if json.Unmarshal(raw, &env) != nil || !s.AllowsEnvironment(env) {
+			return &ScopeError{Rule: "scope.environments", Message: fmt.Sprintf("environment %s is not allowed", raw)}
+		}
+	}
+	return nil
+}
+
+// handleEvents is POST /v1/events/{endpoint}.
+func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("endpoint")
+	out, c, err := s.acceptEvents(r, name)
+	rec := queue.AuditRecord{Kind: "endpoint", Source: name, Status: out.status, Remote: remoteHost(r)}
+	if c.endpoint != nil {
+		rec.Identity, rec.Subject = c.identity(), c.principal
+	}
+	log := s.logger.With("endpoint", name, "status", out.status, "principal", c.principal)
+	if err != nil {
+		rec.Decision, rec.Reason = decisionFor(out.status), err.Error()
+		var se *ScopeError
+		if errors.As(err, &se) {
+			rec.Rule, rec.Reason = se.Rule, se.Message
+		}
+		if s.cfg.Audit != nil {
+			s.cfg.Audit(rec)
+		}
+		log.Info("event refused", "error", err.Error())
+		switch out.status {
+		case http.StatusServiceUnavailable:
+			w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", strconv.Itoa(out.retryAfter))
+		case http.StatusUnauthorized:
+			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
+		}
+		body := ErrorResponse{Error: err.Error()}
+		if se != nil {
+			body.Rule = se.Rule
+		}
+		writeJSON(w, out.status, body)
+		return
+	}
+	for _, e := range out.events {
+		if s.cfg.Audit != nil {
+			a := rec
+			a.Decision, a.EventID, a.Type, a.Targets = queue.DecisionAccepted, e.ID, e.Type, len(e.Targets)
+			s.cfg.Audit(a)
+		}
+		log.Info("event accepted", "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
+	}
+	resp := AcceptedResponse{Events: out.events}
+	if len(out.events) > 0 {
+		resp.EventResult = out.events[0]
+	}
+	if len(out.events) <= 1 {
+		resp.Events = nil
+	}
+	if resp.Targets == nil {
+		resp.Targets = []TargetRef{}
+	}
+	writeJSON(w, out.status, resp)
+}
+
+// acceptEvents authenticates, rate-limits, checks every event against the
+// scope and routes it, and only when all of them pass stores them: a
+// refused request queues nothing.
+func (s *Server) acceptEvents(r *http.Request, name string) (outcome, caller, error) {
+	rules := s.cfg.Rules.Rules()
+	if rules == nil {
+		o, err := fail(ErrNotReady)
+		return o, caller{}, err
+	}
+	ep := rules.Endpoint(name)
+	if ep == nil {
+		o, err := fail(fmt.Errorf("%w: no endpoint named %q", ErrUnknownSource, name))
+		return o, caller{}, err
+	}
+	limit := min(ep.Scope.MaxBodyBytes, s.cfg.MaxBody)
+	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			o, err := fail(fmt.Errorf("%w: the endpoint's limit is %d bytes", ErrTooLarge, limit))
+			return o, caller{}, err
+		}
+		o, err := fail(fmt.Errorf("%w: read body: %v", ErrMalformed, err))
+		return o, caller{}, err
+	}
+	c, err := authenticate(r.Context(), r, ep)
+	if err != nil {
+		o, err := fail(err)
+		return o, caller{}, err
+	}
+	if ok, wait := s.limits.allow(ep.Name+"\x00"+c.principal, ep.Scope.EventsPerMinute, s.now()); !ok {
+		o, err := fail(fmt.Errorf("%w: at most %d events a minute; retry in %s", ErrRateLimited, ep.Scope.EventsPerMinute, wait.Round(time.Second)))
+		o.retryAfter = int(math.Ceil(wait.Seconds()))
+		return o, c, err
+	}
+	events, err := readCloudEvents(&Request{Header: r.Header, Body: body})
+	if err != nil {
+		o, err := fail(err)
+		return o, c, err
+	}
+	if len(events) == 0 {
+		o, err := fail(fmt.Errorf("%w: an empty batch", ErrMalformed))
+		return o, c, err
+	}
+
+	accepted := make([]queue.Accepted, len(events))
+	results := make([]EventResult, len(events))
+	for i := range events {
+		ev := &events[i]
+		if err := checkScope(ev, &ep.Scope); err != nil {
+			o, err := fail(fmt.Errorf("event %q: %w", ev.ID(), err))
+			return o, c, err
+		}
+		// The router says who sent it, never the caller.
+		ev.SetSource("/v1/events/" + ep.Name)
+		ev.SetExtension("identity", c.identity())
+		ev.SetExtension("principal", c.principal)
+		ev.SetExtension("provider", "endpoint")
+		targets := rules.Route(routing.Input{Source: ep.Name, Event: ev, Header: r.Header})
+		a := queue.Accepted{Source: ep.Name, Event: *ev, Work: make([]queue.Work, len(targets))}
+		refs := make([]TargetRef, len(targets))
+		bare := withoutData(ev)
+		for j, t := range targets {
+			if !ep.Scope.AllowsTarget(t.App, t.Trigger) {
+				rule := "scope.apps"
+				if len(ep.Scope.Apps) == 0 || slices.Contains(ep.Scope.Apps, t.App) {
+					rule = "scope.triggers"
+				}
+				o, err := fail(fmt.Errorf("event %q: %w", ev.ID(), &ScopeError{Rule: rule,
+					Message: fmt.Sprintf("it would trigger %s/%s, which this caller may not", t.App, t.Trigger)}))
+				return o, c, err
+			}
+			a.Work[j] = queue.Work{Source: ep.Name, Event: bare, Target: t}
+			refs[j] = TargetRef{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name}
+		}
+		accepted[i] = a
+		results[i] = EventResult{ID: ev.ID(), Type: ev.Type(), Targets: refs}
+	}
+	for i, a := range accepted {
+		if err := s.cfg.Publisher.Publish(r.Context(), a); err != nil {
+			o, err := fail(err)
+			o.events = results[:i]
+			return o, c, err
+		}
+	}
+	return outcome{status: http.StatusAccepted, events: results}, c, nil
+}
+
+// handleEventStatus is GET /v1/events/{id}: the event's targets and their
+// states, for the identity and principal that sent it or an auditor. The
+// caller authenticates as for sending (?endpoint=NAME picks the endpoint;
+// otherwise each is tried); ?source=NAME reads another source's event
+// (auditors). An event the caller may not read is reported as not found,
+// so ids cannot be probed.
+func (s *Server) handleEventStatus(w http.ResponseWriter, r *http.Request) {
+	rules := s.cfg.Rules.Rules()
+	if rules == nil || s.cfg.Status == nil {
+		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: ErrNotReady.Error()})
+		return
+	}
+	id := r.PathValue("id")
+	var c caller
+	var authErr error = fmt.Errorf("%w: no endpoint accepts this token", ErrUnauthorized)
+	candidates := rules.Endpoints()
+	if name := r.URL.Query().Get("endpoint"); name != "" {
+		candidates = nil
+		if ep := rules.Endpoint(name); ep != nil {
+			candidates = []*routing.Endpoint{ep}
+		}
+	}
+	for _, ep := range candidates {
+		got, err := authenticate(r.Context(), r, ep)
+		if err == nil {
+			c, authErr = got, nil
+			break
+		}
+		authErr = err
+	}
+	if authErr != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
+		writeJSON(w, http.StatusUnauthorized, ErrorResponse{Error: authErr.Error()})
+		return
+	}
+	source := r.URL.Query().Get("source")
+	if source == "" {
+		source = c.endpoint.Name
+	}
+	notFound := func() {
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("no event %q of %q that %s may read", id, source, c.identity())})
+	}
+	st, err := s.cfg.Status.Status(r.Context(), source, id)
+	switch {
+	case errors.Is(err, queue.ErrNotFound):
+		notFound()
+		return
+	case err != nil:
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: err.Error()})
+		return
+	}
+	owner := st.Identity == c.identity() && st.Principal == c.principal
+	if !owner && !rules.IsAuditor(c.identity()) {
+		notFound()
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
+}

@@ -1,0 +1,392 @@
+package routing
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/decls"
+	"github.com/google/cel-go/common/types"
+	celext "github.com/google/cel-go/ext"
+	"go.yaml.in/yaml/v3"
+)
+
+// Scoped event endpoints, POST /v1/events/<name>: how bots and AI agents
+// trigger pipelines. The root declares each one with how its callers
+// authenticate and what they may do; the identity "endpoint:<name>" must
+// also be granted by the apps it reaches.
+
+// endpointSpec is one endpoint in root.yaml.
+type endpointSpec struct {
+	Name  string       `yaml:"name"`
+	Auth  endpointAuth `yaml:"auth"`
+	Scope scopeSpec    `yaml:"scope"`
+}
+
+type endpointAuth struct {
+	OIDC *endpointOIDC `yaml:"oidc"`
+	// Tokens names a file or environment variable holding static bearer
+	// tokens as SHA-256 hashes, one per line: "sha256:<hex> [name]".
+	Tokens *secretRef `yaml:"tokens"`
+}
+
+type endpointOIDC struct {
+	Issuer   string `yaml:"issuer"`
+	Audience string `yaml:"audience"`
+	JWKSURL  string `yaml:"jwksURL"`
+	// Algorithms accepted; default RS256. HS* and none are refused.
+	Algorithms []string `yaml:"algorithms"`
+	// When is a CEL condition on the token's claims (variable claims).
+	When string `yaml:"when"`
+	// SubjectClaim names the claim that identifies the caller; default sub.
+	SubjectClaim string `yaml:"subjectClaim"`
+}
+
+type scopeSpec struct {
+	// Apps and Triggers ("app/trigger") the endpoint may reach.
+	Apps     []string `yaml:"apps"`
+	Triggers []string `yaml:"triggers"`
+	// EventTypes are globs of the CloudEvent types it may send.
+	EventTypes []string `yaml:"eventTypes"`
+	// Params are the names it may set in the event's data.params.
+	Params []string `yaml:"params"`
+	// Branches and Refs are globs for the event's branch and ref
+	// extensions; Environments the values of params.environment (and an
+	// environment extension).
+	Branches     []string `yaml:"branches"`
+	Refs         []string `yaml:"refs"`
+	Environments []string `yaml:"environments"`
+	// EventsPerMinute per caller (token bucket); default 60.
+	EventsPerMinute int `yaml:"eventsPerMinute"`
+	// MaxBodyBytes caps a request; default 1 MiB.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+}
+
+// Defaults of an endpoint's scope.
+const (
+	DefaultEventsPerMinute = 60
+	DefaultEndpointBody    = 1 << 20
+)
+
+// Endpoint is a compiled endpoint.
+type Endpoint struct {
+	Name string
+	// OIDC, when set, accepts OIDC bearer tokens (OIDC.Algorithms set).
+	OIDC *OIDC
+	// ClaimsWhen, when set, must hold for a token's claims.
+	ClaimsWhen   *ClaimsCondition
+	SubjectClaim string
+	// TokensRef is where static token hashes live; Tokens are the hashes,
+	// read when secrets are resolved.
+	TokensRef secretRef
+	Tokens    []TokenHash
+	Scope     Scope
+}
+
+// Identity is the identity extension of the endpoint's events.
+func (e *Endpoint) Identity() string { return "endpoint:" + e.Name }
+
+// TokenHash is one accepted static token, by its SHA-256.
+type TokenHash struct {
+	Sum  [sha256.Size]byte
+	Name string
+}
+
+// MatchToken returns the name of the static token presented (its label,
+// or "token:<first hex digits of its hash>"), comparing with every hash in
+// constant time.
+func (e *Endpoint) MatchToken(presented string) (string, bool) {
+	sum := sha256.Sum256([]byte(presented))
+	match := -1
+	for i, h := range e.Tokens {
+		if subtle.ConstantTimeCompare(sum[:], h.Sum[:]) == 1 && match < 0 {
+			match = i
+		}
+	}
+	if match < 0 {
+		return "", false
+	}
+	if name := e.Tokens[match].Name; name != "" {
+		return name, true
+	}
+	return "token:" + hex.EncodeToString(e.Tokens[match].Sum[:4]), true
+}
+
+// Scope is what an endpoint's callers may do.
+type Scope struct {
+	Apps, Triggers  []string
+	EventTypes      globList
+	Params          []string
+	Branches, Refs  globList
+	Environments    []string
+	EventsPerMinute int
+	MaxBodyBytes    int64
+}
+
+// AllowsTarget reports whether the scope reaches app/trigger.
+func (s *Scope) AllowsTarget(app, trigger string) bool {
+	if len(s.Apps) > 0 && !slices.Contains(s.Apps, app) {
+		return false
+	}
+	return len(s.Triggers) == 0 || slices.Contains(s.Triggers, app+"/"+trigger)
+}
+
+// AllowsType, AllowsBranch and AllowsRef check one value against the scope;
+// an empty list allows anything, except for types, which must be listed.
+func (s *Scope) AllowsType(t string) bool { return s.EventTypes.match(t) }
+
+// AllowsBranch reports whether the scope allows branch ("" always passes:
+// the event names no branch).
+func (s *Scope) AllowsBranch(b string) bool {
+	return b == "" || s.Branches.empty() || s.Branches.match(b)
+}
+
+// AllowsRef is AllowsBranch for refs.
+func (s *Scope) AllowsRef(r string) bool { return r == "" || s.Refs.empty() || s.Refs.match(r) }
+
+// AllowsParam reports whether the caller may set the param.
+func (s *Scope) AllowsParam(name string) bool { return slices.Contains(s.Params, name) }
+
+// AllowsEnvironment reports whether env may be targeted.
+func (s *Scope) AllowsEnvironment(env string) bool {
+	return env == "" || len(s.Environments) == 0 || slices.Contains(s.Environments, env)
+}
+
+// Endpoint returns the named endpoint, or nil.
+func (r *Rules) Endpoint(name string) *Endpoint { return r.endpoints[name] }
+
+// Endpoints returns the endpoints sorted by name.
+func (r *Rules) Endpoints() []*Endpoint {
+	out := make([]*Endpoint, 0, len(r.endpoints))
+	for _, e := range r.endpoints {
+		out = append(out, e)
+	}
+	slices.SortFunc(out, func(a, b *Endpoint) int { return strings.Compare(a.Name, b.Name) })
+	return out
+}
+
+// IsAuditor reports whether identity may read any event's status.
+func (r *Rules) IsAuditor(identity string) bool { return slices.Contains(r.auditors, identity) }
+
+// refusedAlgs are never accepted: "none", and the HMAC algorithms, whose
+// key would be the issuer's public key (the RS/HS confusion attack).
+var allowedAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func (l *loader) compileEndpoint(file string, node *yaml.Node, i int, s endpointSpec, rules *Rules) *Endpoint {
+	at := func(path ...any) int { return lineOf(node, append([]any{"endpoints", i}, path...)...) }
+	e := &Endpoint{Name: s.Name, SubjectClaim: "sub"}
+	if !nameRE.MatchString(s.Name) {
+		l.addf(file, at("name"), "endpoint name %q must be a DNS label (lowercase letters, digits, '-')", s.Name)
+	}
+	if _, clash := rules.sources[s.Name]; clash {
+		l.addf(file, at("name"), "endpoint %q has the name of a source: names share one event-id space", s.Name)
+	}
+	a := s.Auth
+	if a.OIDC == nil && a.Tokens == nil {
+		l.addf(file, at("auth"), "endpoint %q: auth needs oidc or tokens (fail closed: an endpoint without authentication is never an open door)", s.Name)
+	}
+	if o := a.OIDC; o != nil {
+		if o.Issuer == "" || o.Audience == "" {
+			l.addf(file, at("auth", "oidc"), "endpoint %q: oidc needs issuer and audience", s.Name)
+		}
+		algs := o.Algorithms
+		if len(algs) == 0 {
+			algs = []string{"RS256"}
+		}
+		for j, alg := range algs {
+			if !slices.Contains(allowedAlgs, alg) {
+				l.addf(file, at("auth", "oidc", "algorithms", j), "endpoint %q: algorithm %q is not accepted (allowed: %s; never none or HS*)", s.Name, alg, strings.Join(allowedAlgs, ", "))
+			}
+		}
+		e.OIDC = &OIDC{Issuer: o.Issuer, Audience: o.Audience, JWKSURL: o.JWKSURL, Algorithms: algs}
+		if o.SubjectClaim != "" {
+			e.SubjectClaim = o.SubjectClaim
+		}
+		if o.When != "" {
+			c, err := compileClaimsCondition(o.When)
+			if err != nil {
+				l.addf(file, at("auth", "oidc", "when"), "endpoint %q: when: %v", s.Name, err)
+			}
+			e.ClaimsWhen = c
+		}
+	}
+	if t := a.Tokens; t != nil {
+		if (t.Env == "") == (t.File == "") {
+			l.addf(file, at("auth", "tokens"), "endpoint %q: tokens needs exactly one of env or file", s.Name)
+		} else {
+			e.TokensRef = *t
+			if l.opts.ResolveSecrets {
+				data, err := t.resolve(l.opts.LookupEnv)
+				if err == nil {
+					e.Tokens, err = parseTokenHashes(data)
+				}
+				if err != nil {
+					l.addf(file, at("auth", "tokens"), "endpoint %q: tokens: %v", s.Name, err)
+				}
+			}
+		}
+	}
+
+	sc := s.Scope
+	e.Scope = Scope{Apps: sc.Apps, Triggers: sc.Triggers, Params: sc.Params, Environments: sc.Environments,
+		EventsPerMinute: sc.EventsPerMinute, MaxBodyBytes: sc.MaxBodyBytes}
+	if len(sc.EventTypes) == 0 {
+		l.addf(file, at("scope"), "endpoint %q: scope.eventTypes is required: list the event types its callers may send", s.Name)
+	}
+	var err error
+	if e.Scope.EventTypes, err = compileGlobs(sc.EventTypes); err != nil {
+		l.addf(file, at("scope", "eventTypes"), "eventTypes: %v", err)
+	}
+	if e.Scope.Branches, err = compileGlobs(sc.Branches); err != nil {
+		l.addf(file, at("scope", "branches"), "branches: %v", err)
+	}
+	if e.Scope.Refs, err = compileGlobs(sc.Refs); err != nil {
+		l.addf(file, at("scope", "refs"), "refs: %v", err)
+	}
+	for j, p := range sc.Params {
+		if !paramNameRE.MatchString(p) {
+			l.addf(file, at("scope", "params", j), "endpoint %q: param name %q is not a valid Tekton parameter name", s.Name, p)
+		}
+	}
+	for j, tr := range sc.Triggers {
+		app, _, ok := strings.Cut(tr, "/")
+		if !ok {
+			l.addf(file, at("scope", "triggers", j), "endpoint %q: trigger %q must be written app/trigger", s.Name, tr)
+		} else if len(sc.Apps) > 0 && !slices.Contains(sc.Apps, app) {
+			l.addf(file, at("scope", "triggers", j), "endpoint %q: trigger %q is outside scope.apps", s.Name, tr)
+		}
+	}
+	switch {
+	case sc.EventsPerMinute < 0:
+		l.addf(file, at("scope", "eventsPerMinute"), "endpoint %q: eventsPerMinute must not be negative", s.Name)
+	case sc.EventsPerMinute == 0:
+		e.Scope.EventsPerMinute = DefaultEventsPerMinute
+	}
+	switch {
+	case sc.MaxBodyBytes < 0:
+		l.addf(file, at("scope", "maxBodyBytes"), "endpoint %q: maxBodyBytes must not be negative", s.Name)
+	case sc.MaxBodyBytes == 0:
+		e.Scope.MaxBodyBytes = DefaultEndpointBody
+	}
+	return e
+}
+
+// checkEndpointApps reports scope apps and triggers that do not exist, and
+// apps in scope that do not grant the endpoint's identity (the scope could
+// never reach them: almost certainly a mistake).
+func (l *loader) checkEndpointApps(file string, node *yaml.Node, i int, e *Endpoint, rules *Rules) {
+	at := func(path ...any) int { return lineOf(node, append([]any{"endpoints", i}, path...)...) }
+	apps := map[string]*app{}
+	for _, a := range rules.apps {
+		apps[a.name] = a
+	}
+	for j, name := range e.Scope.Apps {
+		a, ok := apps[name]
+		switch {
+		case !ok:
+			l.addf(file, at("scope", "apps", j), "endpoint %q: no app %q", e.Name, name)
+		case !a.grantsIdentity(e.Identity()):
+			l.addf(file, at("scope", "apps", j), "endpoint %q: app %q does not grant identity %q: add it to the app's identities", e.Name, name, e.Identity())
+		}
+	}
+	for j, tr := range e.Scope.Triggers {
+		appName, triggerName, found := strings.Cut(tr, "/")
+		if !found {
+			continue // reported by compileEndpoint
+		}
+		a, ok := apps[appName]
+		if !ok || !slices.ContainsFunc(a.triggers, func(t *trigger) bool { return t.name == triggerName }) {
+			l.addf(file, at("scope", "triggers", j), "endpoint %q: no trigger %q", e.Name, tr)
+		}
+	}
+}
+
+// parseTokenHashes reads "sha256:<64 hex> [name]" lines; blank lines and
+// lines starting with # are skipped. Plain tokens are refused: the file
+// must never hold a usable credential.
+func parseTokenHashes(data []byte) ([]TokenHash, error) {
+	var out []TokenHash
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	n := 0
+	for sc.Scan() {
+		n++
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		hashPart, name, _ := strings.Cut(line, " ")
+		hexSum, ok := strings.CutPrefix(hashPart, "sha256:")
+		sum, err := hex.DecodeString(hexSum)
+		if !ok || err != nil || len(sum) != sha256.Size {
+			return nil, fmt.Errorf("line %d: want sha256:<64 hex digits> [name] (store the token's SHA-256, never the token)", n)
+		}
+		var th TokenHash
+		copy(th.Sum[:], sum)
+		th.Name = strings.TrimSpace(name)
+		out = append(out, th)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no token hashes")
+	}
+	return out, nil
+}
+
+// ClaimsCondition is a compiled CEL condition on a token's claims.
+type ClaimsCondition struct {
+	Expr string
+	prg  cel.Program
+}
+
+var claimsEnv = sync.OnceValues(func() (*cel.Env, error) {
+	return cel.NewEnv(
+		celext.Strings(),
+		celext.Lists(),
+		celext.Sets(),
+		cel.VariableDecls(decls.NewVariable("claims", types.NewMapType(types.StringType, types.DynType))),
+	)
+})
+
+func compileClaimsCondition(expr string) (*ClaimsCondition, error) {
+	env, err := claimsEnv()
+	if err != nil {
+		return nil, err
+	}
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		var msgs []string
+		for _, e := range iss.Errors() {
+			msgs = append(msgs, fmt.Sprintf("column %d: %s", e.Location.Column()+1, e.Message))
+		}
+		return nil, errors.New(strings.Join(msgs, "; "))
+	}
+	if out := ast.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
+		return nil, fmt.Errorf("must be a bool expression, it is %s", out)
+	}
+	prg, err := env.Program(ast, cel.CostLimit(celCostLimit))
+	if err != nil {
+		return nil, err
+	}
+	return &ClaimsCondition{Expr: expr, prg: prg}, nil
+}
+
+// Eval reports whether the claims satisfy the condition; an evaluation
+// error (a missing claim) is a refusal with its reason.
+func (c *ClaimsCondition) Eval(claims map[string]any) (bool, error) {
+	out, _, err := c.prg.Eval(map[string]any{"claims": claims})
+	if err != nil {
+		return false, err
+	}
+	b, ok := out.Value().(bool)
+	if !ok {
+		return false, fmt.Errorf("result is %v, not a bool", out.Value())
+	}
+	return b, nil
+}
