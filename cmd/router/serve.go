@@ -44,6 +44,8 @@ type serveConfig struct {
 	logLevel      string
 	watchRules    bool
 	natsListen    string
+	retryBase     time.Duration
+	retryMax      time.Duration
 	// concurrencyResync is how often pending runs of limited groups are
 	// checked for room.
 	concurrencyResync time.Duration
@@ -61,6 +63,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.kubeBurst, "kube-burst", 100, "Kubernetes client burst")
 	fs.IntVar(&c.streamReplica, "stream-replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
 	fs.IntVar(&c.maxAttempts, "max-attempts", 10, "dispatch attempts before work is dead-lettered")
+	fs.DurationVar(&c.retryBase, "retry-base", time.Second, "first retry delay of a failed dispatch; it doubles per attempt, with full jitter")
+	fs.DurationVar(&c.retryMax, "retry-max", 5*time.Minute, "longest retry delay (also caps an API server's Retry-After)")
 	fs.IntVar(&c.concurrency, "dispatch-concurrency", 8, "concurrent dispatches in this process")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 20*time.Second, "after the drain delay, how long SIGTERM waits for in-flight requests and dispatches; dispatches still running then are interrupted and left in the queue")
 	fs.DurationVar(&c.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop sending before the listener closes")
@@ -171,7 +175,10 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	}()
 	go func() {
 		defer wg.Done()
-		err := q.Consume(consumeCtx, queue.ConsumerConfig{MaxAttempts: cfg.maxAttempts, Concurrency: cfg.concurrency, HandlerContext: handlerCtx}, dispatcher.Handle)
+		err := q.Consume(consumeCtx, queue.ConsumerConfig{
+			MaxAttempts: cfg.maxAttempts, Concurrency: cfg.concurrency, HandlerContext: handlerCtx,
+			BackoffBase: cfg.retryBase, BackoffMax: cfg.retryMax,
+		}, dispatcher.Handle)
 		if err != nil {
 			errc <- fmt.Errorf("dispatch: %w", err)
 		}

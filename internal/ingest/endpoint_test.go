@@ -434,6 +434,13 @@ func TestEndpointStaticTokenAndLimits(t *testing.T) {
 	if status != http.StatusAccepted {
 		t.Fatalf("binary mode: %d %s", status, body)
 	}
+	batch := []byte(`[` + string(agentEvent("batch-1", "com.acme.build.requested", nil, nil)) + `,` +
+		string(agentEvent("batch-2", "com.acme.api.deploy", nil, nil)) + `]`)
+	h = http.Header{"Content-Type": {"application/cloudevents-batch+json"}, "Authorization": {"Bearer " + es.ciToken}}
+	status, _, body = (&hookServer{url: es.url}).send(t, http.MethodPost, "/v1/events/ci-bot", h, batch)
+	if r := accepted(t, body); status != http.StatusAccepted || len(r.allEvents()) != 2 || r.allEvents()[1].Targets[0].App != "api" {
+		t.Fatalf("batch: %d %s", status, body)
+	}
 	st, err := es.q.Status(context.Background(), "ci-bot", "bin-1")
 	if err != nil || st.Identity != "endpoint:ci-bot" || st.Principal != "ci-bot-1" {
 		t.Fatalf("the caller cannot claim an identity: %+v %v", st, err)
