@@ -109,6 +109,11 @@ func cmdNormalize(_ context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stdout, `{"ping": true}`)
 		return 0
 	}
+	if res.Reply != nil && len(res.Events) == 0 {
+		// A handshake: what the router would answer, nothing routed.
+		return printJSON(stdout, stderr, map[string]any{"reply": map[string]any{
+			"status": res.Reply.Status, "header": res.Reply.Header, "body": string(res.Reply.Body)}})
+	}
 	var out any = res.Events
 	if len(res.Events) == 1 {
 		out = res.Events[0]
