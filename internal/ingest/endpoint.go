@@ -206,17 +206,7 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		log.Info("event accepted", "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
 	}
-	resp := AcceptedResponse{Events: out.events}
-	if len(out.events) > 0 {
-		resp.EventResult = out.events[0]
-	}
-	if len(out.events) <= 1 {
-		resp.Events = nil
-	}
-	if resp.Targets == nil {
-		resp.Targets = []TargetRef{}
-	}
-	writeJSON(w, out.status, resp)
+	writeAccepted(w, out)
 }
 
 // acceptEvents authenticates, rate-limits, checks every event against the

@@ -180,19 +180,7 @@ triggers:
 	if err != nil {
 		t.Fatal(err)
 	}
-	nats, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nats.Shutdown)
-	nc, err := nats.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if es.q, err = queue.Open(context.Background(), nc, queue.Config{PublishTimeout: 5 * time.Second}, nil); err != nil {
-		t.Fatal(err)
-	}
+	es.q = newTestQueue(t)
 	es.srv = NewServer(Config{Rules: routing.NewHolder(rules), Publisher: es.q, Status: es.q, Audit: es.q.Audit, MaxBody: 1 << 20})
 	hs := httptest.NewServer(es.srv)
 	t.Cleanup(hs.Close)

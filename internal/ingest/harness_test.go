@@ -71,20 +71,7 @@ triggers:
 		t.Fatalf("rules:\n%s\n%v", root, err)
 	}
 
-	nats, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nats.Shutdown)
-	nc, err := nats.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	q, err := queue.Open(context.Background(), nc, queue.Config{PublishTimeout: 5 * time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := newTestQueue(t)
 	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: q, MaxBody: 1 << 20}))
 	t.Cleanup(srv.Close)
 	return &hookServer{url: srv.URL}
@@ -168,4 +155,25 @@ func checkGolden(t *testing.T, name string, events []event.Event) {
 	if !bytes.Equal(bytes.TrimSpace(want), got) {
 		t.Errorf("normalized events differ from %s:\n%s", golden, got)
 	}
+}
+
+// newTestQueue opens the queue on a real embedded NATS server, stopped at
+// the test's end.
+func newTestQueue(t testing.TB) *queue.Queue {
+	t.Helper()
+	nats, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nats.Shutdown)
+	nc, err := nats.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	q, err := queue.Open(context.Background(), nc, queue.Config{PublishTimeout: 5 * time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }

@@ -159,18 +159,24 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 		log.Info("webhook ping")
 		writeJSON(w, out.status, map[string]string{"status": "pong"})
 	default:
-		resp := AcceptedResponse{Events: out.events}
-		if len(out.events) > 0 {
-			resp.EventResult = out.events[0]
-		}
-		if len(out.events) <= 1 {
-			resp.Events = nil
-		}
-		if resp.Targets == nil {
-			resp.Targets = []TargetRef{}
-		}
-		writeJSON(w, out.status, resp)
+		writeAccepted(w, out)
 	}
+}
+
+// writeAccepted answers a 202: the first (or only) event's id, type and
+// targets, and every event when there are several.
+func writeAccepted(w http.ResponseWriter, out outcome) {
+	resp := AcceptedResponse{Events: out.events}
+	if len(out.events) > 0 {
+		resp.EventResult = out.events[0]
+	}
+	if len(out.events) <= 1 {
+		resp.Events = nil
+	}
+	if resp.Targets == nil {
+		resp.Targets = []TargetRef{}
+	}
+	writeJSON(w, out.status, resp)
 }
 
 // audit records the decision on one webhook request: one record per

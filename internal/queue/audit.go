@@ -3,11 +3,8 @@ package queue
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -64,47 +61,11 @@ func (q *Queue) Audit(rec AuditRecord) {
 // AuditRecords calls fn for every audit record at or after since (zero:
 // all), oldest first, until fn returns false or the end.
 func (q *Queue) AuditRecords(ctx context.Context, since time.Time, fn func(AuditRecord) bool) error {
-	s, err := q.js.Stream(ctx, AuditStream)
-	if err != nil {
-		return fmt.Errorf("read audit: %w", err)
-	}
-	if st := s.CachedInfo().State; st.Msgs == 0 || (!since.IsZero() && st.LastTime.Before(since)) {
-		return nil
-	}
-	cfg := jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy}
-	if !since.IsZero() {
-		cfg.DeliverPolicy = jetstream.DeliverByStartTimePolicy
-		cfg.OptStartTime = &since
-	}
-	oc, err := s.OrderedConsumer(ctx, cfg)
-	if err != nil {
-		return fmt.Errorf("read audit: %w", err)
-	}
-	it, err := oc.Messages()
-	if err != nil {
-		return fmt.Errorf("read audit: %w", err)
-	}
-	defer it.Stop()
-	for {
-		nctx, cancel := context.WithTimeout(ctx, fetchWait)
-		msg, err := it.Next(jetstream.NextContext(nctx))
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
-				return nil
-			}
-			return fmt.Errorf("read audit: %w", err)
-		}
+	return q.readStream(ctx, AuditStream, since, func(msg jetstream.Msg, _ *jetstream.MsgMetadata) (bool, error) {
 		var rec AuditRecord
 		if err := json.Unmarshal(msg.Data(), &rec); err != nil {
-			return fmt.Errorf("read audit: %w", err)
+			return false, err
 		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return fmt.Errorf("read audit: %w", err)
-		}
-		if !fn(rec) || meta.NumPending == 0 {
-			return nil
-		}
-	}
+		return fn(rec), nil
+	})
 }

@@ -439,48 +439,15 @@ func backoff(attempt int, base, maxDelay time.Duration) time.Duration {
 // DeadLetters reads every dead letter currently in SWITCHYARD_DLQ, oldest
 // first.
 func (q *Queue) DeadLetters(ctx context.Context) ([]DeadLetter, error) {
-	s, err := q.js.Stream(ctx, DLQStream)
-	if err != nil {
-		return nil, fmt.Errorf("read dead letters: %w", err)
-	}
-	if s.CachedInfo().State.Msgs == 0 {
-		return nil, nil
-	}
-	oc, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{DeliverPolicy: jetstream.DeliverAllPolicy})
-	if err != nil {
-		return nil, fmt.Errorf("read dead letters: %w", err)
-	}
-	it, err := oc.Messages()
-	if err != nil {
-		return nil, fmt.Errorf("read dead letters: %w", err)
-	}
-	defer it.Stop()
-
 	var out []DeadLetter
-	for {
-		// Bounded wait: the stream may have lost messages to MaxAge since
-		// its info was read, and then nothing more arrives.
-		nctx, cancel := context.WithTimeout(ctx, fetchWait)
-		msg, err := it.Next(jetstream.NextContext(nctx))
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
-				return out, nil
-			}
-			return out, fmt.Errorf("read dead letters: %w", err)
-		}
+	err := q.readStream(ctx, DLQStream, time.Time{}, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
 		var dl DeadLetter
 		if err := json.Unmarshal(msg.Data(), &dl); err != nil {
-			return out, fmt.Errorf("read dead letters: decode %s: %w", msg.Subject(), err)
-		}
-		meta, err := msg.Metadata()
-		if err != nil {
-			return out, fmt.Errorf("read dead letters: %w", err)
+			return false, fmt.Errorf("decode %s: %w", msg.Subject(), err)
 		}
 		dl.Seq = meta.Sequence.Stream
 		out = append(out, dl)
-		if meta.NumPending == 0 {
-			return out, nil
-		}
-	}
+		return true, nil
+	})
+	return out, err
 }

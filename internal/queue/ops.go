@@ -57,7 +57,11 @@ func (q *Queue) RetryDeadLetter(ctx context.Context, seq uint64) (Work, error) {
 	if dl.Work.Event.Context == nil {
 		return Work{}, fmt.Errorf("dead letter %d (%s) holds no decodable work; inspect it with dlq show", seq, dl.Reason)
 	}
+	// Queued again before it is published: the consumer may take it (and
+	// record its own state) at once.
+	q.clearStatus(ctx, dl.Work)
 	if err := q.requeue(ctx, dl.Work, "dlq-retry/"+strconv.FormatUint(seq, 10)); err != nil {
+		q.setStatus(ctx, dl.Work, StateDeadLettered, dl.Reason+": "+dl.LastError, dl.Attempts)
 		return Work{}, err
 	}
 	s, err := q.js.Stream(ctx, DLQStream)
@@ -67,7 +71,6 @@ func (q *Queue) RetryDeadLetter(ctx context.Context, seq uint64) (Work, error) {
 	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return dl.Work, fmt.Errorf("retry dead letter %d: queued, but not removed: %w", seq, err)
 	}
-	q.clearStatus(ctx, dl.Work)
 	return dl.Work, nil
 }
 
@@ -107,9 +110,27 @@ type StoredEvent struct {
 // Events calls fn for every stored event accepted at or after since
 // (zero: all), oldest first, until fn returns false or the stream's end.
 func (q *Queue) Events(ctx context.Context, since time.Time, fn func(StoredEvent) bool) error {
-	s, err := q.js.Stream(ctx, EventsStream)
+	return q.readStream(ctx, EventsStream, since, func(msg jetstream.Msg, meta *jetstream.MsgMetadata) (bool, error) {
+		ev := event.New()
+		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
+			return false, fmt.Errorf("decode message %d: %w", meta.Sequence.Stream, err)
+		}
+		return fn(StoredEvent{
+			Seq:    meta.Sequence.Stream,
+			Source: strings.TrimPrefix(msg.Subject(), EventsSubjectPrefix),
+			Stored: meta.Timestamp,
+			Event:  ev,
+		}), nil
+	})
+}
+
+// readStream reads stream from since (zero: the start) with an ordered
+// consumer, calling fn per message until it returns false, an error, or
+// the stream's end.
+func (q *Queue) readStream(ctx context.Context, stream string, since time.Time, fn func(jetstream.Msg, *jetstream.MsgMetadata) (bool, error)) error {
+	s, err := q.js.Stream(ctx, stream)
 	if err != nil {
-		return fmt.Errorf("read events: %w", err)
+		return fmt.Errorf("read %s: %w", stream, err)
 	}
 	if st := s.CachedInfo().State; st.Msgs == 0 || (!since.IsZero() && st.LastTime.Before(since)) {
 		return nil
@@ -121,11 +142,11 @@ func (q *Queue) Events(ctx context.Context, since time.Time, fn func(StoredEvent
 	}
 	oc, err := s.OrderedConsumer(ctx, cfg)
 	if err != nil {
-		return fmt.Errorf("read events: %w", err)
+		return fmt.Errorf("read %s: %w", stream, err)
 	}
 	it, err := oc.Messages()
 	if err != nil {
-		return fmt.Errorf("read events: %w", err)
+		return fmt.Errorf("read %s: %w", stream, err)
 	}
 	defer it.Stop()
 	for {
@@ -136,23 +157,17 @@ func (q *Queue) Events(ctx context.Context, since time.Time, fn func(StoredEvent
 			if ctx.Err() == nil && (errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)) {
 				return nil // nothing newer arrived: the end
 			}
-			return fmt.Errorf("read events: %w", err)
+			return fmt.Errorf("read %s: %w", stream, err)
 		}
 		meta, err := msg.Metadata()
 		if err != nil {
-			return fmt.Errorf("read events: %w", err)
+			return fmt.Errorf("read %s: %w", stream, err)
 		}
-		ev := event.New()
-		if err := json.Unmarshal(msg.Data(), &ev); err != nil {
-			return fmt.Errorf("read events: decode message %d: %w", meta.Sequence.Stream, err)
+		more, err := fn(msg, meta)
+		if err != nil {
+			return fmt.Errorf("read %s: %w", stream, err)
 		}
-		se := StoredEvent{
-			Seq:    meta.Sequence.Stream,
-			Source: strings.TrimPrefix(msg.Subject(), EventsSubjectPrefix),
-			Stored: meta.Timestamp,
-			Event:  ev,
-		}
-		if !fn(se) || meta.NumPending == 0 {
+		if !more || meta.NumPending == 0 {
 			return nil
 		}
 	}
