@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"mime"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -143,10 +144,23 @@ func (githubProvider) Normalize(req *Request) (Result, error) {
 		ev.SetExtension("actor", common.Sender.Login)
 	}
 
-	if kind == "push" {
-		if err := normalizeGitHubPush(&ev, payload); err != nil {
-			return Result{}, err
-		}
+	var err2 error
+	switch kind {
+	case "push":
+		err2 = normalizeGitHubPush(&ev, payload)
+	case "pull_request":
+		err2 = normalizeGitHubPullRequest(&ev, payload)
+	case "release":
+		err2 = normalizeGitHubRelease(&ev, payload)
+	case "create", "delete":
+		err2 = normalizeGitHubRef(&ev, kind, payload)
+	case "package", "registry_package":
+		err2 = normalizeGitHubPackage(&ev, kind, payload)
+	case "workflow_run", "check_suite":
+		err2 = normalizeGitHubRun(&ev, kind, payload)
+	}
+	if err2 != nil {
+		return Result{}, err2
 	}
 	// The original payload, unchanged, is the event's data.
 	if err := ev.SetData(event.ApplicationJSON, payload); err != nil {
@@ -194,4 +208,161 @@ func (githubProvider) Sign(req *Request, eventName, delivery string, secret []by
 	req.Header.Set(githubEventHeader, eventName)
 	req.Header.Set(githubDeliveryHeader, delivery)
 	req.Header.Set(githubSignatureHeader, "sha256="+hex.EncodeToString(hmacSHA256(secret, req.Body)))
+}
+
+// normalizeGitHubPullRequest maps pull_request to git.pullrequest: action
+// (a closed and merged one becomes "merged"), branch = the base (target)
+// branch, headbranch, ref refs/pull/<n>/head, revision = the head sha,
+// pullrequest = the number.
+func normalizeGitHubPullRequest(ev *event.Event, payload []byte) error {
+	var e github.PullRequestEvent
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return fmt.Errorf("%w: pull_request payload: %v", ErrMalformed, err)
+	}
+	pr := e.GetPullRequest()
+	if pr == nil {
+		return fmt.Errorf("%w: pull_request payload has no pull_request", ErrMalformed)
+	}
+	ev.SetType(TypeGitPullRequest)
+	action := e.GetAction()
+	if action == "closed" && pr.GetMerged() {
+		action = "merged"
+	}
+	setExt(ev, "action", action)
+	n := pr.GetNumber()
+	ev.SetExtension("pullrequest", strconv.Itoa(n))
+	ref := fmt.Sprintf("refs/pull/%d/head", n)
+	ev.SetSubject(ref)
+	ev.SetExtension("ref", ref)
+	setExt(ev, "branch", pr.GetBase().GetRef())
+	setExt(ev, "headbranch", pr.GetHead().GetRef())
+	setExt(ev, "revision", pr.GetHead().GetSHA())
+	if t := pr.GetUpdatedAt(); !t.IsZero() {
+		ev.SetTime(t.UTC())
+	}
+	return nil
+}
+
+// normalizeGitHubRelease maps a published release to git.release with its
+// tag; other release actions keep com.github.release.
+func normalizeGitHubRelease(ev *event.Event, payload []byte) error {
+	var e github.ReleaseEvent
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return fmt.Errorf("%w: release payload: %v", ErrMalformed, err)
+	}
+	tag := e.GetRelease().GetTagName()
+	if tag != "" {
+		ev.SetExtension("tag", tag)
+		ev.SetExtension("ref", "refs/tags/"+tag)
+		ev.SetSubject("refs/tags/" + tag)
+	}
+	if e.GetAction() == "published" {
+		ev.SetType(TypeGitRelease)
+	}
+	if t := e.GetRelease().GetPublishedAt(); !t.IsZero() {
+		ev.SetTime(t.UTC())
+	}
+	return nil
+}
+
+// normalizeGitHubRef maps create and delete (a branch or tag made or
+// removed, without the push details) to git.push/git.tag and the deletion
+// types. Repository rules see the same types as for a push.
+func normalizeGitHubRef(ev *event.Event, kind string, payload []byte) error {
+	var e struct {
+		Ref     string `json:"ref"`
+		RefType string `json:"ref_type"`
+	}
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
+	}
+	var ref string
+	switch e.RefType {
+	case "branch":
+		ref = "refs/heads/" + e.Ref
+	case "tag":
+		ref = "refs/tags/" + e.Ref
+	default:
+		return nil // a repository created: keep com.github.create
+	}
+	applyRef(ev, ref, kind == "delete")
+	return nil
+}
+
+// githubPackage is the part of a package or registry_package payload that
+// names a container image. Written by hand: go-github v60 has no
+// container_metadata.
+type githubPackage struct {
+	Name           string                 `json:"name"`
+	Namespace      string                 `json:"namespace"`
+	PackageType    string                 `json:"package_type"`
+	Owner          struct{ Login string } `json:"owner"`
+	PackageVersion struct {
+		Version           string `json:"version"`
+		ContainerMetadata struct {
+			Tag struct {
+				Name   string `json:"name"`
+				Digest string `json:"digest"`
+			} `json:"tag"`
+		} `json:"container_metadata"`
+	} `json:"package_version"`
+}
+
+// normalizeGitHubPackage maps a published container package (GHCR) to
+// image.push with repository ghcr.io/<owner>/<name>; other package types
+// keep com.github.<event>.
+func normalizeGitHubPackage(ev *event.Event, kind string, payload []byte) error {
+	var e map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
+	}
+	var p githubPackage
+	if raw, ok := e[kind]; ok {
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
+		}
+	}
+	var action string
+	_ = json.Unmarshal(e["action"], &action)
+	if !strings.EqualFold(p.PackageType, "container") || p.Name == "" || (action != "published" && action != "updated") {
+		return nil
+	}
+	owner := p.Owner.Login
+	if owner == "" {
+		owner = p.Namespace
+	}
+	md := p.PackageVersion.ContainerMetadata.Tag
+	digest := md.Digest
+	if digest == "" && strings.HasPrefix(p.PackageVersion.Version, "sha256:") {
+		digest = p.PackageVersion.Version
+	}
+	img := newImageEvent("github", ev.ID(), TypeImagePush, "ghcr.io", strings.ToLower(owner+"/"+p.Name), md.Name, digest, payload)
+	for k, v := range ev.Extensions() {
+		if _, set := img.Extensions()[k]; !set {
+			img.SetExtension(k, v)
+		}
+	}
+	*ev = img
+	return nil
+}
+
+// normalizeGitHubRun adds the branch and revision of a workflow_run or
+// check_suite; the type stays com.github.<event>.
+func normalizeGitHubRun(ev *event.Event, kind string, payload []byte) error {
+	var e map[string]json.RawMessage
+	if err := json.Unmarshal(payload, &e); err != nil {
+		return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
+	}
+	var run struct {
+		HeadBranch string `json:"head_branch"`
+		HeadSHA    string `json:"head_sha"`
+	}
+	if raw, ok := e[kind]; ok {
+		if err := json.Unmarshal(raw, &run); err != nil {
+			return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
+		}
+	}
+	setExt(ev, "branch", run.HeadBranch)
+	setExt(ev, "revision", run.HeadSHA)
+	return nil
 }
