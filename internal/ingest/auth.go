@@ -99,3 +99,6 @@ func hmacSHA256(key, msg []byte) []byte {
 	mac.Write(msg)
 	return mac.Sum(nil)
 }
+
+// hexHMAC is the hex HMAC-SHA256 of msg: how most senders sign.
+func hexHMAC(key, msg []byte) string { return hex.EncodeToString(hmacSHA256(key, msg)) }

@@ -1,0 +1,269 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// Table tests shared by the providers that authenticate with a secret
+// (signature, token header or path token): each sample's normalization,
+// Verify against signed, unsigned, wrong and tampered requests, and the
+// answers through HTTP. Every provider also has its own fuzz test below.
+
+// sampleCase is what one provider sample must normalize to.
+type sampleCase struct {
+	kind, sample string
+	n            int // events; 1 when zero
+	wantType     string
+	wantExt      map[string]string
+}
+
+var sampleCases = []sampleCase{
+	{kind: "gitlab", sample: "push", wantType: TypeGitPush, wantExt: map[string]string{
+		"repository": "mike/diaspora", "branch": "master", "ref": "refs/heads/master", "actor": "John Smith",
+		"revision": "da1560886d4f094c3e6c9ef40349f7d38b5d27d7", "provider": "gitlab"}},
+	{kind: "gitlab", sample: "tag", wantType: TypeGitTag, wantExt: map[string]string{"tag": "v1.0.0", "revision": "82b3d5ae55f7080f1e6022629cdb57bfae7cccc7"}},
+	{kind: "gitlab", sample: "merge-request", wantType: TypeGitPullRequest, wantExt: map[string]string{
+		"action": "open", "branch": "master", "headbranch": "ms-viewport", "pullrequest": "1"}},
+	{kind: "gitlab", sample: "release", wantType: TypeGitRelease, wantExt: map[string]string{"action": "create", "tag": "v1.1", "ref": "refs/tags/v1.1"}},
+	{kind: "gitea", sample: "push", wantType: TypeGitPush, wantExt: map[string]string{
+		"repository": "example/example", "branch": "master", "revision": "67b56589a45103f891bdee7c0546e5d40bc02001", "provider": "gitea"}},
+	{kind: "gitea", sample: "create", wantType: TypeGitPush, wantExt: map[string]string{"branch": "master", "ref": "refs/heads/master"}},
+	{kind: "gitea", sample: "delete", wantType: TypeGitBranchDeleted, wantExt: map[string]string{"branch": "example3"}},
+	{kind: "gitea", sample: "pull-request", wantType: TypeGitPullRequest, wantExt: map[string]string{"action": "opened", "pullrequest": "2", "branch": "master"}},
+	{kind: "gitea", sample: "release", wantType: TypeGitRelease, wantExt: map[string]string{"action": "published"}},
+	{kind: "forgejo", sample: "push", wantType: TypeGitPush, wantExt: map[string]string{"provider": "forgejo", "branch": "master"}},
+	{kind: "forgejo", sample: "delete", wantType: TypeGitBranchDeleted},
+	{kind: "forgejo", sample: "pull-request", wantType: TypeGitPullRequest},
+	{kind: "forgejo", sample: "create", wantType: TypeGitPush},
+	{kind: "forgejo", sample: "release", wantType: TypeGitRelease},
+}
+
+// sampleRequest reads a sample and the headers its provider sends with it.
+func sampleRequest(t testing.TB, kind, sample string) *Request {
+	t.Helper()
+	body := readSample(t, kind, sample+".json")
+	f, err := os.Open(filepath.Join(sampleDir, kind, sample+".headers"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	h := http.Header{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if name, value, ok := strings.Cut(sc.Text(), ":"); ok {
+			h.Add(strings.TrimSpace(name), strings.TrimSpace(value))
+		}
+	}
+	return &Request{Header: h, Body: body}
+}
+
+func lookupProvider(t testing.TB, kind string) Provider {
+	t.Helper()
+	p, ok := Lookup(kind)
+	if !ok {
+		t.Fatalf("no provider %s", kind)
+	}
+	return p
+}
+
+func TestProviderSamples(t *testing.T) {
+	for _, tc := range sampleCases {
+		t.Run(tc.kind+"/"+tc.sample, func(t *testing.T) {
+			req := sampleRequest(t, tc.kind, tc.sample)
+			res, err := lookupProvider(t, tc.kind).Normalize(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := max(tc.n, 1)
+			if len(res.Events) != n {
+				t.Fatalf("%d events, want %d", len(res.Events), n)
+			}
+			ids := map[string]bool{}
+			for _, ev := range res.Events {
+				if err := ev.Validate(); err != nil {
+					t.Fatalf("not a valid CloudEvent: %v", err)
+				}
+				if ids[ev.ID()] {
+					t.Fatalf("two events share id %q", ev.ID())
+				}
+				ids[ev.ID()] = true
+				if !bytes.Equal(ev.Data(), req.Body) {
+					t.Error("data must be the original payload, unchanged")
+				}
+			}
+			ev := res.Events[0]
+			if ev.Type() != tc.wantType {
+				t.Errorf("type %q, want %q", ev.Type(), tc.wantType)
+			}
+			for k, v := range tc.wantExt {
+				if got := ev.Extensions()[k]; got != v {
+					t.Errorf("extension %s = %v, want %q", k, got, v)
+				}
+			}
+			checkGolden(t, tc.kind+"-"+tc.sample, res.Events)
+		})
+	}
+}
+
+// signedKinds are the providers Verify checks a secret for, with a sample
+// each; hmac says the credential covers the body (a tampered body fails).
+var signedKinds = []struct {
+	kind, sample string
+	hmac         bool
+}{
+	{"gitlab", "push", false},
+	{"gitea", "push", true},
+	{"forgejo", "push", true},
+}
+
+func TestProviderVerify(t *testing.T) {
+	for _, k := range signedKinds {
+		t.Run(k.kind, func(t *testing.T) {
+			p := lookupProvider(t, k.kind)
+			signer, ok := p.(Signer)
+			if !ok {
+				t.Fatal("provider cannot sign a request")
+			}
+			secret := newSecret(t)
+			src := &routing.Source{Name: "s", Kind: k.kind, Secret: secret}
+			signed := func(key []byte) *Request {
+				r := sampleRequest(t, k.kind, k.sample)
+				signer.Sign(r, "", "d-1", key)
+				return r
+			}
+			if err := p.Verify(signed(secret), src); err != nil {
+				t.Fatalf("signed: %v", err)
+			}
+			unsigned := sampleRequest(t, k.kind, k.sample)
+			for name, r := range map[string]*Request{
+				"unsigned":     unsigned,
+				"wrong secret": signed([]byte("guess")),
+			} {
+				if err := p.Verify(r, src); !errors.Is(err, ErrUnauthorized) {
+					t.Errorf("%s: Verify = %v, want ErrUnauthorized", name, err)
+				}
+			}
+			if err := p.Verify(signed(secret), &routing.Source{Name: "s", Kind: k.kind}); !errors.Is(err, ErrUnauthorized) {
+				t.Errorf("no secret configured: Verify = %v, want ErrUnauthorized", err)
+			}
+			if k.hmac {
+				r := signed(secret)
+				r.Body = append([]byte(" "), r.Body...)
+				if err := p.Verify(r, src); !errors.Is(err, ErrUnauthorized) {
+					t.Errorf("tampered body: Verify = %v, want ErrUnauthorized", err)
+				}
+			}
+		})
+	}
+}
+
+func TestProviderHTTP(t *testing.T) {
+	for _, k := range signedKinds {
+		t.Run(k.kind, func(t *testing.T) {
+			secret := newSecret(t)
+			h := newHookServer(t, `  - name: hook
+    kind: `+k.kind+`
+    secret: {env: SECRET}
+  - name: ungranted
+    kind: `+k.kind+`
+    secret: {env: SECRET}
+`, map[string]string{"SECRET": string(secret)})
+			signer := lookupProvider(t, k.kind).(Signer)
+			var want sampleCase
+			for _, tc := range sampleCases {
+				if tc.kind == k.kind && tc.sample == k.sample {
+					want = tc
+				}
+			}
+			send := func(path string, r *Request, method string) (int, []byte) {
+				if r.PathToken != "" {
+					path += "/" + r.PathToken
+				}
+				status, _, body := h.send(t, method, path, r.Header, r.Body)
+				return status, body
+			}
+			r := sampleRequest(t, k.kind, k.sample)
+			signer.Sign(r, "", "d-http-1", secret)
+			status, body := send("/v1/hooks/hook", r, http.MethodPost)
+			if status != http.StatusAccepted {
+				t.Fatalf("signed: %d %s", status, body)
+			}
+			if a := accepted(t, body); a.Type != want.wantType || len(a.Targets) != 1 || a.Targets[0].App != "all" {
+				t.Fatalf("202 body %s, want type %s and the catch-all target", body, want.wantType)
+			}
+			if status, body := send("/v1/hooks/ungranted", r, http.MethodPost); status != http.StatusAccepted || len(accepted(t, body).Targets) != 0 {
+				t.Fatalf("ungranted source: %d %s, want 202 with no targets", status, body)
+			}
+			if status, _ := send("/v1/hooks/hook", sampleRequest(t, k.kind, k.sample), http.MethodPost); status != http.StatusUnauthorized {
+				t.Errorf("unsigned: %d, want 401", status)
+			}
+			wrong := sampleRequest(t, k.kind, k.sample)
+			signer.Sign(wrong, "", "d-http-2", []byte("guess"))
+			if status, _ := send("/v1/hooks/hook", wrong, http.MethodPost); status != http.StatusUnauthorized {
+				t.Errorf("wrong secret: %d, want 401", status)
+			}
+			if status, _ := send("/v1/hooks/hook", &Request{Header: http.Header{}}, http.MethodGet); status != http.StatusMethodNotAllowed {
+				t.Errorf("GET: %d, want 405", status)
+			}
+			plain := sampleRequest(t, k.kind, k.sample)
+			signer.Sign(plain, "", "d-http-3", secret)
+			plain.Header.Set("Content-Type", "text/plain")
+			if status, _ := send("/v1/hooks/hook", plain, http.MethodPost); status != http.StatusUnsupportedMediaType {
+				t.Errorf("text/plain: %d, want 415", status)
+			}
+		})
+	}
+}
+
+// fuzzProvider checks one provider on arbitrary bodies, signed or not:
+// Verify agrees with the signing, and Normalize returns valid CloudEvents
+// or a classified error, never a panic.
+func fuzzProvider(f *testing.F, kind string, samples ...string) {
+	p := lookupProvider(f, kind)
+	signer := p.(Signer)
+	for _, s := range samples {
+		f.Add(readSample(f, kind, s+".json"), true)
+	}
+	f.Add([]byte(`{}`), true)
+	f.Add([]byte(`[1,2`), false)
+	secret := []byte("fuzz-secret")
+	headers := sampleRequest(f, kind, samples[0]).Header
+	f.Fuzz(func(t *testing.T, body []byte, sign bool) {
+		req := &Request{Header: headers.Clone(), Body: body}
+		if sign {
+			signer.Sign(req, "", "fuzz", secret)
+			for k, v := range headers { // the sample's event name; no credential
+				req.Header[k] = v
+			}
+		}
+		err := p.Verify(req, &routing.Source{Name: "fuzz", Kind: kind, Secret: secret})
+		if sign != (err == nil) {
+			t.Fatalf("sign=%v but Verify=%v", sign, err)
+		}
+		res, err := p.Normalize(req)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) && !errors.Is(err, ErrUnsupportedMediaType) {
+				t.Fatalf("unclassified error %v", err)
+			}
+			return
+		}
+		for _, ev := range res.Events {
+			if err := ev.Validate(); err != nil {
+				t.Fatalf("invalid CloudEvent: %v", err)
+			}
+		}
+	})
+}
+
+func FuzzGitLab(f *testing.F)  { fuzzProvider(f, "gitlab", "push", "merge-request", "release") }
+func FuzzGitea(f *testing.F)   { fuzzProvider(f, "gitea", "push", "pull-request", "delete") }
+func FuzzForgejo(f *testing.F) { fuzzProvider(f, "forgejo", "push", "release") }
