@@ -45,6 +45,22 @@ var sampleCases = []sampleCase{
 	{kind: "forgejo", sample: "pull-request", wantType: TypeGitPullRequest},
 	{kind: "forgejo", sample: "create", wantType: TypeGitPush},
 	{kind: "forgejo", sample: "release", wantType: TypeGitRelease},
+	{kind: "bitbucket", sample: "repo-push", wantType: TypeGitPush, wantExt: map[string]string{
+		"repository": "team_name/repo_name", "branch": "name-of-branch", "revision": "709d658dc5b6d6afcd46049c2f332ee3f515a67d", "provider": "bitbucket"}},
+	{kind: "bitbucket", sample: "repo-push-multi", n: 3, wantType: TypeGitPush},
+	{kind: "bitbucket", sample: "pull-request-created", wantType: TypeGitPullRequest, wantExt: map[string]string{
+		"action": "created", "branch": "master", "headbranch": "branch2", "revision": "d3022fc0ca3d", "pullrequest": "1"}},
+	{kind: "bitbucket", sample: "pull-request-updated", wantType: TypeGitPullRequest, wantExt: map[string]string{"action": "updated"}},
+	{kind: "bitbucket", sample: "pull-request-merged", wantType: TypeGitPullRequest, wantExt: map[string]string{"action": "merged"}},
+	{kind: "bitbucket", sample: "pull-request-declined", wantType: TypeGitPullRequest, wantExt: map[string]string{"action": "declined"}},
+	{kind: "bitbucket-server", sample: "repo-refs-changed", wantType: TypeGitBranchDeleted, wantExt: map[string]string{
+		"repository": "~gopher/webhook-test", "branch": "feature/wip", "revision": "32a0b8a740c2963c6f56bd8baf3dc05683d299e0"}},
+	{kind: "bitbucket-server", sample: "repo-refs-changed-multi", n: 3, wantType: TypeGitPush, wantExt: map[string]string{"branch": "master"}},
+	{kind: "bitbucket-server", sample: "pr-opened", wantType: TypeGitPullRequest, wantExt: map[string]string{
+		"action": "opened", "pullrequest": "5", "branch": "master", "headbranch": "feature/wip", "revision": "32a0b8a740c2963c6f56bd8baf3dc05683d299e0"}},
+	{kind: "bitbucket-server", sample: "pr-merged", wantType: TypeGitPullRequest, wantExt: map[string]string{"action": "merged"}},
+	{kind: "bitbucket-server", sample: "pr-declined", wantType: TypeGitPullRequest, wantExt: map[string]string{"action": "declined"}},
+	{kind: "bitbucket-server", sample: "pr-modified", wantType: TypeGitPullRequest, wantExt: map[string]string{"action": "modified"}},
 }
 
 // sampleRequest reads a sample and the headers its provider sends with it.
@@ -123,6 +139,8 @@ var signedKinds = []struct {
 	{"gitlab", "push", false},
 	{"gitea", "push", true},
 	{"forgejo", "push", true},
+	{"bitbucket", "repo-push-multi", true},
+	{"bitbucket-server", "repo-refs-changed", true},
 }
 
 func TestProviderVerify(t *testing.T) {
@@ -267,3 +285,37 @@ func fuzzProvider(f *testing.F, kind string, samples ...string) {
 func FuzzGitLab(f *testing.F)  { fuzzProvider(f, "gitlab", "push", "merge-request", "release") }
 func FuzzGitea(f *testing.F)   { fuzzProvider(f, "gitea", "push", "pull-request", "delete") }
 func FuzzForgejo(f *testing.F) { fuzzProvider(f, "forgejo", "push", "release") }
+func FuzzBitbucket(f *testing.F) {
+	fuzzProvider(f, "bitbucket", "repo-push-multi", "pull-request-merged")
+}
+func FuzzBitbucketServer(f *testing.F) {
+	fuzzProvider(f, "bitbucket-server", "repo-refs-changed-multi", "pr-opened")
+}
+
+// TestBitbucketMultiChange: one Bitbucket push of three refs is three
+// events with their own ids, types and refs.
+func TestBitbucketMultiChange(t *testing.T) {
+	res, err := lookupProvider(t, "bitbucket").Normalize(sampleRequest(t, "bitbucket", "repo-push-multi"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, ev := range res.Events {
+		got = append(got, ev.ID()+" "+ev.Type()+" "+ev.Subject())
+	}
+	want := []string{
+		"5b0c8c29-77e4-4d5e-9e1f-6c0a1b2c3d4e/0 " + TypeGitPush + " refs/heads/name-of-branch",
+		"5b0c8c29-77e4-4d5e-9e1f-6c0a1b2c3d4e/1 " + TypeGitTag + " refs/tags/v1.2.0",
+		"5b0c8c29-77e4-4d5e-9e1f-6c0a1b2c3d4e/2 " + TypeGitBranchDeleted + " refs/heads/old-feature",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestBitbucketServerPing(t *testing.T) {
+	res, err := lookupProvider(t, "bitbucket-server").Normalize(sampleRequest(t, "bitbucket-server", "ping"))
+	if err != nil || !res.Ping {
+		t.Fatalf("diagnostics:ping = %+v, %v; want a ping", res, err)
+	}
+}
