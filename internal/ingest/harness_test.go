@@ -35,6 +35,17 @@ type hookServer struct {
 // the sources name.
 func newHookServer(t testing.TB, sources string, env map[string]string) *hookServer {
 	t.Helper()
+	rules := mustRules(t, sources, env)
+	q := newTestQueue(t)
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: q, MaxBody: 1 << 20}))
+	t.Cleanup(srv.Close)
+	return &hookServer{url: srv.URL}
+}
+
+// mustRules loads rules with the given sources and the catch-all app
+// (see newHookServer).
+func mustRules(t testing.TB, sources string, env map[string]string) *routing.Rules {
+	t.Helper()
 	dir := t.TempDir()
 	var granted []string
 	for _, m := range regexp.MustCompile(`(?m)^  - name: *(\S+)`).FindAllStringSubmatch(sources, -1) {
@@ -71,10 +82,7 @@ triggers:
 		t.Fatalf("rules:\n%s\n%v", root, err)
 	}
 
-	q := newTestQueue(t)
-	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: q, MaxBody: 1 << 20}))
-	t.Cleanup(srv.Close)
-	return &hookServer{url: srv.URL}
+	return rules
 }
 
 // send makes one request and returns the status, the headers and the body.

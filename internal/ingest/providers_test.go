@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -61,6 +63,19 @@ var sampleCases = []sampleCase{
 	{kind: "bitbucket-server", sample: "pr-merged", wantType: TypeGitPullRequest, wantExt: map[string]string{"action": "merged"}},
 	{kind: "bitbucket-server", sample: "pr-declined", wantType: TypeGitPullRequest, wantExt: map[string]string{"action": "declined"}},
 	{kind: "bitbucket-server", sample: "pr-modified", wantType: TypeGitPullRequest, wantExt: map[string]string{"action": "modified"}},
+	{kind: "dockerhub", sample: "push", wantType: TypeImagePush, wantExt: map[string]string{
+		"repository": "docker.io/svendowideit/testhook", "tag": "latest", "actor": "trustedbuilder", "provider": "dockerhub"}},
+	{kind: "quay", sample: "push", n: 2, wantType: TypeImagePush, wantExt: map[string]string{
+		"repository": "quay.io/mynamespace/repository", "tag": "latest"}},
+	{kind: "harbor", sample: "push-artifact", wantType: TypeImagePush, wantExt: map[string]string{
+		"repository": "hub.harbor.com/test-webhook/debian", "tag": "latest", "actor": "admin",
+		"digest": "sha256:8a9e9863dbb6e10edb5adfe917c00da84e1700fa76e7ed02476aa6e6fb8ee0d8"}},
+	{kind: "harbor", sample: "delete-artifact", wantType: TypeImageDelete, wantExt: map[string]string{"repository": "hub.harbor.com/test-webhook/debian"}},
+	{kind: "harbor", sample: "cloudevents-push", wantType: TypeImagePush, wantExt: map[string]string{
+		"repository": "localhost/library/busybox", "tag": "latest", "actor": "robot$library+scanner"}},
+	{kind: "distribution", sample: "notification", n: 2, wantType: TypeImagePush, wantExt: map[string]string{
+		"repository": "192.168.100.227:5000/hello-world", "tag": "latest", "actor": "ci-bot",
+		"digest": "sha256:fea8895f450959fa676bcc1df0611ea93823a735a01205fd8622846041d0c7cf"}},
 }
 
 // sampleRequest reads a sample and the headers its provider sends with it.
@@ -141,6 +156,10 @@ var signedKinds = []struct {
 	{"forgejo", "push", true},
 	{"bitbucket", "repo-push-multi", true},
 	{"bitbucket-server", "repo-refs-changed", true},
+	{"dockerhub", "push", false},
+	{"quay", "push", false},
+	{"harbor", "push-artifact", false},
+	{"distribution", "notification", false},
 }
 
 func TestProviderVerify(t *testing.T) {
@@ -282,9 +301,69 @@ func fuzzProvider(f *testing.F, kind string, samples ...string) {
 	})
 }
 
-func FuzzGitLab(f *testing.F)  { fuzzProvider(f, "gitlab", "push", "merge-request", "release") }
-func FuzzGitea(f *testing.F)   { fuzzProvider(f, "gitea", "push", "pull-request", "delete") }
-func FuzzForgejo(f *testing.F) { fuzzProvider(f, "forgejo", "push", "release") }
+func FuzzGitLab(f *testing.F)       { fuzzProvider(f, "gitlab", "push", "merge-request", "release") }
+func FuzzGitea(f *testing.F)        { fuzzProvider(f, "gitea", "push", "pull-request", "delete") }
+func FuzzForgejo(f *testing.F)      { fuzzProvider(f, "forgejo", "push", "release") }
+func FuzzDockerHub(f *testing.F)    { fuzzProvider(f, "dockerhub", "push") }
+func FuzzQuay(f *testing.F)         { fuzzProvider(f, "quay", "push") }
+func FuzzHarbor(f *testing.F)       { fuzzProvider(f, "harbor", "push-artifact", "cloudevents-push") }
+func FuzzDistribution(f *testing.F) { fuzzProvider(f, "distribution", "notification") }
+
+// TestRegistryIDs: a registry's retry of the same body gets the same ids
+// (so it is deduplicated), and each image of one request its own.
+func TestRegistryIDs(t *testing.T) {
+	for _, k := range []struct{ kind, sample string }{{"dockerhub", "push"}, {"quay", "push"}, {"harbor", "push-artifact"}, {"distribution", "notification"}} {
+		first, err := lookupProvider(t, k.kind).Normalize(sampleRequest(t, k.kind, k.sample))
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := lookupProvider(t, k.kind).Normalize(sampleRequest(t, k.kind, k.sample))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range first.Events {
+			if first.Events[i].ID() != again.Events[i].ID() {
+				t.Errorf("%s: event %d id %q then %q: a retry must repeat the id", k.kind, i, first.Events[i].ID(), again.Events[i].ID())
+			}
+		}
+	}
+}
+
+// TestPathTokenIsNotLogged: Docker Hub's token, in the URL, appears in no
+// log line, whether the request is accepted or refused.
+func TestPathTokenIsNotLogged(t *testing.T) {
+	var logs bytes.Buffer
+	secret := string(newSecret(t))
+	rules := mustRules(t, `  - name: hub
+    kind: dockerhub
+    secret: {env: SECRET}
+`, map[string]string{"SECRET": secret})
+	srv := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newTestQueue(t), Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	body := readSample(t, "dockerhub", "push.json")
+	for _, path := range []string{"/v1/hooks/hub/" + secret, "/v1/hooks/hub/" + secret + "x", "/v1/hooks/hub"} {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		srv.ServeHTTP(rec, req)
+		want := http.StatusUnauthorized
+		if path == "/v1/hooks/hub/"+secret {
+			want = http.StatusAccepted
+		}
+		if rec.Code != want {
+			t.Fatalf("%s: %d, want %d: %s", strings.Replace(path, secret, "<token>", 1), rec.Code, want, rec.Body)
+		}
+		if strings.Contains(rec.Body.String(), secret) {
+			t.Fatal("the answer repeats the token")
+		}
+	}
+	if logs.Len() == 0 {
+		t.Fatal("no log lines")
+	}
+	if strings.Contains(logs.String(), secret) {
+		t.Fatalf("the token is in the log:\n%s", logs.String())
+	}
+}
+
 func FuzzBitbucket(f *testing.F) {
 	fuzzProvider(f, "bitbucket", "repo-push-multi", "pull-request-merged")
 }

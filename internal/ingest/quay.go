@@ -1,0 +1,75 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// Quay (quay.io and Red Hat Quay) repository push notifications, webhook
+// method (https://docs.projectquay.io/use_quay.html#repository-notifications):
+// one notification lists every tag the push updated; each becomes its own
+// image.push. Like Docker Hub, Quay's webhook cannot sign, so the source is
+// authenticated by a secret token in the hook path.
+
+func init() { Register(quayProvider{}) }
+
+type quayProvider struct{}
+
+var (
+	_ Provider = quayProvider{}
+	_ Signer   = quayProvider{}
+)
+
+func (quayProvider) Kind() string { return "quay" }
+
+func (quayProvider) Verify(req *Request, src *routing.Source) error {
+	return verifyPathToken(req, src)
+}
+
+type quayPayload struct {
+	Repository  string   `json:"repository"`
+	DockerURL   string   `json:"docker_url"`
+	UpdatedTags []string `json:"updated_tags"`
+}
+
+func (quayProvider) Normalize(req *Request) (Result, error) {
+	payload, err := requireJSON(req, "Quay", true)
+	if err != nil {
+		return Result{}, err
+	}
+	var p quayPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return Result{}, fmt.Errorf("%w: Quay payload: %v", ErrMalformed, err)
+	}
+	ref := p.DockerURL // "quay.io/namespace/repo"
+	if ref == "" {
+		if p.Repository == "" {
+			return Result{}, fmt.Errorf("%w: Quay payload has no docker_url or repository", ErrMalformed)
+		}
+		ref = "quay.io/" + p.Repository
+	}
+	host, path, _ := strings.Cut(ref, "/")
+	// Quay sends no id; the content hash plus the tag is stable across its
+	// retries and distinct per tag.
+	base := contentID(payload)
+	events := make([]event.Event, 0, len(p.UpdatedTags))
+	for _, tag := range p.UpdatedTags {
+		ev := newImageEvent("quay", base+"/"+tag, TypeImagePush, host, path, tag, "", payload)
+		if err := setData(&ev, payload); err != nil {
+			return Result{}, err
+		}
+		events = append(events, ev)
+	}
+	return Result{Events: events}, nil
+}
+
+// Sign puts the token where Quay carries it: in the URL.
+func (quayProvider) Sign(req *Request, _, _ string, secret []byte) {
+	req.Header.Set("Content-Type", "application/json")
+	req.PathToken = string(secret)
+}
