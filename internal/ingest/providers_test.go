@@ -3,6 +3,8 @@ package ingest
 import (
 	"bufio"
 	"bytes"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -73,6 +75,16 @@ var sampleCases = []sampleCase{
 	{kind: "harbor", sample: "delete-artifact", wantType: TypeImageDelete, wantExt: map[string]string{"repository": "hub.harbor.com/test-webhook/debian"}},
 	{kind: "harbor", sample: "cloudevents-push", wantType: TypeImagePush, wantExt: map[string]string{
 		"repository": "localhost/library/busybox", "tag": "latest", "actor": "robot$library+scanner"}},
+	{kind: "nexus", sample: "component-docker", wantType: TypeImagePush, wantExt: map[string]string{
+		"repository": "docker-hosted/team/app", "tag": "v1.2.0", "actor": "admin", "action": "created"}},
+	{kind: "nexus", sample: "component-npm", wantType: "com.sonatype.nexus.repository.component.created", wantExt: map[string]string{"repository": "npm-proxy"}},
+	{kind: "artifactory", sample: "docker-pushed", wantType: TypeImagePush, wantExt: map[string]string{
+		"repository": "acme.jfrog.io/docker-local/team/app", "tag": "v1.2.0", "actor": "ci-bot",
+		"digest": "sha256:35c4a2c15539c6c1e4e5fa4e554dac323ad0107d8eb5c582d6ff386b383b7dce"}},
+	{kind: "artifactory", sample: "artifact-deployed", wantType: "com.jfrog.artifactory.artifact.deployed", wantExt: map[string]string{
+		"repository": "libs-release-local/com/acme/app/1.2.0/app-1.2.0.jar"}},
+	{kind: "generic-hmac", sample: "deploy", wantType: "com.acme.deploy.finished", wantExt: map[string]string{
+		"repository": "acme/web", "branch": "main", "actor": "release-script", "provider": "generic-hmac"}},
 	{kind: "distribution", sample: "notification", n: 2, wantType: TypeImagePush, wantExt: map[string]string{
 		"repository": "192.168.100.227:5000/hello-world", "tag": "latest", "actor": "ci-bot",
 		"digest": "sha256:fea8895f450959fa676bcc1df0611ea93823a735a01205fd8622846041d0c7cf"}},
@@ -160,6 +172,9 @@ var signedKinds = []struct {
 	{"quay", "push", false},
 	{"harbor", "push-artifact", false},
 	{"distribution", "notification", false},
+	{"nexus", "component-docker", true},
+	{"artifactory", "docker-pushed", false},
+	{"generic-hmac", "deploy", true},
 }
 
 func TestProviderVerify(t *testing.T) {
@@ -308,6 +323,56 @@ func FuzzDockerHub(f *testing.F)    { fuzzProvider(f, "dockerhub", "push") }
 func FuzzQuay(f *testing.F)         { fuzzProvider(f, "quay", "push") }
 func FuzzHarbor(f *testing.F)       { fuzzProvider(f, "harbor", "push-artifact", "cloudevents-push") }
 func FuzzDistribution(f *testing.F) { fuzzProvider(f, "distribution", "notification") }
+func FuzzNexus(f *testing.F)        { fuzzProvider(f, "nexus", "component-docker", "component-npm") }
+func FuzzArtifactory(f *testing.F) {
+	fuzzProvider(f, "artifactory", "docker-pushed", "artifact-deployed")
+}
+func FuzzGenericHMAC(f *testing.F) { fuzzProvider(f, "generic-hmac", "deploy") }
+
+// TestArtifactorySignedPayload: with "use secret for payload signing" the
+// header carries the body's HMAC-SHA256 instead of the token.
+func TestArtifactorySignedPayload(t *testing.T) {
+	secret := newSecret(t)
+	src := &routing.Source{Name: "af", Kind: "artifactory", Secret: secret}
+	r := sampleRequest(t, "artifactory", "docker-pushed")
+	r.Header.Set("X-JFrog-Event-Auth", hexHMAC(secret, r.Body))
+	if err := lookupProvider(t, "artifactory").Verify(r, src); err != nil {
+		t.Fatalf("signed payload: %v", err)
+	}
+	r.Body = append(r.Body, ' ')
+	if err := lookupProvider(t, "artifactory").Verify(r, src); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("tampered signed payload: %v", err)
+	}
+}
+
+// TestNexusPrettyBody: Nexus hashes the JSON without whitespace; a body
+// re-indented on the way still verifies, a changed one does not.
+func TestNexusPrettyBody(t *testing.T) {
+	secret := newSecret(t)
+	src := &routing.Source{Name: "nx", Kind: "nexus", Secret: secret}
+	r := sampleRequest(t, "nexus", "component-npm")
+	r.Header.Set("X-Nexus-Webhook-Signature", hex.EncodeToString(hmacSHA1(secret, bytes.TrimSpace(r.Body))))
+	var pretty bytes.Buffer
+	if err := json.Indent(&pretty, r.Body, "", "  "); err != nil {
+		t.Fatal(err)
+	}
+	r.Body = pretty.Bytes()
+	if err := lookupProvider(t, "nexus").Verify(r, src); err != nil {
+		t.Fatalf("indented body: %v", err)
+	}
+	r.Body = bytes.Replace(r.Body, []byte("angular2"), []byte("angular3"), 1)
+	if err := lookupProvider(t, "nexus").Verify(r, src); !errors.Is(err, ErrUnauthorized) {
+		t.Fatalf("changed body: %v", err)
+	}
+}
+
+func TestGenericHMACReservedType(t *testing.T) {
+	r := sampleRequest(t, "generic-hmac", "deploy")
+	r.Header.Set("X-Event-Type", TypeGitPush)
+	if _, err := lookupProvider(t, "generic-hmac").Normalize(r); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a generic sender claiming %s: %v, want 400", TypeGitPush, err)
+	}
+}
 
 // TestRegistryIDs: a registry's retry of the same body gets the same ids
 // (so it is deduplicated), and each image of one request its own.

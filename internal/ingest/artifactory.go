@@ -1,0 +1,116 @@
+package ingest
+
+import (
+	"crypto/hmac"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"strings"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// JFrog Artifactory webhooks (https://jfrog.com/help/r/jfrog-platform-administration-documentation/webhooks):
+// the webhook's secret token comes in X-JFrog-Event-Auth, either as the
+// token itself or, with "Use secret for payload signing", as the hex
+// HMAC-SHA256 of the body keyed with it; both are accepted and compared in
+// constant time (src.Header may name another header). Docker "pushed" and
+// "deleted" become image events with repository
+// "<platform host>/<repo key>/<image name>", as docker pulls it with
+// Artifactory's repository-path method; other domains keep
+// com.jfrog.artifactory.<domain>.<event_type>. There is no delivery id:
+// the id is a hash of the body.
+
+const artifactoryAuthHeader = "X-JFrog-Event-Auth"
+
+func init() { Register(artifactoryProvider{}) }
+
+type artifactoryProvider struct{}
+
+var (
+	_ Provider = artifactoryProvider{}
+	_ Signer   = artifactoryProvider{}
+)
+
+func (artifactoryProvider) Kind() string { return "artifactory" }
+
+func (artifactoryProvider) Verify(req *Request, src *routing.Source) error {
+	header := src.Header
+	if header == "" {
+		header = artifactoryAuthHeader
+	}
+	value := strings.TrimSpace(req.Header.Get(header))
+	tokenErr := verifyToken(value, src, header+" header")
+	if tokenErr == nil || value == "" || len(src.Secret) == 0 {
+		return tokenErr
+	}
+	if got, err := hex.DecodeString(value); err == nil && hmac.Equal(got, hmacSHA256(src.Secret, req.Body)) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is neither the secret token nor the body's HMAC-SHA256", ErrUnauthorized, header)
+}
+
+type artifactoryPayload struct {
+	Domain    string `json:"domain"`
+	EventType string `json:"event_type"`
+	JPDOrigin string `json:"jpd_origin"`
+	Source    string `json:"source"`
+	Data      struct {
+		RepoKey   string `json:"repo_key"`
+		Path      string `json:"path"`
+		SHA256    string `json:"sha256"`
+		ImageName string `json:"image_name"`
+		Tag       string `json:"tag"`
+	} `json:"data"`
+}
+
+func (artifactoryProvider) Normalize(req *Request) (Result, error) {
+	payload, err := requireJSON(req, "Artifactory", false)
+	if err != nil {
+		return Result{}, err
+	}
+	var p artifactoryPayload
+	if err := json.Unmarshal(payload, &p); err != nil {
+		return Result{}, fmt.Errorf("%w: Artifactory payload: %v", ErrMalformed, err)
+	}
+	if p.Domain == "" || p.EventType == "" {
+		return Result{}, fmt.Errorf("%w: Artifactory payload has no domain or event_type", ErrMalformed)
+	}
+	host := ""
+	if u, err := url.Parse(p.JPDOrigin); err == nil {
+		host = u.Host
+	}
+	var ev event.Event
+	switch {
+	case p.Domain == "docker" && (p.EventType == "pushed" || p.EventType == "deleted"):
+		typ := TypeImagePush
+		if p.EventType == "deleted" {
+			typ = TypeImageDelete
+		}
+		digest := ""
+		if p.Data.SHA256 != "" {
+			digest = "sha256:" + p.Data.SHA256 // of the manifest file
+		}
+		ev = newImageEvent("artifactory", "", typ, host, p.Data.RepoKey+"/"+p.Data.ImageName, p.Data.Tag, digest, payload)
+	default:
+		ev = newEvent("artifactory", "", "https://"+host, "com.jfrog.artifactory."+p.Domain+"."+p.EventType, payload)
+		setExt(&ev, "repository", strings.Trim(p.Data.RepoKey+"/"+p.Data.Path, "/"))
+	}
+	setExt(&ev, "action", p.EventType)
+	if !strings.HasPrefix(p.Source, "jfrt@") { // "jfrt@<id>" is a service, not a person
+		setExt(&ev, "actor", p.Source)
+	}
+	if err := setData(&ev, payload); err != nil {
+		return Result{}, err
+	}
+	return Result{Events: []event.Event{ev}}, nil
+}
+
+// Sign sends the secret token as Artifactory does without payload signing.
+func (artifactoryProvider) Sign(req *Request, _, _ string, secret []byte) {
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(artifactoryAuthHeader, string(secret))
+}
