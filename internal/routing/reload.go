@@ -138,12 +138,14 @@ func (r *Reloader) Reload() error {
 	rules, err := r.cfg.Load(r.cfg.Dir)
 	r.cfg.Metrics.record(err)
 	if err != nil {
-		r.cfg.Holder.SetError(err)
+		// Logged before it is published, so whoever sees the error in the
+		// readiness detail finds it in the log too.
 		r.logger.Error("rules reload failed; keeping the last good rules", "dir", r.cfg.Dir, "error", err.Error())
+		r.cfg.Holder.SetError(err)
 		return err
 	}
-	r.cfg.Holder.Swap(rules)
 	r.logger.Info("rules reloaded", "dir", r.cfg.Dir, "sources", len(rules.sources), "apps", len(rules.apps), "triggers", len(rules.triggers))
+	r.cfg.Holder.Swap(rules)
 	return nil
 }
 

@@ -28,15 +28,26 @@ do_stop() {
 do_start() {
 	local start_ms
 	start_ms=$(now_ms)
+	local attempt
 	if pid_of kube-apiserver >/dev/null; then
 		log "kube-apiserver already running"
+		wait_for kube-apiserver 90 apiserver_ready || die "kube-apiserver did not become ready"
 	else
 		pid_of etcd >/dev/null || die "etcd is not running; use up.sh"
 		BIN_DIR=$(bin_dir)
 		port_in_use "$APISERVER_PORT" && die "port $APISERVER_PORT is taken by another process"
-		start_apiserver
+		for attempt in 1 2 3; do
+			start_apiserver
+			wait_for kube-apiserver 90 apiserver_ready && break
+			pid_of kube-apiserver >/dev/null && die "kube-apiserver did not become ready"
+			# Died during startup: see up.sh for why it gets another chance.
+			exit_reason kube-apiserver
+			stop_process kube-apiserver KILL 5
+			((attempt < 3)) || die "kube-apiserver did not start"
+			log "retrying kube-apiserver (attempt $((attempt + 1)))"
+			sleep 1
+		done
 	fi
-	wait_for kube-apiserver 90 apiserver_ready || die "kube-apiserver did not become ready"
 	log "kube-apiserver ready on https://127.0.0.1:$APISERVER_PORT in $(($(now_ms) - start_ms))ms"
 }
 

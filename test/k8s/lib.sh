@@ -112,6 +112,26 @@ spawn() {
 	echo $! >"$STATE/$name.pid"
 }
 
+# exit_reason NAME: describes how the process in NAME.pid ended (it must be a
+# child of this shell, i.e. started by spawn here) and, if a signal killed it,
+# the memory situation, since SIGKILL at startup usually means the kernel's
+# OOM killer or an exec that failed after its point of no return.
+exit_reason() {
+	local pid status=0 f
+	pid=$(<"$STATE/$1.pid") || return 0
+	wait "$pid" 2>/dev/null || status=$?
+	if ((status > 128)); then
+		log "$1 (pid $pid) was killed by signal $((status - 128)) ($(kill -l $((status - 128)) 2>/dev/null || echo '?'))"
+		log "memory: $(awk '/^(MemTotal|MemAvailable|SwapFree):/ {printf "%s %d MiB  ", $1, $2 / 1024}' /proc/meminfo 2>/dev/null)"
+		for f in /sys/fs/cgroup/memory.max /sys/fs/cgroup/memory.current /sys/fs/cgroup/memory.events /sys/fs/cgroup/pids.max /sys/fs/cgroup/pids.current; do
+			[[ -r $f ]] && log "$f: $(tr '\n' ' ' <"$f")"
+		done
+		log "limits: $(ulimit -v) KiB virtual, $(ulimit -u) processes"
+	else
+		log "$1 (pid $pid) exited with status $status"
+	fi
+}
+
 log_tail() { tail -n "${2:-25}" "$STATE/logs/$1.log" 2>/dev/null | sed 's/^/    /' >&2 || true; }
 
 # wait_for NAME TIMEOUT_S CHECK...: polls CHECK until it succeeds; fails early

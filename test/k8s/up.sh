@@ -103,7 +103,15 @@ else
 			log "etcd ready on 127.0.0.1:$ETCD_PORT (pid $(<"$STATE/etcd.pid"))"
 			break
 		fi
+		died=false
+		pid_of etcd >/dev/null || died=true
+		$died && exit_reason etcd
 		stop_process etcd KILL 5
+		if $died && ! bind_failed etcd "$off" && ((attempt < 3)); then
+			log "retrying etcd (attempt $((attempt + 1)))"
+			sleep 1
+			continue
+		fi
 		if $FRESH && ((attempt < 5)) && bind_failed etcd "$off"; then
 			ETCD_PORT=$(free_port "$APISERVER_PORT") || die "no free port"
 			ETCD_PEER_PORT=$(free_port "$ETCD_PORT" "$APISERVER_PORT") || die "no free port"
@@ -128,11 +136,23 @@ else
 			log "kube-apiserver ready on https://127.0.0.1:$APISERVER_PORT (pid $(<"$STATE/kube-apiserver.pid"))"
 			break
 		fi
+		died=false
+		pid_of kube-apiserver >/dev/null || died=true
+		$died && exit_reason kube-apiserver
 		stop_process kube-apiserver KILL 5
 		if $FRESH && ((attempt < 5)) && bind_failed kube-apiserver "$off"; then
 			APISERVER_PORT=$(free_port "$ETCD_PORT" "$ETCD_PEER_PORT") || die "no free port"
 			save_env
 			log "port taken; retrying kube-apiserver on 127.0.0.1:$APISERVER_PORT"
+			continue
+		fi
+		# A process killed during startup (seen once in CI: SIGKILL before
+		# its first log line, cause unknown) gets another chance; a
+		# configuration error fails the same way every time and ends here
+		# after a few seconds.
+		if $died && ((attempt < 3)); then
+			log "retrying kube-apiserver (attempt $((attempt + 1)))"
+			sleep 1
 			continue
 		fi
 		die "kube-apiserver did not start (log: $STATE/logs/kube-apiserver.log)"
