@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"mime"
+	"net/url"
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -22,17 +23,30 @@ const (
 )
 
 // newEvent starts a normalized event with the attributes every provider
-// sets. id falls back to a hash of the payload when the sender gave none.
+// sets. id falls back to a hash of the payload when the sender gave none,
+// source to urn:switchyard:<provider> when the payload's URL is missing or
+// not a URI reference (a sender's odd URL is no reason to refuse its event).
 func newEvent(provider, id, source, typ string, payload []byte) event.Event {
 	ev := event.New()
 	if id == "" {
 		id = contentID(payload)
 	}
 	ev.SetID(id)
+	if _, err := url.Parse(source); err != nil || source == "" {
+		source = "urn:switchyard:" + provider
+	}
 	ev.SetSource(source)
 	ev.SetType(typ)
 	ev.SetExtension("provider", provider)
 	return ev
+}
+
+// setSourceURL replaces the event's source with a URL from the payload
+// when it is a valid URI reference, and keeps the current one otherwise.
+func setSourceURL(ev *event.Event, u string) {
+	if _, err := url.Parse(u); err == nil && u != "" {
+		ev.SetSource(u)
+	}
 }
 
 // setExt sets a string extension when it is not empty: extensions are

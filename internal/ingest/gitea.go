@@ -102,9 +102,7 @@ func (p giteaProvider) Normalize(req *Request) (Result, error) {
 	source := "urn:" + p.kind
 	ev := newEvent(p.kind, p.header(req.Header, "Delivery"), source, "io."+p.kind+"."+name, payload)
 	if r := g.Repository; r != nil {
-		if r.HTMLURL != "" {
-			ev.SetSource(r.HTMLURL)
-		}
+		setSourceURL(&ev, r.HTMLURL)
 		setExt(&ev, "repository", r.FullName)
 	}
 	if s := g.Sender; s != nil {

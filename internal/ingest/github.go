@@ -130,9 +130,7 @@ func (githubProvider) Normalize(req *Request) (Result, error) {
 	ev.SetType("com.github." + kind)
 	ev.SetExtension("provider", "github")
 	if r := common.Repository; r != nil {
-		if r.HTMLURL != "" {
-			ev.SetSource(r.HTMLURL)
-		}
+		setSourceURL(&ev, r.HTMLURL)
 		if r.FullName != "" {
 			ev.SetExtension("repository", r.FullName)
 		}

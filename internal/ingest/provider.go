@@ -127,12 +127,24 @@ type SourceChecker interface {
 	CheckSource(src *routing.Source) error
 }
 
+// headerKinds are the kinds whose static credential header a source may
+// rename with `header`.
+var headerKinds = map[string]bool{"acr": true, "artifactory": true, "distribution": true, "harbor": true}
+
 // CheckSource runs the source kind's own configuration checks; it is
 // routing.Options.CheckSource.
 func CheckSource(src *routing.Source) error {
 	p, ok := Lookup(src.Kind)
 	if !ok {
 		return nil // the unknown kind is reported on its own
+	}
+	// A field the kind would ignore is refused: an operator who sets it
+	// expects it to change something.
+	if src.Header != "" && !headerKinds[src.Kind] {
+		return fmt.Errorf("kind %q does not read its credential from a configurable header: remove header (kinds that do: acr, artifactory, distribution, harbor)", src.Kind)
+	}
+	if src.AllowSHA1 && src.Kind != "github" {
+		return fmt.Errorf("allowSHA1 is for kind github only")
 	}
 	if c, ok := p.(SourceChecker); ok {
 		return c.CheckSource(src)

@@ -463,3 +463,54 @@ func TestBitbucketServerPing(t *testing.T) {
 		t.Fatalf("diagnostics:ping = %+v, %v; want a ping", res, err)
 	}
 }
+
+// A payload URL that is not a URI reference must not make the event
+// invalid (the sdk refuses to send or store one): the provider's default
+// source stands in for it.
+func TestUnparsableSourceURL(t *testing.T) {
+	for _, tc := range []struct{ kind, sample, old, want string }{
+		{"github", "push", `"html_url": "https://github.com/acme/web"`, "https://github.com"},
+		{"gitea", "push", `"html_url": "http://localhost:3000/example/example"`, "urn:gitea"},
+		{"gitlab", "push", `"web_url":"http://example.com/mike/diaspora"`, "urn:switchyard:gitlab"},
+	} {
+		t.Run(tc.kind, func(t *testing.T) {
+			req := sampleRequest(t, tc.kind, tc.sample)
+			if !bytes.Contains(req.Body, []byte(tc.old)) {
+				t.Fatalf("sample has no %s", tc.old)
+			}
+			req.Body = bytes.ReplaceAll(req.Body, []byte(tc.old), []byte(strings.SplitN(tc.old, ":", 2)[0]+`:"http://[::1"`))
+			res, err := lookupProvider(t, tc.kind).Normalize(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ev := range res.Events {
+				if err := ev.Validate(); err != nil {
+					t.Errorf("invalid event: %v", err)
+				}
+				if ev.Source() != tc.want {
+					t.Errorf("source = %q, want %q", ev.Source(), tc.want)
+				}
+			}
+		})
+	}
+}
+
+// Source fields a kind would silently ignore are refused at load.
+func TestCheckSourceRefusesIgnoredFields(t *testing.T) {
+	for _, tc := range []struct {
+		src  routing.Source
+		want string // "" means accepted
+	}{
+		{routing.Source{Kind: "harbor", Header: "X-Harbor-Token"}, ""},
+		{routing.Source{Kind: "artifactory", Header: "X-Proxy-Auth"}, ""},
+		{routing.Source{Kind: "gitlab", Header: "X-Other"}, "remove header"},
+		{routing.Source{Kind: "github", AllowSHA1: true}, ""},
+		{routing.Source{Kind: "gitea", AllowSHA1: true}, "github only"},
+	} {
+		tc.src.SecretRef.Env = "S"
+		err := CheckSource(&tc.src)
+		if tc.want == "" && err != nil || tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+			t.Errorf("%+v: got %v, want %q", tc.src, err, tc.want)
+		}
+	}
+}

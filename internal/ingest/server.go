@@ -321,6 +321,13 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		return outcome{status: http.StatusOK}, nil
 	}
 
+	// Every event is checked before the first is stored, so a delivery is
+	// taken whole or refused whole.
+	for i := range res.Events {
+		if err := res.Events[i].Validate(); err != nil {
+			return fail(fmt.Errorf("%w: the payload does not make a valid event: %v", ErrMalformed, err))
+		}
+	}
 	results := make([]EventResult, 0, len(res.Events))
 	for i := range res.Events {
 		ev := &res.Events[i]
