@@ -28,8 +28,15 @@ go vet ./...
 step "staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-step "go test"
-go test -count=1 -timeout 45m ./...
+# Unit and package tests first; then the packages that start their own
+# processes (kube-apiserver, etcd, nats-server, routers) one at a time, so
+# two control planes never start side by side on a 2-core machine.
+step "go test (packages)"
+mapfile -t packages < <(go list ./... | grep -v '/test/')
+go test -count=1 -timeout 20m "${packages[@]}"
+
+step "go test (integration, end-to-end and fault tests; one package at a time)"
+go test -count=1 -p 1 -timeout 45m ./test/...
 
 echo
 echo "all checks and tests passed in $(( $(date +%s) - t0 ))s"

@@ -119,6 +119,20 @@ func cloudEventsMode(h http.Header) binding.Encoding {
 // HTTP binding. raw is each event's own JSON in batch mode (the sdk decodes
 // a batch in one go; splitting it first keeps each event's bytes), and the
 // whole body otherwise.
+// checkCloudEvent validates an incoming event's attributes and that it can
+// be stored: the sdk refuses to encode data declared as JSON that is not
+// JSON (a binary-mode body with Content-Type application/json, say), which
+// would otherwise surface as a 500 at publish instead of the sender's 400.
+func checkCloudEvent(ev *event.Event) error {
+	if err := ev.Validate(); err != nil {
+		return err
+	}
+	if _, err := json.Marshal(ev); err != nil {
+		return fmt.Errorf("data does not match its datacontenttype %q: %v", ev.DataContentType(), err)
+	}
+	return nil
+}
+
 func readCloudEvents(req *Request) ([]event.Event, error) {
 	mode := cloudEventsMode(req.Header)
 	switch mode {
@@ -128,7 +142,7 @@ func readCloudEvents(req *Request) ([]event.Event, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: cloudevent: %v", ErrMalformed, err)
 		}
-		if err := ev.Validate(); err != nil {
+		if err := checkCloudEvent(ev); err != nil {
 			return nil, fmt.Errorf("%w: cloudevent: %v", ErrMalformed, err)
 		}
 		return []event.Event{*ev}, nil
@@ -143,7 +157,7 @@ func readCloudEvents(req *Request) ([]event.Event, error) {
 			if err := format.JSON.Unmarshal(raw, &ev); err != nil {
 				return nil, fmt.Errorf("%w: cloudevents batch event %d: %v", ErrMalformed, i, err)
 			}
-			if err := ev.Validate(); err != nil {
+			if err := checkCloudEvent(&ev); err != nil {
 				return nil, fmt.Errorf("%w: cloudevents batch event %d: %v", ErrMalformed, i, err)
 			}
 			events = append(events, ev)

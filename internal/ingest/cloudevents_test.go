@@ -186,7 +186,7 @@ func TestCloudEventsNormalizeRules(t *testing.T) {
 		checkExt(t, ev, map[string]string{"repository": "alpine", "digest": "sha256:abc", "tag": ""})
 	})
 	t.Run("unreadable CDEvent keeps its type", func(t *testing.T) {
-		res, err := cloudEventsProvider{}.Normalize(&Request{Header: ceBinary("dev.cdevents.change.merged.0.2.0"), Body: []byte(`not json`)})
+		res, err := cloudEventsProvider{}.Normalize(&Request{Header: ceBinary("dev.cdevents.change.merged.0.2.0"), Body: []byte(`[1, 2]`)})
 		if err != nil || res.Events[0].Type() != "dev.cdevents.change.merged.0.2.0" {
 			t.Fatalf("%v %v", err, res.Events)
 		}
@@ -206,6 +206,7 @@ func TestCloudEventsNormalizeErrors(t *testing.T) {
 		{name: "malformed structured", header: acrHeader("application/cloudevents+json"), body: []byte(`{"specversion":`), wantErr: ErrMalformed},
 		{name: "structured without id", header: acrHeader("application/cloudevents+json"), body: []byte(`{"specversion":"1.0","source":"/s","type":"t"}`), wantErr: ErrMalformed},
 		{name: "malformed batch", header: acrHeader("application/cloudevents-batch+json"), body: []byte(`{}`), wantErr: ErrMalformed},
+		{name: "binary JSON data that is not JSON", header: ceBinary("com.example.x"), body: []byte(`not json`), wantErr: ErrMalformed},
 		{name: "binary without source", header: func() http.Header { h := ceBinary("t"); h.Del("Ce-Source"); return h }(), body: []byte(`{}`), wantErr: ErrMalformed},
 	}
 	for _, tt := range tests {

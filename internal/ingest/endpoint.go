@@ -115,27 +115,34 @@ func (l *limiters) allow(key string, perMinute int, now time.Time) (bool, time.D
 	return true, 0
 }
 
+// scopeRule is a scope and where it is written, for refusal reasons.
+type scopeRule struct {
+	scope *routing.Scope
+	rule  string
+}
+
 // agentParams is the part of an agent event's data that sets parameters:
 // {"params": {"environment": "staging", ...}}.
 type agentParams struct {
 	Params map[string]json.RawMessage `json:"params"`
 }
 
-// checkScope holds one event to the caller's scope.
-func checkScope(ev *event.Event, s *routing.Scope) error {
+// checkScope holds one event to a scope; rule is where the scope is
+// written ("scope", "callers[0].scope"), for the refusal's reason.
+func checkScope(ev *event.Event, s *routing.Scope, rule string) error {
 	if !s.AllowsType(ev.Type()) {
-		return &ScopeError{Rule: "scope.eventTypes", Message: fmt.Sprintf("event type %q is not allowed", ev.Type())}
+		return &ScopeError{Rule: rule + ".eventTypes", Message: fmt.Sprintf("event type %q is not allowed", ev.Type())}
 	}
 	ext := ev.Extensions()
 	str := func(name string) string { v, _ := ext[name].(string); return v }
 	if b := str("branch"); !s.AllowsBranch(b) {
-		return &ScopeError{Rule: "scope.branches", Message: fmt.Sprintf("branch %q is not allowed", b)}
+		return &ScopeError{Rule: rule + ".branches", Message: fmt.Sprintf("branch %q is not allowed", b)}
 	}
 	if ref := str("ref"); !s.AllowsRef(ref) {
-		return &ScopeError{Rule: "scope.refs", Message: fmt.Sprintf("ref %q is not allowed", ref)}
+		return &ScopeError{Rule: rule + ".refs", Message: fmt.Sprintf("ref %q is not allowed", ref)}
 	}
 	if env := str("environment"); !s.AllowsEnvironment(env) {
-		return &ScopeError{Rule: "scope.environments", Message: fmt.Sprintf("environment %q is not allowed", env)}
+		return &ScopeError{Rule: rule + ".environments", Message: fmt.Sprintf("environment %q is not allowed", env)}
 	}
 	data := ev.Data()
 	if len(data) == 0 {
@@ -152,13 +159,13 @@ func checkScope(ev *event.Event, s *routing.Scope) error {
 	sort.Strings(names)
 	for _, name := range names {
 		if !s.AllowsParam(name) {
-			return &ScopeError{Rule: "scope.params", Message: fmt.Sprintf("param %q may not be set by this caller (allowed: %s)", name, strings.Join(s.Params, ", "))}
+			return &ScopeError{Rule: rule + ".params", Message: fmt.Sprintf("param %q may not be set by this caller (allowed: %s)", name, strings.Join(s.Params, ", "))}
 		}
 	}
 	if raw, ok := ap.Params["environment"]; ok {
 		var env string
 		if json.Unmarshal(raw, &env) != nil || !s.AllowsEnvironment(env) {
-			return &ScopeError{Rule: "scope.environments", Message: fmt.Sprintf("environment %s is not allowed", raw)}
+			return &ScopeError{Rule: rule + ".environments", Message: fmt.Sprintf("environment %s is not allowed", raw)}
 		}
 	}
 	return nil
@@ -239,8 +246,20 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, caller, er
 		o, err := fail(err)
 		return o, caller{}, err
 	}
-	if ok, wait := s.limits.allow(ep.Name+"\x00"+c.principal, ep.Scope.EventsPerMinute, s.now()); !ok {
-		o, err := fail(fmt.Errorf("%w: at most %d events a minute; retry in %s", ErrRateLimited, ep.Scope.EventsPerMinute, wait.Round(time.Second)))
+	// The scopes this caller is held to: the endpoint's, and the callers[]
+	// entry matching its principal, if the endpoint lists callers.
+	scopes := []scopeRule{{&ep.Scope, "scope"}}
+	perMinute := ep.Scope.EventsPerMinute
+	switch cs, ok := ep.CallerScope(c.principal); {
+	case !ok:
+		o, err := fail(&ScopeError{Rule: "callers", Message: fmt.Sprintf("principal %q matches no caller of endpoint %q", c.principal, ep.Name)})
+		return o, c, err
+	case cs != nil:
+		scopes = append(scopes, scopeRule{&cs.Scope, fmt.Sprintf("callers[%d].scope", cs.Index)})
+		perMinute = cs.Scope.EventsPerMinute
+	}
+	if ok, wait := s.limits.allow(ep.Name+"\x00"+c.principal, perMinute, s.now()); !ok {
+		o, err := fail(fmt.Errorf("%w: at most %d events a minute; retry in %s", ErrRateLimited, perMinute, wait.Round(time.Second)))
 		o.retryAfter = int(math.Ceil(wait.Seconds()))
 		return o, c, err
 	}
@@ -258,9 +277,11 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, caller, er
 	results := make([]EventResult, len(events))
 	for i := range events {
 		ev := &events[i]
-		if err := checkScope(ev, &ep.Scope); err != nil {
-			o, err := fail(fmt.Errorf("event %q: %w", ev.ID(), err))
-			return o, c, err
+		for _, sc := range scopes {
+			if err := checkScope(ev, sc.scope, sc.rule); err != nil {
+				o, err := fail(fmt.Errorf("event %q: %w", ev.ID(), err))
+				return o, c, err
+			}
 		}
 		// The router says who sent it, never the caller.
 		ev.SetSource("/v1/events/" + ep.Name)
@@ -272,10 +293,13 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, caller, er
 		refs := make([]TargetRef, len(targets))
 		bare := withoutData(ev)
 		for j, t := range targets {
-			if !ep.Scope.AllowsTarget(t.App, t.Trigger) {
-				rule := "scope.apps"
-				if len(ep.Scope.Apps) == 0 || slices.Contains(ep.Scope.Apps, t.App) {
-					rule = "scope.triggers"
+			for _, sc := range scopes {
+				if sc.scope.AllowsTarget(t.App, t.Trigger) {
+					continue
+				}
+				rule := sc.rule + ".apps"
+				if len(sc.scope.Apps) == 0 || slices.Contains(sc.scope.Apps, t.App) {
+					rule = sc.rule + ".triggers"
 				}
 				o, err := fail(fmt.Errorf("event %q: %w", ev.ID(), &ScopeError{Rule: rule,
 					Message: fmt.Sprintf("it would trigger %s/%s, which this caller may not", t.App, t.Trigger)}))

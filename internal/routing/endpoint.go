@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -29,6 +30,16 @@ type endpointSpec struct {
 	Name  string       `yaml:"name"`
 	Auth  endpointAuth `yaml:"auth"`
 	Scope scopeSpec    `yaml:"scope"`
+	// Callers, when present, narrow the scope per identity behind the
+	// endpoint; a caller matching none of them is refused.
+	Callers []callerSpec `yaml:"callers"`
+}
+
+// callerSpec narrows an endpoint's scope for the principals it matches
+// (the token's subject claim, or a static token's name).
+type callerSpec struct {
+	Principal string    `yaml:"principal"`
+	Scope     scopeSpec `yaml:"scope"`
 }
 
 type endpointAuth struct {
@@ -89,6 +100,31 @@ type Endpoint struct {
 	TokensRef secretRef
 	Tokens    []TokenHash
 	Scope     Scope
+	// Callers narrow Scope per principal; see CallerScope.
+	Callers []Caller
+}
+
+// Caller is one compiled callers[] entry.
+type Caller struct {
+	Index     int // position in callers[], for refusal reasons
+	Principal globList
+	Scope     Scope
+}
+
+// CallerScope returns the caller entry whose principal pattern matches
+// principal (the first one), or nil and true when the endpoint has no
+// callers list. With a list and no match it returns false: that caller
+// has no scope on this endpoint.
+func (e *Endpoint) CallerScope(principal string) (*Caller, bool) {
+	if len(e.Callers) == 0 {
+		return nil, true
+	}
+	for i := range e.Callers {
+		if e.Callers[i].Principal.match(principal) {
+			return &e.Callers[i], true
+		}
+	}
+	return nil, false
 }
 
 // Identity is the identity extension of the endpoint's events.
@@ -236,47 +272,83 @@ func (l *loader) compileEndpoint(file string, node *yaml.Node, i int, s endpoint
 	}
 
 	sc := s.Scope
-	e.Scope = Scope{Apps: sc.Apps, Triggers: sc.Triggers, Params: sc.Params, Environments: sc.Environments,
-		EventsPerMinute: sc.EventsPerMinute, MaxBodyBytes: sc.MaxBodyBytes}
 	if len(sc.EventTypes) == 0 {
 		l.addf(file, at("scope"), "endpoint %q: scope.eventTypes is required: list the event types its callers may send", s.Name)
 	}
+	e.Scope = l.compileScope(file, func(path ...any) int { return at(append([]any{"scope"}, path...)...) }, "endpoint "+strconv.Quote(s.Name), sc)
+	if sc.EventsPerMinute == 0 {
+		e.Scope.EventsPerMinute = DefaultEventsPerMinute
+	}
+	if sc.MaxBodyBytes == 0 {
+		e.Scope.MaxBodyBytes = DefaultEndpointBody
+	}
+	for j, cs := range s.Callers {
+		cat := func(path ...any) int { return at(append([]any{"callers", j}, path...)...) }
+		owner := fmt.Sprintf("endpoint %q callers[%d]", s.Name, j)
+		c := Caller{Index: j}
+		if cs.Principal == "" {
+			l.addf(file, cat(), "%s: principal is required (the token subject or static token name, a glob)", owner)
+		} else {
+			var err error
+			if c.Principal, err = compileGlobs([]string{cs.Principal}); err != nil {
+				l.addf(file, cat("principal"), "%s: principal: %v", owner, err)
+			}
+		}
+		c.Scope = l.compileScope(file, func(path ...any) int { return cat(append([]any{"scope"}, path...)...) }, owner, cs.Scope)
+		if cs.Scope.MaxBodyBytes != 0 {
+			l.addf(file, cat("scope", "maxBodyBytes"), "%s: maxBodyBytes is set per endpoint, not per caller", owner)
+		}
+		switch {
+		case cs.Scope.EventsPerMinute == 0:
+			c.Scope.EventsPerMinute = e.Scope.EventsPerMinute
+		case cs.Scope.EventsPerMinute > e.Scope.EventsPerMinute:
+			l.addf(file, cat("scope", "eventsPerMinute"), "%s: eventsPerMinute %d exceeds the endpoint's %d: a caller's scope only narrows", owner, cs.Scope.EventsPerMinute, e.Scope.EventsPerMinute)
+		}
+		for k, p := range cs.Scope.Params {
+			if !slices.Contains(e.Scope.Params, p) {
+				l.addf(file, cat("scope", "params", k), "%s: param %q is not in the endpoint's scope.params: a caller's scope only narrows", owner, p)
+			}
+		}
+		e.Callers = append(e.Callers, c)
+	}
+	return e
+}
+
+// compileScope compiles one scope block (an endpoint's or a caller's);
+// at gives the line of a field inside it. Defaults are the caller's job.
+func (l *loader) compileScope(file string, at func(path ...any) int, owner string, sc scopeSpec) Scope {
+	out := Scope{Apps: sc.Apps, Triggers: sc.Triggers, Params: sc.Params, Environments: sc.Environments,
+		EventsPerMinute: sc.EventsPerMinute, MaxBodyBytes: sc.MaxBodyBytes}
 	var err error
-	if e.Scope.EventTypes, err = compileGlobs(sc.EventTypes); err != nil {
-		l.addf(file, at("scope", "eventTypes"), "eventTypes: %v", err)
+	if out.EventTypes, err = compileGlobs(sc.EventTypes); err != nil {
+		l.addf(file, at("eventTypes"), "%s: eventTypes: %v", owner, err)
 	}
-	if e.Scope.Branches, err = compileGlobs(sc.Branches); err != nil {
-		l.addf(file, at("scope", "branches"), "branches: %v", err)
+	if out.Branches, err = compileGlobs(sc.Branches); err != nil {
+		l.addf(file, at("branches"), "%s: branches: %v", owner, err)
 	}
-	if e.Scope.Refs, err = compileGlobs(sc.Refs); err != nil {
-		l.addf(file, at("scope", "refs"), "refs: %v", err)
+	if out.Refs, err = compileGlobs(sc.Refs); err != nil {
+		l.addf(file, at("refs"), "%s: refs: %v", owner, err)
 	}
 	for j, p := range sc.Params {
 		if !paramNameRE.MatchString(p) {
-			l.addf(file, at("scope", "params", j), "endpoint %q: param name %q is not a valid Tekton parameter name", s.Name, p)
+			l.addf(file, at("params", j), "%s: param name %q is not a valid Tekton parameter name", owner, p)
 		}
 	}
 	for j, tr := range sc.Triggers {
 		app, _, ok := strings.Cut(tr, "/")
 		if !ok {
-			l.addf(file, at("scope", "triggers", j), "endpoint %q: trigger %q must be written app/trigger", s.Name, tr)
+			l.addf(file, at("triggers", j), "%s: trigger %q must be written app/trigger", owner, tr)
 		} else if len(sc.Apps) > 0 && !slices.Contains(sc.Apps, app) {
-			l.addf(file, at("scope", "triggers", j), "endpoint %q: trigger %q is outside scope.apps", s.Name, tr)
+			l.addf(file, at("triggers", j), "%s: trigger %q is outside scope.apps", owner, tr)
 		}
 	}
-	switch {
-	case sc.EventsPerMinute < 0:
-		l.addf(file, at("scope", "eventsPerMinute"), "endpoint %q: eventsPerMinute must not be negative", s.Name)
-	case sc.EventsPerMinute == 0:
-		e.Scope.EventsPerMinute = DefaultEventsPerMinute
+	if sc.EventsPerMinute < 0 {
+		l.addf(file, at("eventsPerMinute"), "%s: eventsPerMinute must not be negative", owner)
 	}
-	switch {
-	case sc.MaxBodyBytes < 0:
-		l.addf(file, at("scope", "maxBodyBytes"), "endpoint %q: maxBodyBytes must not be negative", s.Name)
-	case sc.MaxBodyBytes == 0:
-		e.Scope.MaxBodyBytes = DefaultEndpointBody
+	if sc.MaxBodyBytes < 0 {
+		l.addf(file, at("maxBodyBytes"), "%s: maxBodyBytes must not be negative", owner)
 	}
-	return e
+	return out
 }
 
 // checkEndpointApps reports scope apps and triggers that do not exist, and
@@ -305,6 +377,27 @@ func (l *loader) checkEndpointApps(file string, node *yaml.Node, i int, e *Endpo
 		a, ok := apps[appName]
 		if !ok || !slices.ContainsFunc(a.triggers, func(t *trigger) bool { return t.name == triggerName }) {
 			l.addf(file, at("scope", "triggers", j), "endpoint %q: no trigger %q", e.Name, tr)
+		}
+	}
+	// A caller's apps and triggers must lie inside the endpoint's: a
+	// caller's scope only narrows.
+	for _, c := range e.Callers {
+		for j, name := range c.Scope.Apps {
+			if len(e.Scope.Apps) > 0 && !slices.Contains(e.Scope.Apps, name) || apps[name] == nil {
+				l.addf(file, at("callers", c.Index, "scope", "apps", j), "endpoint %q callers[%d]: app %q is not in the endpoint's scope", e.Name, c.Index, name)
+			}
+		}
+		for j, tr := range c.Scope.Triggers {
+			appName, triggerName, found := strings.Cut(tr, "/")
+			if !found {
+				continue // reported by compileScope
+			}
+			a, ok := apps[appName]
+			if !ok || !slices.ContainsFunc(a.triggers, func(t *trigger) bool { return t.name == triggerName }) {
+				l.addf(file, at("callers", c.Index, "scope", "triggers", j), "endpoint %q callers[%d]: no trigger %q", e.Name, c.Index, tr)
+			} else if !e.Scope.AllowsTarget(appName, triggerName) {
+				l.addf(file, at("callers", c.Index, "scope", "triggers", j), "endpoint %q callers[%d]: trigger %q is not in the endpoint's scope", e.Name, c.Index, tr)
+			}
 		}
 	}
 }
