@@ -369,13 +369,15 @@ func (l *loader) checkEndpointApps(file string, node *yaml.Node, i int, e *Endpo
 			l.addf(file, at("scope", "apps", j), "endpoint %q: app %q does not grant identity %q: add it to the app's identities", e.Name, name, e.Identity())
 		}
 	}
-	for j, tr := range e.Scope.Triggers {
+	// hasTrigger reports whether "app/trigger" names a trigger; one
+	// without a "/" is reported by compileScope.
+	hasTrigger := func(tr string) bool {
 		appName, triggerName, found := strings.Cut(tr, "/")
-		if !found {
-			continue // reported by compileEndpoint
-		}
-		a, ok := apps[appName]
-		if !ok || !slices.ContainsFunc(a.triggers, func(t *trigger) bool { return t.name == triggerName }) {
+		a := apps[appName]
+		return !found || a != nil && slices.ContainsFunc(a.triggers, func(t *trigger) bool { return t.name == triggerName })
+	}
+	for j, tr := range e.Scope.Triggers {
+		if !hasTrigger(tr) {
 			l.addf(file, at("scope", "triggers", j), "endpoint %q: no trigger %q", e.Name, tr)
 		}
 	}
@@ -388,12 +390,8 @@ func (l *loader) checkEndpointApps(file string, node *yaml.Node, i int, e *Endpo
 			}
 		}
 		for j, tr := range c.Scope.Triggers {
-			appName, triggerName, found := strings.Cut(tr, "/")
-			if !found {
-				continue // reported by compileScope
-			}
-			a, ok := apps[appName]
-			if !ok || !slices.ContainsFunc(a.triggers, func(t *trigger) bool { return t.name == triggerName }) {
+			appName, triggerName, _ := strings.Cut(tr, "/")
+			if !hasTrigger(tr) {
 				l.addf(file, at("callers", c.Index, "scope", "triggers", j), "endpoint %q callers[%d]: no trigger %q", e.Name, c.Index, tr)
 			} else if !e.Scope.AllowsTarget(appName, triggerName) {
 				l.addf(file, at("callers", c.Index, "scope", "triggers", j), "endpoint %q callers[%d]: trigger %q is not in the endpoint's scope", e.Name, c.Index, tr)
