@@ -43,6 +43,9 @@ func (artifactoryProvider) Verify(req *Request, src *routing.Source) error {
 		header = artifactoryAuthHeader
 	}
 	value := strings.TrimSpace(req.Header.Get(header))
+	if strings.EqualFold(header, "Authorization") && verifyHeaderToken(req, src, header) == nil {
+		return nil // the token after "Bearer "/"Basic ", as for the other header kinds
+	}
 	tokenErr := verifyToken(value, src, header+" header")
 	if tokenErr == nil || value == "" || len(src.Secret) == 0 {
 		return tokenErr
@@ -96,7 +99,11 @@ func (artifactoryProvider) Normalize(req *Request) (Result, error) {
 		}
 		ev = newImageEvent("artifactory", "", typ, host, p.Data.RepoKey+"/"+p.Data.ImageName, p.Data.Tag, digest, payload)
 	default:
-		ev = newEvent("artifactory", "", "https://"+host, "com.jfrog.artifactory."+p.Domain+"."+p.EventType, payload)
+		source := "urn:switchyard:artifactory"
+		if host != "" {
+			source = "https://" + host
+		}
+		ev = newEvent("artifactory", "", source, "com.jfrog.artifactory."+p.Domain+"."+p.EventType, payload)
 		setExt(&ev, "repository", strings.Trim(p.Data.RepoKey+"/"+p.Data.Path, "/"))
 	}
 	setExt(&ev, "action", p.EventType)

@@ -27,6 +27,10 @@ import (
 
 const distributionMediaType = "application/vnd.docker.distribution.events.v1+json"
 
+// distributionMediaTypeV2 is what distribution v3 (registry:3) sends; the
+// envelope's JSON is the same (notifications/event.go, EventsMediaType).
+const distributionMediaTypeV2 = "application/vnd.docker.distribution.events.v2+json"
+
 func init() { Register(distributionProvider{}) }
 
 type distributionProvider struct{}
@@ -75,8 +79,8 @@ var manifestMediaTypes = map[string]bool{
 func (distributionProvider) Normalize(req *Request) (Result, error) {
 	ct := req.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
-	if err != nil || (mt != distributionMediaType && mt != "application/json") {
-		return Result{}, fmt.Errorf("%w: Content-Type %q: the registry sends %s", ErrUnsupportedMediaType, ct, distributionMediaType)
+	if err != nil || (mt != distributionMediaType && mt != distributionMediaTypeV2 && mt != "application/json") {
+		return Result{}, fmt.Errorf("%w: Content-Type %q: the registry sends %s (v3: %s)", ErrUnsupportedMediaType, ct, distributionMediaType, distributionMediaTypeV2)
 	}
 	payload := req.Body
 	var env distributionEnvelope

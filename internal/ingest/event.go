@@ -85,10 +85,14 @@ func applyRef(ev *event.Event, ref string, deleted bool) {
 func newImageEvent(provider, id, typ, host, path, tag, digest string, payload []byte) event.Event {
 	host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://"), "/")
 	repo := strings.Trim(path, "/")
+	// Without a registry host (Nexus never sends one) the source is a URN,
+	// not a URL with the first path segment posing as a host name.
+	source := "urn:switchyard:" + provider + ":" + repo
 	if host != "" {
 		repo = host + "/" + repo
+		source = "https://" + repo
 	}
-	ev := newEvent(provider, id, "https://"+repo, typ, payload)
+	ev := newEvent(provider, id, source, typ, payload)
 	ev.SetExtension("repository", repo)
 	setExt(&ev, "tag", tag)
 	setExt(&ev, "digest", digest)

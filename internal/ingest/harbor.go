@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -68,7 +67,7 @@ func (harborProvider) Normalize(req *Request) (Result, error) {
 		payload                = req.Body
 	)
 	ceReq := req
-	if cloudEventsMode(req.Header) == binding.EncodingUnknown && bytes.Contains(req.Body, []byte(`"specversion"`)) {
+	if cloudEventsMode(req.Header) == binding.EncodingUnknown && hasTopLevelKey(req.Body, "specversion") {
 		// The CloudEvents format sent as plain JSON: read it as structured.
 		ceReq = &Request{Header: req.Header.Clone(), Body: req.Body}
 		ceReq.Header.Set("Content-Type", event.ApplicationCloudEventsJSON)
@@ -149,4 +148,16 @@ func (harborProvider) Sign(req *Request, _, _ string, secret []byte) {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Authorization", string(secret))
+}
+
+// hasTopLevelKey reports whether body is a JSON object with the key: how
+// Harbor's CloudEvents format, sent as plain JSON, is told from its default
+// format (a repository or tag named "specversion" must not confuse it).
+func hasTopLevelKey(body []byte, key string) bool {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal(body, &obj) != nil {
+		return false
+	}
+	_, ok := obj[key]
+	return ok
 }

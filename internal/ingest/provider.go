@@ -127,6 +127,14 @@ type SourceChecker interface {
 	CheckSource(src *routing.Source) error
 }
 
+// pathTokenProvider is implemented by the kinds whose senders authenticate
+// with a token in the hook path (/v1/hooks/{source}/{token}); the others
+// are refused on that route rather than having the segment ignored.
+type pathTokenProvider interface{ takesPathToken() }
+
+func (dockerHubProvider) takesPathToken() {}
+func (quayProvider) takesPathToken()      {}
+
 // headerKinds are the kinds whose static credential header a source may
 // rename with `header`.
 var headerKinds = map[string]bool{"acr": true, "artifactory": true, "distribution": true, "harbor": true}

@@ -514,3 +514,67 @@ func TestCheckSourceRefusesIgnoredFields(t *testing.T) {
 		}
 	}
 }
+
+// distribution v3 (registry:3) labels the same envelope events.v2+json.
+func TestDistributionV3MediaType(t *testing.T) {
+	req := sampleRequest(t, "distribution", "notification")
+	want, err := lookupProvider(t, "distribution").Normalize(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/vnd.docker.distribution.events.v2+json")
+	got, err := lookupProvider(t, "distribution").Normalize(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Events) != len(want.Events) || len(got.Events) == 0 {
+		t.Fatalf("v2 media type: %d events, v1: %d", len(got.Events), len(want.Events))
+	}
+}
+
+// With header: Authorization, Artifactory's token may carry a scheme, as
+// for every kind whose credential header can be renamed.
+func TestArtifactoryAuthorizationHeader(t *testing.T) {
+	secret := []byte("af-token-1")
+	src := &routing.Source{Name: "af", Kind: "artifactory", Secret: secret, Header: "Authorization"}
+	for value, ok := range map[string]bool{"Bearer af-token-1": true, "af-token-1": true, "Bearer af-token-2": false, "": false} {
+		r := sampleRequest(t, "artifactory", "docker-pushed")
+		r.Header.Del("X-JFrog-Event-Auth")
+		if value != "" {
+			r.Header.Set("Authorization", value)
+		}
+		if err := lookupProvider(t, "artifactory").Verify(r, src); (err == nil) != ok {
+			t.Errorf("Authorization %q: %v, want accepted=%v", value, err, ok)
+		}
+	}
+}
+
+// The token route is only for kinds whose senders can do nothing else; on
+// another kind the request is refused, not authenticated by its header
+// with the path segment silently ignored.
+func TestPathTokenRouteOnlyForTokenKinds(t *testing.T) {
+	secret := newSecret(t)
+	h := newHookServer(t, "  - name: gh\n    kind: github\n    secret: {env: S}\n", map[string]string{"S": string(secret)})
+	req := sampleRequest(t, "github", "push")
+	githubProvider{}.Sign(req, "push", "d-1", secret)
+	if code, _, body := h.send(t, http.MethodPost, "/v1/hooks/gh/whatever", req.Header, req.Body); code != http.StatusNotFound || !strings.Contains(string(body), "does not take a token in the path") {
+		t.Fatalf("token route on a github source: %d %s", code, body)
+	}
+	if code, _, body := h.send(t, http.MethodPost, "/v1/hooks/gh", req.Header, req.Body); code != http.StatusAccepted {
+		t.Fatalf("the plain route: %d %s", code, body)
+	}
+}
+
+// A default-format Harbor payload whose repository is named "specversion"
+// is still read as the default format.
+func TestHarborDefaultFormatNamedSpecversion(t *testing.T) {
+	req := sampleRequest(t, "harbor", "push-artifact")
+	req.Body = bytes.ReplaceAll(req.Body, []byte(`"debian"`), []byte(`"specversion"`))
+	if !bytes.Contains(req.Body, []byte(`"specversion"`)) {
+		t.Fatal("sample has no repository name to replace")
+	}
+	res, err := lookupProvider(t, "harbor").Normalize(req)
+	if err != nil || len(res.Events) != 1 || res.Events[0].Type() != TypeImagePush {
+		t.Fatalf("%v %v", err, res.Events)
+	}
+}

@@ -301,6 +301,9 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		// binary and the rules disagree: refuse rather than guess.
 		return fail(fmt.Errorf("%w: source %q has unknown kind %q", ErrUnknownSource, name, src.Kind))
 	}
+	if _, ok := provider.(pathTokenProvider); !ok && r.PathValue("token") != "" {
+		return fail(fmt.Errorf("%w: source %q (kind %s) does not take a token in the path: POST /v1/hooks/%s", ErrUnknownSource, name, src.Kind, name))
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBody))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
