@@ -109,6 +109,9 @@ func setData(ev *event.Event, payload []byte) error {
 	if err := ev.SetData(event.ApplicationJSON, payload); err != nil {
 		return fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
+	// SetData marks any []byte as binary ("data_base64" when encoded); the
+	// payload is JSON, so the event shows it as JSON, as the queue stores it.
+	ev.DataBase64 = !json.Valid(payload)
 	return nil
 }
 
