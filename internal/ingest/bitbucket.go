@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -111,8 +112,9 @@ type bitbucketPayload struct {
 		} `json:"changes"`
 	} `json:"push"`
 	PullRequest *struct {
-		ID     int `json:"id"`
-		Source struct {
+		ID        int    `json:"id"`
+		UpdatedOn string `json:"updated_on"`
+		Source    struct {
 			Branch struct{ Name string } `json:"branch"`
 			Commit struct{ Hash string } `json:"commit"`
 		} `json:"source"`
@@ -127,6 +129,7 @@ type bitbucketRef struct {
 	Name   string `json:"name"`
 	Target struct {
 		Hash string `json:"hash"`
+		Date string `json:"date"`
 	} `json:"target"`
 }
 
@@ -183,6 +186,7 @@ func (bitbucketProvider) Normalize(req *Request) (Result, error) {
 			case c.New != nil:
 				applyRef(ev, c.New.ref(), false)
 				setExt(ev, "revision", c.New.Target.Hash)
+				setTimeFrom(ev, c.New.Target.Date) // the pushed commit's
 			case c.Old != nil:
 				applyRef(ev, c.Old.ref(), true)
 				setExt(ev, "revision", c.Old.Target.Hash)
@@ -196,6 +200,7 @@ func (bitbucketProvider) Normalize(req *Request) (Result, error) {
 			setExt(ev, "branch", pr.Destination.Branch.Name)
 			setExt(ev, "headbranch", pr.Source.Branch.Name)
 			setExt(ev, "revision", pr.Source.Commit.Hash)
+			setTimeFrom(ev, pr.UpdatedOn)
 		}
 		if err := setData(ev, payload); err != nil {
 			return Result{}, err
@@ -210,6 +215,7 @@ type bitbucketServerPayload struct {
 		Slug string `json:"slug"`
 		Name string `json:"name"`
 	} `json:"actor"`
+	Date        string               `json:"date"` // of the event
 	Repository  *bitbucketServerRepo `json:"repository"`
 	Changes     []bitbucketServerChange
 	PullRequest *struct {
@@ -292,6 +298,7 @@ func (bitbucketServerProvider) Normalize(req *Request) (Result, error) {
 		ev := &events[i]
 		setExt(ev, "repository", repo)
 		setExt(ev, "actor", actor)
+		setTimeFrom(ev, p.Date)
 		switch {
 		case name == "repo:refs_changed":
 			c := p.Changes[i]
@@ -317,4 +324,16 @@ func (bitbucketServerProvider) Normalize(req *Request) (Result, error) {
 		}
 	}
 	return Result{Events: events}, nil
+}
+
+// setTimeFrom sets the event time from a payload timestamp: RFC 3339
+// (Bitbucket Cloud) or ISO 8601 with a colon-less zone, "+0100" (Data
+// Center). Anything else leaves the time unset.
+func setTimeFrom(ev *event.Event, s string) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05-0700"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			ev.SetTime(t.UTC())
+			return
+		}
+	}
 }
