@@ -598,3 +598,24 @@ func TestNormalizedDataIsJSON(t *testing.T) {
 		t.Fatalf("data is not embedded as JSON: %.200s", b)
 	}
 }
+
+// A registry notification with nothing to route (pulls, mounts, layer
+// pushes) is acknowledged, so the registry does not retry it, and stores
+// nothing.
+func TestRegistryIgnoredEventsHTTP(t *testing.T) {
+	secret := newSecret(t)
+	h := newHookServer(t, "  - name: reg\n    kind: distribution\n    secret: {env: S}\n", map[string]string{"S": string(secret)})
+	body := []byte(`{"events": [
+	  {"id": "p-1", "action": "pull", "target": {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "repository": "team/app", "digest": "sha256:aa", "tag": "v1"}},
+	  {"id": "m-1", "action": "mount", "target": {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "repository": "team/app", "digest": "sha256:bb"}},
+	  {"id": "b-1", "action": "push", "target": {"mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip", "repository": "team/app", "digest": "sha256:cc"}}]}`)
+	req := &Request{Header: http.Header{}, Body: body}
+	lookupProvider(t, "distribution").(Signer).Sign(req, "", "", secret)
+	status, _, out := h.send(t, http.MethodPost, "/v1/hooks/reg", req.Header, body)
+	if status != http.StatusAccepted {
+		t.Fatalf("%d %s", status, out)
+	}
+	if a := accepted(t, out); a.ID != "" || len(a.allEvents()) != 0 || len(a.Targets) != 0 {
+		t.Fatalf("ignored events were stored: %s", out)
+	}
+}
