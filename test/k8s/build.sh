@@ -21,7 +21,22 @@ log() { printf '[k8s/build] %s\n' "$*" >&2; }
 
 have() { [[ -x $bin_dir/kube-apiserver && -x $bin_dir/etcd ]]; }
 
-if have; then
+# runs: the cached binaries execute and report the pinned versions (~0.1 s).
+# A cache restored damaged (truncated, or from another platform) fails here
+# instead of as a daemon that dies at startup.
+runs() {
+	local out
+	if ! out=$("$bin_dir/kube-apiserver" --version 2>&1) || [[ $out != "Kubernetes $K8S_VERSION" ]]; then
+		log "kube-apiserver does not run as expected: ${out:-(no output)}"
+		return 1
+	fi
+	if ! out=$("$bin_dir/etcd" --version 2>&1) || [[ $out != *"etcd Version: ${ETCD_VERSION#v}"* ]]; then
+		log "etcd does not run as expected: ${out:-(no output)}"
+		return 1
+	fi
+}
+
+if have && runs; then
 	echo "$bin_dir"
 	exit 0
 fi
@@ -45,8 +60,12 @@ if command -v flock >/dev/null; then
 	fi
 fi
 if have; then
-	echo "$bin_dir"
-	exit 0
+	if runs; then
+		echo "$bin_dir"
+		exit 0
+	fi
+	log "removing the damaged cached binaries; rebuilding"
+	rm -f "$bin_dir/kube-apiserver" "$bin_dir/etcd"
 fi
 
 # Static, reproducible binaries built strictly from the committed go.mod/go.sum.
@@ -74,5 +93,6 @@ k8s_minor=${k8s_minor%%.*}
 build etcd "$here/tools/etcd" go.etcd.io/etcd/server/v3 "-s -w"
 build kube-apiserver "$here/tools/kubernetes" k8s.io/kubernetes/cmd/kube-apiserver \
 	"-s -w -X k8s.io/component-base/version.gitVersion=$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$k8s_minor -X k8s.io/component-base/version.gitTreeState=clean"
+runs || { log "the binaries just built do not run"; exit 1; }
 log "binaries ready in $(( $(date +%s) - total_start ))s"
 echo "$bin_dir"
