@@ -144,3 +144,47 @@ func TestEndpointCallerScopesOnlyNarrow(t *testing.T) {
 		}
 	}
 }
+
+// With OIDC the principal is the token's subject: GitHub Actions subjects
+// contain "/", so "**" is what matches any branch.
+func TestEndpointCallerScopesOIDCSubject(t *testing.T) {
+	iss := newAgentIssuer(t)
+	rules, err := loadCallersRules(t, `  - name: bots
+    auth:
+      oidc: {issuer: `+iss.url+`, audience: switchyard, jwksURL: `+iss.jwksURL+`}
+    scope: {apps: [web, api], eventTypes: ["com.acme.*"]}
+    callers:
+      - principal: "repo:acme/release-bot:ref:refs/heads/**"
+        scope: {apps: [web]}
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := newTestQueue(t)
+	hs := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: q, Status: q, MaxBody: 1 << 20}))
+	t.Cleanup(hs.Close)
+	es := &endpointServer{url: hs.URL}
+	sub := func(s string) func(map[string]any) { return func(c map[string]any) { c["sub"] = s } }
+	for _, tc := range []struct {
+		name, sub string
+		typ       string
+		status    int
+		rule      string
+	}{
+		{"a release-bot branch, its app", "repo:acme/release-bot:ref:refs/heads/feature/x", "com.acme.build.requested", 202, ""},
+		{"a release-bot branch, another app", "repo:acme/release-bot:ref:refs/heads/main", "com.acme.api.deploy", 403, "callers[0].scope.apps"},
+		{"a tag of the same repository", "repo:acme/release-bot:ref:refs/tags/v1", "com.acme.build.requested", 403, "callers"},
+		{"another repository", "repo:acme/other:ref:refs/heads/main", "com.acme.build.requested", 403, "callers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, _, body := es.post(t, "bots", iss.token(t, sub(tc.sub)), agentEvent("o-"+tc.name, tc.typ, nil, nil))
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %s", status, tc.status, body)
+			}
+			var e ErrorResponse
+			if tc.rule != "" && (json.Unmarshal(body, &e) != nil || e.Rule != tc.rule) {
+				t.Fatalf("body %s, want rule %q", body, tc.rule)
+			}
+		})
+	}
+}
