@@ -188,7 +188,15 @@ func (c *Cluster) script(ctx context.Context, stdout, stderr io.Writer, env []st
 	cmd.Stdout = stdout
 	cmd.Stderr = stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.Cancel = func() error {
+		// Only while the script has not been reaped: after that its pid,
+		// and so its group id, may be another process's (this machine's
+		// pid_max is 32768, and go test forks a lot).
+		if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+			return err
+		}
+		return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
 	cmd.WaitDelay = 5 * time.Second
 	return cmd.Run()
 }
