@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	"regexp"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -133,14 +135,29 @@ func (d *DeadLetter) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
-// fetchWait bounds one pull request, so a stopped Consume does not leave a
-// long-lived request on the server.
+// fetchWait bounds one request to the server made by the dispatch loop, so
+// a stopped Consume does not leave a long-lived request behind.
 const fetchWait = 5 * time.Second
 
-// Consume dispatches work from the durable pull consumer cfg.Durable on
-// SWITCHYARD_WORK, shared by every router replica, until ctx is done. It then
+// idlePoll is how long Consume waits before looking for work again after
+// a round that found none.
+const idlePoll = 100 * time.Millisecond
+
+// consumerIdle is how long an app's consumer may go unused before the
+// server removes it (it is created again when work for the app arrives).
+const consumerIdle = 24 * time.Hour
+
+// Consume dispatches work from SWITCHYARD_WORK until ctx is done. It then
 // stops fetching, waits for running handlers to finish and returns nil.
-// It returns an error only when the consumer cannot be created.
+// It returns an error only when the stream cannot be read at the start.
+//
+// Fairness: every app has its own durable pull consumer,
+// "<cfg.Durable>-<app>", filtered on switchyard.work.<app> and shared by
+// every router replica. Each round finds the apps with work in the stream
+// and fetches from them in turn, starting one app further every round, so a
+// backlog for one app delays another app's work by at most a round, not by
+// the backlog (DESIGN.md section 5). MaxAckPending bounds each app's
+// unacknowledged work across replicas.
 //
 // Per message: nil from h acks it; a Permanent error, or a failure on the
 // MaxAttempts-th delivery, dead-letters it (publish to switchyard.dlq.<app>,
@@ -153,13 +170,13 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 		return err
 	}
 	c := &consumer{
-		q:      q,
-		cfg:    cfg,
-		h:      h,
-		logger: q.logger.With("consumer", cfg.Durable),
+		q:         q,
+		cfg:       cfg,
+		h:         h,
+		logger:    q.logger.With("consumer", cfg.Durable),
+		consumers: map[string]jetstream.Consumer{},
 	}
-	cons, err := c.create(ctx)
-	if err != nil {
+	if err := c.dropSharedConsumer(ctx); err != nil {
 		return err
 	}
 
@@ -171,6 +188,7 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 		hctx = context.WithoutCancel(ctx)
 	}
 	slots := make(chan struct{}, cfg.Concurrency)
+	round := 0
 	for ctx.Err() == nil {
 		// Pull only as many messages as there are idle handlers: a message
 		// buffered here would age towards AckWait without being worked on.
@@ -190,42 +208,46 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 			}
 		}
 
-		fctx, cancel := context.WithTimeout(ctx, fetchWait)
-		batch, err := cons.Fetch(n, jetstream.FetchContext(fctx))
-		if err == nil {
-			for msg := range batch.Messages() {
-				if ctx.Err() != nil {
-					// Stopping: hand it back at once rather than after AckWait.
-					_ = msg.Nak()
-					continue
+		apps, err := c.appsWithWork(ctx)
+		fetched := 0
+		if len(apps) > 0 {
+			start := round % len(apps)
+			round++
+			share := max(1, n/len(apps))
+			for i := 0; i < len(apps) && n > 0 && ctx.Err() == nil; i++ {
+				app := apps[(start+i)%len(apps)]
+				msgs := c.fetch(ctx, app, min(share, n))
+				for _, msg := range msgs {
+					if ctx.Err() != nil {
+						// Stopping: hand it back at once rather than after AckWait.
+						_ = msg.Nak()
+						continue
+					}
+					n--
+					fetched++
+					wg.Go(func() {
+						defer func() { <-slots }()
+						c.handle(hctx, msg)
+					})
 				}
-				n--
-				wg.Go(func() {
-					defer func() { <-slots }()
-					c.handle(hctx, msg)
-				})
 			}
-			err = batch.Error()
 		}
-		cancel()
 		for range n {
 			<-slots
 		}
-		if err == nil || ctx.Err() != nil ||
-			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) {
-			continue
+		wait := time.Duration(0)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			c.logger.Warn("listing the apps with work failed", "err", err)
+			wait = time.Second // do not spin against a broken connection
+		case fetched == 0:
+			wait = idlePoll
 		}
-
-		c.logger.Warn("fetch failed", "err", err)
-		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-			if cons2, err := c.create(ctx); err == nil {
-				cons = cons2
+		if wait > 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(wait):
 			}
-		}
-		// Do not spin against a broken connection.
-		select {
-		case <-ctx.Done():
-		case <-time.After(time.Second):
 		}
 	}
 	return nil
@@ -236,21 +258,123 @@ type consumer struct {
 	cfg    ConsumerConfig
 	h      Handler
 	logger *slog.Logger
+	// consumers are the apps' consumers created so far; only Consume's
+	// loop goroutine uses the map.
+	consumers map[string]jetstream.Consumer
 }
 
-func (c *consumer) create(ctx context.Context) (jetstream.Consumer, error) {
+// dropSharedConsumer deletes the unfiltered consumer cfg.Durable that
+// routers before per-app consumers shared: a work-queue stream refuses
+// consumers whose subjects overlap. Its messages stay in the stream, and
+// an unacknowledged one is delivered again by its app's consumer.
+func (c *consumer) dropSharedConsumer(ctx context.Context) error {
+	old, err := c.q.js.Consumer(ctx, WorkStream, c.cfg.Durable)
+	switch {
+	case errors.Is(err, jetstream.ErrConsumerNotFound):
+		return nil
+	case err != nil:
+		return fmt.Errorf("look up consumer %s: %w", c.cfg.Durable, err)
+	}
+	if cfg := old.CachedInfo().Config; cfg.FilterSubject != "" || len(cfg.FilterSubjects) > 0 {
+		return nil
+	}
+	err = c.q.js.DeleteConsumer(ctx, WorkStream, c.cfg.Durable)
+	if err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		return fmt.Errorf("replace the shared consumer %s by per-app consumers: %w", c.cfg.Durable, err)
+	}
+	c.logger.Info("replaced the shared dispatch consumer by one per app")
+	return nil
+}
+
+// appsWithWork lists, sorted, the apps that have messages in the work
+// stream (in flight or waiting for a retry included).
+func (c *consumer) appsWithWork(ctx context.Context) ([]string, error) {
+	ictx, cancel := context.WithTimeout(ctx, fetchWait)
+	defer cancel()
+	stream, err := c.q.js.Stream(ictx, WorkStream)
+	if err != nil {
+		return nil, err
+	}
+	info, err := stream.Info(ictx, jetstream.WithSubjectFilter(WorkSubjectPrefix+">"))
+	if err != nil {
+		return nil, err
+	}
+	apps := make([]string, 0, len(info.State.Subjects))
+	for subject := range info.State.Subjects {
+		app := strings.TrimPrefix(subject, WorkSubjectPrefix)
+		if !consumerNameRE.MatchString(app) {
+			// Not published by a router (routing only makes DNS-label
+			// apps): it cannot name a consumer, so it is left alone.
+			continue
+		}
+		apps = append(apps, app)
+	}
+	sort.Strings(apps)
+	return apps, nil
+}
+
+// consumerNameRE is what an app name must look like to be part of a
+// consumer name.
+var consumerNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
+
+// fetch takes up to n messages of app's work without waiting for more.
+func (c *consumer) fetch(ctx context.Context, app string, n int) []jetstream.Msg {
+	cons, ok := c.consumers[app]
+	if !ok {
+		var err error
+		if cons, err = c.create(ctx, app); err != nil {
+			// An old router may have recreated the shared consumer during
+			// a rolling upgrade; it is dropped again, and this round tried
+			// once more.
+			if derr := c.dropSharedConsumer(ctx); derr == nil {
+				cons, err = c.create(ctx, app)
+			}
+		}
+		if err != nil {
+			c.logger.Warn("create consumer failed", "app", app, "err", err)
+			return nil
+		}
+		c.consumers[app] = cons
+	}
+	batch, err := cons.FetchNoWait(n)
+	if err != nil {
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			delete(c.consumers, app) // removed while idle: created again next round
+		} else {
+			c.logger.Warn("fetch failed", "app", app, "err", err)
+		}
+		return nil
+	}
+	var msgs []jetstream.Msg
+	for msg := range batch.Messages() {
+		msgs = append(msgs, msg)
+	}
+	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
+		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
+			delete(c.consumers, app)
+		} else {
+			c.logger.Warn("fetch failed", "app", app, "err", err)
+		}
+	}
+	return msgs
+}
+
+func (c *consumer) create(ctx context.Context, app string) (jetstream.Consumer, error) {
+	name := c.cfg.Durable + "-" + app
 	cons, err := c.q.js.CreateOrUpdateConsumer(ctx, WorkStream, jetstream.ConsumerConfig{
-		Durable:       c.cfg.Durable,
-		Description:   "Switchyard dispatch, shared by every router replica.",
+		Durable:       name,
+		Description:   "Switchyard dispatch of app " + app + ", shared by every router replica.",
+		FilterSubject: WorkSubjectPrefix + app,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       c.cfg.AckWait,
 		MaxAckPending: c.cfg.MaxAckPending,
 		// The consumer decides when to give up (dead letter), so the server
 		// never drops a message on its own.
-		MaxDeliver: -1,
+		MaxDeliver:        -1,
+		InactiveThreshold: consumerIdle,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("create consumer %s: %w", c.cfg.Durable, err)
+		return nil, fmt.Errorf("create consumer %s: %w", name, err)
 	}
 	return cons, nil
 }

@@ -453,3 +453,92 @@ func TestRetryDelayFor(t *testing.T) {
 		}
 	}
 }
+
+// A backlog for one app does not hold up another app's work: apps are
+// served in turn, not in arrival order (DESIGN.md section 5).
+func TestConsumeServesAppsInTurn(t *testing.T) {
+	q := newQueue(t)
+	const backlog = 200
+	for i := range backlog {
+		if err := q.Publish(context.Background(), accepted("github", fmt.Sprintf("busy-%d", i), "busy")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := q.Publish(context.Background(), accepted("github", "quiet-1", "quiet")); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var order []string
+	cfg := fastRetry
+	cfg.Concurrency = 1 // one at a time: the order is the order of service
+	stop := runConsume(t, q, cfg, func(_ context.Context, w Work) error {
+		mu.Lock()
+		defer mu.Unlock()
+		order = append(order, w.Target.App)
+		return nil
+	})
+	waitFor(t, "every work item", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(order) == backlog+1
+	})
+	stop()
+	at := -1
+	for i, app := range order {
+		if app == "quiet" {
+			at = i
+			break
+		}
+	}
+	// Arrival order would serve it last (position 200); in turn, it is
+	// served within the first two rounds.
+	if at < 0 || at > 2 {
+		t.Fatalf("the quiet app's only work item was served at position %d of %d", at, len(order))
+	}
+}
+
+// Routers before per-app consumers shared one unfiltered consumer; it is
+// replaced, and the work it held is still delivered.
+func TestConsumeReplacesTheSharedConsumer(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	if _, err := q.js.CreateOrUpdateConsumer(ctx, WorkStream, jetstream.ConsumerConfig{
+		Durable: "dispatch", AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Publish(ctx, accepted("github", "old-1", "web", "api")); err != nil {
+		t.Fatal(err)
+	}
+	got := collect(t, q, 2)
+	if len(got) != 2 {
+		t.Fatalf("delivered %v, want both work items", got)
+	}
+	if _, err := q.js.Consumer(ctx, WorkStream, "dispatch"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the shared consumer is still there: %v", err)
+	}
+}
+
+// During a rolling upgrade an old router may create the shared consumer
+// again after a new one started; the new router drops it and carries on.
+func TestConsumeDropsASharedConsumerCreatedLater(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	var c counter
+	runConsume(t, q, fastRetry, func(_ context.Context, w Work) error {
+		c.add(w)
+		return nil
+	})
+	if _, err := q.js.CreateOrUpdateConsumer(ctx, WorkStream, jetstream.ConsumerConfig{
+		Durable: "dispatch", AckPolicy: jetstream.AckExplicitPolicy, MaxDeliver: -1,
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Publish(ctx, accepted("github", "late-1", "web")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the work item", func() bool { return c.total() == 1 && pending(t, q) == 0 })
+	if _, err := q.js.Consumer(ctx, WorkStream, "dispatch"); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Fatalf("the shared consumer is still there: %v", err)
+	}
+}

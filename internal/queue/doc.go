@@ -17,7 +17,9 @@
 //   - Work leaves the work stream only when dispatched (Ack) or when its dead
 //     letter was acknowledged by JetStream (Term): nothing is dropped.
 //   - Consumers are durable and shared: every router replica pulls from the
-//     same consumer, so each work message goes to one replica at a time.
+//     same consumers, so each work message goes to one replica at a time.
+//   - One consumer per app, served in turn: a backlog for one app delays
+//     another app's work by at most a round of fetches, not by the backlog.
 //
 // An embedded nats-server (StartEmbedded) serves small installs and tests;
 // Open works the same against an external cluster.
