@@ -261,6 +261,7 @@ type consumer struct {
 	// consumers are the apps' consumers created so far; only Consume's
 	// loop goroutine uses the map.
 	consumers map[string]jetstream.Consumer
+	stream    jetstream.Stream // the work stream's handle, once looked up
 }
 
 // dropSharedConsumer deletes the unfiltered consumer cfg.Durable that
@@ -291,12 +292,16 @@ func (c *consumer) dropSharedConsumer(ctx context.Context) error {
 func (c *consumer) appsWithWork(ctx context.Context) ([]string, error) {
 	ictx, cancel := context.WithTimeout(ctx, fetchWait)
 	defer cancel()
-	stream, err := c.q.js.Stream(ictx, WorkStream)
-	if err != nil {
-		return nil, err
+	if c.stream == nil {
+		stream, err := c.q.js.Stream(ictx, WorkStream)
+		if err != nil {
+			return nil, err
+		}
+		c.stream = stream
 	}
-	info, err := stream.Info(ictx, jetstream.WithSubjectFilter(WorkSubjectPrefix+">"))
+	info, err := c.stream.Info(ictx, jetstream.WithSubjectFilter(WorkSubjectPrefix+">"))
 	if err != nil {
+		c.stream = nil // looked up again next round
 		return nil, err
 	}
 	apps := make([]string, 0, len(info.State.Subjects))
