@@ -26,8 +26,8 @@ type Handler func(ctx context.Context, w Work) error
 
 // ConsumerConfig configures Consume.
 type ConsumerConfig struct {
-	Durable       string        // default "dispatch"
-	MaxAckPending int           // bounds concurrent dispatches across all replicas (default 64)
+	Durable       string        // prefix of the per-app consumer names, "<Durable>-<app>" (default "dispatch")
+	MaxAckPending int           // bounds one app's unacknowledged work across all replicas (default 64)
 	AckWait       time.Duration // default 30s; progress acks are sent every AckWait/2 while a handler runs
 	MaxAttempts   int           // default 10; after this many failed deliveries the work is dead-lettered
 	BackoffBase   time.Duration // default 1s, exponential with full jitter
