@@ -23,10 +23,11 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
-// The operator commands (dlq, replay) work on the queue of a running or a
-// stopped router: through --nats-url, or through the connection file a
-// running router's embedded server leaves in its data directory, or, when
-// no router runs, by opening the data directory's store themselves.
+// The operator commands (dlq, replay, status, audit) work on the queue of
+// a running or a stopped router: through --nats-url, or through the
+// connection file a running router's embedded server leaves in its data
+// directory, or, when no router runs, by opening the data directory's store
+// themselves.
 
 // natsConnFile is where serve records how to reach its embedded server.
 const natsConnFile = "nats.json"
@@ -70,32 +71,55 @@ type opsFlags struct {
 	natsURL string
 }
 
-func (o *opsFlags) register(fs *flag.FlagSet) {
+// newOpsFlagSet returns the flag set of operator command name, with the
+// connection flags registered.
+func newOpsFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *opsFlags) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &opsFlags{}
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "the router's data directory (its embedded NATS server's connection file, or its store when no router runs)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "the NATS server the routers use (as given to serve --nats-url)")
+	return fs, o
 }
 
 // open connects to the queue and returns it with a function that closes
 // everything it opened.
 func (o *opsFlags) open(ctx context.Context) (*queue.Queue, func(), error) {
+	nc, closeAll, err := o.connect()
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := queue.Open(ctx, nc, queue.Config{}, nil)
+	if err != nil {
+		closeAll()
+		return nil, nil, err
+	}
+	return q, closeAll, nil
+}
+
+// connect reaches the routers' NATS server: --nats-url, or a running
+// router's embedded server through its connection file, or else, when no
+// router runs, an embedded server of its own on the data directory's store.
+func (o *opsFlags) connect() (*nats.Conn, func(), error) {
 	opts := []nats.Option{nats.Name("switchyard-ops"), nats.Timeout(5 * time.Second)}
 	if o.natsURL != "" {
 		nc, err := nats.Connect(o.natsURL, opts...)
 		if err != nil {
 			return nil, nil, fmt.Errorf("connect %s: %w", o.natsURL, err)
 		}
-		return openQueue(ctx, nc, func() { nc.Close() })
+		return nc, nc.Close, nil
 	}
 	// A running router: its embedded server, through the connection file.
-	data, err := os.ReadFile(filepath.Join(o.dataDir, natsConnFile))
+	connFile := filepath.Join(o.dataDir, natsConnFile)
+	data, err := os.ReadFile(connFile)
 	if err == nil {
 		var ci connInfo
 		if err := json.Unmarshal(data, &ci); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", filepath.Join(o.dataDir, natsConnFile), err)
+			return nil, nil, fmt.Errorf("%s: %w", connFile, err)
 		}
 		nc, err := nats.Connect(ci.URL, append(opts, nats.Token(ci.Token))...)
 		if err == nil {
-			return openQueue(ctx, nc, func() { nc.Close() })
+			return nc, nc.Close, nil
 		}
 		// A file left by a router that was killed: no server answers, so
 		// none holds the store either.
@@ -115,16 +139,21 @@ func (o *opsFlags) open(ctx context.Context) (*queue.Queue, func(), error) {
 		emb.Shutdown()
 		return nil, nil, err
 	}
-	return openQueue(ctx, nc, func() { nc.Close(); emb.Shutdown() })
+	return nc, func() { nc.Close(); emb.Shutdown() }, nil
 }
 
-func openQueue(ctx context.Context, nc *nats.Conn, closeAll func()) (*queue.Queue, func(), error) {
-	q, err := queue.Open(ctx, nc, queue.Config{}, nil)
-	if err != nil {
-		closeAll()
-		return nil, nil, err
+// newTable returns the writer of a command's table output; Flush it.
+func newTable(w io.Writer) *tabwriter.Writer {
+	return tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+}
+
+// sinceTime is the start of the past duration d; zero (everything) when d
+// is not positive.
+func sinceTime(d time.Duration) time.Time {
+	if d <= 0 {
+		return time.Time{}
 	}
-	return q, closeAll, nil
+	return time.Now().Add(-d)
 }
 
 const dlqUsage = `Usage:
@@ -141,10 +170,7 @@ func cmdDLQ(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 		return 2
 	}
 	sub := args[0]
-	fs := flag.NewFlagSet("dlq "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var conn opsFlags
-	conn.register(fs)
+	fs, conn := newOpsFlagSet("dlq "+sub, stderr)
 	output := fs.String("o", "text", "output format for list: text or json")
 	app := fs.String("app", "", "only the dead letters of this app (list, retry --all)")
 	all := fs.Bool("all", false, "retry every dead letter (of --app, if given)")
@@ -197,7 +223,7 @@ func cmdDLQ(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.W
 			}
 			return printJSON(stdout, stderr, dls)
 		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		tw := newTable(stdout)
 		fmt.Fprintln(tw, "SEQ\tTIME\tAPP\tTRIGGER\tEVENT\tREASON\tATTEMPTS\tLAST ERROR")
 		for _, dl := range dls {
 			w := dl.Work
@@ -258,10 +284,7 @@ func oneLine(s string, n int) string {
 }
 
 func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("replay", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var conn opsFlags
-	conn.register(fs)
+	fs, conn := newOpsFlagSet("replay", stderr)
 	rulesDir := fs.String("rules", "./rules", "the rules to route the stored events with (the current ones)")
 	id := fs.String("id", "", "replay the event with this id")
 	source := fs.String("source", "", "with --id: only the event of this source")
@@ -289,10 +312,6 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	defer closeAll()
 
-	var from time.Time
-	if *since > 0 {
-		from = time.Now().Add(-*since)
-	}
 	// The replay's key makes its work messages new to JetStream's duplicate
 	// window; the PipelineRun names keep dispatch from creating anything
 	// twice unless --force gives them new names.
@@ -300,7 +319,7 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	key := "replay-" + stamp
 	events, queued := 0, 0
 	var failed error
-	err = q.Events(ctx, from, func(se queue.StoredEvent) bool {
+	err = q.Events(ctx, sinceTime(*since), func(se queue.StoredEvent) bool {
 		if *id != "" && (se.Event.ID() != *id || (*source != "" && se.Source != *source)) {
 			return true
 		}
@@ -346,10 +365,7 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 }
 
 func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("status", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var conn opsFlags
-	conn.register(fs)
+	fs, conn := newOpsFlagSet("status", stderr)
 	source := fs.String("source", "", "the source (hook or endpoint name) that accepted the event")
 	id := fs.String("id", "", "the event id (the 202's id)")
 	output := fs.String("o", "text", "output format: text or json")
@@ -375,7 +391,7 @@ func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return printJSON(stdout, stderr, st)
 	}
 	fmt.Fprintf(stdout, "event %s (%s) from %s, identity %s, accepted %s\n", st.ID, st.Type, st.Source, st.Identity, st.Accepted.Format(time.RFC3339))
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(stdout)
 	fmt.Fprintln(tw, "APP\tTRIGGER\tPIPELINERUN\tSTATE\tATTEMPTS\tREASON")
 	for _, t := range st.Targets {
 		fmt.Fprintf(tw, "%s\t%s\t%s/%s\t%s\t%d\t%s\n", t.App, t.Trigger, t.Namespace, t.Name, t.State, t.Attempts, oneLine(t.Reason, 100))
@@ -385,10 +401,7 @@ func cmdStatus(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 }
 
 func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("audit", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var conn opsFlags
-	conn.register(fs)
+	fs, conn := newOpsFlagSet("audit", stderr)
 	since := fs.Duration("since", 24*time.Hour, "how far back (0: everything kept, 90 days)")
 	identity := fs.String("identity", "", "only decisions about this identity (e.g. source:github)")
 	source := fs.String("source", "", "only this hook source or endpoint")
@@ -406,16 +419,12 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return 1
 	}
 	defer closeAll()
-	var from time.Time
-	if *since > 0 {
-		from = time.Now().Add(-*since)
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(stdout)
 	if *output != "json" {
 		fmt.Fprintln(tw, "TIME\tDECISION\tSTATUS\tSOURCE\tIDENTITY\tEVENT\tREASON")
 	}
 	enc := json.NewEncoder(stdout)
-	err = q.AuditRecords(ctx, from, func(r queue.AuditRecord) bool {
+	err = q.AuditRecords(ctx, sinceTime(*since), func(r queue.AuditRecord) bool {
 		if (*identity != "" && r.Identity != *identity) || (*source != "" && r.Source != *source) || (*decision != "" && r.Decision != *decision) {
 			return true
 		}

@@ -140,8 +140,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 	// pending runs as earlier ones finish.
 	var concurrency *dispatch.Concurrency
 	if kc, ok := creator.(*dispatch.KubeCreator); ok {
-		concurrency = dispatch.NewConcurrency(kc.Client(), q, logger)
-		kc.WithConcurrency(concurrency)
+		concurrency = kc.UseLocker(q, logger)
 	}
 
 	srv := ingest.NewServer(ingest.Config{Rules: holder, Publisher: q, Logger: logger, Ready: q.Ready, Metrics: promhttp.Handler(), Audit: q.Audit, Status: q})

@@ -1,6 +1,7 @@
 package dispatch
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -96,7 +97,7 @@ func (c *Concurrency) Resync(ctx context.Context, namespaces []string) error {
 	for _, ns := range namespaces {
 		list, err := c.client.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelConcurrencyGroup})
 		if err != nil {
-			firstErr = cmpErr(firstErr, fmt.Errorf("list pipelineruns in %s: %w", ns, err))
+			firstErr = cmp.Or(firstErr, fmt.Errorf("list pipelineruns in %s: %w", ns, err))
 			continue
 		}
 		groups := map[string]bool{}
@@ -108,7 +109,7 @@ func (c *Concurrency) Resync(ctx context.Context, namespaces []string) error {
 		}
 		for g := range groups {
 			if err := c.reconcileGroup(ctx, ns, g, ""); err != nil {
-				firstErr = cmpErr(firstErr, err)
+				firstErr = cmp.Or(firstErr, err)
 			}
 		}
 	}
@@ -130,13 +131,6 @@ func (c *Concurrency) Run(ctx context.Context, interval time.Duration, namespace
 		case <-t.C:
 		}
 	}
-}
-
-func cmpErr(first, err error) error {
-	if first != nil {
-		return first
-	}
-	return err
 }
 
 // reconcileGroup cancels what created's arrival supersedes, then starts

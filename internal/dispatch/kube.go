@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -53,15 +54,14 @@ func NewKubeCreatorForClient(client versioned.Interface) *KubeCreator {
 	return &KubeCreator{client: client, concurrency: NewConcurrency(client, nil, nil)}
 }
 
-// WithConcurrency replaces the concurrency controller (to share a
-// cross-replica Locker and a logger).
-func (k *KubeCreator) WithConcurrency(c *Concurrency) *KubeCreator {
-	k.concurrency = c
-	return k
+// UseLocker makes the creator's concurrency controller serialize group
+// decisions with locker (queue.Queue does so across replicas) and log to
+// logger, and returns the controller, for its caller to Run. Call it before
+// the first Create.
+func (k *KubeCreator) UseLocker(locker Locker, logger *slog.Logger) *Concurrency {
+	k.concurrency = NewConcurrency(k.client, locker, logger)
+	return k.concurrency
 }
-
-// Client is the Tekton clientset the creator uses.
-func (k *KubeCreator) Client() versioned.Interface { return k.client }
 
 // Create creates pr in its namespace. See Creator for the error contract.
 //
@@ -77,16 +77,16 @@ func (k *KubeCreator) Create(ctx context.Context, pr *pipelinev1.PipelineRun) er
 		pr.Annotations[AnnotationDispatchedAt] = time.Now().UTC().Format(time.RFC3339Nano)
 	}
 	_, err := k.client.TektonV1().PipelineRuns(pr.Namespace).Create(ctx, pr, metav1.CreateOptions{FieldManager: fieldManager})
-	if err = classify(err); err != nil && !errors.Is(err, ErrAlreadyExists) {
-		return fmt.Errorf("create pipelinerun %s/%s: %w", pr.Namespace, pr.Name, err)
+	if err = classify(err); err != nil {
+		err = fmt.Errorf("create pipelinerun %s/%s: %w", pr.Namespace, pr.Name, err)
+		if !errors.Is(err, ErrAlreadyExists) {
+			return err
+		}
 	}
 	if cerr := k.concurrency.AfterCreate(ctx, pr); cerr != nil {
 		return fmt.Errorf("pipelinerun %s/%s: concurrency: %w", pr.Namespace, pr.Name, cerr)
 	}
-	if err != nil {
-		return fmt.Errorf("create pipelinerun %s/%s: %w", pr.Namespace, pr.Name, err)
-	}
-	return nil
+	return err // nil, or ErrAlreadyExists
 }
 
 // classify sorts an API error from creating a PipelineRun:

@@ -63,8 +63,9 @@ const (
 
 // CloudEvent extensions Render reads.
 const (
-	extRevision = "revision"
-	extIdentity = "identity"
+	extRevision  = "revision"
+	extIdentity  = "identity"
+	extPrincipal = "principal"
 )
 
 // hashedLabelPrefix starts the event-id label value of an event id that is
@@ -204,7 +205,7 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 	setIf(annotations, AnnotationEventSubject, ev.Subject())
 	setIf(annotations, AnnotationRevision, extension(ev, extRevision))
 	setIf(annotations, AnnotationIdentity, extension(ev, extIdentity))
-	setIf(annotations, AnnotationPrincipal, extension(ev, "principal"))
+	setIf(annotations, AnnotationPrincipal, extension(ev, extPrincipal))
 	labels := map[string]string{
 		LabelApp:       t.App,
 		LabelTrigger:   t.Trigger,

@@ -224,7 +224,7 @@ func acrEventGridEvent(id, egType, topic, eventTime string, data []byte) (event.
 			source = "/azure/eventgrid"
 		}
 		ev := newEvent("acr", id, source, typ, data)
-		acrSetTime(&ev, eventTime)
+		setTime(&ev, eventTime, time.RFC3339Nano)
 		return ev, setData(&ev, data)
 	}
 	return acrEvent(id, typ, p, eventTime, data)
@@ -241,13 +241,6 @@ func acrEvent(id, typ string, p acrPayload, when string, data []byte) (event.Eve
 	if when == "" {
 		when = p.Timestamp
 	}
-	acrSetTime(&ev, when)
+	setTime(&ev, when, time.RFC3339Nano)
 	return ev, setData(&ev, data)
-}
-
-// acrSetTime sets the event time from an RFC 3339 timestamp when it parses.
-func acrSetTime(ev *event.Event, s string) {
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		ev.SetTime(t.UTC())
-	}
 }

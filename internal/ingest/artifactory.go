@@ -1,8 +1,7 @@
 package ingest
 
 import (
-	"crypto/hmac"
-	"encoding/hex"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -38,19 +37,13 @@ var (
 func (artifactoryProvider) Kind() string { return "artifactory" }
 
 func (artifactoryProvider) Verify(req *Request, src *routing.Source) error {
-	header := src.Header
-	if header == "" {
-		header = artifactoryAuthHeader
+	header := cmp.Or(src.Header, artifactoryAuthHeader)
+	if value := strings.TrimSpace(req.Header.Get(header)); value == "" || len(src.Secret) == 0 {
+		return verifyToken(value, src, header+" header") // says which is missing
 	}
-	value := strings.TrimSpace(req.Header.Get(header))
-	if strings.EqualFold(header, "Authorization") && verifyHeaderToken(req, src, header) == nil {
-		return nil // the token after "Bearer "/"Basic ", as for the other header kinds
-	}
-	tokenErr := verifyToken(value, src, header+" header")
-	if tokenErr == nil || value == "" || len(src.Secret) == 0 {
-		return tokenErr
-	}
-	if got, err := hex.DecodeString(value); err == nil && hmac.Equal(got, hmacSHA256(src.Secret, req.Body)) {
+	// The token itself (after "Bearer "/"Basic " in Authorization, as for
+	// the other header kinds), or the body's HMAC keyed with it.
+	if verifyHeaderToken(req, src, header) == nil || verifyHMACHex(req, src, header, "") == nil {
 		return nil
 	}
 	return fmt.Errorf("%w: %s is neither the secret token nor the body's HMAC-SHA256", ErrUnauthorized, header)

@@ -16,8 +16,9 @@ import (
 
 // verifyHMACHex checks value, a hex HMAC-SHA256 of the raw body with the
 // source's secret, after an optional prefix ("sha256="). Providers that sign
-// this way but have no library to verify with (Gitea, Bitbucket, Nexus, the
-// generic kind) use it; go-github's verifier is GitHub-only.
+// this way but have no library to verify with (Gitea, Bitbucket, the generic
+// and cloudevents kinds, Artifactory's signed payloads) use it; go-github's
+// verifier is GitHub-only.
 func verifyHMACHex(req *Request, src *routing.Source, header, prefix string) error {
 	if len(src.Secret) == 0 {
 		return fmt.Errorf("%w: source has no secret configured", ErrUnauthorized)
@@ -88,11 +89,27 @@ func verifyHeaderToken(req *Request, src *routing.Source, def string) error {
 	return verifyToken(value, src, header)
 }
 
-// verifyPathToken checks the token in /v1/hooks/{source}/{token}, for
-// senders that can neither sign nor set headers.
-func verifyPathToken(req *Request, src *routing.Source) error {
+// pathToken authenticates senders that can neither sign nor set headers
+// (Docker Hub, Quay) by a token in the hook path,
+// /v1/hooks/{source}/{token}. Their providers embed it for Verify and Sign,
+// and it makes them a pathTokenProvider: the only kinds whose route takes
+// the token segment.
+type pathToken struct{}
+
+var _ pathTokenProvider = pathToken{}
+
+// Verify compares the token in the hook path with the source's secret.
+func (pathToken) Verify(req *Request, src *routing.Source) error {
 	return verifyToken(req.PathToken, src, "token in the hook path (/v1/hooks/{source}/{token})")
 }
+
+// Sign puts the token where these senders carry it: in the URL.
+func (pathToken) Sign(req *Request, _, _ string, secret []byte) {
+	req.Header.Set("Content-Type", "application/json")
+	req.PathToken = string(secret)
+}
+
+func (pathToken) takesPathToken() {}
 
 func hmacSHA256(key, msg []byte) []byte {
 	mac := hmac.New(sha256.New, key)

@@ -186,21 +186,21 @@ func (bitbucketProvider) Normalize(req *Request) (Result, error) {
 			case c.New != nil:
 				applyRef(ev, c.New.ref(), false)
 				setExt(ev, "revision", c.New.Target.Hash)
-				setTimeFrom(ev, c.New.Target.Date) // the pushed commit's
+				setBitbucketTime(ev, c.New.Target.Date) // the pushed commit's
 			case c.Old != nil:
 				applyRef(ev, c.Old.ref(), true)
 				setExt(ev, "revision", c.Old.Target.Hash)
 			}
 		case bitbucketPRActions[name] != "" && p.PullRequest != nil:
 			pr := p.PullRequest
-			ev.SetType(TypeGitPullRequest)
-			ev.SetExtension("action", bitbucketPRActions[name])
-			ev.SetExtension("pullrequest", strconv.Itoa(pr.ID))
-			ev.SetSubject("pull-requests/" + strconv.Itoa(pr.ID))
-			setExt(ev, "branch", pr.Destination.Branch.Name)
-			setExt(ev, "headbranch", pr.Source.Branch.Name)
-			setExt(ev, "revision", pr.Source.Commit.Hash)
-			setTimeFrom(ev, pr.UpdatedOn)
+			pullRequest{
+				action:     bitbucketPRActions[name],
+				number:     pr.ID,
+				branch:     pr.Destination.Branch.Name,
+				headBranch: pr.Source.Branch.Name,
+				revision:   pr.Source.Commit.Hash,
+			}.apply(ev)
+			setBitbucketTime(ev, pr.UpdatedOn)
 		}
 		if err := setData(ev, payload); err != nil {
 			return Result{}, err
@@ -298,26 +298,20 @@ func (bitbucketServerProvider) Normalize(req *Request) (Result, error) {
 		ev := &events[i]
 		setExt(ev, "repository", repo)
 		setExt(ev, "actor", actor)
-		setTimeFrom(ev, p.Date)
+		setBitbucketTime(ev, p.Date)
 		switch {
 		case name == "repo:refs_changed":
 			c := p.Changes[i]
-			deleted := c.Type == "DELETE"
-			applyRef(ev, c.RefID, deleted)
-			rev := c.ToHash
-			if deleted {
-				rev = c.FromHash
-			}
-			setExt(ev, "revision", rev)
+			applyPush(ev, c.RefID, c.FromHash, c.ToHash, c.Type == "DELETE")
 		case bitbucketServerPRActions[name] != "" && p.PullRequest != nil:
 			pr := p.PullRequest
-			ev.SetType(TypeGitPullRequest)
-			ev.SetExtension("action", bitbucketServerPRActions[name])
-			ev.SetExtension("pullrequest", strconv.Itoa(pr.ID))
-			ev.SetSubject("pull-requests/" + strconv.Itoa(pr.ID))
-			setExt(ev, "branch", pr.ToRef.DisplayID)
-			setExt(ev, "headbranch", pr.FromRef.DisplayID)
-			setExt(ev, "revision", pr.FromRef.LatestCommit)
+			pullRequest{
+				action:     bitbucketServerPRActions[name],
+				number:     pr.ID,
+				branch:     pr.ToRef.DisplayID,
+				headBranch: pr.FromRef.DisplayID,
+				revision:   pr.FromRef.LatestCommit,
+			}.apply(ev)
 		}
 		if err := setData(ev, payload); err != nil {
 			return Result{}, err
@@ -326,14 +320,9 @@ func (bitbucketServerProvider) Normalize(req *Request) (Result, error) {
 	return Result{Events: events}, nil
 }
 
-// setTimeFrom sets the event time from a payload timestamp: RFC 3339
+// setBitbucketTime sets the event time from a payload timestamp: RFC 3339
 // (Bitbucket Cloud) or ISO 8601 with a colon-less zone, "+0100" (Data
 // Center). Anything else leaves the time unset.
-func setTimeFrom(ev *event.Event, s string) {
-	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05-0700"} {
-		if t, err := time.Parse(layout, s); err == nil {
-			ev.SetTime(t.UTC())
-			return
-		}
-	}
+func setBitbucketTime(ev *event.Event, s string) {
+	setTime(ev, s, time.RFC3339Nano, "2006-01-02T15:04:05-0700")
 }

@@ -3,7 +3,6 @@ package ingest
 import (
 	"bytes"
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -115,10 +114,6 @@ func cloudEventsMode(h http.Header) binding.Encoding {
 	return binding.EncodingUnknown
 }
 
-// readCloudEvents decodes the CloudEvents of a request through the sdk-go
-// HTTP binding. raw is each event's own JSON in batch mode (the sdk decodes
-// a batch in one go; splitting it first keeps each event's bytes), and the
-// whole body otherwise.
 // checkCloudEvent validates an incoming event's attributes and that it can
 // be stored: the sdk refuses to encode data declared as JSON that is not
 // JSON (a binary-mode body with Content-Type application/json, say), which
@@ -133,6 +128,9 @@ func checkCloudEvent(ev *event.Event) error {
 	return nil
 }
 
+// readCloudEvents decodes the CloudEvents of a request through the sdk-go
+// HTTP binding, and checks each (checkCloudEvent). A batch is split first,
+// so an error names the event it is about.
 func readCloudEvents(req *Request) ([]event.Event, error) {
 	mode := cloudEventsMode(req.Header)
 	switch mode {
@@ -294,8 +292,7 @@ func ociPurl(s string) (repository, tag, digest string, ok bool) {
 		return "", "", "", false
 	}
 	q := p.Qualifiers.Map()
-	repository = q["repository_url"]
-	repository = strings.TrimSuffix(strings.TrimPrefix(strings.TrimPrefix(repository, "https://"), "http://"), "/")
+	repository = trimScheme(q["repository_url"])
 	if repository == "" {
 		repository = p.Name
 	}
@@ -316,5 +313,5 @@ func (cloudEventsProvider) Sign(req *Request, eventName, delivery string, secret
 		req.Header.Set("Ce-Source", "/switchyard/send")
 		req.Header.Set("Ce-Type", eventName)
 	}
-	req.Header.Set(cloudEventsSignatureHeader, "sha256="+hex.EncodeToString(hmacSHA256(secret, req.Body)))
+	req.Header.Set(cloudEventsSignatureHeader, "sha256="+hexHMAC(secret, req.Body))
 }

@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-
-	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
 // Docker Hub webhooks (https://docs.docker.com/docker-hub/repos/manage/webhooks/):
@@ -19,7 +17,7 @@ import (
 
 func init() { Register(dockerHubProvider{}) }
 
-type dockerHubProvider struct{}
+type dockerHubProvider struct{ pathToken }
 
 var (
 	_ Provider = dockerHubProvider{}
@@ -27,10 +25,6 @@ var (
 )
 
 func (dockerHubProvider) Kind() string { return "dockerhub" }
-
-func (dockerHubProvider) Verify(req *Request, src *routing.Source) error {
-	return verifyPathToken(req, src)
-}
 
 type dockerHubPayload struct {
 	CallbackURL string `json:"callback_url"`
@@ -65,10 +59,4 @@ func (dockerHubProvider) Normalize(req *Request) (Result, error) {
 		return Result{}, err
 	}
 	return Result{Events: []event.Event{ev}}, nil
-}
-
-// Sign puts the token where Docker Hub carries it: in the URL.
-func (dockerHubProvider) Sign(req *Request, _, _ string, secret []byte) {
-	req.Header.Set("Content-Type", "application/json")
-	req.PathToken = string(secret)
 }

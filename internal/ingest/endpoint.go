@@ -6,10 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -46,8 +46,8 @@ func (c caller) identity() string { return c.endpoint.Identity() }
 // token (compared as a SHA-256 with every stored hash, in constant time),
 // else an OIDC token (signature, issuer, audience, expiry, algorithms, then
 // the claims condition). The token never appears in an error.
-func authenticate(ctx context.Context, r *http.Request, ep *routing.Endpoint) (caller, error) {
-	raw, err := authorizationBearer(r.Header)
+func authenticate(ctx context.Context, h http.Header, ep *routing.Endpoint) (caller, error) {
+	raw, err := authorizationBearer(h)
 	if err != nil {
 		return caller{}, err
 	}
@@ -62,7 +62,7 @@ func authenticate(ctx context.Context, r *http.Request, ep *routing.Endpoint) (c
 	if ep.OIDC == nil {
 		return caller{}, fmt.Errorf("%w: endpoint %s has no credentials configured", ErrUnauthorized, ep.Name)
 	}
-	tok, err := verifyOIDCBearer(ctx, r.Header, ep.OIDC)
+	tok, err := verifyOIDCBearer(ctx, h, ep.OIDC)
 	if err != nil {
 		return caller{}, err
 	}
@@ -92,10 +92,10 @@ type limiters struct {
 	m  map[string]*rate.Limiter
 }
 
-// allow takes one event from the caller's bucket (perMinute, refilled
-// continuously, burst perMinute) and returns how long to wait if it is
-// empty.
-func (l *limiters) allow(key string, perMinute int, now time.Time) (bool, time.Duration) {
+// take takes one event from the caller's bucket (perMinute, refilled
+// continuously, burst perMinute) and returns 0, or how long to wait when
+// it is empty.
+func (l *limiters) take(key string, perMinute int, now time.Time) time.Duration {
 	l.mu.Lock()
 	if l.m == nil {
 		l.m = map[string]*rate.Limiter{}
@@ -108,109 +108,111 @@ func (l *limiters) allow(key string, perMinute int, now time.Time) (bool, time.D
 	}
 	l.mu.Unlock()
 	res := lim.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
+	d := res.DelayFrom(now)
+	if d > 0 {
 		res.CancelAt(now)
-		return false, d
 	}
-	return true, 0
+	return d
 }
 
-// scopeRule is a scope and where it is written, for refusal reasons.
+// scopeRule is a scope and where it is written ("scope",
+// "callers[0].scope"), for refusal reasons.
 type scopeRule struct {
 	scope *routing.Scope
 	rule  string
+}
+
+// refuse is a refusal by one field of the scope.
+func (sr scopeRule) refuse(field, format string, args ...any) error {
+	return &ScopeError{Rule: sr.rule + "." + field, Message: fmt.Sprintf(format, args...)}
 }
 
 // agentParams is the part of an agent event's data that sets parameters:
 // {"params": {"environment": "staging", ...}}.
 type agentParams struct {
 	Params map[string]json.RawMessage `json:"params"`
+	// names are the params' names, sorted so that a refusal always names
+	// the same one.
+	names []string
 }
 
-// checkScope holds one event to a scope; rule is where the scope is
-// written ("scope", "callers[0].scope"), for the refusal's reason.
-func checkScope(ev *event.Event, s *routing.Scope, rule string) error {
+// readAgentParams reads the event's params once, for every scope it is
+// held to.
+func readAgentParams(ev *event.Event) agentParams {
+	var ap agentParams
+	if json.Unmarshal(ev.Data(), &ap) != nil {
+		return agentParams{} // no data, or not a JSON object: it sets no params
+	}
+	ap.names = slices.Sorted(maps.Keys(ap.Params))
+	return ap
+}
+
+// check holds one event, whose params are ap, to the scope.
+func (sr scopeRule) check(ev *event.Event, ap agentParams) error {
+	s := sr.scope
 	if !s.AllowsType(ev.Type()) {
-		return &ScopeError{Rule: rule + ".eventTypes", Message: fmt.Sprintf("event type %q is not allowed", ev.Type())}
+		return sr.refuse("eventTypes", "event type %q is not allowed", ev.Type())
 	}
 	ext := ev.Extensions()
 	str := func(name string) string { v, _ := ext[name].(string); return v }
 	if b := str("branch"); !s.AllowsBranch(b) {
-		return &ScopeError{Rule: rule + ".branches", Message: fmt.Sprintf("branch %q is not allowed", b)}
+		return sr.refuse("branches", "branch %q is not allowed", b)
 	}
 	if ref := str("ref"); !s.AllowsRef(ref) {
-		return &ScopeError{Rule: rule + ".refs", Message: fmt.Sprintf("ref %q is not allowed", ref)}
+		return sr.refuse("refs", "ref %q is not allowed", ref)
 	}
 	if env := str("environment"); !s.AllowsEnvironment(env) {
-		return &ScopeError{Rule: rule + ".environments", Message: fmt.Sprintf("environment %q is not allowed", env)}
+		return sr.refuse("environments", "environment %q is not allowed", env)
 	}
-	data := ev.Data()
-	if len(data) == 0 {
-		return nil
-	}
-	var ap agentParams
-	if json.Unmarshal(data, &ap) != nil {
-		return nil // not a JSON object: it sets no params
-	}
-	names := make([]string, 0, len(ap.Params))
-	for name := range ap.Params {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	for _, name := range names {
+	for _, name := range ap.names {
 		if !s.AllowsParam(name) {
-			return &ScopeError{Rule: rule + ".params", Message: fmt.Sprintf("param %q may not be set by this caller (allowed: %s)", name, strings.Join(s.Params, ", "))}
+			return sr.refuse("params", "param %q may not be set by this caller (allowed: %s)", name, strings.Join(s.Params, ", "))
 		}
 	}
 	if raw, ok := ap.Params["environment"]; ok {
 		var env string
 		if json.Unmarshal(raw, &env) != nil || !s.AllowsEnvironment(env) {
-			return &ScopeError{Rule: rule + ".environments", Message: fmt.Sprintf("environment %s is not allowed", raw)}
+			return sr.refuse("environments", "environment %s is not allowed", raw)
 		}
 	}
 	return nil
 }
 
+// checkTarget holds one target the event would trigger to the scope; the
+// refusal names apps when the app is outside the scope, triggers when only
+// the trigger is.
+func (sr scopeRule) checkTarget(t routing.Target) error {
+	s := sr.scope
+	if s.AllowsTarget(t.App, t.Trigger) {
+		return nil
+	}
+	field := "apps"
+	if len(s.Apps) == 0 || slices.Contains(s.Apps, t.App) {
+		field = "triggers"
+	}
+	return sr.refuse(field, "it would trigger %s/%s, which this caller may not", t.App, t.Trigger)
+}
+
 // handleEvents is POST /v1/events/{endpoint}.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("endpoint")
-	out, c, err := s.acceptEvents(r, name)
-	rec := queue.AuditRecord{Kind: "endpoint", Source: name, Status: out.status, Remote: remoteHost(r)}
+	var c caller
+	out, err := s.acceptEvents(r, name, &c)
+	rec := queue.AuditRecord{Kind: "endpoint", Source: name, Remote: remoteHost(r)}
 	if c.endpoint != nil {
 		rec.Identity, rec.Subject = c.identity(), c.principal
 	}
+	s.audit(rec, out, err)
 	log := s.logger.With("endpoint", name, "status", out.status, "principal", c.principal)
 	if err != nil {
-		rec.Decision, rec.Reason = decisionFor(out.status), err.Error()
-		var se *ScopeError
-		if errors.As(err, &se) {
-			rec.Rule, rec.Reason = se.Rule, se.Message
-		}
-		if s.cfg.Audit != nil {
-			s.cfg.Audit(rec)
-		}
 		log.Info("event refused", "error", err.Error())
-		switch out.status {
-		case http.StatusServiceUnavailable:
-			w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-		case http.StatusTooManyRequests:
-			w.Header().Set("Retry-After", strconv.Itoa(out.retryAfter))
-		case http.StatusUnauthorized:
+		if out.status == http.StatusUnauthorized {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="switchyard"`)
 		}
-		body := ErrorResponse{Error: err.Error()}
-		if se != nil {
-			body.Rule = se.Rule
-		}
-		writeJSON(w, out.status, body)
+		writeError(w, out, err)
 		return
 	}
 	for _, e := range out.events {
-		if s.cfg.Audit != nil {
-			a := rec
-			a.Decision, a.EventID, a.Type, a.Targets = queue.DecisionAccepted, e.ID, e.Type, len(e.Targets)
-			s.cfg.Audit(a)
-		}
 		log.Info("event accepted", "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
 	}
 	writeAccepted(w, out)
@@ -218,69 +220,63 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 
 // acceptEvents authenticates, rate-limits, checks every event against the
 // scope and routes it, and only when all of them pass stores them: a
-// refused request queues nothing.
-func (s *Server) acceptEvents(r *http.Request, name string) (outcome, caller, error) {
+// refused request queues nothing. c is set once the caller has
+// authenticated, so a refusal after that is recorded with who it was.
+func (s *Server) acceptEvents(r *http.Request, name string, c *caller) (outcome, error) {
 	rules := s.cfg.Rules.Rules()
 	if rules == nil {
-		o, err := fail(ErrNotReady)
-		return o, caller{}, err
+		return fail(ErrNotReady)
 	}
 	ep := rules.Endpoint(name)
 	if ep == nil {
-		o, err := fail(fmt.Errorf("%w: no endpoint named %q", ErrUnknownSource, name))
-		return o, caller{}, err
+		return fail(fmt.Errorf("%w: no endpoint named %q", ErrUnknownSource, name))
 	}
 	limit := min(ep.Scope.MaxBodyBytes, s.cfg.MaxBody)
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			o, err := fail(fmt.Errorf("%w: the endpoint's limit is %d bytes", ErrTooLarge, limit))
-			return o, caller{}, err
+			return fail(fmt.Errorf("%w: the endpoint's limit is %d bytes", ErrTooLarge, limit))
 		}
-		o, err := fail(fmt.Errorf("%w: read body: %v", ErrMalformed, err))
-		return o, caller{}, err
+		return fail(fmt.Errorf("%w: read body: %v", ErrMalformed, err))
 	}
-	c, err := authenticate(r.Context(), r, ep)
+	authed, err := authenticate(r.Context(), r.Header, ep)
 	if err != nil {
-		o, err := fail(err)
-		return o, caller{}, err
+		return fail(err)
 	}
+	*c = authed
 	// The scopes this caller is held to: the endpoint's, and the callers[]
 	// entry matching its principal, if the endpoint lists callers.
 	scopes := []scopeRule{{&ep.Scope, "scope"}}
 	perMinute := ep.Scope.EventsPerMinute
 	switch cs, ok := ep.CallerScope(c.principal); {
 	case !ok:
-		o, err := fail(&ScopeError{Rule: "callers", Message: fmt.Sprintf("principal %q matches no caller of endpoint %q", c.principal, ep.Name)})
-		return o, c, err
+		return fail(&ScopeError{Rule: "callers", Message: fmt.Sprintf("principal %q matches no caller of endpoint %q", c.principal, ep.Name)})
 	case cs != nil:
 		scopes = append(scopes, scopeRule{&cs.Scope, fmt.Sprintf("callers[%d].scope", cs.Index)})
 		perMinute = cs.Scope.EventsPerMinute
 	}
-	if ok, wait := s.limits.allow(ep.Name+"\x00"+c.principal, perMinute, s.now()); !ok {
+	if wait := s.limits.take(ep.Name+"\x00"+c.principal, perMinute, s.now()); wait > 0 {
 		o, err := fail(fmt.Errorf("%w: at most %d events a minute; retry in %s", ErrRateLimited, perMinute, wait.Round(time.Second)))
 		o.retryAfter = int(math.Ceil(wait.Seconds()))
-		return o, c, err
+		return o, err
 	}
 	events, err := readCloudEvents(&Request{Header: r.Header, Body: body})
 	if err != nil {
-		o, err := fail(err)
-		return o, c, err
+		return fail(err)
 	}
 	if len(events) == 0 {
-		o, err := fail(fmt.Errorf("%w: an empty batch", ErrMalformed))
-		return o, c, err
+		return fail(fmt.Errorf("%w: an empty batch", ErrMalformed))
 	}
 
 	accepted := make([]queue.Accepted, len(events))
 	results := make([]EventResult, len(events))
 	for i := range events {
 		ev := &events[i]
+		params := readAgentParams(ev)
 		for _, sc := range scopes {
-			if err := checkScope(ev, sc.scope, sc.rule); err != nil {
-				o, err := fail(fmt.Errorf("event %q: %w", ev.ID(), err))
-				return o, c, err
+			if err := sc.check(ev, params); err != nil {
+				return fail(fmt.Errorf("event %q: %w", ev.ID(), err))
 			}
 		}
 		// The router says who sent it, never the caller.
@@ -289,36 +285,21 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, caller, er
 		ev.SetExtension("principal", c.principal)
 		ev.SetExtension("provider", "endpoint")
 		targets := rules.Route(routing.Input{Source: ep.Name, Event: ev, Header: r.Header})
-		a := queue.Accepted{Source: ep.Name, Event: *ev, Work: make([]queue.Work, len(targets))}
-		refs := make([]TargetRef, len(targets))
-		bare := withoutData(ev)
-		for j, t := range targets {
+		for _, t := range targets {
 			for _, sc := range scopes {
-				if sc.scope.AllowsTarget(t.App, t.Trigger) {
-					continue
+				if err := sc.checkTarget(t); err != nil {
+					return fail(fmt.Errorf("event %q: %w", ev.ID(), err))
 				}
-				rule := sc.rule + ".apps"
-				if len(sc.scope.Apps) == 0 || slices.Contains(sc.scope.Apps, t.App) {
-					rule = sc.rule + ".triggers"
-				}
-				o, err := fail(fmt.Errorf("event %q: %w", ev.ID(), &ScopeError{Rule: rule,
-					Message: fmt.Sprintf("it would trigger %s/%s, which this caller may not", t.App, t.Trigger)}))
-				return o, c, err
 			}
-			a.Work[j] = queue.Work{Source: ep.Name, Event: bare, Target: t}
-			refs[j] = TargetRef{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name}
 		}
-		accepted[i] = a
-		results[i] = EventResult{ID: ev.ID(), Type: ev.Type(), Targets: refs}
+		accepted[i], results[i] = acceptedEvent(ep.Name, ev, targets)
 	}
-	for i, a := range accepted {
+	for _, a := range accepted {
 		if err := s.cfg.Publisher.Publish(r.Context(), a); err != nil {
-			o, err := fail(err)
-			o.events = results[:i]
-			return o, c, err
+			return fail(err)
 		}
 	}
-	return outcome{status: http.StatusAccepted, events: results}, c, nil
+	return outcome{status: http.StatusAccepted, events: results}, nil
 }
 
 // handleEventStatus is GET /v1/events/{id}: the event's targets and their
@@ -344,7 +325,7 @@ func (s *Server) handleEventStatus(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, ep := range candidates {
-		got, err := authenticate(r.Context(), r, ep)
+		got, err := authenticate(r.Context(), r.Header, ep)
 		if err == nil {
 			c, authErr = got, nil
 			break

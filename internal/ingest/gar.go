@@ -106,10 +106,10 @@ func (garProvider) Normalize(req *Request) (Result, error) {
 		return Result{}, fmt.Errorf("%w: artifact registry notification needs action and digest or tag", ErrMalformed)
 	}
 	host, path, _, digest := garSplitRef(n.Digest)
+	tagHost, tagPath, tag, _ := garSplitRef(n.Tag)
 	if n.Digest == "" {
-		host, path, _, _ = garSplitRef(n.Tag)
+		host, path = tagHost, tagPath
 	}
-	_, _, tag, _ := garSplitRef(n.Tag)
 	if host == "" || path == "" {
 		return Result{}, fmt.Errorf("%w: %q is not an image reference", ErrMalformed, ref)
 	}
@@ -127,9 +127,7 @@ func (garProvider) Normalize(req *Request) (Result, error) {
 	}
 	ev := newImageEvent("gar", id, typ, host, path, tag, digest, payload)
 	ev.SetExtension("action", n.Action)
-	if t, err := time.Parse(time.RFC3339Nano, push.Message.PublishTime); err == nil {
-		ev.SetTime(t.UTC())
-	}
+	setTime(&ev, push.Message.PublishTime, time.RFC3339Nano)
 	// The original push body, unchanged, is the data; the notification is
 	// in message.data (base64), as Pub/Sub delivered it.
 	if err := setData(&ev, payload); err != nil {

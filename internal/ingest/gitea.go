@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -119,42 +118,30 @@ func (p giteaProvider) Normalize(req *Request) (Result, error) {
 		if g.Ref == "" {
 			return Result{}, fmt.Errorf("%w: push payload has no ref", ErrMalformed)
 		}
-		deleted := g.After == zeroSHA
-		applyRef(&ev, g.Ref, deleted)
-		rev := g.After
-		if deleted {
-			rev = g.Before
-		}
-		setExt(&ev, "revision", rev)
+		applyPush(&ev, g.Ref, g.Before, g.After, g.After == zeroSHA)
 	case "create", "delete":
-		switch g.RefType {
-		case "branch":
-			applyRef(&ev, "refs/heads/"+g.Ref, name == "delete")
-		case "tag":
-			applyRef(&ev, "refs/tags/"+g.Ref, name == "delete")
+		if ref := typedRef(g.RefType, g.Ref); ref != "" {
+			applyRef(&ev, ref, name == "delete")
 		}
 		setExt(&ev, "revision", g.SHA)
 	case "pull_request":
 		if pr := g.PullRequest; pr != nil {
-			ev.SetType(TypeGitPullRequest)
 			action := g.Action
 			if action == "closed" && pr.Merged {
 				action = "merged"
 			}
-			setExt(&ev, "action", action)
-			ev.SetExtension("pullrequest", strconv.Itoa(g.Number))
-			ref := fmt.Sprintf("refs/pull/%d/head", g.Number)
-			ev.SetSubject(ref)
-			ev.SetExtension("ref", ref)
-			setExt(&ev, "branch", pr.Base.Ref)
-			setExt(&ev, "headbranch", pr.Head.Ref)
-			setExt(&ev, "revision", pr.Head.SHA)
+			pullRequest{
+				action:     action,
+				number:     g.Number,
+				ref:        fmt.Sprintf("refs/pull/%d/head", g.Number),
+				branch:     pr.Base.Ref,
+				headBranch: pr.Head.Ref,
+				revision:   pr.Head.SHA,
+			}.apply(&ev)
 		}
 	case "release":
 		if r := g.Release; r != nil && r.TagName != "" {
-			ev.SetExtension("tag", r.TagName)
-			ev.SetExtension("ref", "refs/tags/"+r.TagName)
-			ev.SetSubject("refs/tags/" + r.TagName)
+			setRef(&ev, "refs/tags/"+r.TagName)
 		}
 		if g.Action == "published" {
 			ev.SetType(TypeGitRelease)

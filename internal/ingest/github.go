@@ -1,12 +1,10 @@
 package ingest
 
 import (
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"mime"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -120,45 +118,32 @@ func (githubProvider) Normalize(req *Request) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
 	}
 
-	ev := event.New()
-	id := req.Header.Get(githubDeliveryHeader)
-	if id == "" {
-		id = contentID(payload)
-	}
-	ev.SetID(id)
-	ev.SetSource("https://github.com")
-	ev.SetType("com.github." + kind)
-	ev.SetExtension("provider", "github")
+	ev := newEvent("github", req.Header.Get(githubDeliveryHeader), "https://github.com", "com.github."+kind, payload)
 	if r := common.Repository; r != nil {
 		setSourceURL(&ev, r.HTMLURL)
-		if r.FullName != "" {
-			ev.SetExtension("repository", r.FullName)
-		}
+		setExt(&ev, "repository", r.FullName)
 	}
-	if common.Action != "" {
-		ev.SetExtension("action", common.Action)
-	}
-	if common.Sender != nil && common.Sender.Login != "" {
-		ev.SetExtension("actor", common.Sender.Login)
+	setExt(&ev, "action", common.Action)
+	if common.Sender != nil {
+		setExt(&ev, "actor", common.Sender.Login)
 	}
 
-	var err2 error
 	switch kind {
 	case "push":
-		err2 = normalizeGitHubPush(&ev, payload)
+		err = normalizeGitHubPush(&ev, payload)
 	case "pull_request":
-		err2 = normalizeGitHubPullRequest(&ev, payload)
+		err = normalizeGitHubPullRequest(&ev, payload)
 	case "release":
-		err2 = normalizeGitHubRelease(&ev, payload)
+		err = normalizeGitHubRelease(&ev, payload)
 	case "create", "delete":
-		err2 = normalizeGitHubRef(&ev, kind, payload)
+		err = normalizeGitHubRef(&ev, kind, payload)
 	case "package", "registry_package":
-		err2 = normalizeGitHubPackage(&ev, kind, payload)
+		err = normalizeGitHubPackage(&ev, kind, payload)
 	case "workflow_run", "check_suite":
-		err2 = normalizeGitHubRun(&ev, kind, payload)
+		err = normalizeGitHubRun(&ev, kind, payload)
 	}
-	if err2 != nil {
-		return Result{}, err2
+	if err != nil {
+		return Result{}, err
 	}
 	// The original payload, unchanged, is the event's data.
 	if err := ev.SetData(event.ApplicationJSON, payload); err != nil {
@@ -178,16 +163,8 @@ func normalizeGitHubPush(ev *event.Event, payload []byte) error {
 	if ref == "" {
 		return fmt.Errorf("%w: push payload has no ref", ErrMalformed)
 	}
-	deleted := push.GetDeleted() || push.GetAfter() == zeroSHA
 	// Other refs (notes, pull heads) keep the provider type.
-	applyRef(ev, ref, deleted)
-	revision := push.GetAfter()
-	if deleted {
-		revision = push.GetBefore()
-	}
-	if revision != "" {
-		ev.SetExtension("revision", revision)
-	}
+	applyPush(ev, ref, push.GetBefore(), push.GetAfter(), push.GetDeleted() || push.GetAfter() == zeroSHA)
 	if ev.Extensions()["actor"] == nil && push.GetPusher().GetName() != "" {
 		ev.SetExtension("actor", push.GetPusher().GetName())
 	}
@@ -205,7 +182,7 @@ func (githubProvider) Sign(req *Request, eventName, delivery string, secret []by
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set(githubEventHeader, eventName)
 	req.Header.Set(githubDeliveryHeader, delivery)
-	req.Header.Set(githubSignatureHeader, "sha256="+hex.EncodeToString(hmacSHA256(secret, req.Body)))
+	req.Header.Set(githubSignatureHeader, "sha256="+hexHMAC(secret, req.Body))
 }
 
 // normalizeGitHubPullRequest maps pull_request to git.pullrequest: action
@@ -221,20 +198,18 @@ func normalizeGitHubPullRequest(ev *event.Event, payload []byte) error {
 	if pr == nil {
 		return fmt.Errorf("%w: pull_request payload has no pull_request", ErrMalformed)
 	}
-	ev.SetType(TypeGitPullRequest)
 	action := e.GetAction()
 	if action == "closed" && pr.GetMerged() {
 		action = "merged"
 	}
-	setExt(ev, "action", action)
-	n := pr.GetNumber()
-	ev.SetExtension("pullrequest", strconv.Itoa(n))
-	ref := fmt.Sprintf("refs/pull/%d/head", n)
-	ev.SetSubject(ref)
-	ev.SetExtension("ref", ref)
-	setExt(ev, "branch", pr.GetBase().GetRef())
-	setExt(ev, "headbranch", pr.GetHead().GetRef())
-	setExt(ev, "revision", pr.GetHead().GetSHA())
+	pullRequest{
+		action:     action,
+		number:     pr.GetNumber(),
+		ref:        fmt.Sprintf("refs/pull/%d/head", pr.GetNumber()),
+		branch:     pr.GetBase().GetRef(),
+		headBranch: pr.GetHead().GetRef(),
+		revision:   pr.GetHead().GetSHA(),
+	}.apply(ev)
 	if t := pr.GetUpdatedAt(); !t.IsZero() {
 		ev.SetTime(t.UTC())
 	}
@@ -248,11 +223,8 @@ func normalizeGitHubRelease(ev *event.Event, payload []byte) error {
 	if err := json.Unmarshal(payload, &e); err != nil {
 		return fmt.Errorf("%w: release payload: %v", ErrMalformed, err)
 	}
-	tag := e.GetRelease().GetTagName()
-	if tag != "" {
-		ev.SetExtension("tag", tag)
-		ev.SetExtension("ref", "refs/tags/"+tag)
-		ev.SetSubject("refs/tags/" + tag)
+	if tag := e.GetRelease().GetTagName(); tag != "" {
+		setRef(ev, "refs/tags/"+tag)
 	}
 	if e.GetAction() == "published" {
 		ev.SetType(TypeGitRelease)
@@ -274,16 +246,10 @@ func normalizeGitHubRef(ev *event.Event, kind string, payload []byte) error {
 	if err := json.Unmarshal(payload, &e); err != nil {
 		return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
 	}
-	var ref string
-	switch e.RefType {
-	case "branch":
-		ref = "refs/heads/" + e.Ref
-	case "tag":
-		ref = "refs/tags/" + e.Ref
-	default:
-		return nil // a repository created: keep com.github.create
+	// A repository created keeps com.github.create.
+	if ref := typedRef(e.RefType, e.Ref); ref != "" {
+		applyRef(ev, ref, kind == "delete")
 	}
-	applyRef(ev, ref, kind == "delete")
 	return nil
 }
 

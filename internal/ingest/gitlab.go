@@ -3,7 +3,6 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -110,30 +109,21 @@ func (gitlabProvider) Normalize(req *Request) (Result, error) {
 		if p.Ref == "" {
 			return Result{}, fmt.Errorf("%w: %s payload has no ref", ErrMalformed, name)
 		}
-		deleted := p.After == zeroSHA
-		applyRef(&ev, p.Ref, deleted)
-		revision := p.After
-		if deleted {
-			revision = p.Before
-		}
-		setExt(&ev, "revision", revision)
+		applyPush(&ev, p.Ref, p.Before, p.After, p.After == zeroSHA)
 	case "merge_request":
 		a := p.ObjectAttributes
-		ev.SetType(TypeGitPullRequest)
-		setExt(&ev, "action", a.Action)
-		ev.SetExtension("pullrequest", strconv.Itoa(a.IID))
-		ref := fmt.Sprintf("refs/merge-requests/%d/head", a.IID)
-		ev.SetSubject(ref)
-		ev.SetExtension("ref", ref)
-		setExt(&ev, "branch", a.TargetBranch)
-		setExt(&ev, "headbranch", a.SourceBranch)
-		setExt(&ev, "revision", a.LastCommit.ID)
+		pullRequest{
+			action:     a.Action,
+			number:     a.IID,
+			ref:        fmt.Sprintf("refs/merge-requests/%d/head", a.IID),
+			branch:     a.TargetBranch,
+			headBranch: a.SourceBranch,
+			revision:   a.LastCommit.ID,
+		}.apply(&ev)
 	case "release":
 		setExt(&ev, "action", p.Action)
 		if p.Tag != "" {
-			ev.SetExtension("tag", p.Tag)
-			ev.SetExtension("ref", "refs/tags/"+p.Tag)
-			ev.SetSubject("refs/tags/" + p.Tag)
+			setRef(&ev, "refs/tags/"+p.Tag)
 		}
 		setExt(&ev, "revision", p.Commit.ID)
 		// GitLab's "create" is a published release (GitHub's "published").

@@ -67,12 +67,14 @@ func (harborProvider) Normalize(req *Request) (Result, error) {
 		payload                = req.Body
 	)
 	ceReq := req
-	if cloudEventsMode(req.Header) == binding.EncodingUnknown && hasTopLevelKey(req.Body, "specversion") {
+	isCE := cloudEventsMode(req.Header) != binding.EncodingUnknown
+	if !isCE && hasTopLevelKey(req.Body, "specversion") {
 		// The CloudEvents format sent as plain JSON: read it as structured.
 		ceReq = &Request{Header: req.Header.Clone(), Body: req.Body}
 		ceReq.Header.Set("Content-Type", event.ApplicationCloudEventsJSON)
+		isCE = true
 	}
-	if cloudEventsMode(ceReq.Header) != binding.EncodingUnknown {
+	if isCE {
 		events, err := readCloudEvents(ceReq)
 		if err != nil {
 			return Result{}, err

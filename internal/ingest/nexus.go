@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -119,9 +118,7 @@ func (nexusProvider) Normalize(req *Request) (Result, error) {
 	}
 	setExt(&ev, "action", strings.ToLower(p.Action))
 	setExt(&ev, "actor", actor)
-	if t, err := time.Parse("2006-01-02T15:04:05.000-0700", p.Timestamp); err == nil {
-		ev.SetTime(t.UTC())
-	}
+	setTime(&ev, p.Timestamp, "2006-01-02T15:04:05.000-0700")
 	if err := setData(&ev, payload); err != nil {
 		return Result{}, err
 	}

@@ -4,9 +4,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
-	"sort"
+	"strings"
 	"sync"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -88,12 +89,7 @@ func Lookup(kind string) (Provider, bool) {
 func Kinds() []string {
 	registryMu.RLock()
 	defer registryMu.RUnlock()
-	kinds := make([]string, 0, len(registry))
-	for k := range registry {
-		kinds = append(kinds, k)
-	}
-	sort.Strings(kinds)
-	return slices.Clip(kinds)
+	return slices.Sorted(maps.Keys(registry))
 }
 
 // Normalize runs the provider of the given kind on a request without
@@ -128,12 +124,10 @@ type SourceChecker interface {
 }
 
 // pathTokenProvider is implemented by the kinds whose senders authenticate
-// with a token in the hook path (/v1/hooks/{source}/{token}); the others
-// are refused on that route rather than having the segment ignored.
+// with a token in the hook path (/v1/hooks/{source}/{token}), by embedding
+// pathToken; the others are refused on that route rather than having the
+// segment ignored.
 type pathTokenProvider interface{ takesPathToken() }
-
-func (dockerHubProvider) takesPathToken() {}
-func (quayProvider) takesPathToken()      {}
 
 // headerKinds are the kinds whose static credential header a source may
 // rename with `header`.
@@ -149,7 +143,8 @@ func CheckSource(src *routing.Source) error {
 	// A field the kind would ignore is refused: an operator who sets it
 	// expects it to change something.
 	if src.Header != "" && !headerKinds[src.Kind] {
-		return fmt.Errorf("kind %q does not read its credential from a configurable header: remove header (kinds that do: acr, artifactory, distribution, harbor)", src.Kind)
+		return fmt.Errorf("kind %q does not read its credential from a configurable header: remove header (kinds that do: %s)",
+			src.Kind, strings.Join(slices.Sorted(maps.Keys(headerKinds)), ", "))
 	}
 	if src.AllowSHA1 && src.Kind != "github" {
 		return fmt.Errorf("allowSHA1 is for kind github only")

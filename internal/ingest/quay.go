@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-
-	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
 // Quay (quay.io and Red Hat Quay) repository push notifications, webhook
@@ -18,7 +16,7 @@ import (
 
 func init() { Register(quayProvider{}) }
 
-type quayProvider struct{}
+type quayProvider struct{ pathToken }
 
 var (
 	_ Provider = quayProvider{}
@@ -26,10 +24,6 @@ var (
 )
 
 func (quayProvider) Kind() string { return "quay" }
-
-func (quayProvider) Verify(req *Request, src *routing.Source) error {
-	return verifyPathToken(req, src)
-}
 
 type quayPayload struct {
 	Repository  string   `json:"repository"`
@@ -66,10 +60,4 @@ func (quayProvider) Normalize(req *Request) (Result, error) {
 		events = append(events, ev)
 	}
 	return Result{Events: events}, nil
-}
-
-// Sign puts the token where Quay carries it: in the URL.
-func (quayProvider) Sign(req *Request, _, _ string, secret []byte) {
-	req.Header.Set("Content-Type", "application/json")
-	req.PathToken = string(secret)
 }

@@ -137,15 +137,16 @@ type ErrorResponse struct {
 func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("source")
 	out, err := s.accept(r, name)
-	s.audit(r, name, out, err)
+	rec := queue.AuditRecord{Kind: "webhook", Source: name, Remote: remoteHost(r)}
+	if out.status != http.StatusUnauthorized {
+		rec.Identity = "source:" + name
+	}
+	s.audit(rec, out, err)
 	// The path token is never logged: only the source name is.
 	log := s.logger.With("source", name, "status", out.status)
 	if err != nil {
 		log.Info("webhook refused", "error", err.Error())
-		if out.status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
-		}
-		writeJSON(w, out.status, ErrorResponse{Error: err.Error()})
+		writeError(w, out, err)
 		return
 	}
 	for _, e := range out.events {
@@ -161,6 +162,23 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 	default:
 		writeAccepted(w, out)
 	}
+}
+
+// writeError answers a refused request: the error, the scope rule that
+// refused it, and when to retry.
+func writeError(w http.ResponseWriter, out outcome, err error) {
+	switch out.status {
+	case http.StatusServiceUnavailable:
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfter))
+	case http.StatusTooManyRequests:
+		w.Header().Set("Retry-After", strconv.Itoa(out.retryAfter))
+	}
+	body := ErrorResponse{Error: err.Error()}
+	var se *ScopeError
+	if errors.As(err, &se) {
+		body.Rule = se.Rule
+	}
+	writeJSON(w, out.status, body)
 }
 
 // writeAccepted answers a 202: the first (or only) event's id, type and
@@ -179,33 +197,33 @@ func writeAccepted(w http.ResponseWriter, out outcome) {
 	writeJSON(w, out.status, resp)
 }
 
-// audit records the decision on one webhook request: one record per
-// stored event, or one for the refusal.
-func (s *Server) audit(r *http.Request, source string, out outcome, err error) {
+// audit records the decision on one request, rec saying who sent what
+// where: one record per stored event, or one for a refusal or a request
+// that stored nothing.
+func (s *Server) audit(rec queue.AuditRecord, out outcome, err error) {
 	if s.cfg.Audit == nil {
 		return
 	}
-	base := queue.AuditRecord{Kind: "webhook", Source: source, Status: out.status, Remote: remoteHost(r)}
+	rec.Status = out.status
 	if err != nil {
-		rec := base
-		rec.Decision = decisionFor(out.status)
-		rec.Reason = err.Error()
-		if out.status != http.StatusUnauthorized {
-			rec.Identity = "source:" + source
+		rec.Decision, rec.Reason = decisionFor(out.status), err.Error()
+		var se *ScopeError
+		if errors.As(err, &se) {
+			rec.Rule, rec.Reason = se.Rule, se.Message
 		}
 		s.cfg.Audit(rec)
 		return
 	}
-	base.Decision, base.Identity = queue.DecisionAccepted, "source:"+source
+	rec.Decision = queue.DecisionAccepted
 	if len(out.events) == 0 {
-		base.Reason = "nothing to store (ping, handshake, or an event the provider ignores)"
-		s.cfg.Audit(base)
+		rec.Reason = "nothing to store (ping, handshake, or an event the provider ignores)"
+		s.cfg.Audit(rec)
 		return
 	}
 	for _, e := range out.events {
-		rec := base
-		rec.EventID, rec.Type, rec.Targets = e.ID, e.Type, len(e.Targets)
-		s.cfg.Audit(rec)
+		a := rec
+		a.EventID, a.Type, a.Targets = e.ID, e.Type, len(e.Targets)
+		s.cfg.Audit(a)
 	}
 }
 
@@ -341,33 +359,30 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 			// files, from the API, when the source has a token.
 			in.Changes = ChangedFiles(r.Context(), src, ev)
 		}
-		targets := rules.Route(in)
-		accepted := queue.Accepted{Source: src.Name, Event: *ev, Work: make([]queue.Work, len(targets))}
-		refs := make([]TargetRef, len(targets))
-		bare := withoutData(ev)
-		for j, t := range targets {
-			accepted.Work[j] = queue.Work{Source: src.Name, Event: bare, Target: t}
-			refs[j] = TargetRef{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name}
-		}
+		accepted, result := acceptedEvent(src.Name, ev, rules.Route(in))
 		if err := s.cfg.Publisher.Publish(r.Context(), accepted); err != nil {
 			// Events published before this one are stored; the sender's
 			// retry is deduplicated, so answering 503 loses nothing.
 			return fail(err)
 		}
-		results = append(results, EventResult{ID: ev.ID(), Type: ev.Type(), Targets: refs})
+		results = append(results, result)
 	}
 	return outcome{status: http.StatusAccepted, events: results, reply: res.Reply}, nil
 }
 
 func fail(err error) (outcome, error) { return outcome{status: statusFor(err)}, err }
 
-// withoutData copies the event's attributes and extensions: work messages
-// carry what dispatch needs, never the provider payload.
-func withoutData(ev *event.Event) event.Event {
-	bare := event.New()
-	bare.Context = ev.Context.Clone()
-	bare.SetDataContentType("")
-	return bare
+// acceptedEvent is what is stored of one routed event (the event, and one
+// work message per target) and what its sender is told. The queue drops
+// the payload from work messages (queue.Publish), as it does for replays.
+func acceptedEvent(source string, ev *event.Event, targets []routing.Target) (queue.Accepted, EventResult) {
+	a := queue.Accepted{Source: source, Event: *ev, Work: make([]queue.Work, len(targets))}
+	refs := make([]TargetRef, len(targets))
+	for j, t := range targets {
+		a.Work[j] = queue.Work{Source: source, Event: *ev, Target: t}
+		refs[j] = TargetRef{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name}
+	}
+	return a, EventResult{ID: ev.ID(), Type: ev.Type(), Targets: refs}
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {

@@ -341,25 +341,20 @@ func (c *consumer) fetch(ctx context.Context, app string, n int) []jetstream.Msg
 		}
 		c.consumers[app] = cons
 	}
-	batch, err := cons.FetchNoWait(n)
-	if err != nil {
-		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-			delete(c.consumers, app) // removed while idle: created again next round
-		} else {
-			c.logger.Warn("fetch failed", "app", app, "err", err)
-		}
-		return nil
-	}
 	var msgs []jetstream.Msg
-	for msg := range batch.Messages() {
-		msgs = append(msgs, msg)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
-		if errors.Is(err, jetstream.ErrConsumerDeleted) || errors.Is(err, jetstream.ErrConsumerNotFound) {
-			delete(c.consumers, app)
-		} else {
-			c.logger.Warn("fetch failed", "app", app, "err", err)
+	batch, err := cons.FetchNoWait(n)
+	if err == nil {
+		for msg := range batch.Messages() {
+			msgs = append(msgs, msg)
 		}
+		err = batch.Error()
+	}
+	switch {
+	case err == nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+		delete(c.consumers, app) // removed while idle: created again next round
+	default:
+		c.logger.Warn("fetch failed", "app", app, "err", err)
 	}
 	return msgs
 }
@@ -527,7 +522,7 @@ func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.
 		return
 	}
 	log.Warn("work dead-lettered", "reason", dl.Reason, "attempts", dl.Attempts)
-	c.q.setStatus(ctx, dl.Work, StateDeadLettered, dl.Reason+": "+dl.LastError, dl.Attempts)
+	c.q.setDeadLettered(ctx, dl)
 	// A lost terminate means one more delivery, which dead-letters again
 	// under the same message id: JetStream drops the duplicate.
 	if err := msg.TermWithReason(dl.Reason); err != nil {

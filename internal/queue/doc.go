@@ -5,7 +5,10 @@
 // audit (limits retention, time bound); SWITCHYARD_WORK holds one message per
 // (event, app, trigger) on switchyard.work.<app>, one subject per app, with
 // work-queue retention so a message disappears once dispatched;
-// SWITCHYARD_DLQ keeps work that failed permanently or ran out of attempts.
+// SWITCHYARD_DLQ keeps work that failed permanently or ran out of attempts;
+// SWITCHYARD_AUDIT keeps every ingest decision. Key-value buckets record the
+// accepted events (deduplication across restarts), each target's dispatch
+// state (Status) and the cross-replica locks (Lock).
 //
 // Invariants:
 //   - Publish returns nil only after JetStream acknowledged every message of

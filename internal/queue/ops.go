@@ -24,23 +24,29 @@ var ErrNotFound = errors.New("not found")
 
 // DeadLetterAt reads the dead letter with stream sequence seq.
 func (q *Queue) DeadLetterAt(ctx context.Context, seq uint64) (DeadLetter, error) {
+	_, dl, err := q.deadLetterAt(ctx, seq)
+	return dl, err
+}
+
+// deadLetterAt is DeadLetterAt, also returning the dead-letter stream.
+func (q *Queue) deadLetterAt(ctx context.Context, seq uint64) (jetstream.Stream, DeadLetter, error) {
 	s, err := q.js.Stream(ctx, DLQStream)
 	if err != nil {
-		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", seq, err)
+		return nil, DeadLetter{}, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
 	raw, err := s.GetMsg(ctx, seq)
 	if err != nil {
 		if errors.Is(err, jetstream.ErrMsgNotFound) {
-			return DeadLetter{}, fmt.Errorf("dead letter %d: %w", seq, ErrNotFound)
+			err = ErrNotFound
 		}
-		return DeadLetter{}, fmt.Errorf("dead letter %d: %w", seq, err)
+		return nil, DeadLetter{}, fmt.Errorf("dead letter %d: %w", seq, err)
 	}
 	var dl DeadLetter
 	if err := json.Unmarshal(raw.Data, &dl); err != nil {
-		return DeadLetter{}, fmt.Errorf("dead letter %d: decode: %w", seq, err)
+		return nil, DeadLetter{}, fmt.Errorf("dead letter %d: decode: %w", seq, err)
 	}
 	dl.Seq = raw.Sequence
-	return dl, nil
+	return s, dl, nil
 }
 
 // RetryDeadLetter puts the work of dead letter seq back on the work stream
@@ -50,7 +56,7 @@ func (q *Queue) DeadLetterAt(ctx context.Context, seq uint64) (DeadLetter, error
 // leaves the dead letter in place; retrying it again is deduplicated by the
 // message id ("dlq-retry/<seq>") and by the PipelineRun name.
 func (q *Queue) RetryDeadLetter(ctx context.Context, seq uint64) (Work, error) {
-	dl, err := q.DeadLetterAt(ctx, seq)
+	s, dl, err := q.deadLetterAt(ctx, seq)
 	if err != nil {
 		return Work{}, err
 	}
@@ -60,13 +66,9 @@ func (q *Queue) RetryDeadLetter(ctx context.Context, seq uint64) (Work, error) {
 	// Queued again before it is published: the consumer may take it (and
 	// record its own state) at once.
 	q.clearStatus(ctx, dl.Work)
-	if err := q.requeue(ctx, dl.Work, "dlq-retry/"+strconv.FormatUint(seq, 10)); err != nil {
-		q.setStatus(ctx, dl.Work, StateDeadLettered, dl.Reason+": "+dl.LastError, dl.Attempts)
+	if err := q.Requeue(ctx, dl.Work, "dlq-retry/"+strconv.FormatUint(seq, 10)); err != nil {
+		q.setDeadLettered(ctx, dl)
 		return Work{}, err
-	}
-	s, err := q.js.Stream(ctx, DLQStream)
-	if err != nil {
-		return dl.Work, fmt.Errorf("retry dead letter %d: queued, but not removed: %w", seq, err)
 	}
 	if err := s.DeleteMsg(ctx, seq); err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
 		return dl.Work, fmt.Errorf("retry dead letter %d: queued, but not removed: %w", seq, err)
@@ -79,24 +81,11 @@ func (q *Queue) RetryDeadLetter(ctx context.Context, seq uint64) (Work, error) {
 // drop it; dispatch's own deduplication is the PipelineRun name in the
 // work's target.
 func (q *Queue) Requeue(ctx context.Context, w Work, key string) error {
-	return q.requeue(ctx, w, key)
-}
-
-func (q *Queue) requeue(ctx context.Context, w Work, key string) error {
-	if err := validToken("app", w.Target.App); err != nil {
+	m, err := workMessage(w, workMsgID(w.Source, w.Event.ID(), w.Target.App, w.Target.Trigger)+"/"+key)
+	if err != nil {
 		return err
 	}
-	w.Event.DataEncoded = nil
-	w.Event.DataBase64 = false
-	data, err := json.Marshal(w)
-	if err != nil {
-		return fmt.Errorf("requeue: encode work: %w", err)
-	}
-	return q.publish(ctx, outMsg{
-		stream: WorkStream,
-		msg:    newMsg(WorkSubjectPrefix+w.Target.App, workContentType, data),
-		id:     workMsgID(w.Source, w.Event.ID(), w.Target.App, w.Target.Trigger) + "/" + key,
-	})
+	return q.publish(ctx, m)
 }
 
 // StoredEvent is an accepted event as the events stream keeps it.

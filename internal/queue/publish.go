@@ -116,12 +116,9 @@ type AcceptedRecord struct {
 
 func acceptedRecord(a Accepted) AcceptedRecord {
 	r := AcceptedRecord{Source: a.Source, ID: a.Event.ID(), Type: a.Event.Type(), Time: time.Now().UTC(), Targets: []AcceptedTarget{}}
-	if id, ok := a.Event.Extensions()["identity"].(string); ok {
-		r.Identity = id
-	}
-	if p, ok := a.Event.Extensions()["principal"].(string); ok {
-		r.Principal = p
-	}
+	ext := a.Event.Extensions() // a copy per call
+	r.Identity, _ = ext["identity"].(string)
+	r.Principal, _ = ext["principal"].(string)
 	for _, w := range a.Work {
 		t := w.Target
 		r.Targets = append(r.Targets, AcceptedTarget{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name})
@@ -181,26 +178,36 @@ func buildMessages(a Accepted) ([]outMsg, error) {
 		if w.Source != a.Source {
 			return nil, fmt.Errorf("publish: work source %q differs from event source %q", w.Source, a.Source)
 		}
-		if err := validToken("app", w.Target.App); err != nil {
+		m, err := workMessage(w, workMsgID(a.Source, eventID, w.Target.App, w.Target.Trigger))
+		if err != nil {
 			return nil, err
 		}
-		if w.Event.Context == nil {
-			return nil, fmt.Errorf("publish: work for app %q has no event attributes", w.Target.App)
-		}
-		// w is a copy: clearing its data leaves the caller's event intact.
-		w.Event.DataEncoded = nil
-		w.Event.DataBase64 = false
-		data, err := json.Marshal(w)
-		if err != nil {
-			return nil, fmt.Errorf("publish: encode work for app %q: %w", w.Target.App, err)
-		}
-		msgs = append(msgs, outMsg{
-			stream: WorkStream,
-			msg:    newMsg(WorkSubjectPrefix+w.Target.App, workContentType, data),
-			id:     workMsgID(a.Source, eventID, w.Target.App, w.Target.Trigger),
-		})
+		msgs = append(msgs, m)
 	}
 	return msgs, nil
+}
+
+// workMessage is w's message on switchyard.work.<app>, with message id id.
+// The event's data is dropped: dispatch never reads provider payloads.
+func workMessage(w Work, id string) (outMsg, error) {
+	if err := validToken("app", w.Target.App); err != nil {
+		return outMsg{}, err
+	}
+	if w.Event.Context == nil {
+		return outMsg{}, fmt.Errorf("publish: work for app %q has no event attributes", w.Target.App)
+	}
+	// w is a copy: clearing its data leaves the caller's event intact.
+	w.Event.DataEncoded = nil
+	w.Event.DataBase64 = false
+	data, err := json.Marshal(w)
+	if err != nil {
+		return outMsg{}, fmt.Errorf("publish: encode work for app %q: %w", w.Target.App, err)
+	}
+	return outMsg{
+		stream: WorkStream,
+		msg:    newMsg(WorkSubjectPrefix+w.Target.App, workContentType, data),
+		id:     id,
+	}, nil
 }
 
 // jsonData returns ev with JSON data marked as such, so the stored event

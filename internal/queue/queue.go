@@ -105,40 +105,38 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.Logger) (
 			return nil, fmt.Errorf("open queue: stream %s: %w", sc.Name, err)
 		}
 	}
-	accepted, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      AcceptedBucket,
-		Description: "Events whose messages were all stored, for deduplication across restarts.",
-		TTL:         cfg.EventsMaxAge,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open queue: bucket %s: %w", AcceptedBucket, err)
+	q := &Queue{nc: nc, js: js, cfg: cfg, logger: logger.With("component", "queue")}
+	for _, b := range []struct {
+		kv  *jetstream.KeyValue
+		cfg jetstream.KeyValueConfig
+	}{
+		{&q.accepted, jetstream.KeyValueConfig{
+			Bucket:      AcceptedBucket,
+			Description: "Events whose messages were all stored, for deduplication across restarts.",
+			TTL:         cfg.EventsMaxAge,
+		}},
+		{&q.locks, jetstream.KeyValueConfig{
+			Bucket:      LocksBucket,
+			Description: "Short-lived locks serializing decisions across router replicas (concurrency groups).",
+			TTL:         LockTTL,
+		}},
+		{&q.status, jetstream.KeyValueConfig{
+			Bucket:      StatusBucket,
+			Description: "Dispatch state of every target of every accepted event.",
+			TTL:         cfg.EventsMaxAge,
+		}},
+	} {
+		// Only the latest value counts; stored and replicated like the streams.
+		b.cfg.History = 1
+		b.cfg.Storage = jetstream.FileStorage
+		b.cfg.Replicas = cfg.Replicas
+		kv, err := js.CreateOrUpdateKeyValue(ctx, b.cfg)
+		if err != nil {
+			return nil, fmt.Errorf("open queue: bucket %s: %w", b.cfg.Bucket, err)
+		}
+		*b.kv = kv
 	}
-	locks, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      LocksBucket,
-		Description: "Short-lived locks serializing decisions across router replicas (concurrency groups).",
-		TTL:         LockTTL,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open queue: bucket %s: %w", LocksBucket, err)
-	}
-	status, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      StatusBucket,
-		Description: "Dispatch state of every target of every accepted event.",
-		TTL:         cfg.EventsMaxAge,
-		History:     1,
-		Storage:     jetstream.FileStorage,
-		Replicas:    cfg.Replicas,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("open queue: bucket %s: %w", StatusBucket, err)
-	}
-	return &Queue{nc: nc, js: js, accepted: accepted, locks: locks, status: status, cfg: cfg, logger: logger.With("component", "queue")}, nil
+	return q, nil
 }
 
 func streamConfigs(cfg Config) []jetstream.StreamConfig {

@@ -46,8 +46,14 @@ type EventStatus struct {
 	Targets   []TargetStatus `json:"targets"`
 }
 
-func statusKey(w Work) string {
-	return acceptedKey(w.Source, w.Event.ID()) + "." + w.Target.App + "." + w.Target.Trigger
+// statusKey is the status bucket key of a target: its event's key (see
+// acceptedKey), then the app and the trigger.
+func statusKey(eventKey, app, trigger string) string {
+	return eventKey + "." + app + "." + trigger
+}
+
+func workStatusKey(w Work) string {
+	return statusKey(acceptedKey(w.Source, w.Event.ID()), w.Target.App, w.Target.Trigger)
 }
 
 // setStatus records a target's state. It is best effort: the state is
@@ -61,16 +67,21 @@ func (q *Queue) setStatus(ctx context.Context, w Work, state, reason string, att
 		State: state, Reason: trimReason(reason), Attempts: attempts, Updated: time.Now().UTC()}
 	data, err := json.Marshal(st)
 	if err == nil {
-		_, err = q.status.Put(ctx, statusKey(w), data)
+		_, err = q.status.Put(ctx, workStatusKey(w), data)
 	}
 	if err != nil {
 		q.logger.Warn("status not recorded", "event_id", w.Event.ID(), "app", w.Target.App, "state", state, "err", err)
 	}
 }
 
+// setDeadLettered records dl's target as dead-lettered, with why.
+func (q *Queue) setDeadLettered(ctx context.Context, dl DeadLetter) {
+	q.setStatus(ctx, dl.Work, StateDeadLettered, dl.Reason+": "+dl.LastError, dl.Attempts)
+}
+
 // clearStatus sets a target back to queued (a dead letter retried).
 func (q *Queue) clearStatus(ctx context.Context, w Work) {
-	if err := q.status.Delete(ctx, statusKey(w)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
+	if err := q.status.Delete(ctx, workStatusKey(w)); err != nil && !errors.Is(err, jetstream.ErrKeyNotFound) {
 		q.logger.Warn("status not cleared", "event_id", w.Event.ID(), "app", w.Target.App, "err", err)
 	}
 }
@@ -87,10 +98,10 @@ func (q *Queue) Status(ctx context.Context, source, eventID string) (EventStatus
 		return EventStatus{}, err
 	}
 	out := EventStatus{Source: rec.Source, ID: rec.ID, Type: rec.Type, Identity: rec.Identity, Principal: rec.Principal, Accepted: rec.Time, Targets: []TargetStatus{}}
-	prefix := acceptedKey(source, eventID) + "."
+	eventKey := acceptedKey(source, eventID)
 	for _, t := range rec.Targets {
 		st := TargetStatus{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name, State: StateQueued}
-		entry, err := q.status.Get(ctx, prefix+t.App+"."+t.Trigger)
+		entry, err := q.status.Get(ctx, statusKey(eventKey, t.App, t.Trigger))
 		switch {
 		case err == nil:
 			if err := json.Unmarshal(entry.Value(), &st); err != nil {

@@ -69,27 +69,15 @@ type condition struct {
 	usesBody bool
 }
 
-// compileCondition parses, type-checks and plans expr. A result type other
-// than bool (or dyn, checked when evaluated, as Tekton does) is an error.
+// compileCondition parses, type-checks (compileBool) and plans expr.
 func compileCondition(expr string) (*condition, error) {
 	env, err := celEnv()
 	if err != nil {
 		return nil, fmt.Errorf("build CEL environment: %w", err)
 	}
-	ast, iss := env.Compile(expr)
-	if iss.Err() != nil {
-		var msgs []string
-		for _, e := range iss.Errors() {
-			at := fmt.Sprintf("column %d", e.Location.Column()+1)
-			if l := e.Location.Line(); l > 1 {
-				at = fmt.Sprintf("line %d, %s", l, at)
-			}
-			msgs = append(msgs, at+": "+e.Message)
-		}
-		return nil, errors.New(strings.Join(msgs, "; "))
-	}
-	if out := ast.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
-		return nil, fmt.Errorf("must be a bool expression, it is %s", out)
+	ast, err := compileBool(env, expr)
+	if err != nil {
+		return nil, err
 	}
 	c := &condition{expr: expr}
 	for _, ref := range ast.NativeRep().ReferenceMap() {
@@ -110,6 +98,27 @@ func compileCondition(expr string) (*condition, error) {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	return c, nil
+}
+
+// compileBool parses and type-checks expr in env. A result type other than
+// bool (or dyn, checked when evaluated, as Tekton does) is an error.
+func compileBool(env *cel.Env, expr string) (*cel.Ast, error) {
+	ast, iss := env.Compile(expr)
+	if iss.Err() != nil {
+		var msgs []string
+		for _, e := range iss.Errors() {
+			at := fmt.Sprintf("column %d", e.Location.Column()+1)
+			if l := e.Location.Line(); l > 1 {
+				at = fmt.Sprintf("line %d, %s", l, at)
+			}
+			msgs = append(msgs, at+": "+e.Message)
+		}
+		return nil, errors.New(strings.Join(msgs, "; "))
+	}
+	if out := ast.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
+		return nil, fmt.Errorf("must be a bool expression, it is %s", out)
+	}
+	return ast, nil
 }
 
 // eval runs the condition. A non-bool result or an evaluation error (a

@@ -212,8 +212,9 @@ func (r *Rules) Endpoints() []*Endpoint {
 // IsAuditor reports whether identity may read any event's status.
 func (r *Rules) IsAuditor(identity string) bool { return slices.Contains(r.auditors, identity) }
 
-// refusedAlgs are never accepted: "none", and the HMAC algorithms, whose
-// key would be the issuer's public key (the RS/HS confusion attack).
+// allowedAlgs are the only algorithms an endpoint may accept: never
+// "none", nor the HMAC algorithms, whose key would be the issuer's public
+// key (the RS/HS confusion attack).
 var allowedAlgs = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 
 func (l *loader) compileEndpoint(file string, node *yaml.Node, i int, s endpointSpec, rules *Rules) *Endpoint {
@@ -233,16 +234,13 @@ func (l *loader) compileEndpoint(file string, node *yaml.Node, i int, s endpoint
 		if o.Issuer == "" || o.Audience == "" {
 			l.addf(file, at("auth", "oidc"), "endpoint %q: oidc needs issuer and audience", s.Name)
 		}
-		algs := o.Algorithms
-		if len(algs) == 0 {
-			algs = []string{"RS256"}
-		}
-		for j, alg := range algs {
+		for j, alg := range o.Algorithms {
 			if !slices.Contains(allowedAlgs, alg) {
 				l.addf(file, at("auth", "oidc", "algorithms", j), "endpoint %q: algorithm %q is not accepted (allowed: %s; never none or HS*)", s.Name, alg, strings.Join(allowedAlgs, ", "))
 			}
 		}
-		e.OIDC = &OIDC{Issuer: o.Issuer, Audience: o.Audience, JWKSURL: o.JWKSURL, Algorithms: algs}
+		// Empty algorithms mean RS256, as for a source (see OIDC.Algorithms).
+		e.OIDC = &OIDC{Issuer: o.Issuer, Audience: o.Audience, JWKSURL: o.JWKSURL, Algorithms: o.Algorithms}
 		if o.SubjectClaim != "" {
 			e.SubjectClaim = o.SubjectClaim
 		}
@@ -353,22 +351,9 @@ func (l *loader) compileScope(file string, at func(path ...any) int, owner strin
 
 // checkEndpointApps reports scope apps and triggers that do not exist, and
 // apps in scope that do not grant the endpoint's identity (the scope could
-// never reach them: almost certainly a mistake).
-func (l *loader) checkEndpointApps(file string, node *yaml.Node, i int, e *Endpoint, rules *Rules) {
-	at := func(path ...any) int { return lineOf(node, append([]any{"endpoints", i}, path...)...) }
-	apps := map[string]*app{}
-	for _, a := range rules.apps {
-		apps[a.name] = a
-	}
-	for j, name := range e.Scope.Apps {
-		a, ok := apps[name]
-		switch {
-		case !ok:
-			l.addf(file, at("scope", "apps", j), "endpoint %q: no app %q", e.Name, name)
-		case !a.grantsIdentity(e.Identity()):
-			l.addf(file, at("scope", "apps", j), "endpoint %q: app %q does not grant identity %q: add it to the app's identities", e.Name, name, e.Identity())
-		}
-	}
+// never reach them: almost certainly a mistake). A caller's apps and
+// triggers must lie inside the endpoint's: a caller's scope only narrows.
+func (l *loader) checkEndpointApps(file string, node *yaml.Node, i int, e *Endpoint, apps map[string]*app) {
 	// hasTrigger reports whether "app/trigger" names a trigger; one
 	// without a "/" is reported by compileScope.
 	hasTrigger := func(tr string) bool {
@@ -376,27 +361,37 @@ func (l *loader) checkEndpointApps(file string, node *yaml.Node, i int, e *Endpo
 		a := apps[appName]
 		return !found || a != nil && slices.ContainsFunc(a.triggers, func(t *trigger) bool { return t.name == triggerName })
 	}
-	for j, tr := range e.Scope.Triggers {
-		if !hasTrigger(tr) {
-			l.addf(file, at("scope", "triggers", j), "endpoint %q: no trigger %q", e.Name, tr)
+	// check checks one scope, written at path under the endpoint; within
+	// is the endpoint's scope when sc is a caller's.
+	check := func(owner string, path []any, sc, within *Scope) {
+		at := func(field string, j int) int {
+			return lineOf(node, append(append([]any{"endpoints", i}, path...), field, j)...)
 		}
-	}
-	// A caller's apps and triggers must lie inside the endpoint's: a
-	// caller's scope only narrows.
-	for _, c := range e.Callers {
-		for j, name := range c.Scope.Apps {
-			if len(e.Scope.Apps) > 0 && !slices.Contains(e.Scope.Apps, name) || apps[name] == nil {
-				l.addf(file, at("callers", c.Index, "scope", "apps", j), "endpoint %q callers[%d]: app %q is not in the endpoint's scope", e.Name, c.Index, name)
+		for j, name := range sc.Apps {
+			a := apps[name]
+			switch {
+			case within != nil:
+				if len(within.Apps) > 0 && !slices.Contains(within.Apps, name) || a == nil {
+					l.addf(file, at("apps", j), "%s: app %q is not in the endpoint's scope", owner, name)
+				}
+			case a == nil:
+				l.addf(file, at("apps", j), "%s: no app %q", owner, name)
+			case !a.grantsIdentity(e.Identity()):
+				l.addf(file, at("apps", j), "%s: app %q does not grant identity %q: add it to the app's identities", owner, name, e.Identity())
 			}
 		}
-		for j, tr := range c.Scope.Triggers {
+		for j, tr := range sc.Triggers {
 			appName, triggerName, _ := strings.Cut(tr, "/")
 			if !hasTrigger(tr) {
-				l.addf(file, at("callers", c.Index, "scope", "triggers", j), "endpoint %q callers[%d]: no trigger %q", e.Name, c.Index, tr)
-			} else if !e.Scope.AllowsTarget(appName, triggerName) {
-				l.addf(file, at("callers", c.Index, "scope", "triggers", j), "endpoint %q callers[%d]: trigger %q is not in the endpoint's scope", e.Name, c.Index, tr)
+				l.addf(file, at("triggers", j), "%s: no trigger %q", owner, tr)
+			} else if within != nil && !within.AllowsTarget(appName, triggerName) {
+				l.addf(file, at("triggers", j), "%s: trigger %q is not in the endpoint's scope", owner, tr)
 			}
 		}
+	}
+	check(fmt.Sprintf("endpoint %q", e.Name), []any{"scope"}, &e.Scope, nil)
+	for _, c := range e.Callers {
+		check(fmt.Sprintf("endpoint %q callers[%d]", e.Name, c.Index), []any{"callers", c.Index, "scope"}, &c.Scope, &e.Scope)
 	}
 }
 
@@ -450,16 +445,9 @@ func compileClaimsCondition(expr string) (*ClaimsCondition, error) {
 	if err != nil {
 		return nil, err
 	}
-	ast, iss := env.Compile(expr)
-	if iss.Err() != nil {
-		var msgs []string
-		for _, e := range iss.Errors() {
-			msgs = append(msgs, fmt.Sprintf("column %d: %s", e.Location.Column()+1, e.Message))
-		}
-		return nil, errors.New(strings.Join(msgs, "; "))
-	}
-	if out := ast.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
-		return nil, fmt.Errorf("must be a bool expression, it is %s", out)
+	ast, err := compileBool(env, expr)
+	if err != nil {
+		return nil, err
 	}
 	prg, err := env.Program(ast, cel.CostLimit(celCostLimit))
 	if err != nil {

@@ -287,13 +287,17 @@ func (l *loader) load() *Rules {
 	// (files in path order).
 	sort.Slice(rules.apps, func(i, j int) bool { return rules.apps[i].name < rules.apps[j].name })
 	rules.endpoints = map[string]*Endpoint{}
+	apps := make(map[string]*app, len(rules.apps))
+	for _, a := range rules.apps {
+		apps[a.name] = a
+	}
 	for i, s := range root.Endpoints {
 		e := l.compileEndpoint(rootName, node, i, s, rules)
 		if _, dup := rules.endpoints[e.Name]; dup {
 			l.addf(rootName, lineOf(node, "endpoints", i, "name"), "endpoint %q declared twice", e.Name)
 			continue
 		}
-		l.checkEndpointApps(rootName, node, i, e, rules)
+		l.checkEndpointApps(rootName, node, i, e, apps)
 		rules.endpoints[e.Name] = e
 	}
 	rules.auditors = root.Auditors
