@@ -92,10 +92,10 @@ type limiters struct {
 	m  map[string]*rate.Limiter
 }
 
-// take takes one event from the caller's bucket (perMinute, refilled
-// continuously, burst perMinute) and returns 0, or how long to wait when
-// it is empty.
-func (l *limiters) take(key string, perMinute int, now time.Time) time.Duration {
+// take takes n events from the caller's bucket (perMinute, refilled
+// continuously, burst perMinute; n is at most perMinute) and returns 0, or
+// how long to wait when there are not enough.
+func (l *limiters) take(key string, perMinute, n int, now time.Time) time.Duration {
 	l.mu.Lock()
 	if l.m == nil {
 		l.m = map[string]*rate.Limiter{}
@@ -107,7 +107,7 @@ func (l *limiters) take(key string, perMinute int, now time.Time) time.Duration 
 		l.m[key] = lim
 	}
 	l.mu.Unlock()
-	res := lim.ReserveN(now, 1)
+	res := lim.ReserveN(now, n)
 	d := res.DelayFrom(now)
 	if d > 0 {
 		res.CancelAt(now)
@@ -256,9 +256,19 @@ func (s *Server) acceptEvents(r *http.Request, name string, c *caller) (outcome,
 		scopes = append(scopes, scopeRule{&cs.Scope, fmt.Sprintf("callers[%d].scope", cs.Index)})
 		perMinute = cs.Scope.EventsPerMinute
 	}
-	if wait := s.limits.take(ep.Name+"\x00"+c.principal, perMinute, s.now()); wait > 0 {
+	// One event's worth before the body is decoded (so malformed requests
+	// count too), the rest of a batch's once it is: the limit is on events.
+	limitKey := ep.Name + "\x00" + c.principal
+	rateLimit := func(n int) (outcome, error) {
+		wait := s.limits.take(limitKey, perMinute, n, s.now())
+		if wait == 0 {
+			return outcome{}, nil
+		}
 		o, err := fail(fmt.Errorf("%w: at most %d events a minute; retry in %s", ErrRateLimited, perMinute, wait.Round(time.Second)))
 		o.retryAfter = int(math.Ceil(wait.Seconds()))
+		return o, err
+	}
+	if o, err := rateLimit(1); err != nil {
 		return o, err
 	}
 	events, err := readCloudEvents(&Request{Header: r.Header, Body: body})
@@ -267,6 +277,14 @@ func (s *Server) acceptEvents(r *http.Request, name string, c *caller) (outcome,
 	}
 	if len(events) == 0 {
 		return fail(fmt.Errorf("%w: an empty batch", ErrMalformed))
+	}
+	if len(events) > perMinute {
+		return fail(fmt.Errorf("%w: a batch of %d events is more than the %d a minute this caller may send; send smaller batches", ErrTooLarge, len(events), perMinute))
+	}
+	if len(events) > 1 {
+		if o, err := rateLimit(len(events) - 1); err != nil {
+			return o, err
+		}
 	}
 
 	accepted := make([]queue.Accepted, len(events))

@@ -462,3 +462,36 @@ func FuzzEndpoint(f *testing.F) {
 		}
 	})
 }
+
+// The limit is on events: a batch takes one token per event, and a batch
+// larger than the whole minute's allowance is refused as too large.
+func TestEndpointRateLimitCountsBatchedEvents(t *testing.T) {
+	es := newEndpointServer(t)
+	t0 := time.Now()
+	es.srv.now = func() time.Time { return t0 }
+	tok := es.issuer.token(t, nil)
+	batch := func(ids ...string) []byte {
+		var evs []json.RawMessage
+		for _, id := range ids {
+			evs = append(evs, agentEvent(id, "com.acme.deploy.requested", map[string]string{"branch": "main"}, map[string]string{"environment": "staging"}))
+		}
+		b, _ := json.Marshal(evs)
+		return b
+	}
+	post := func(body []byte) (int, []byte) {
+		h := http.Header{"Content-Type": {"application/cloudevents-batch+json"}, "Authorization": {"Bearer " + tok}}
+		status, _, out := (&hookServer{url: es.url}).send(t, http.MethodPost, "/v1/events/release-agent", h, body)
+		return status, out
+	}
+	// release-agent may send 3 events a minute.
+	if status, body := post(batch("b-1", "b-2", "b-3", "b-4")); status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("a batch of 4: %d %s, want 413", status, body)
+	}
+	es.srv.now = func() time.Time { return t0.Add(time.Minute) } // refilled
+	if status, body := post(batch("b-5", "b-6")); status != http.StatusAccepted {
+		t.Fatalf("a batch of 2: %d %s", status, body)
+	}
+	if status, body := post(batch("b-7", "b-8")); status != http.StatusTooManyRequests {
+		t.Fatalf("2 more in the same minute (1 left): %d %s, want 429", status, body)
+	}
+}
