@@ -89,7 +89,8 @@ func (o *opsFlags) open(ctx context.Context) (*queue.Queue, func(), error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	q, err := queue.Open(ctx, nc, queue.Config{}, nil)
+	// Attach, not Open: the streams stay as the routers configured them.
+	q, err := queue.Attach(ctx, nc, nil)
 	if err != nil {
 		closeAll()
 		return nil, nil, err

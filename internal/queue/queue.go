@@ -139,6 +139,41 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.Logger) (
 	return q, nil
 }
 
+// Attach returns a Queue on the streams and buckets a router's Open
+// created, as they are: for operator commands, which must not reconfigure
+// them (an Open with default settings would set a replicated cluster's
+// streams back to one replica). It fails if they do not exist.
+func Attach(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Queue, error) {
+	cfg, err := Config{}.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("attach queue: %w", err)
+	}
+	for _, sc := range streamConfigs(cfg) {
+		if _, err := js.Stream(ctx, sc.Name); err != nil {
+			return nil, fmt.Errorf("attach queue: stream %s (has a router run here?): %w", sc.Name, err)
+		}
+	}
+	q := &Queue{nc: nc, js: js, cfg: cfg, logger: logger.With("component", "queue")}
+	for _, b := range []struct {
+		kv   *jetstream.KeyValue
+		name string
+	}{{&q.accepted, AcceptedBucket}, {&q.locks, LocksBucket}, {&q.status, StatusBucket}} {
+		kv, err := js.KeyValue(ctx, b.name)
+		if err != nil {
+			return nil, fmt.Errorf("attach queue: bucket %s (has a router run here?): %w", b.name, err)
+		}
+		*b.kv = kv
+	}
+	return q, nil
+}
+
 func streamConfigs(cfg Config) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
