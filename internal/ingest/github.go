@@ -145,9 +145,8 @@ func (githubProvider) Normalize(req *Request) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	// The original payload, unchanged, is the event's data.
-	if err := ev.SetData(event.ApplicationJSON, payload); err != nil {
-		return Result{}, fmt.Errorf("%w: %v", ErrMalformed, err)
+	if err := setData(&ev, payload); err != nil {
+		return Result{}, err
 	}
 	return Result{Events: []event.Event{ev}}, nil
 }

@@ -582,20 +582,22 @@ func TestHarborDefaultFormatNamedSpecversion(t *testing.T) {
 // A normalized event shows its JSON payload as JSON ("data"), as the queue
 // stores it, not base64: `router normalize` prints what replay will read.
 func TestNormalizedDataIsJSON(t *testing.T) {
-	res, err := lookupProvider(t, "gitlab").Normalize(sampleRequest(t, "gitlab", "push"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.Marshal(res.Events[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := m["data_base64"]; ok || !bytes.HasPrefix(m["data"], []byte("{")) {
-		t.Fatalf("data is not embedded as JSON: %.200s", b)
+	for _, kind := range []string{"gitlab", "github"} {
+		res, err := lookupProvider(t, kind).Normalize(sampleRequest(t, kind, "push"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := json.Marshal(res.Events[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m["data_base64"]; ok || !bytes.HasPrefix(m["data"], []byte("{")) {
+			t.Fatalf("%s: data is not embedded as JSON: %.200s", kind, b)
+		}
 	}
 }
 
