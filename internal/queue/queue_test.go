@@ -415,3 +415,36 @@ func BenchmarkPublish(b *testing.B) {
 		}
 	}
 }
+
+// Attach uses the streams as a router configured them: an operator command
+// must not reset a router's settings to the defaults.
+func TestAttachKeepsTheStreamsSettings(t *testing.T) {
+	e := startEmbedded(t, t.TempDir())
+	ctx := context.Background()
+	q := openQueue(t, e, Config{EventsMaxAge: 36 * time.Hour})
+	nc, err := e.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := Attach(ctx, nc, nil); err != nil {
+		t.Fatal(err)
+	}
+	s, err := q.js.Stream(ctx, EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := s.CachedInfo().Config.MaxAge; got != 36*time.Hour {
+		t.Fatalf("events max age after Attach = %s, want the router's 36h", got)
+	}
+
+	empty := startEmbedded(t, t.TempDir())
+	nc2, err := empty.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc2.Close)
+	if _, err := Attach(ctx, nc2, nil); err == nil || !strings.Contains(err.Error(), "has a router run here?") {
+		t.Fatalf("Attach to a server no router used: %v", err)
+	}
+}
