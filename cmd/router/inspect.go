@@ -15,6 +15,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/ingest"
+	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
@@ -138,6 +139,9 @@ type explanation struct {
 	Changes   *routing.Changes  `json:"changes,omitempty"`
 	Targets   []explainedTarget `json:"targets"`
 	Unmatched []routing.Miss    `json:"unmatched"`
+	// Refused, when set, is why policy would refuse the event (the router
+	// would answer 403 and store nothing).
+	Refused string `json:"refused,omitempty"`
 }
 
 type explainedTarget struct {
@@ -205,13 +209,14 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 	var all []explanation
 	for i := range res.Events {
 		ev := &res.Events[i]
-		ev.SetExtension("identity", "source:"+src.Name)
-		in := routing.Input{Source: src.Name, Event: ev, Header: req.Header}
-		if rules.UsesPaths() {
-			in.Changes = ingest.ChangedFiles(ctx, src, ev)
-		}
+		// The same sequence as a webhook: identity, headers without
+		// credentials, changed files, routing, then policy.
+		in := ingest.RouteInput(ctx, rules, src, ev, rules.StripCredentials(req.Header))
 		d := rules.Explain(in)
 		x := explanation{Event: *ev, Changes: in.Changes, Unmatched: d.Unmatched, Targets: []explainedTarget{}}
+		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: policy.SourceCaller(src.Name), Event: ev, Targets: d.Targets}); err != nil {
+			x.Refused = err.Error()
+		}
 		if x.Unmatched == nil {
 			x.Unmatched = []routing.Miss{}
 		}
@@ -259,6 +264,9 @@ func printExplanation(w io.Writer, x explanation) {
 			state = "incomplete"
 		}
 		fmt.Fprintf(w, "  changes  %d files, %s: %s\n", len(c.Files), state, c.Reason)
+	}
+	if x.Refused != "" {
+		fmt.Fprintf(w, "\nrefused by policy: %s (the router answers 403 and stores nothing)\n", x.Refused)
 	}
 	fmt.Fprintf(w, "\nmatched (%d):\n", len(x.Targets))
 	for _, t := range x.Targets {

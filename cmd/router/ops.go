@@ -16,9 +16,11 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard-dev/switchyard/internal/ingest"
+	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
@@ -318,7 +320,7 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	// twice unless --force gives them new names.
 	stamp := time.Now().UTC().Format("20060102T150405.000Z")
 	key := "replay-" + stamp
-	events, queued := 0, 0
+	events, queued, refused := 0, 0, 0
 	var failed error
 	err = q.Events(ctx, sinceTime(*since), func(se queue.StoredEvent) bool {
 		if *id != "" && (se.Event.ID() != *id || (*source != "" && se.Source != *source)) {
@@ -327,6 +329,13 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		events++
 		ev := se.Event
 		targets := rules.Route(routing.Input{Source: se.Source, Event: &ev})
+		// A replay is held to the same policy as the original request:
+		// the sender's identity and principal under today's rules.
+		if err := judgeStored(rules, se.Source, &ev, targets); err != nil {
+			refused++
+			fmt.Fprintf(stdout, "refused %s %s (%s): %v\n", se.Source, ev.ID(), ev.Type(), err)
+			return true
+		}
 		for _, t := range targets {
 			if *app != "" && t.App != *app {
 				continue
@@ -358,6 +367,9 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		return 1
 	}
 	fmt.Fprintf(stdout, "%d event(s), %d target(s)", events, queued)
+	if refused > 0 {
+		fmt.Fprintf(stdout, ", %d event(s) refused by policy", refused)
+	}
 	if !*force && !*dryRun {
 		fmt.Fprint(stdout, "; PipelineRuns that already exist are not created again (use --force for new runs)")
 	}
@@ -412,7 +424,7 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return 2
 	}
 	if *decision == "deny" {
-		*decision = queue.DecisionDenied
+		*decision = policy.DecisionDenied
 	}
 	q, closeAll, err := conn.open(ctx)
 	if err != nil {
@@ -425,7 +437,7 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		fmt.Fprintln(tw, "TIME\tDECISION\tSTATUS\tSOURCE\tIDENTITY\tEVENT\tREASON")
 	}
 	enc := json.NewEncoder(stdout)
-	err = q.AuditRecords(ctx, sinceTime(*since), func(r queue.AuditRecord) bool {
+	err = q.AuditRecords(ctx, sinceTime(*since), func(r policy.Record) bool {
 		if (*identity != "" && r.Identity != *identity) || (*source != "" && r.Source != *source) || (*decision != "" && r.Decision != *decision) {
 			return true
 		}
@@ -446,4 +458,17 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return 1
 	}
 	return 0
+}
+
+// judgeStored has policy judge a stored event and its targets again, with
+// the caller the event records (its identity and principal extensions).
+func judgeStored(rules *routing.Rules, source string, ev *event.Event, targets []routing.Target) error {
+	ext := ev.Extensions()
+	identity, _ := ext["identity"].(string)
+	principal, _ := ext["principal"].(string)
+	c, err := policy.CallerOf(rules, identity, principal)
+	if err != nil {
+		return err
+	}
+	return policy.Judge(rules, policy.Request{Source: source, Caller: c, Event: ev, Targets: targets})
 }

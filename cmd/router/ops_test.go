@@ -12,6 +12,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
+	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
@@ -133,7 +134,7 @@ func deadLetterOne(t *testing.T, dataDir string) {
 	ev.SetExtension("identity", "source:github")
 	target := routing.Target{App: "web", Trigger: "build", Namespace: "ci", ServiceAccount: "pipeline-runner",
 		PipelineRef: "build-and-test", Name: routing.PipelineRunName("web", "build", "github", "dlq-1")}
-	if err := q.Publish(ctx, queue.Accepted{Source: "github", Event: ev, Work: []queue.Work{{Source: "github", Event: ev, Target: target}}}); err != nil {
+	if err := q.Publish(ctx, policy.Accepted{Source: "github", Event: ev, Targets: []routing.Target{target}}); err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)

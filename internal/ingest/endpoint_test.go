@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
@@ -188,6 +189,10 @@ triggers:
 	return es
 }
 
+// onMain is the extension of an event on branch main, which the
+// release-agent's scope requires.
+var onMain = map[string]string{"branch": "main"}
+
 // agentEvent is a structured-mode CloudEvent as an agent sends it.
 func agentEvent(id, typ string, ext map[string]string, params map[string]string) []byte {
 	ev := map[string]any{"specversion": "1.0", "id": id, "source": "agent://release-bot", "type": typ,
@@ -279,12 +284,15 @@ func TestEndpointScope(t *testing.T) {
 		name, rule string
 		body       []byte
 	}{
-		{"another app", "scope.apps", agentEvent("s-1", "com.acme.api.deploy", nil, nil)},
-		{"another trigger of the app", "scope.triggers", agentEvent("s-2", "com.acme.build.requested", nil, nil)},
-		{"another type", "scope.eventTypes", agentEvent("s-3", "com.acme.other", nil, nil)},
-		{"a forbidden param", "scope.params", agentEvent("s-4", "com.acme.deploy.requested", nil, map[string]string{"environment": "staging", "image": "evil:latest"})},
-		{"another environment", "scope.environments", agentEvent("s-5", "com.acme.deploy.requested", nil, map[string]string{"environment": "production"})},
+		{"another app", "scope.apps", agentEvent("s-1", "com.acme.api.deploy", onMain, nil)},
+		{"another trigger of the app", "scope.triggers", agentEvent("s-2", "com.acme.build.requested", onMain, nil)},
+		{"another type", "scope.eventTypes", agentEvent("s-3", "com.acme.other", onMain, nil)},
+		{"a forbidden param", "scope.params", agentEvent("s-4", "com.acme.deploy.requested", onMain, map[string]string{"environment": "staging", "image": "evil:latest"})},
+		{"another environment", "scope.environments", agentEvent("s-5", "com.acme.deploy.requested", onMain, map[string]string{"environment": "production"})},
 		{"another branch", "scope.branches", agentEvent("s-6", "com.acme.deploy.requested", map[string]string{"branch": "feature/x"}, nil)},
+		// A scope that lists branches is not "any branch" for an event
+		// that names none (it used to pass).
+		{"no branch", "scope.branches", agentEvent("s-7", "com.acme.deploy.requested", nil, map[string]string{"environment": "staging"})},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -321,7 +329,7 @@ func TestEndpointDedupRateLimitAndStatus(t *testing.T) {
 	es.srv.now = func() time.Time { return t0 }
 	tok := es.issuer.token(t, nil)
 	ev := func(id string) []byte {
-		return agentEvent(id, "com.acme.deploy.requested", nil, map[string]string{"environment": "staging"})
+		return agentEvent(id, "com.acme.deploy.requested", onMain, map[string]string{"environment": "staging"})
 	}
 	for i := range 2 { // the same event id twice
 		if status, _, body := es.post(t, "release-agent", tok, ev("dup-1")); status != http.StatusAccepted {
@@ -359,9 +367,9 @@ func TestEndpointDedupRateLimitAndStatus(t *testing.T) {
 	if status != http.StatusOK {
 		t.Fatalf("owner reads status: %d %s", status, body)
 	}
-	var st queue.EventStatus
+	var st policy.EventStatus
 	if err := json.Unmarshal(body, &st); err != nil || st.Identity != "endpoint:release-agent" ||
-		st.Principal != "repo:acme/release-bot:ref:refs/heads/main" || len(st.Targets) != 1 || st.Targets[0].State != queue.StateQueued {
+		st.Principal != "repo:acme/release-bot:ref:refs/heads/main" || len(st.Targets) != 1 || st.Targets[0].State != policy.StateQueued {
 		t.Fatalf("status %s", body)
 	}
 	if status, body := get(es.ciToken, "?source=release-agent"); status != http.StatusNotFound {
@@ -379,7 +387,7 @@ func TestEndpointDedupRateLimitAndStatus(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		decisions = nil
-		_ = es.q.AuditRecords(ctx, time.Time{}, func(r queue.AuditRecord) bool {
+		_ = es.q.AuditRecords(ctx, time.Time{}, func(r policy.Record) bool {
 			if r.Kind == "endpoint" && r.Subject == "repo:acme/release-bot:ref:refs/heads/main" {
 				decisions = append(decisions, r.Decision)
 			}

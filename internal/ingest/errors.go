@@ -4,7 +4,7 @@ import (
 	"errors"
 	"net/http"
 
-	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/policy"
 )
 
 // Errors a provider or the server reports; each maps to one HTTP status in
@@ -22,23 +22,31 @@ var (
 	ErrTooLarge = errors.New("request body too large")
 	// ErrNotReady: the router has no rules or no queue yet (503).
 	ErrNotReady = errors.New("not ready")
-	// ErrForbidden: authenticated, but outside the caller's scope (403).
-	ErrForbidden = errors.New("forbidden")
+	// ErrBusy: too many request bodies in flight (503).
+	ErrBusy = errors.New("busy")
+	// ErrForbidden: authenticated, but outside the caller's scope (403);
+	// policy's refusals (policy.ErrDenied) answer the same.
+	ErrForbidden = policy.ErrDenied
 	// ErrRateLimited: the caller's events per minute are used up (429).
-	ErrRateLimited = errors.New("rate limited")
+	ErrRateLimited = policy.ErrRateLimited
 )
 
-// ScopeError is a refusal by one rule of an endpoint's scope; the 403 body
-// names the rule, so a caller (an agent) can tell what to change.
-type ScopeError struct {
-	Rule    string // "scope.eventTypes", "scope.params", ...
-	Message string
+// unavailable is how the publisher marks a failure a retry may heal
+// (queue.ErrUnavailable), without ingest importing the queue.
+type unavailable interface{ Unavailable() bool }
+
+// notFound is how the status reader marks an event it does not hold.
+type notFound interface{ NotFound() bool }
+
+func isUnavailable(err error) bool {
+	var u unavailable
+	return errors.As(err, &u) && u.Unavailable()
 }
 
-func (e *ScopeError) Error() string { return e.Rule + ": " + e.Message }
-
-// Unwrap makes a ScopeError an ErrForbidden.
-func (e *ScopeError) Unwrap() error { return ErrForbidden }
+func isNotFound(err error) bool {
+	var n notFound
+	return errors.As(err, &n) && n.NotFound()
+}
 
 // statusFor maps an error to its HTTP status. It is the only place that
 // does, so every handler answers the same way.
@@ -54,13 +62,29 @@ func statusFor(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, ErrTooLarge):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, ErrForbidden):
+	case errors.Is(err, policy.ErrDenied):
 		return http.StatusForbidden
-	case errors.Is(err, ErrRateLimited):
+	case errors.Is(err, policy.ErrRateLimited):
 		return http.StatusTooManyRequests
-	case errors.Is(err, queue.ErrUnavailable), errors.Is(err, ErrNotReady):
+	case isUnavailable(err), errors.Is(err, ErrNotReady), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
 	default:
 		return http.StatusInternalServerError
+	}
+}
+
+// decisionFor names the audit decision of an error status.
+func decisionFor(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return policy.DecisionUnauthenticated
+	case http.StatusForbidden:
+		return policy.DecisionDenied
+	case http.StatusTooManyRequests:
+		return policy.DecisionRateLimited
+	case http.StatusServiceUnavailable, http.StatusInternalServerError:
+		return policy.DecisionUnavailable
+	default:
+		return policy.DecisionInvalid
 	}
 }

@@ -5,8 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"strconv"
@@ -15,7 +15,7 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
@@ -25,16 +25,16 @@ const DefaultMaxBody = 25 << 20
 // retryAfter is what a 503 tells the sender to wait, in seconds.
 const retryAfter = 5
 
-// Publisher stores accepted events and their work durably. Publish returns
-// nil only after every message was acknowledged; failures wrap
-// queue.ErrUnavailable.
+// Publisher stores what policy accepted durably. Publish returns nil only
+// after every message was acknowledged; a failure a retry may heal has an
+// Unavailable() bool method that returns true (queue.ErrUnavailable).
 type Publisher interface {
-	Publish(ctx context.Context, a queue.Accepted) error
+	Publish(ctx context.Context, a policy.Accepted) error
 }
 
 // RulesSource returns the rules in force; a reload swaps them atomically.
 // LastError is the last failed reload's error (nil after a good one): the
-// old rules stay in force, and /readyz reports it.
+// old rules stay in force, and /readyz says so.
 type RulesSource interface {
 	Rules() *routing.Rules
 	LastError() error
@@ -45,14 +45,18 @@ type Config struct {
 	Rules     RulesSource
 	Publisher Publisher
 	Logger    *slog.Logger
-	// MaxBody caps request bodies; DefaultMaxBody when zero.
+	// MaxBody caps request bodies; DefaultMaxBody when zero. A source's
+	// maxBodyBytes and an endpoint's scope lower it.
 	MaxBody int64
+	// MaxInflight caps the bytes of all bodies held at once;
+	// DefaultMaxInflight when zero.
+	MaxInflight int64
 	// Ready reports whether the queue can take writes, for /readyz.
 	Ready func(ctx context.Context) error
 	// Metrics, when set, serves GET /metrics.
 	Metrics http.Handler
-	// Audit, when set, receives every decision (queue.Queue.Audit).
-	Audit func(queue.AuditRecord)
+	// Audit, when set, receives every decision policy names (queue.Queue.Audit).
+	Audit func(policy.Record)
 	// Status, when set, serves GET /v1/events/{id}.
 	Status StatusReader
 }
@@ -63,8 +67,10 @@ type Server struct {
 	logger   *slog.Logger
 	mux      *http.ServeMux
 	draining atomic.Bool
-	limits   limiters
-	// now is the clock of rate limits (a test sets it).
+	meter    policy.Meter
+	sampler  *policy.Sampler
+	bodies   *bodyBudget
+	// now is the clock of rate limits and audit sampling (a test sets it).
 	now func() time.Time
 }
 
@@ -78,10 +84,15 @@ func NewServer(cfg Config) *Server {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if cfg.MaxInflight <= 0 {
+		cfg.MaxInflight = DefaultMaxInflight
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "ingest"), mux: http.NewServeMux(), now: time.Now}
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "ingest"), mux: http.NewServeMux(), now: time.Now,
+		// Unauthenticated decisions: 20 a second on average, bursts of 200.
+		sampler: policy.NewSampler(20, 200), bodies: newBodyBudget(max(cfg.MaxInflight, cfg.MaxBody))}
 	s.mux.HandleFunc("POST /v1/hooks/{source}", s.handleHook)
 	// Senders that cannot sign or set headers put a token in the path; it
 	// is compared in constant time and never logged.
@@ -135,17 +146,14 @@ type ErrorResponse struct {
 }
 
 func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
-	name := r.PathValue("source")
-	out, err := s.accept(r, name)
-	rec := queue.AuditRecord{Kind: "webhook", Source: name, Remote: remoteHost(r)}
-	if out.status != http.StatusUnauthorized {
-		rec.Identity = "source:" + name
-	}
+	name := policy.Truncate(r.PathValue("source"), policy.MaxNameLen)
+	out, err := s.accept(r, r.PathValue("source"))
+	rec := policy.Record{Kind: "webhook", Source: name, Remote: remoteHost(r), Identity: out.caller.Identity}
 	s.audit(rec, out, err)
 	// The path token is never logged: only the source name is.
 	log := s.logger.With("source", name, "status", out.status)
 	if err != nil {
-		log.Info("webhook refused", "error", err.Error())
+		s.logRefusal(log, "webhook refused", err)
 		writeError(w, out, err)
 		return
 	}
@@ -164,8 +172,22 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// writeError answers a refused request: the error, the scope rule that
-// refused it, and when to retry.
+// logDetailer is an error whose public text leaves out what only the
+// operator should see (an identity provider's network error).
+type logDetailer interface{ LogDetail() string }
+
+// logRefusal logs a refused request, with the detail the answer leaves out.
+func (s *Server) logRefusal(log *slog.Logger, msg string, err error) {
+	var d logDetailer
+	if errors.As(err, &d) {
+		log.Info(msg, "error", err.Error(), "detail", d.LogDetail())
+		return
+	}
+	log.Info(msg, "error", err.Error())
+}
+
+// writeError answers a refused request: the error, the rule that refused
+// it, and when to retry.
 func writeError(w http.ResponseWriter, out outcome, err error) {
 	switch out.status {
 	case http.StatusServiceUnavailable:
@@ -174,9 +196,9 @@ func writeError(w http.ResponseWriter, out outcome, err error) {
 		w.Header().Set("Retry-After", strconv.Itoa(out.retryAfter))
 	}
 	body := ErrorResponse{Error: err.Error()}
-	var se *ScopeError
-	if errors.As(err, &se) {
-		body.Rule = se.Rule
+	var d *policy.Denial
+	if errors.As(err, &d) {
+		body.Rule = d.Rule
 	}
 	writeJSON(w, out.status, body)
 }
@@ -199,47 +221,36 @@ func writeAccepted(w http.ResponseWriter, out outcome) {
 
 // audit records the decision on one request, rec saying who sent what
 // where: one record per stored event, or one for a refusal or a request
-// that stored nothing.
-func (s *Server) audit(rec queue.AuditRecord, out outcome, err error) {
+// that stored nothing. Records of requests nobody authenticated are
+// sampled (policy.Sampler), so a flood cannot fill the audit stream.
+func (s *Server) audit(rec policy.Record, out outcome, err error) {
 	if s.cfg.Audit == nil {
 		return
 	}
 	rec.Status = out.status
 	if err != nil {
 		rec.Decision, rec.Reason = decisionFor(out.status), err.Error()
-		var se *ScopeError
-		if errors.As(err, &se) {
-			rec.Rule, rec.Reason = se.Rule, se.Message
+		var d *policy.Denial
+		if errors.As(err, &d) {
+			rec.Rule, rec.Reason = d.Rule, d.Message
 		}
-		s.cfg.Audit(rec)
+		if s.sampler.Keep(&rec, s.now()) {
+			s.cfg.Audit(rec)
+		}
 		return
 	}
-	rec.Decision = queue.DecisionAccepted
+	rec.Decision = policy.DecisionAccepted
 	if len(out.events) == 0 {
 		rec.Reason = "nothing to store (ping, handshake, or an event the provider ignores)"
-		s.cfg.Audit(rec)
+		if s.sampler.Keep(&rec, s.now()) {
+			s.cfg.Audit(rec)
+		}
 		return
 	}
 	for _, e := range out.events {
 		a := rec
 		a.EventID, a.Type, a.Targets = e.ID, e.Type, len(e.Targets)
 		s.cfg.Audit(a)
-	}
-}
-
-// decisionFor names the audit decision of an error status.
-func decisionFor(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return queue.DecisionUnauthenticated
-	case http.StatusForbidden:
-		return queue.DecisionDenied
-	case http.StatusTooManyRequests:
-		return queue.DecisionRateLimited
-	case http.StatusServiceUnavailable, http.StatusInternalServerError:
-		return queue.DecisionUnavailable
-	default:
-		return queue.DecisionInvalid
 	}
 }
 
@@ -292,18 +303,20 @@ func writeReply(w http.ResponseWriter, r *Reply) {
 	_, _ = w.Write(r.Body)
 }
 
-// outcome is what accept decided: the status, the events stored, and a
-// provider-specific reply if the provider asked for one.
+// outcome is what accept decided: the status, who authenticated, the
+// events stored, and a provider-specific reply if the provider asked for
+// one.
 type outcome struct {
 	status int
+	caller policy.Caller
 	events []EventResult
 	reply  *Reply
 	// retryAfter is the Retry-After of a 429, in seconds.
 	retryAfter int
 }
 
-// accept runs one webhook through verify, normalize, route and publish, and
-// returns the status to answer.
+// accept runs one webhook through verify, normalize, route, judge and
+// publish, and returns the status to answer.
 func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	rules := s.cfg.Rules.Rules()
 	if rules == nil {
@@ -311,7 +324,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	}
 	src := rules.Source(name)
 	if src == nil {
-		return fail(fmt.Errorf("%w: no source named %q", ErrUnknownSource, name))
+		return fail(fmt.Errorf("%w: no source named %q", ErrUnknownSource, policy.Truncate(name, policy.MaxNameLen)))
 	}
 	provider, ok := Lookup(src.Kind)
 	if !ok {
@@ -322,67 +335,96 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	if _, ok := provider.(pathTokenProvider); !ok && r.PathValue("token") != "" {
 		return fail(fmt.Errorf("%w: source %q (kind %s) does not take a token in the path: POST /v1/hooks/%s", ErrUnknownSource, name, src.Kind, name))
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, s.cfg.MaxBody))
+	req := &Request{Header: r.Header, PathToken: r.PathValue("token")}
+	body, release, err := s.bodies.readBody(r, s.cfg.MaxBody)
+	defer release()
 	if err != nil {
-		var tooLarge *http.MaxBytesError
-		if errors.As(err, &tooLarge) {
-			return fail(fmt.Errorf("%w: limit is %d bytes", ErrTooLarge, s.cfg.MaxBody))
-		}
-		return fail(fmt.Errorf("%w: read body: %v", ErrMalformed, err))
+		return fail(err)
 	}
-	req := &Request{Header: r.Header, Body: body, PathToken: r.PathValue("token")}
+	req.Body = body
 	if err := provider.Verify(req, src); err != nil {
 		return fail(err)
 	}
+	out := outcome{caller: policy.SourceCaller(src.Name)}
 	res, err := provider.Normalize(req)
 	if err != nil {
-		return fail(err)
+		return out.fail(err)
 	}
 	if res.Ping {
-		return outcome{status: http.StatusOK}, nil
+		out.status = http.StatusOK
+		return out, nil
 	}
-
 	// Every event is checked before the first is stored, so a delivery is
 	// taken whole or refused whole.
 	for i := range res.Events {
 		if err := res.Events[i].Validate(); err != nil {
-			return fail(fmt.Errorf("%w: the payload does not make a valid event: %v", ErrMalformed, err))
+			return out.fail(fmt.Errorf("%w: the payload does not make a valid event: %v", ErrMalformed, err))
 		}
 	}
-	results := make([]EventResult, 0, len(res.Events))
+	header := rules.StripCredentials(r.Header)
+	accepted := make([]policy.Accepted, len(res.Events))
 	for i := range res.Events {
 		ev := &res.Events[i]
-		ev.SetExtension("identity", "source:"+src.Name)
-		in := routing.Input{Source: src.Name, Event: ev, Header: r.Header}
-		if rules.UsesPaths() {
-			// The only I/O before routing: a truncated GitHub push's changed
-			// files, from the API, when the source has a token.
-			in.Changes = ChangedFiles(r.Context(), src, ev)
+		in := RouteInput(r.Context(), rules, src, ev, header)
+		targets := rules.Route(in)
+		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}); err != nil {
+			return out.fail(fmt.Errorf("event %q: %w", ev.ID(), err))
 		}
-		accepted, result := acceptedEvent(src.Name, ev, rules.Route(in))
-		if err := s.cfg.Publisher.Publish(r.Context(), accepted); err != nil {
-			// Events published before this one are stored; the sender's
-			// retry is deduplicated, so answering 503 loses nothing.
-			return fail(err)
-		}
-		results = append(results, result)
+		accepted[i] = policy.Accepted{Source: src.Name, Event: *ev, Targets: targets}
 	}
-	return outcome{status: http.StatusAccepted, events: results, reply: res.Reply}, nil
+	if err := s.publish(r.Context(), accepted, &out); err != nil {
+		// Events published before this one are stored; the sender's retry
+		// is deduplicated, so answering 503 loses nothing.
+		return out.fail(err)
+	}
+	out.status, out.reply = http.StatusAccepted, res.Reply
+	return out, nil
+}
+
+// RouteInput is the routing sequence every path shares (webhooks, replay,
+// explain): the event is stamped with the source's identity, routing sees
+// the request's headers without credentials, and the changed files are
+// fetched when some rule reads paths (the only I/O before routing).
+func RouteInput(ctx context.Context, rules *routing.Rules, src *routing.Source, ev *event.Event, header http.Header) routing.Input {
+	ev.SetExtension("identity", policy.SourceIdentity(src.Name))
+	in := routing.Input{Source: src.Name, Event: ev, Header: header}
+	if rules.UsesPaths() {
+		in.Changes = ChangedFiles(ctx, src, ev)
+	}
+	return in
+}
+
+// publish stores every accepted event, recording each in out as it is
+// stored.
+func (s *Server) publish(ctx context.Context, accepted []policy.Accepted, out *outcome) error {
+	for _, a := range accepted {
+		if err := s.cfg.Publisher.Publish(ctx, a); err != nil {
+			return err
+		}
+		out.events = append(out.events, resultOf(a))
+	}
+	return nil
 }
 
 func fail(err error) (outcome, error) { return outcome{status: statusFor(err)}, err }
 
-// acceptedEvent is what is stored of one routed event (the event, and one
-// work message per target) and what its sender is told. The queue drops
-// the payload from work messages (queue.Publish), as it does for replays.
-func acceptedEvent(source string, ev *event.Event, targets []routing.Target) (queue.Accepted, EventResult) {
-	a := queue.Accepted{Source: source, Event: *ev, Work: make([]queue.Work, len(targets))}
-	refs := make([]TargetRef, len(targets))
-	for j, t := range targets {
-		a.Work[j] = queue.Work{Source: source, Event: *ev, Target: t}
+// fail is a refusal after the caller authenticated: it keeps who it was.
+func (o outcome) fail(err error) (outcome, error) {
+	o.status, o.events = statusFor(err), nil
+	var rl *policy.RateLimit
+	if errors.As(err, &rl) {
+		o.retryAfter = int(math.Ceil(rl.RetryAfter.Seconds()))
+	}
+	return o, err
+}
+
+// resultOf is what the sender is told of one stored event.
+func resultOf(a policy.Accepted) EventResult {
+	refs := make([]TargetRef, len(a.Targets))
+	for j, t := range a.Targets {
 		refs[j] = TargetRef{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name}
 	}
-	return a, EventResult{ID: ev.ID(), Type: ev.Type(), Targets: refs}
+	return EventResult{ID: a.Event.ID(), Type: a.Event.Type(), Targets: refs}
 }
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
@@ -404,9 +446,11 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	resp := map[string]string{"status": "ready"}
-	if err := s.cfg.Rules.LastError(); err != nil {
-		// Still ready: the last good rules are in force.
-		resp["rules"] = "last reload failed: " + err.Error()
+	if s.cfg.Rules.LastError() != nil {
+		// Still ready: the last good rules are in force. The problems
+		// (with file paths) are in the router's log, not on this
+		// unauthenticated endpoint.
+		resp["rules"] = "last reload failed; the last good rules are in force (see the router's log)"
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

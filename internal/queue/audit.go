@@ -6,45 +6,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-)
 
-// Audit decisions.
-const (
-	DecisionAccepted        = "accepted"        // stored (2xx), or a ping/handshake answered
-	DecisionUnauthenticated = "unauthenticated" // 401: missing or wrong credential
-	DecisionDenied          = "denied"          // 403: authenticated, out of scope
-	DecisionRateLimited     = "rate-limited"    // 429
-	DecisionInvalid         = "invalid"         // 400, 404, 405, 413, 415
-	DecisionUnavailable     = "unavailable"     // 503: not stored, the sender retries
+	"github.com/switchyard-dev/switchyard/internal/policy"
 )
-
-// AuditRecord is one ingest decision. It never holds a credential or a
-// payload.
-type AuditRecord struct {
-	Time     time.Time `json:"time"`
-	Decision string    `json:"decision"`
-	// Kind is "webhook" or "endpoint"; Source the hook source or endpoint.
-	Kind   string `json:"kind"`
-	Source string `json:"source"`
-	// Identity is who authenticated ("source:github", "endpoint:x/<sub>"),
-	// empty when authentication failed.
-	Identity string `json:"identity,omitempty"`
-	Subject  string `json:"subject,omitempty"` // the token's subject
-	EventID  string `json:"eventId,omitempty"`
-	Type     string `json:"type,omitempty"`
-	Status   int    `json:"status"`
-	Reason   string `json:"reason,omitempty"`
-	// Rule is the scope rule that refused an event (403).
-	Rule    string `json:"rule,omitempty"`
-	Targets int    `json:"targets,omitempty"`
-	Remote  string `json:"remote,omitempty"`
-}
 
 // Audit appends rec to the audit stream (switchyard.audit.<decision>). It
 // does not wait for JetStream's ack, so it adds no latency to a request and
 // cannot block one while NATS is down (the nats client buffers across a
 // reconnect); the router's log has every decision as well.
-func (q *Queue) Audit(rec AuditRecord) {
+func (q *Queue) Audit(rec policy.Record) {
 	if rec.Time.IsZero() {
 		rec.Time = time.Now().UTC()
 	}
@@ -60,9 +30,9 @@ func (q *Queue) Audit(rec AuditRecord) {
 
 // AuditRecords calls fn for every audit record at or after since (zero:
 // all), oldest first, until fn returns false or the end.
-func (q *Queue) AuditRecords(ctx context.Context, since time.Time, fn func(AuditRecord) bool) error {
+func (q *Queue) AuditRecords(ctx context.Context, since time.Time, fn func(policy.Record) bool) error {
 	return q.readStream(ctx, AuditStream, since, func(msg jetstream.Msg, _ *jetstream.MsgMetadata) (bool, error) {
-		var rec AuditRecord
+		var rec policy.Record
 		if err := json.Unmarshal(msg.Data(), &rec); err != nil {
 			return false, err
 		}

@@ -122,7 +122,8 @@ func TestConsumeDeliversEachWorkOnce(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		for _, w := range a.Work {
+		for i := range a.Targets {
+			w := workOf(a, i)
 			want[workKey(w)] = true
 		}
 	}
@@ -249,8 +250,8 @@ func TestConsumeFailures(t *testing.T) {
 			if dl.Reason != tt.wantReason || dl.Attempts != tt.wantAttempts {
 				t.Errorf("dead letter reason %q attempts %d, want %q %d", dl.Reason, dl.Attempts, tt.wantReason, tt.wantAttempts)
 			}
-			if workKey(dl.Work) != workKey(a.Work[0]) || !reflect.DeepEqual(dl.Work.Target, a.Work[0].Target) {
-				t.Errorf("dead letter work = %+v, want %+v", dl.Work, a.Work[0])
+			if workKey(dl.Work) != workKey(workOf(a, 0)) || !reflect.DeepEqual(dl.Work.Target, workOf(a, 0).Target) {
+				t.Errorf("dead letter work = %+v, want %+v", dl.Work, workOf(a, 0))
 			}
 			if dl.LastError == "" || dl.Time.IsZero() {
 				t.Errorf("dead letter misses its error or time: %+v", dl)
@@ -403,7 +404,7 @@ func TestDeadLetterJSON(t *testing.T) {
 		name string
 		dl   DeadLetter
 	}{
-		{name: "with work", dl: DeadLetter{Work: accepted("github", "d-1", "api").Work[0], Reason: ReasonPermanent, Attempts: 1, LastError: "x"}},
+		{name: "with work", dl: DeadLetter{Work: workOf(accepted("github", "d-1", "api"), 0), Reason: ReasonPermanent, Attempts: 1, LastError: "x"}},
 		{name: "undecodable", dl: DeadLetter{Reason: ReasonUndecodable, Attempts: 1, Raw: []byte("junk")}},
 	}
 	for _, tt := range tests {

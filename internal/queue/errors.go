@@ -8,7 +8,16 @@ import (
 // ErrUnavailable reports that JetStream did not acknowledge a write. Ingest
 // answers 503 with Retry-After: the sender must try again, and deduplication
 // makes the retry safe.
-var ErrUnavailable = errors.New("queue unavailable")
+// Callers that must not import this package detect it by its
+// Unavailable method.
+var ErrUnavailable error = unavailableError{}
+
+type unavailableError struct{}
+
+func (unavailableError) Error() string { return "queue unavailable" }
+
+// Unavailable marks the error as one a retry may heal.
+func (unavailableError) Unavailable() bool { return true }
 
 // permanentError marks a dispatch failure that retrying cannot fix, at
 // once (after == 0) or once it persisted for after attempts.

@@ -20,7 +20,16 @@ import (
 
 // ErrNotFound reports a dead letter or event that is not (or no longer) in
 // its stream.
-var ErrNotFound = errors.New("not found")
+// Callers that must not import this package detect it by its NotFound
+// method.
+var ErrNotFound error = notFoundError{}
+
+type notFoundError struct{}
+
+func (notFoundError) Error() string { return "not found" }
+
+// NotFound marks the error as an absent record.
+func (notFoundError) NotFound() bool { return true }
 
 // DeadLetterAt reads the dead letter with stream sequence seq.
 func (q *Queue) DeadLetterAt(ctx context.Context, seq uint64) (DeadLetter, error) {

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
 )
 
 // TestRetryDeadLetter: a permanently failed work item is dead-lettered,
@@ -82,7 +84,7 @@ func TestEventsAndRequeue(t *testing.T) {
 	}
 
 	before := streamMsgs(t, q, WorkStream)
-	w := accepted("github", "e-1", "api").Work[0]
+	w := workOf(accepted("github", "e-1", "api"), 0)
 	for range 2 {
 		if err := q.Requeue(ctx, w, "replay-1"); err != nil {
 			t.Fatal(err)
@@ -211,21 +213,21 @@ func TestStatus(t *testing.T) {
 func TestAudit(t *testing.T) {
 	ctx := context.Background()
 	q := newQueue(t)
-	q.Audit(AuditRecord{Decision: DecisionAccepted, Kind: "webhook", Source: "github", Identity: "source:github", EventID: "a-1", Status: 202})
-	q.Audit(AuditRecord{Decision: DecisionUnauthenticated, Kind: "webhook", Source: "github", Status: 401, Reason: "missing X-Hub-Signature-256 header"})
-	var got []AuditRecord
+	q.Audit(policy.Record{Decision: policy.DecisionAccepted, Kind: "webhook", Source: "github", Identity: "source:github", EventID: "a-1", Status: 202})
+	q.Audit(policy.Record{Decision: policy.DecisionUnauthenticated, Kind: "webhook", Source: "github", Status: 401, Reason: "missing X-Hub-Signature-256 header"})
+	var got []policy.Record
 	waitFor(t, "two audit records", func() bool {
 		got = nil
-		if err := q.AuditRecords(ctx, time.Time{}, func(r AuditRecord) bool { got = append(got, r); return true }); err != nil {
+		if err := q.AuditRecords(ctx, time.Time{}, func(r policy.Record) bool { got = append(got, r); return true }); err != nil {
 			t.Fatal(err)
 		}
 		return len(got) == 2
 	})
-	if got[0].EventID != "a-1" || got[1].Decision != DecisionUnauthenticated || got[1].Time.IsZero() {
+	if got[0].EventID != "a-1" || got[1].Decision != policy.DecisionUnauthenticated || got[1].Time.IsZero() {
 		t.Fatalf("records %+v", got)
 	}
 	var later int
-	if err := q.AuditRecords(ctx, time.Now().Add(time.Minute), func(AuditRecord) bool { later++; return true }); err != nil || later != 0 {
+	if err := q.AuditRecords(ctx, time.Now().Add(time.Minute), func(policy.Record) bool { later++; return true }); err != nil || later != 0 {
 		t.Fatalf("since the future: %d, %v", later, err)
 	}
 }

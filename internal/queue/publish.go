@@ -14,6 +14,8 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
 )
 
 // ErrInvalidName reports a source or app name that cannot be a NATS subject
@@ -49,30 +51,32 @@ type outMsg struct {
 // cannot fix either, so neither wraps ErrUnavailable.
 //
 // JSON event data set as bytes (event.SetData with a []byte) is stored as
-// JSON, not base64. Work items with an empty Source get a.Source; event data
-// in a work item is
-// dropped, since dispatch never reads provider payloads and a large payload
-// copied into every work message would multiply its size.
+// JSON, not base64. Each target becomes one work item; event data in a work
+// item is dropped, since dispatch never reads provider payloads and a large
+// payload copied into every work message would multiply its size.
 //
 // JetStream's own deduplication forgets a work message once it has been
 // dispatched and removed, as soon as the server restarts. So Publish first
-// looks the event up in the accepted-events bucket, and records it there
+// looks the event up in the accepted-events bucket (and, with a BodyDigest,
+// the body too), and records it there
 // only after every message was acknowledged: a redelivery of a fully stored
 // event publishes nothing, across restarts, for Config.EventsMaxAge.
-func (q *Queue) Publish(ctx context.Context, a Accepted) error {
+func (q *Queue) Publish(ctx context.Context, a policy.Accepted) error {
 	msgs, err := buildMessages(a)
 	if err != nil {
 		return err
 	}
-	key := acceptedKey(a.Source, a.Event.ID())
-	lookupCtx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
-	_, err = q.accepted.Get(lookupCtx, key)
-	cancel()
-	switch {
-	case err == nil:
-		return nil // stored before: nothing to do
-	case !errors.Is(err, jetstream.ErrKeyNotFound):
-		return fmt.Errorf("publish: look up accepted event: %w: %w", ErrUnavailable, err)
+	keys := []string{acceptedKey(a.Source, a.Event.ID())}
+	if a.BodyDigest != "" {
+		keys = append(keys, bodyKey(a.Source, a.BodyDigest))
+	}
+	for _, key := range keys {
+		switch stored, err := q.isAccepted(ctx, key); {
+		case err != nil:
+			return err
+		case stored:
+			return nil // stored before: nothing to do
+		}
 	}
 	for _, m := range msgs {
 		if err := q.publish(ctx, m); err != nil {
@@ -85,12 +89,34 @@ func (q *Queue) Publish(ctx context.Context, a Accepted) error {
 	}
 	putCtx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
 	defer cancel()
-	if _, err := q.accepted.Put(putCtx, key, record); err != nil {
-		// Everything is stored, but unrecorded: the sender's retry is
-		// still deduplicated by the message ids.
-		return fmt.Errorf("publish: record accepted event: %w: %w", ErrUnavailable, err)
+	for _, key := range keys {
+		if _, err := q.accepted.Put(putCtx, key, record); err != nil {
+			// Everything is stored, but unrecorded: the sender's retry is
+			// still deduplicated by the message ids.
+			return fmt.Errorf("publish: record accepted event: %w: %w", ErrUnavailable, err)
+		}
 	}
 	return nil
+}
+
+// isAccepted reports whether key is in the accepted-events bucket.
+func (q *Queue) isAccepted(ctx context.Context, key string) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
+	defer cancel()
+	switch _, err := q.accepted.Get(ctx, key); {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, jetstream.ErrKeyNotFound):
+		return false, nil
+	default:
+		return false, fmt.Errorf("publish: look up accepted event: %w: %w", ErrUnavailable, err)
+	}
+}
+
+// bodyKey is the bucket key of a body-signed delivery's body digest: a
+// captured body replayed with a new delivery id finds it.
+func bodyKey(source, digest string) string {
+	return acceptedKey(source, "\x00body\x00"+digest)
 }
 
 // AcceptedTarget is one target of an accepted event, as recorded.
@@ -114,13 +140,12 @@ type AcceptedRecord struct {
 	Targets   []AcceptedTarget `json:"targets"`
 }
 
-func acceptedRecord(a Accepted) AcceptedRecord {
+func acceptedRecord(a policy.Accepted) AcceptedRecord {
 	r := AcceptedRecord{Source: a.Source, ID: a.Event.ID(), Type: a.Event.Type(), Time: time.Now().UTC(), Targets: []AcceptedTarget{}}
 	ext := a.Event.Extensions() // a copy per call
 	r.Identity, _ = ext["identity"].(string)
 	r.Principal, _ = ext["principal"].(string)
-	for _, w := range a.Work {
-		t := w.Target
+	for _, t := range a.Targets {
 		r.Targets = append(r.Targets, AcceptedTarget{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name})
 	}
 	return r
@@ -147,7 +172,7 @@ func (q *Queue) Accepted(ctx context.Context, source, eventID string) (AcceptedR
 	return r, nil
 }
 
-func buildMessages(a Accepted) ([]outMsg, error) {
+func buildMessages(a policy.Accepted) ([]outMsg, error) {
 	if err := validToken("source", a.Source); err != nil {
 		return nil, err
 	}
@@ -164,20 +189,15 @@ func buildMessages(a Accepted) ([]outMsg, error) {
 	if err != nil {
 		return nil, fmt.Errorf("publish: encode event: %w", err)
 	}
-	msgs := make([]outMsg, 0, 1+len(a.Work))
+	msgs := make([]outMsg, 0, 1+len(a.Targets))
 	baseID := a.Source + "/" + eventID
 	msgs = append(msgs, outMsg{
 		stream: EventsStream,
 		msg:    newMsg(EventsSubjectPrefix+a.Source, eventContentType, data),
 		id:     baseID,
 	})
-	for _, w := range a.Work {
-		if w.Source == "" {
-			w.Source = a.Source
-		}
-		if w.Source != a.Source {
-			return nil, fmt.Errorf("publish: work source %q differs from event source %q", w.Source, a.Source)
-		}
+	for _, t := range a.Targets {
+		w := Work{Source: a.Source, Event: a.Event, Target: t}
 		m, err := workMessage(w, workMsgID(a.Source, eventID, w.Target.App, w.Target.Trigger))
 		if err != nil {
 			return nil, err

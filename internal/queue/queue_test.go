@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
@@ -66,7 +67,7 @@ func newQueue(t testing.TB) *Queue {
 
 // accepted builds an Accepted for source and event id with one work item
 // per app (trigger "build").
-func accepted(source, id string, apps ...string) Accepted {
+func accepted(source, id string, apps ...string) policy.Accepted {
 	ev := event.New()
 	ev.SetID(id)
 	ev.SetSource("https://github.com/acme/widgets")
@@ -76,17 +77,19 @@ func accepted(source, id string, apps ...string) Accepted {
 	if err := ev.SetData(event.ApplicationJSON, map[string]any{"ref": "refs/heads/main"}); err != nil {
 		panic(err) // a map always encodes
 	}
-	attrs := ev.Clone()
-	attrs.DataEncoded = nil
-	a := Accepted{Source: source, Event: ev}
+	a := policy.Accepted{Source: source, Event: ev}
 	for _, app := range apps {
-		a.Work = append(a.Work, Work{
-			Source: source,
-			Event:  attrs,
-			Target: routing.Target{App: app, Trigger: "build", Namespace: app, Name: app + "-build-" + id},
-		})
+		a.Targets = append(a.Targets, routing.Target{App: app, Trigger: "build", Namespace: app, Name: app + "-build-" + id})
 	}
 	return a
+}
+
+// workOf is the i-th unit of work Publish makes of a: its target, with
+// the event's attributes and no data.
+func workOf(a policy.Accepted, i int) Work {
+	attrs := a.Event.Clone()
+	attrs.DataEncoded = nil
+	return Work{Source: a.Source, Event: attrs, Target: a.Targets[i]}
 }
 
 func workKey(w Work) string {
@@ -163,7 +166,6 @@ func TestPublishStoresEventAndWork(t *testing.T) {
 	ctx := context.Background()
 	a := accepted("github", "d-1", "api")
 	// Data in a work item must not travel: dispatch never reads payloads.
-	a.Work[0].Event = a.Event
 	if err := q.Publish(ctx, a); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +193,7 @@ func TestPublishStoresEventAndWork(t *testing.T) {
 	if w.Event.ID() != "d-1" || len(w.Event.Data()) != 0 {
 		t.Errorf("stored work = %s, want event d-1 without data", m.Data)
 	}
-	if len(a.Work[0].Event.Data()) == 0 {
+	if len(a.Event.Data()) == 0 {
 		t.Error("Publish cleared the caller's event data")
 	}
 }
@@ -201,7 +203,7 @@ func TestPublishRejectsInvalid(t *testing.T) {
 	noID := accepted("github", "", "api")
 	tests := []struct {
 		name    string
-		a       Accepted
+		a       policy.Accepted
 		wantErr error
 	}{
 		{name: "source with dot", a: accepted("git.hub", "d-1", "api"), wantErr: ErrInvalidName},
@@ -211,7 +213,7 @@ func TestPublishRejectsInvalid(t *testing.T) {
 		{name: "app with space", a: accepted("github", "d-1", "my app"), wantErr: ErrInvalidName},
 		{name: "app with tab", a: accepted("github", "d-1", "app\t"), wantErr: ErrInvalidName},
 		{name: "empty event id", a: noID},
-		{name: "no event", a: Accepted{Source: "github"}},
+		{name: "no event", a: policy.Accepted{Source: "github"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -314,7 +316,8 @@ func TestDurability(t *testing.T) {
 		if err := q.Publish(context.Background(), a); err != nil {
 			t.Fatal(err)
 		}
-		for _, w := range a.Work {
+		for i := range a.Targets {
+			w := workOf(a, i)
 			want[workKey(w)] = true
 		}
 	}
@@ -409,7 +412,6 @@ func BenchmarkPublish(b *testing.B) {
 		id := fmt.Sprintf("d-%d", i)
 		i++
 		a.Event.SetID(id)
-		a.Work[0].Event.SetID(id)
 		if err := q.Publish(ctx, a); err != nil {
 			b.Fatal(err)
 		}

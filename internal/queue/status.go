@@ -9,42 +9,23 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
 )
 
-// Target states, as GET /v1/events/{id} and `router status` report them.
+// The status vocabulary is policy's: GET /v1/events/{id} reports it.
 const (
-	// StateQueued: stored, not dispatched yet (no status entry).
-	StateQueued = "queued"
-	// StateCreated: the PipelineRun exists (created now or found).
-	StateCreated = "created"
-	// StateFailed: the last attempt failed and it will be retried.
-	StateFailed = "failed"
-	// StateDeadLettered: it will not be retried; see `router dlq`.
-	StateDeadLettered = "dead-lettered"
+	StateQueued       = policy.StateQueued
+	StateCreated      = policy.StateCreated
+	StateFailed       = policy.StateFailed
+	StateDeadLettered = policy.StateDeadLettered
 )
 
-// TargetStatus is one target's dispatch state.
-type TargetStatus struct {
-	App       string    `json:"app"`
-	Trigger   string    `json:"trigger"`
-	Namespace string    `json:"namespace"`
-	Name      string    `json:"name"`
-	State     string    `json:"state"`
-	Reason    string    `json:"reason,omitempty"`
-	Attempts  int       `json:"attempts,omitempty"`
-	Updated   time.Time `json:"updated,omitzero"`
-}
-
-// EventStatus is an accepted event and the state of each of its targets.
-type EventStatus struct {
-	Source    string         `json:"source"`
-	ID        string         `json:"id"`
-	Type      string         `json:"type"`
-	Identity  string         `json:"identity,omitempty"`
-	Principal string         `json:"principal,omitempty"`
-	Accepted  time.Time      `json:"accepted"`
-	Targets   []TargetStatus `json:"targets"`
-}
+// TargetStatus and EventStatus are policy's status types.
+type (
+	TargetStatus = policy.TargetStatus
+	EventStatus  = policy.EventStatus
+)
 
 // statusKey is the status bucket key of a target: its event's key (see
 // acceptedKey), then the app and the trigger.

@@ -18,11 +18,3 @@ type Work struct {
 	Event  event.Event    `json:"event"`
 	Target routing.Target `json:"target"`
 }
-
-// Accepted is everything one webhook request produced: the event, stored
-// for replay and audit, and the work it routed to.
-type Accepted struct {
-	Source string
-	Event  event.Event
-	Work   []Work
-}
