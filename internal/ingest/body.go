@@ -28,16 +28,17 @@ const readStep = 1 << 20
 type bodyBudget struct {
 	sem  *semaphore.Weighted
 	size int64
+	wait time.Duration
 }
 
 func newBodyBudget(size int64) *bodyBudget {
-	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size}
+	return &bodyBudget{sem: semaphore.NewWeighted(size), size: size, wait: bodyWait}
 }
 
-// reserve takes n bytes of the budget, waiting at most bodyWait.
+// reserve takes n bytes of the budget, waiting at most b.wait.
 func (b *bodyBudget) reserve(ctx context.Context, n int64) error {
 	n = min(n, b.size) // a body larger than the budget waits for all of it
-	ctx, cancel := context.WithTimeout(ctx, bodyWait)
+	ctx, cancel := context.WithTimeout(ctx, b.wait)
 	defer cancel()
 	if err := b.sem.Acquire(ctx, n); err != nil {
 		return fmt.Errorf("%w: too many request bodies in flight; retry", ErrBusy)

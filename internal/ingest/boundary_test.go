@@ -1,0 +1,237 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// ghSource is one GitHub source, gh, with its secret in S.
+const ghSource = "  - name: gh\n    kind: github\n    secret: {env: S}\n"
+
+// memPublisher stores in memory: ingest needs no NATS server to be tested
+// (the queue has its own tests, and the integration tests join them).
+type memPublisher struct {
+	mu   sync.Mutex
+	got  []policy.Accepted
+	fail error
+}
+
+func (m *memPublisher) Publish(_ context.Context, a policy.Accepted) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.fail != nil {
+		return m.fail
+	}
+	m.got = append(m.got, a)
+	return nil
+}
+
+// memAudit collects audit records.
+type memAudit struct {
+	mu   sync.Mutex
+	recs []policy.Record
+}
+
+func (m *memAudit) add(r policy.Record) { m.mu.Lock(); m.recs = append(m.recs, r); m.mu.Unlock() }
+
+func (m *memAudit) all() []policy.Record {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]policy.Record(nil), m.recs...)
+}
+
+type unavailableErr struct{}
+
+func (unavailableErr) Error() string     { return "store down" }
+func (unavailableErr) Unavailable() bool { return true }
+
+// TestUnavailableByInterface: a publisher failure marked Unavailable is a
+// 503 with Retry-After, without ingest knowing the queue package.
+func TestUnavailableByInterface(t *testing.T) {
+	secret := newSecret(t)
+	rules := mustRules(t, ghSource, map[string]string{"S": string(secret)})
+	pub := &memPublisher{fail: unavailableErr{}}
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: pub}))
+	t.Cleanup(srv.Close)
+	body := []byte(`{"ref":"refs/heads/main","after":"abc","repository":{"full_name":"acme/web","html_url":"https://github.com/acme/web"}}`)
+	h := http.Header{"Content-Type": {"application/json"}, "X-Github-Event": {"push"}, "X-Github-Delivery": {"d-1"},
+		"X-Hub-Signature-256": {"sha256=" + hexHMAC(secret, body)}}
+	status, hdr, out := (&hookServer{url: srv.URL}).send(t, http.MethodPost, "/v1/hooks/gh", h, body)
+	if status != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("status %d (Retry-After %q): %s, want 503 with Retry-After", status, hdr.Get("Retry-After"), out)
+	}
+}
+
+// countingBody counts the bytes the server read.
+type countingBody struct {
+	r    io.Reader
+	read atomic.Int64
+}
+
+func (c *countingBody) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.read.Add(int64(n))
+	return n, err
+}
+func (c *countingBody) Close() error { return nil }
+
+// TestEndpointTokenCheckedBeforeBody: a wrong token is refused before a
+// byte of the body is read, so unauthenticated posts cost no body memory.
+func TestEndpointTokenCheckedBeforeBody(t *testing.T) {
+	es := newEndpointServer(t)
+	body := &countingBody{r: bytes.NewReader(bytes.Repeat([]byte("x"), 1<<20))}
+	req := httptest.NewRequest(http.MethodPost, "/v1/events/ci-bot", body)
+	req.Header.Set("Authorization", "Bearer wrong")
+	req.Header.Set("Content-Type", "application/cloudevents+json")
+	rec := httptest.NewRecorder()
+	es.srv.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized || body.read.Load() != 0 {
+		t.Fatalf("status %d after reading %d body bytes, want 401 after none", rec.Code, body.read.Load())
+	}
+}
+
+// TestBodyBudget: bodies wait for room in the in-flight budget, and a
+// request that finds none in time is a 503, not more memory.
+func TestBodyBudget(t *testing.T) {
+	b := newBodyBudget(100)
+	b.wait = 50 * time.Millisecond
+	req := func(n int, chunked bool) *http.Request {
+		r := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(make([]byte, n)))
+		if chunked {
+			r.ContentLength = -1
+		}
+		return r
+	}
+	held, release, err := b.readBody(req(80, false), 1000)
+	if err != nil || len(held) != 80 {
+		t.Fatalf("first body: %d bytes, %v", len(held), err)
+	}
+	if _, rel, err := b.readBody(req(30, false), 1000); !errors.Is(err, ErrBusy) || statusFor(err) != http.StatusServiceUnavailable {
+		t.Fatalf("second body while the first is held: %v, want ErrBusy (503)", err)
+	} else {
+		rel()
+	}
+	release()
+	if _, rel, err := b.readBody(req(30, false), 1000); err != nil {
+		t.Fatalf("after release: %v", err)
+	} else {
+		rel()
+	}
+	if _, _, err := b.readBody(req(2000, false), 1000); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("announced 2000 bytes over a 1000 limit: %v, want ErrTooLarge", err)
+	}
+	big := newBodyBudget(10 << 20)
+	if got, rel, err := big.readBody(req(3<<20+5, true), 4<<20); err != nil || len(got) != 3<<20+5 {
+		t.Fatalf("chunked body: %d bytes, %v", len(got), err)
+	} else {
+		rel()
+	}
+	if _, rel, err := big.readBody(req(5<<20, true), 4<<20); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("chunked body over the limit: %v, want ErrTooLarge", err)
+	} else {
+		rel()
+	}
+}
+
+// TestUnknownSourceAudit: a post to a source that does not exist gets no
+// identity, and its name is truncated in the answer and the audit record.
+func TestUnknownSourceAudit(t *testing.T) {
+	rules := mustRules(t, ghSource, map[string]string{"S": "x"})
+	audit := &memAudit{}
+	var logs bytes.Buffer
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}, Audit: audit.add,
+		Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
+	t.Cleanup(srv.Close)
+	long := strings.Repeat("a", 100_000)
+	status, _, body := (&hookServer{url: srv.URL}).send(t, http.MethodPost, "/v1/hooks/"+long, nil, []byte("{}"))
+	if status != http.StatusNotFound || len(body) > 1000 {
+		t.Fatalf("status %d, %d byte answer, want 404 with a short answer", status, len(body))
+	}
+	recs := audit.all()
+	if len(recs) != 1 || recs[0].Identity != "" || len(recs[0].Source) > policy.MaxNameLen || len(recs[0].Reason) > 300 {
+		t.Fatalf("audit records %+v, want one without identity and with a truncated name", recs)
+	}
+	if logs.Len() > 2000 {
+		t.Fatalf("the log grew by %d bytes for one unknown source", logs.Len())
+	}
+}
+
+// TestUnauthenticatedAuditSampled: a flood of unsigned posts keeps a bounded
+// number of audit records, and the kept ones count what was dropped.
+func TestUnauthenticatedAuditSampled(t *testing.T) {
+	rules := mustRules(t, ghSource, map[string]string{"S": "x"})
+	audit := &memAudit{}
+	s := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}, Audit: audit.add})
+	t0 := time.Now()
+	s.now = func() time.Time { return t0 }
+	for range 1000 {
+		req := httptest.NewRequest(http.MethodPost, "/v1/hooks/gh", strings.NewReader("{}"))
+		s.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	if n := len(audit.all()); n > 200 || n == 0 {
+		t.Fatalf("%d audit records for 1000 unsigned posts in one instant, want at most the 200 burst", n)
+	}
+	s.now = func() time.Time { return t0.Add(time.Second) }
+	s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/hooks/gh", strings.NewReader("{}")))
+	recs := audit.all()
+	if last := recs[len(recs)-1]; last.Suppressed != 800 {
+		t.Fatalf("next kept record counts %d suppressed, want 800", last.Suppressed)
+	}
+}
+
+type failedReload struct{ RulesSource }
+
+func (failedReload) LastError() error {
+	return errors.New("/etc/switchyard/rules/apps/secret-team/app.yaml:3: bad")
+}
+
+// TestReadyzHidesReloadDetail: /readyz is unauthenticated; a failed reload
+// is reported without the files and messages (they are in the log).
+func TestReadyzHidesReloadDetail(t *testing.T) {
+	rules := mustRules(t, ghSource, map[string]string{"S": "x"})
+	s := NewServer(Config{Rules: failedReload{routing.NewHolder(rules)}, Publisher: &memPublisher{}})
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "secret-team") || !strings.Contains(rec.Body.String(), "last reload failed") {
+		t.Fatalf("readyz %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestAgentParamsCaseAttack is the attack on the shipped rules' scope: a
+// case variant of "params" passed a struct-decoded check while the binding
+// rendered production.
+func TestAgentParamsCaseAttack(t *testing.T) {
+	es := newEndpointServer(t)
+	body, _ := json.Marshal(map[string]any{"specversion": "1.0", "id": "atk-1", "source": "x", "type": "com.acme.deploy.requested",
+		"branch": "main", "datacontenttype": "application/json",
+		"data": json.RawMessage(`{"params":{"environment":"production"},"PARAMS":{"environment":"staging"}}`)})
+	status, _, out := es.post(t, "release-agent", es.issuer.token(t, nil), body)
+	if status != http.StatusForbidden {
+		t.Fatalf("status %d: %s, want 403", status, out)
+	}
+}
+
+// TestClaimsConditionNotEchoed: a refused token's answer does not show the
+// endpoint's claims condition (it tells an attacker what to forge).
+func TestClaimsConditionNotEchoed(t *testing.T) {
+	es := newEndpointServer(t)
+	tok := es.issuer.token(t, func(c map[string]any) { c["repository"] = "evil/repo" })
+	status, _, out := es.post(t, "release-agent", tok, agentEvent("w-1", "com.acme.deploy.requested", onMain, nil))
+	if status != http.StatusUnauthorized || strings.Contains(string(out), "acme/release-bot") {
+		t.Fatalf("status %d: %s, want 401 without the condition", status, out)
+	}
+}
