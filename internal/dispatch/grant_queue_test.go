@@ -44,7 +44,7 @@ func TestGrantRefusalDeadLettersAtOnce(t *testing.T) {
 	})))
 	cctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
-	// Retries would take minutes: only an immediate dead letter is seen.
+	// A retry would wait an hour: only an immediate dead letter is seen.
 	go func() {
 		done <- q.Consume(cctx, queue.ConsumerConfig{BackoffBase: time.Hour, BackoffMax: time.Hour}, d.Handle)
 	}()
