@@ -13,8 +13,12 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 )
+
+// resyncSelector selects every Switchyard run of some concurrency group.
+var resyncSelector = labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy}).String() + "," + LabelConcurrencyGroup
 
 // AnnotationDispatchedAt orders a group's PipelineRuns: the time dispatch
 // first created each one, with nanoseconds (creationTimestamp has seconds
@@ -60,7 +64,10 @@ func (l *LocalLocker) Lock(_ context.Context, key string) (func(), error) {
 //     runs are started (spec.status removed) while fewer than N run.
 //
 // Runs are ordered by AnnotationDispatchedAt. Decisions for one group are
-// made under its Locker lock, so replicas never start more than N.
+// made under its Locker lock, so replicas never start more than N. A group
+// is per app: the controller only ever lists, cancels or starts runs
+// labelled managed-by Switchyard, of the app of the run that prompted it,
+// and of the group.
 type Concurrency struct {
 	client versioned.Interface
 	locker Locker
@@ -80,13 +87,34 @@ func NewConcurrency(client versioned.Interface, locker Locker, logger *slog.Logg
 }
 
 // AfterCreate applies the group settings of pr, just created (or found
-// existing: it is idempotent).
+// existing: it is idempotent). Only runs of pr's own app are ever acted on.
 func (c *Concurrency) AfterCreate(ctx context.Context, pr *pipelinev1.PipelineRun) error {
-	group := pr.Labels[LabelConcurrencyGroup]
-	if group == "" {
+	app, group := pr.Labels[LabelApp], pr.Labels[LabelConcurrencyGroup]
+	if group == "" || app == "" || pr.Labels[LabelManagedBy] != ManagedBy {
 		return nil
 	}
-	return c.reconcileGroup(ctx, pr.Namespace, group, pr.Name)
+	return c.reconcileGroup(ctx, pr.Namespace, groupKey{app: app, group: group}, pr.Name)
+}
+
+// groupKey names a concurrency group: group keys are per app, so the same
+// group label value on another app's run is another group.
+type groupKey struct{ app, group string }
+
+// selector selects the runs of the group: made by Switchyard, of the app,
+// with the group label. Nothing outside it is ever listed, cancelled or
+// started.
+func (g groupKey) selector() string {
+	return labels.SelectorFromSet(labels.Set{
+		LabelManagedBy:        ManagedBy,
+		LabelApp:              g.app,
+		LabelConcurrencyGroup: g.group,
+	}).String()
+}
+
+// member reports whether pr is in the group (the List selector already
+// says so; checked again because a decision to cancel rests on it).
+func (g groupKey) member(pr *pipelinev1.PipelineRun) bool {
+	return pr.Labels[LabelManagedBy] == ManagedBy && pr.Labels[LabelApp] == g.app && pr.Labels[LabelConcurrencyGroup] == g.group
 }
 
 // Resync starts the pending runs of every group in namespaces that has
@@ -95,16 +123,17 @@ func (c *Concurrency) AfterCreate(ctx context.Context, pr *pipelinev1.PipelineRu
 func (c *Concurrency) Resync(ctx context.Context, namespaces []string) error {
 	var firstErr error
 	for _, ns := range namespaces {
-		list, err := c.client.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelConcurrencyGroup})
+		list, err := c.client.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{LabelSelector: resyncSelector})
 		if err != nil {
 			firstErr = cmp.Or(firstErr, fmt.Errorf("list pipelineruns in %s: %w", ns, err))
 			continue
 		}
-		groups := map[string]bool{}
+		groups := map[groupKey]bool{}
 		for i := range list.Items {
 			pr := &list.Items[i]
-			if pr.IsPending() && pr.Annotations[AnnotationConcurrencyLimit] != "" {
-				groups[pr.Labels[LabelConcurrencyGroup]] = true
+			g := groupKey{app: pr.Labels[LabelApp], group: pr.Labels[LabelConcurrencyGroup]}
+			if g.app != "" && g.group != "" && g.member(pr) && pr.IsPending() && pr.Annotations[AnnotationConcurrencyLimit] != "" {
+				groups[g] = true
 			}
 		}
 		for g := range groups {
@@ -135,17 +164,17 @@ func (c *Concurrency) Run(ctx context.Context, interval time.Duration, namespace
 
 // reconcileGroup cancels what created's arrival supersedes, then starts
 // pending runs while the group has room.
-func (c *Concurrency) reconcileGroup(ctx context.Context, ns, group, created string) error {
-	unlock, err := c.locker.Lock(ctx, ns+"/"+group)
+func (c *Concurrency) reconcileGroup(ctx context.Context, ns string, g groupKey, created string) error {
+	unlock, err := c.locker.Lock(ctx, ns+"/"+g.app+"/"+g.group)
 	if err != nil {
 		return fmt.Errorf("lock concurrency group: %w", err)
 	}
 	defer unlock()
-	list, err := c.client.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{LabelSelector: LabelConcurrencyGroup + "=" + group})
+	list, err := c.client.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{LabelSelector: g.selector()})
 	if err != nil {
 		return fmt.Errorf("list concurrency group: %w", err)
 	}
-	runs := list.Items
+	runs := slices.DeleteFunc(list.Items, func(pr pipelinev1.PipelineRun) bool { return !g.member(&pr) })
 	slices.SortStableFunc(runs, func(a, b pipelinev1.PipelineRun) int { return dispatchedAt(&a).Compare(dispatchedAt(&b)) })
 
 	if i := slices.IndexFunc(runs, func(pr pipelinev1.PipelineRun) bool { return pr.Name == created }); i >= 0 &&

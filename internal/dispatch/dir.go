@@ -17,7 +17,8 @@ import (
 // DirCreator writes each PipelineRun as YAML to Dir/<namespace>/<name>.yaml
 // instead of creating it in a cluster, so the whole flow runs on a laptop and
 // the output can be applied later with kubectl. Like a cluster, it refuses to
-// replace an existing PipelineRun: the file is written once.
+// replace an existing PipelineRun: the file is written once. Files are mode
+// 0600 and the directories it creates 0700: parameters may be sensitive.
 type DirCreator struct {
 	Dir string
 }
@@ -55,7 +56,7 @@ func (c DirCreator) create(ctx context.Context, pr *pipelinev1.PipelineRun) erro
 	if err != nil {
 		return queue.Permanent(err)
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}
 	tmp, err := writeTemp(dir, "."+pr.Name+".yaml.*", b)
@@ -77,8 +78,15 @@ func (c DirCreator) create(ctx context.Context, pr *pipelinev1.PipelineRun) erro
 	return os.Rename(tmp, path)
 }
 
-// writeTemp writes b to a new file (mode 0o644) in dir, synced to disk, and
-// returns its name.
+// Modes of what DirCreator writes: its owner's only, as PipelineRun params
+// may carry sensitive values.
+const (
+	fileMode fs.FileMode = 0o600
+	dirMode  fs.FileMode = 0o700
+)
+
+// writeTemp writes b to a new file (mode fileMode) in dir, synced to disk,
+// and returns its name.
 func writeTemp(dir, pattern string, b []byte) (string, error) {
 	f, err := os.CreateTemp(dir, pattern)
 	if err != nil {
@@ -87,7 +95,7 @@ func writeTemp(dir, pattern string, b []byte) (string, error) {
 	name := f.Name()
 	_, err = f.Write(b)
 	if err == nil {
-		err = f.Chmod(0o644)
+		err = f.Chmod(fileMode)
 	}
 	if err == nil {
 		err = f.Sync()

@@ -19,7 +19,7 @@ import (
 
 func TestDirCreator(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "pipelineruns") // made by Create
 	c := DirCreator{Dir: dir}
 	pr := mustRender(t, testWork())
 
@@ -45,8 +45,18 @@ func TestDirCreator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi.Mode().Perm() != 0o644 {
-		t.Errorf("file mode %v, want 0644", fi.Mode().Perm())
+	// Params may be sensitive: the owner's only (issue 11).
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("file mode %v, want 0600", fi.Mode().Perm())
+	}
+	for _, d := range []string{dir, filepath.Dir(path)} {
+		di, err := os.Stat(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if di.Mode().Perm() != 0o700 {
+			t.Errorf("directory %s: mode %v, want 0700", d, di.Mode().Perm())
+		}
 	}
 
 	// A redelivery, even with different content, leaves the file alone.

@@ -120,3 +120,90 @@ func TestDispatcherDirCreator(t *testing.T) {
 		t.Errorf("Stats = %+v, want %+v", got, want)
 	}
 }
+
+// grantFunc adapts a function to Grant.
+type grantFunc func(queue.Work) error
+
+func (f grantFunc) Admit(w queue.Work) error { return f(w) }
+
+// TestDispatcherGrantRefuses (issue 11): work the rules in force no longer
+// grant (a revoked grant, a dlq retry, a forged publish) is dead-lettered at
+// once with the reason, before rendering, and nothing is created.
+func TestDispatcherGrantRefuses(t *testing.T) {
+	revoked := errors.New(`app shop: namespace "shop-ci" not granted`)
+	tests := []struct {
+		name string
+		work queue.Work
+	}{
+		{"valid work", testWork()},
+		// Admit comes first: an invalid template is refused, not rendered.
+		{"invalid work", testWork(func(w *queue.Work) { w.Target.PipelineRef = "" })},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			client := fake.NewSimpleClientset()
+			var logs bytes.Buffer
+			var admitted []queue.Work
+			d := New(NewKubeCreatorForClient(client), slog.New(slog.NewJSONHandler(&logs, nil)),
+				WithGrant(grantFunc(func(w queue.Work) error {
+					admitted = append(admitted, w)
+					return revoked
+				})))
+
+			err := d.Handle(ctx, tt.work)
+			if !queue.IsPermanent(err) {
+				t.Fatalf("Handle = %v, want a permanent error", err)
+			}
+			if !errors.Is(err, revoked) || !strings.HasPrefix(err.Error(), "grant: ") {
+				t.Errorf("Handle = %q, want %q wrapped as grant: ...", err, revoked)
+			}
+			if len(admitted) != 1 || admitted[0].Target.Name != tt.work.Target.Name {
+				t.Errorf("Admit called with %d work items, want the one handled", len(admitted))
+			}
+			if actions := client.Actions(); len(actions) != 0 {
+				t.Errorf("refused work reached the API server: %v", actions)
+			}
+			list, lerr := client.TektonV1().PipelineRuns(tt.work.Target.Namespace).List(ctx, metav1.ListOptions{})
+			if lerr != nil {
+				t.Fatal(lerr)
+			}
+			if len(list.Items) != 0 {
+				t.Errorf("refused work created %d PipelineRuns", len(list.Items))
+			}
+			if got, want := d.Stats(), (Stats{Refused: 1}); got != want {
+				t.Errorf("Stats = %+v, want %+v", got, want)
+			}
+
+			var rec map[string]any
+			if err := json.Unmarshal(logs.Bytes(), &rec); err != nil {
+				t.Fatalf("want one JSON log line: %v\n%s", err, logs.String())
+			}
+			want := map[string]any{
+				"level": "WARN", "msg": "work refused by grant", "component": "dispatch",
+				"event_id": testDeliveryID, "app": "shop", "trigger": "build", "reason": revoked.Error(),
+			}
+			for k, v := range want {
+				if rec[k] != v {
+					t.Errorf("log: %s = %v, want %v", k, rec[k], v)
+				}
+			}
+		})
+	}
+}
+
+// TestDispatcherGrantAdmits: admitted work is dispatched as without a Grant.
+func TestDispatcherGrantAdmits(t *testing.T) {
+	calls := 0
+	d := New(creatorFunc(func(context.Context, *pipelinev1.PipelineRun) error { return nil }), nil,
+		WithGrant(grantFunc(func(queue.Work) error { calls++; return nil })))
+	if err := d.Handle(context.Background(), testWork()); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("Admit called %d times, want 1", calls)
+	}
+	if got, want := d.Stats(), (Stats{Created: 1}); got != want {
+		t.Errorf("Stats = %+v, want %+v", got, want)
+	}
+}

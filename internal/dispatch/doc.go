@@ -16,6 +16,14 @@
 //     missing namespace) cannot be fixed by retrying: the queue dead-letters
 //     them at once. Every other error is transient and the queue redelivers
 //     the work with backoff.
+//   - The queue is not trusted: with WithGrant, Handle asks the Grant (the
+//     rules in force) before rendering, and creates nothing for work it
+//     refuses.
+//   - Every PipelineRun carries app.kubernetes.io/managed-by=switchyard and
+//     Switchyard's switchyard.dev/* keys; a template may set none of them
+//     (IsReservedKey). The concurrency controller acts only on Switchyard's
+//     runs of one app and group, so one app can never cancel or start
+//     another's.
 //   - Logs carry identifiers only (event id, app, trigger, namespace, name),
 //     never parameter values, payloads or credentials.
 package dispatch

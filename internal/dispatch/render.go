@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -196,7 +198,31 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 		return nil, err
 	}
 
-	annotations := map[string]string{
+	labels, annotations := ownMetadata(w)
+	if c := t.Concurrency; c != nil && c.Limit > 0 {
+		// Created pending; the concurrency controller starts it when the
+		// group has room (at once, usually).
+		pr.Spec.Status = pipelinev1.PipelineRunSpecStatusPending
+	}
+	if err := mergeTemplateMetadata(pr, labels, annotations); err != nil {
+		return nil, err
+	}
+
+	pr.TypeMeta = pipelineRunType
+	pr.ObjectMeta = metav1.ObjectMeta{
+		Name:        t.Name,
+		Namespace:   t.Namespace,
+		Labels:      labels,
+		Annotations: annotations,
+	}
+	return pr, nil
+}
+
+// ownMetadata returns the labels and annotations Switchyard sets on the
+// PipelineRun of w.
+func ownMetadata(w queue.Work) (labels, annotations map[string]string) {
+	t, ev := w.Target, w.Event
+	annotations = map[string]string{
 		AnnotationEventID:      ev.ID(),
 		AnnotationEventType:    ev.Type(),
 		AnnotationEventSource:  ev.Source(),
@@ -206,7 +232,7 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 	setIf(annotations, AnnotationRevision, extension(ev, extRevision))
 	setIf(annotations, AnnotationIdentity, extension(ev, extIdentity))
 	setIf(annotations, AnnotationPrincipal, extension(ev, extPrincipal))
-	labels := map[string]string{
+	labels = map[string]string{
 		LabelApp:       t.App,
 		LabelTrigger:   t.Trigger,
 		LabelEventID:   EventIDLabelValue(ev.ID()),
@@ -217,25 +243,20 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 		annotations[AnnotationConcurrencyGroup] = c.Group
 		if c.Limit > 0 {
 			annotations[AnnotationConcurrencyLimit] = strconv.Itoa(c.Limit)
-			// Created pending; the concurrency controller starts it when
-			// the group has room (at once, usually).
-			pr.Spec.Status = pipelinev1.PipelineRunSpecStatusPending
 		}
 		if c.CancelInProgress {
 			annotations[AnnotationCancelInProgress] = "true"
 		}
 	}
-	// A template's own labels and annotations stay; Switchyard's win.
-	for k, v := range pr.Labels {
-		if _, ours := labels[k]; !ours {
-			labels[k] = v
-		}
-	}
-	for k, v := range pr.Annotations {
-		if _, ours := annotations[k]; !ours {
-			annotations[k] = v
-		}
-	}
+	return labels, annotations
+}
+
+// mergeTemplateMetadata adds the labels and annotations of a template's
+// PipelineRun (pr's own) to labels and annotations. It refuses reserved
+// keys (IsReservedKey): the concurrency controller acts on runs by them, so
+// a template setting them could act on another app's runs.
+func mergeTemplateMetadata(pr *pipelinev1.PipelineRun, labels, annotations map[string]string) error {
+	errs := append(reservedKeys("label", pr.Labels), reservedKeys("annotation", pr.Annotations)...)
 	// Tekton's validation does not check metadata; the API server would.
 	for k, v := range pr.Labels {
 		if msgs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...); len(msgs) > 0 {
@@ -248,17 +269,46 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 		}
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return err
 	}
+	// Every key Switchyard sets is reserved, so none can clash; ours win
+	// regardless.
+	for k, v := range pr.Labels {
+		if _, ours := labels[k]; !ours {
+			labels[k] = v
+		}
+	}
+	for k, v := range pr.Annotations {
+		if _, ours := annotations[k]; !ours {
+			annotations[k] = v
+		}
+	}
+	return nil
+}
 
-	pr.TypeMeta = pipelineRunType
-	pr.ObjectMeta = metav1.ObjectMeta{
-		Name:        t.Name,
-		Namespace:   t.Namespace,
-		Labels:      labels,
-		Annotations: annotations,
+// ErrReservedKey reports a template label or annotation whose key is
+// Switchyard's own: prefixed ReservedPrefix, or LabelManagedBy.
+var ErrReservedKey = errors.New("reserved for switchyard")
+
+// ReservedPrefix starts every label and annotation key Switchyard sets.
+const ReservedPrefix = "switchyard.dev/"
+
+// IsReservedKey reports whether a label or annotation key is Switchyard's
+// own, which a template may not set: the concurrency controller and the
+// run watcher act on runs by these keys.
+func IsReservedKey(key string) bool {
+	return strings.HasPrefix(key, ReservedPrefix) || key == LabelManagedBy
+}
+
+// reservedKeys returns an error naming each reserved key in m, in key order.
+func reservedKeys(kind string, m map[string]string) []error {
+	var errs []error
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		if IsReservedKey(k) {
+			errs = append(errs, fmt.Errorf("template %s %s: %w", kind, k, ErrReservedKey))
+		}
 	}
-	return pr, nil
+	return errs
 }
 
 // specFromTarget builds the spec of a pipelineRef target.

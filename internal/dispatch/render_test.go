@@ -3,6 +3,7 @@ package dispatch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -415,7 +416,7 @@ func templateWork(resource string) queue.Work {
 func TestRenderResource(t *testing.T) {
 	w := templateWork(`{"apiVersion":"tekton.dev/v1","kind":"PipelineRun",
 		"metadata":{"generateName":"build-","namespace":"elsewhere","uid":"x","resourceVersion":"7",
-			"labels":{"team":"shop","switchyard.dev/app":"forged"},"annotations":{"note":"kept"}},
+			"labels":{"team":"shop"},"annotations":{"note":"kept"}},
 		"spec":{"pipelineRef":{"name":"build"},"params":[{"name":"rev","value":"abc"}],
 			"taskRunTemplate":{"serviceAccountName":"someone"},"timeouts":{"pipeline":"1h"}},
 		"status":{"conditions":[{"type":"Succeeded","status":"True"}]}}`)
@@ -479,5 +480,48 @@ func TestRenderConcurrency(t *testing.T) {
 	w.Target.Concurrency = &routing.Concurrency{Group: "g", CancelInProgress: true}
 	if pr, err = Render(context.Background(), w); err != nil || pr.Spec.Status != "" {
 		t.Errorf("cancelInProgress alone: spec.status %q, err %v; want a run that starts", pr.Spec.Status, err)
+	}
+}
+
+// TestRenderRefusesReservedKeys: a template may not set the labels and
+// annotations Switchyard acts on (issue 11): with them, one app's template
+// could join, cancel or start another app's runs.
+func TestRenderRefusesReservedKeys(t *testing.T) {
+	tests := []struct{ name, metadata, key string }{
+		{"group label", `"labels":{"switchyard.dev/concurrency-group":"0123456789abcdef"}`, "switchyard.dev/concurrency-group"},
+		{"cancel annotation", `"annotations":{"switchyard.dev/cancel-in-progress":"true"}`, "switchyard.dev/cancel-in-progress"},
+		{"limit annotation", `"annotations":{"switchyard.dev/concurrency-limit":"9"}`, "switchyard.dev/concurrency-limit"},
+		{"dispatched-at annotation", `"annotations":{"switchyard.dev/dispatched-at":"2000-01-01T00:00:00Z"}`, "switchyard.dev/dispatched-at"},
+		{"app label", `"labels":{"switchyard.dev/app":"forged"}`, "switchyard.dev/app"},
+		{"any switchyard.dev key", `"labels":{"switchyard.dev/future":"x"}`, "switchyard.dev/future"},
+		{"managed-by label", `"labels":{"app.kubernetes.io/managed-by":"someone"}`, "app.kubernetes.io/managed-by"},
+		{"managed-by annotation", `"annotations":{"app.kubernetes.io/managed-by":"switchyard"}`, "app.kubernetes.io/managed-by"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := templateWork(`{"apiVersion":"tekton.dev/v1","kind":"PipelineRun","metadata":{` + tt.metadata + `},
+				"spec":{"pipelineRef":{"name":"build"}}}`)
+			pr, err := Render(context.Background(), w)
+			if err == nil {
+				t.Fatalf("Render kept %s: labels %v annotations %v", tt.key, pr.Labels, pr.Annotations)
+			}
+			if !queue.IsPermanent(err) || !errors.Is(err, ErrReservedKey) || !strings.Contains(err.Error(), tt.key) {
+				t.Errorf("Render error = %v, want a permanent ErrReservedKey naming %s", err, tt.key)
+			}
+		})
+	}
+}
+
+// TestRenderManagedByAlways: every PipelineRun carries the managed-by label
+// the run watcher and the concurrency controller select on.
+func TestRenderManagedByAlways(t *testing.T) {
+	for name, w := range map[string]queue.Work{
+		"pipelineRef": testWork(),
+		"template": templateWork(`{"apiVersion":"tekton.dev/v1","kind":"PipelineRun",
+			"metadata":{"labels":{"app.kubernetes.io/name":"shop"}},"spec":{"pipelineRef":{"name":"build"}}}`),
+	} {
+		if got := mustRender(t, w).Labels[LabelManagedBy]; got != ManagedBy {
+			t.Errorf("%s: %s = %q, want %q", name, LabelManagedBy, got, ManagedBy)
+		}
 	}
 }
