@@ -7,15 +7,11 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
-// Identity prefixes: a webhook source authenticates as "source:<name>", an
-// endpoint's callers as "endpoint:<name>".
-const (
-	sourcePrefix   = "source:"
-	endpointPrefix = "endpoint:"
-)
+// endpointPrefix starts an endpoint's identity (routing.Endpoint.Identity).
+const endpointPrefix = "endpoint:"
 
 // SourceIdentity is the identity of events a webhook source accepted.
-func SourceIdentity(source string) string { return sourcePrefix + source }
+func SourceIdentity(source string) string { return routing.SourceIdentity(source) }
 
 // Caller is who authenticated a request.
 type Caller struct {
