@@ -70,7 +70,7 @@ triggers:
     run: {pipelineRef: build}
 `
 
-func load(t *testing.T) *routing.Rules {
+func load(t testing.TB) *routing.Rules {
 	t.Helper()
 	rules, err := routing.Load(fstest.MapFS{
 		"root.yaml": {Data: []byte(root)},
