@@ -130,6 +130,9 @@ type loader struct {
 	// hundreds of microseconds, and apps often share a condition. A
 	// compiled program is immutable and safe to share.
 	conditions map[string]condResult
+	// tokenHeaders are the sources' `header:` names, known once the
+	// sources compile; rules may not read them.
+	tokenHeaders []string
 }
 
 type condResult struct {
@@ -268,6 +271,8 @@ func (l *loader) load() *Rules {
 	if len(root.Sources) == 0 {
 		l.addf(rootName, lineOf(node, "sources"), "no sources: declare at least one webhook source")
 	}
+	l.tokenHeaders = tokenHeaders(rules.sources)
+	rules.tokenHeaders = l.tokenHeaders
 
 	seenApps := map[string]bool{}
 	claimed := map[string]string{} // app manifest file -> app
@@ -732,6 +737,12 @@ func (l *loader) compileMatch(file string, at func(...any) int, ts triggerSpec, 
 		c, err := l.compileCondition(m.When)
 		if err != nil {
 			l.addf(file, at("match", "when"), "trigger %q: when: %v", ts.Name, err)
+		} else {
+			for _, h := range c.headers {
+				if l.isCredential(h) {
+					l.addf(file, at("match", "when"), "trigger %q: when reads credential header %q: conditions never see the caller's credentials (the source already verified them)", ts.Name, h)
+				}
+			}
 		}
 		t.when = c
 	}
@@ -809,6 +820,12 @@ func (l *loader) checkExpressions(file string, line int, param, value string) {
 	for _, m := range expressionRE.FindAllStringSubmatch(value, -1) {
 		if !validExpression(m[1]) {
 			l.addf(file, line, "param %q: %q is not a binding expression: use $(body.<path>), $(header.<name>), $(extensions.<name>) or $(context.eventID)", param, m[0])
+		}
+	}
+	// Split as Tekton's resolver splits, which a nested $( cannot fool.
+	for _, expr := range tektonExpressions(value) {
+		if msg := headerProblem(expr, l.isCredential); msg != "" {
+			l.addf(file, line, "param %q: %s", param, msg)
 		}
 	}
 }

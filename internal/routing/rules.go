@@ -21,7 +21,10 @@ type Rules struct {
 	sources   map[string]*Source
 	endpoints map[string]*Endpoint
 	auditors  []string
-	apps      []*app
+	// tokenHeaders are the headers sources read a token from (`header:`),
+	// canonical: credentials like those IsCredentialHeader knows.
+	tokenHeaders []string
+	apps         []*app
 	// triggers is every trigger in fan-out order (apps by name, triggers
 	// in file order); a trigger's ordinal is its index here.
 	triggers []*trigger
@@ -276,7 +279,10 @@ type routeState struct {
 	tag     string
 	actor   string
 	ident   string
-	header  http.Header
+	rules   *Rules
+	// header is the request's headers without credentials, made on first
+	// use (headers()).
+	header http.Header
 
 	body       map[string]any
 	bodyErr    error
@@ -302,6 +308,18 @@ func extString(ext map[string]any, name string) string {
 // noHeader stands for a missing header; conditions and bindings only read
 // it.
 var noHeader = http.Header{}
+
+// headers returns the request's headers as rules see them: without the
+// credential headers, whatever a condition or binding asks for.
+func (st *routeState) headers() http.Header {
+	if st.header == nil {
+		st.header = st.rules.StripCredentials(st.in.Header)
+		if st.header == nil {
+			st.header = noHeader
+		}
+	}
+	return st.header
+}
 
 // noReason is what a mismatch returns when not explaining: building the
 // reason would cost an allocation Route does not need.
@@ -364,10 +382,7 @@ func (r *Rules) evaluate(in Input, explain bool) Decision {
 		tag:     extString(ext, "tag"),
 		actor:   extString(ext, "actor"),
 		ident:   extString(ext, "identity"),
-		header:  in.Header,
-	}
-	if st.header == nil {
-		st.header = noHeader
+		rules:   r,
 	}
 	var d Decision
 	if explain {
@@ -572,7 +587,7 @@ func (t *trigger) target(st *routeState) (Target, error) {
 		}
 	}
 	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: bindings},
-		t.bindingBody(ev), st.header, st.ext, template.NewTriggerContext(ev.ID()))
+		t.bindingBody(ev), st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return Target{}, fmt.Errorf("render params: %w", err)
 	}
@@ -600,7 +615,7 @@ func (t *trigger) resolveConcurrency(st *routeState) (*Concurrency, error) {
 		body = ev.Data()
 	}
 	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: []triggersv1.Param{{Name: "group", Value: c.Group}}},
-		body, st.header, st.ext, template.NewTriggerContext(ev.ID()))
+		body, st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return nil, fmt.Errorf("render concurrency group: %w", err)
 	}

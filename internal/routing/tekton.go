@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -144,6 +145,11 @@ func (l *loader) decodeTektonObject(file string, n *yaml.Node, objs *tektonObjec
 	}
 	for i, p := range params {
 		l.checkExpressions(file, lineOf(n, "spec", "params", i, "value"), p.Name, p.Value)
+	}
+	if tt != nil {
+		for _, p := range l.checkTemplateBody(tt) {
+			l.addf(file, lineOf(n, append([]any{"spec"}, p.path...)...), "%s %q: %s", h.Kind, meta.Name, p.msg)
+		}
 	}
 	key := h.Kind + "/" + meta.Name
 	if h.Kind == kindTriggerTemplate {
@@ -387,6 +393,9 @@ func (l *loader) compileTemplateRun(file string, at func(...any) int, ts trigger
 			l.addf(file, at("run", "template", "spec"), "trigger %q: template.spec: %s", ts.Name, oneLine(ferr))
 			return
 		}
+		for _, p := range l.checkTemplateBody(tt) {
+			l.addf(file, lineOf(&tmpl.Spec, p.path...), "trigger %q: template.spec: %s", ts.Name, p.msg)
+		}
 	default:
 		l.addf(file, at("run", "template"), "trigger %q: template needs a ref or a spec", ts.Name)
 		return
@@ -448,6 +457,64 @@ func checkTemplate(tt *triggersv1.TriggerTemplate, a *app, bound map[string]bool
 	return msgs
 }
 
+// templateProblem is a problem of a TriggerTemplate's body, at a path
+// under its spec.
+type templateProblem struct {
+	path []any
+	msg  string
+}
+
+// checkTemplateBody refuses, in a TriggerTemplate's resource templates, a
+// header expression that reads a credential (see headerProblem) and a
+// label or annotation key that is Switchyard's own or templated: dispatch
+// and the run watcher trust those keys.
+func (l *loader) checkTemplateBody(tt *triggersv1.TriggerTemplate) []templateProblem {
+	var out []templateProblem
+	for i, rt := range tt.Spec.ResourceTemplates {
+		at := func(path ...any) []any { return append([]any{"resourcetemplates", i}, path...) }
+		for _, expr := range tektonExpressions(string(rt.Raw)) {
+			if msg := headerProblem(expr, l.isCredential); msg != "" {
+				out = append(out, templateProblem{at(), msg})
+			}
+		}
+		var obj struct {
+			Metadata struct {
+				Labels      map[string]any `json:"labels"`
+				Annotations map[string]any `json:"annotations"`
+			} `json:"metadata"`
+		}
+		if json.Unmarshal(rt.Raw, &obj) != nil {
+			continue // checkTemplate reports it
+		}
+		for _, f := range []struct {
+			field string
+			keys  map[string]any
+		}{{"labels", obj.Metadata.Labels}, {"annotations", obj.Metadata.Annotations}} {
+			for _, k := range slices.Sorted(maps.Keys(f.keys)) {
+				if msg := reservedKeyProblem(k); msg != "" {
+					out = append(out, templateProblem{at("metadata", f.field, k), fmt.Sprintf("metadata.%s: %s", f.field, msg)})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// managedByLabel is the label the run watcher selects Switchyard's runs by.
+const managedByLabel = "app.kubernetes.io/managed-by"
+
+// reservedKeyProblem says why a template may not set a label or annotation
+// key, "" when it may.
+func reservedKeyProblem(key string) string {
+	switch {
+	case strings.Contains(key, "$("):
+		return fmt.Sprintf("key %q is templated: keys are fixed at load, so none can become Switchyard's", key)
+	case strings.HasPrefix(strings.ToLower(key), "switchyard.dev/") || strings.EqualFold(key, managedByLabel):
+		return fmt.Sprintf("key %q is Switchyard's: dispatch sets it, and a template that set it could pass for another app's run", key)
+	}
+	return ""
+}
+
 // staticString returns the string at a path of a decoded JSON object, ""
 // when absent or templated.
 func staticString(v any, path ...string) string {
@@ -481,7 +548,7 @@ func (t *trigger) renderResource(st *routeState, target *Target) error {
 	ev := st.in.Event
 	params, err := template.ResolveParams(
 		template.ResolvedTrigger{BindingParams: t.bindingParams, TriggerTemplate: t.template},
-		t.bindingBody(ev), st.header, st.ext, template.NewTriggerContext(ev.ID()))
+		t.bindingBody(ev), st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return fmt.Errorf("render bindings: %w", err)
 	}
@@ -516,6 +583,13 @@ func (t *trigger) renderResource(st *routeState, target *Target) error {
 	for _, s := range sas {
 		if s != "" && !slices.Contains(a.serviceAccounts, s) {
 			return fmt.Errorf("template %q: service account %q exceeds the grant of app %q (serviceAccounts: %s)", t.template.Name, s, a.name, strings.Join(a.serviceAccounts, ", "))
+		}
+	}
+	for _, m := range []map[string]string{pr.Labels, pr.Annotations} {
+		for k := range m {
+			if msg := reservedKeyProblem(k); msg != "" {
+				return fmt.Errorf("template %q: %s", t.template.Name, msg)
+			}
 		}
 	}
 	pr.Name, pr.GenerateName, pr.Namespace = target.Name, "", ns
