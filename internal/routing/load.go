@@ -82,6 +82,9 @@ var (
 // as: source "github" is identity "source:github".
 const identitySourcePrefix = "source:"
 
+// endpointIdentityPrefix starts the identity of an endpoint's callers.
+const endpointIdentityPrefix = "endpoint:"
+
 // LoadDir loads and compiles the manifest rooted at dir/root.yaml.
 func LoadDir(dir string, opts Options) (*Rules, error) {
 	return Load(os.DirFS(dir), dir, opts)
@@ -305,9 +308,25 @@ func (l *loader) load() *Rules {
 		l.checkEndpointApps(rootName, node, i, e, apps)
 		rules.endpoints[e.Name] = e
 	}
+	l.checkAuditors(rootName, node, root.Auditors, rules.endpoints)
 	rules.auditors = root.Auditors
 	rules.index()
 	return rules
+}
+
+// checkAuditors refuses an auditor that could never read a status: only
+// endpoint callers authenticate to the status API (Rules.IsAuditor is asked
+// with an endpoint's identity), so each entry names an endpoint.
+func (l *loader) checkAuditors(file string, node *yaml.Node, auditors []string, endpoints map[string]*Endpoint) {
+	for i, id := range auditors {
+		name, ok := strings.CutPrefix(id, endpointIdentityPrefix)
+		switch {
+		case !ok:
+			l.addf(file, lineOf(node, "auditors", i), "auditors: %q is not an endpoint identity: only endpoint callers read event status, write %s<endpoint name>", id, endpointIdentityPrefix)
+		case endpoints[name] == nil:
+			l.addf(file, lineOf(node, "auditors", i), "auditors: %q names no endpoint %q", id, name)
+		}
+	}
 }
 
 func (l *loader) checkHeader(file string, node *yaml.Node, apiVersion, kind, want string) {
@@ -335,6 +354,10 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 	if o := s.OIDC; o != nil {
 		if o.Issuer == "" || o.Audience == "" {
 			l.addf(file, at("oidc"), "source %q: oidc needs issuer and audience", s.Name)
+		}
+		if o.Email == "" {
+			l.addf(file, at("oidc"), "source %q: oidc needs email, the service account the push is signed for: "+
+				"without it a token of any Google service account, for an audience anyone may choose, is accepted", s.Name)
 		}
 		src.OIDC = &OIDC{Issuer: o.Issuer, Audience: o.Audience, JWKSURL: o.JWKSURL, Email: o.Email}
 	}
@@ -914,6 +937,10 @@ func compileGlobs(patterns []string) (globList, error) {
 	g.text = strings.Join(patterns, ", ")
 	return g, nil
 }
+
+// onlyExcludes reports whether the list has negations and nothing else,
+// which matches every value not excluded.
+func (g globList) onlyExcludes() bool { return len(g.include) == 0 && len(g.exclude) > 0 }
 
 // empty reports whether the list places no condition.
 func (g globList) empty() bool { return len(g.include) == 0 && len(g.exclude) == 0 }
