@@ -85,9 +85,16 @@ const identitySourcePrefix = "source:"
 // endpointIdentityPrefix starts the identity of an endpoint's callers.
 const endpointIdentityPrefix = "endpoint:"
 
-// LoadDir loads and compiles the manifest rooted at dir/root.yaml.
+// LoadDir loads and compiles the manifest rooted at dir/root.yaml. Files
+// are read through an os.Root: a symlink may point within dir (a mounted
+// ConfigMap's ..data), never out of it.
 func LoadDir(dir string, opts Options) (*Rules, error) {
-	return Load(os.DirFS(dir), dir, opts)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, Problems{{File: dir, Msg: fmt.Sprintf("open rules directory: %v", unwrapPathError(err))}}
+	}
+	defer root.Close()
+	return Load(root.FS(), dir, opts)
 }
 
 // Load loads and compiles the manifest rooted at root.yaml in fsys. dir is
