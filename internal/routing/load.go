@@ -357,7 +357,10 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 	} else if l.opts.SourceKinds != nil && !slices.Contains(l.opts.SourceKinds, s.Kind) {
 		l.addf(file, at("kind"), "source %q: unknown kind %q (known: %s)", s.Name, s.Kind, strings.Join(l.opts.SourceKinds, ", "))
 	}
-	src := &Source{Name: s.Name, Kind: s.Kind, APIURL: s.APIURL, Header: s.Header, AllowSHA1: s.AllowSHA1}
+	src := &Source{Name: s.Name, Kind: s.Kind, APIURL: s.APIURL, Header: s.Header, AllowSHA1: s.AllowSHA1, MaxBodyBytes: s.MaxBodyBytes}
+	if s.MaxBodyBytes < 0 || s.MaxBodyBytes > MaxSourceBodyBytes {
+		l.addf(file, at("maxBodyBytes"), "source %q: maxBodyBytes %d must be between 1 and %d (25 MiB); leave it out for the server's default", s.Name, s.MaxBodyBytes, MaxSourceBodyBytes)
+	}
 	if o := s.OIDC; o != nil {
 		if o.Issuer == "" || o.Audience == "" {
 			l.addf(file, at("oidc"), "source %q: oidc needs issuer and audience", s.Name)

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -143,4 +144,32 @@ spec:
 		`rules/apps/tt.yaml:14: TriggerTemplate "impostor": metadata.labels: key "$(tt.params.key)" is templated: keys are fixed at load`,
 		`rules/apps/tt.yaml:16: TriggerTemplate "impostor": metadata.annotations: key "Switchyard.dev/event-id" is Switchyard's`,
 	})
+}
+
+func TestSourceMaxBodyBytes(t *testing.T) {
+	for _, tc := range []struct {
+		name, value string
+		want        int64
+		problem     string
+	}{
+		{name: "default", value: "", want: 0},
+		{name: "set", value: "    maxBodyBytes: 5242880\n", want: 5 << 20},
+		{name: "25 MiB", value: "    maxBodyBytes: 26214400\n", want: 25 << 20},
+		{name: "above 25 MiB", value: "    maxBodyBytes: 26214401\n", problem: `rules/root.yaml:7: source "github": maxBodyBytes 26214401 must be between 1 and 26214400 (25 MiB)`},
+		{name: "negative", value: "    maxBodyBytes: -1\n", problem: `rules/root.yaml:7: source "github": maxBodyBytes -1 must be between 1 and 26214400`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files := map[string]string{
+				"root.yaml":     strings.Replace(testRoot, "    secret: {env: GH_SECRET}\n", "    secret: {env: GH_SECRET}\n"+tc.value, 1),
+				"apps/web.yaml": okWebApp,
+			}
+			if tc.problem != "" {
+				wantProblems(t, files, []string{tc.problem})
+				return
+			}
+			if got := mustLoad(t, files).Source("github").MaxBodyBytes; got != tc.want {
+				t.Errorf("MaxBodyBytes = %d, want %d", got, tc.want)
+			}
+		})
+	}
 }

@@ -61,7 +61,14 @@ type Source struct {
 	// OIDC, when set, authenticates deliveries by an OIDC token instead of
 	// the secret.
 	OIDC *OIDC
+	// MaxBodyBytes caps a request to this source; 0 means the server's
+	// default. Never above MaxSourceBodyBytes.
+	MaxBodyBytes int64
 }
+
+// MaxSourceBodyBytes is the most a source's maxBodyBytes may allow: 25 MiB,
+// GitHub's own cap on a webhook payload.
+const MaxSourceBodyBytes = 25 << 20
 
 // OIDC says which OIDC bearer tokens a source accepts.
 type OIDC struct {
