@@ -113,6 +113,16 @@ func (a *app) grantsIdentity(id string) bool {
 	return ok && slices.Contains(a.sources, s)
 }
 
+// admits reports whether the trigger's own sources and identities, when
+// it lists any, let an event from source, authenticated as identity, fire
+// it.
+func (t *trigger) admits(source, identity string) bool {
+	if len(t.sources) == 0 && len(t.identities) == 0 {
+		return true
+	}
+	return slices.Contains(t.sources, source) || (identity != "" && slices.Contains(t.identities, identity))
+}
+
 func (a *app) grantSummary() string {
 	list := func(v []string) string {
 		if len(v) == 0 {
@@ -464,13 +474,11 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 	if !t.types.empty() && !t.types.match(st.typ) {
 		return st.why(func() string { return fmt.Sprintf("type %q does not match %s", st.typ, t.types.text) }), ""
 	}
-	if len(t.sources) > 0 || len(t.identities) > 0 {
-		if !slices.Contains(t.sources, st.in.Source) && (st.ident == "" || !slices.Contains(t.identities, st.ident)) {
-			return st.why(func() string {
-				return fmt.Sprintf("source %q / identity %q is not among the trigger's sources (%s) or identities (%s)",
-					st.in.Source, st.ident, strings.Join(t.sources, ", "), strings.Join(t.identities, ", "))
-			}), ""
-		}
+	if !t.admits(st.in.Source, st.ident) {
+		return st.why(func() string {
+			return fmt.Sprintf("source %q / identity %q is not among the trigger's sources (%s) or identities (%s)",
+				st.in.Source, st.ident, strings.Join(t.sources, ", "), strings.Join(t.identities, ", "))
+		}), ""
 	}
 	if !t.repositories.empty() {
 		if st.repo == "" {

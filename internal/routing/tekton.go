@@ -576,11 +576,7 @@ func (t *trigger) renderResource(st *routeState, target *Target) error {
 	if sa == "" {
 		sa = t.serviceAccount
 	}
-	sas := []string{pr.Spec.TaskRunTemplate.ServiceAccountName}
-	for _, trs := range pr.Spec.TaskRunSpecs {
-		sas = append(sas, trs.ServiceAccountName)
-	}
-	for _, s := range sas {
+	for _, s := range pipelineRunAccounts(pr) {
 		if s != "" && !slices.Contains(a.serviceAccounts, s) {
 			return fmt.Errorf("template %q: service account %q exceeds the grant of app %q (serviceAccounts: %s)", t.template.Name, s, a.name, strings.Join(a.serviceAccounts, ", "))
 		}
