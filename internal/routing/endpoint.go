@@ -288,37 +288,43 @@ func (l *loader) compileEndpoint(file string, node *yaml.Node, i int, s endpoint
 	}
 	for j, cs := range s.Callers {
 		cat := func(path ...any) int { return at(append([]any{"callers", j}, path...)...) }
-		owner := fmt.Sprintf("endpoint %q callers[%d]", s.Name, j)
-		c := Caller{Index: j}
-		if cs.Principal == "" {
-			l.addf(file, cat(), "%s: principal is required (the token subject or static token name, a glob)", owner)
-		} else if name, neg := strings.CutPrefix(cs.Principal, "!"); neg {
-			l.addf(file, cat("principal"), "%s: principal %q is only a negation, which matches every other caller: "+
-				"an entry applies to the principals it matches, so to treat %s apart list a caller with principal %q before one with principal \"**\"", owner, cs.Principal, name, name)
-		} else {
-			var err error
-			if c.Principal, err = compileGlobs([]string{cs.Principal}); err != nil {
-				l.addf(file, cat("principal"), "%s: principal: %v", owner, err)
-			}
-		}
-		c.Scope = l.compileScope(file, func(path ...any) int { return cat(append([]any{"scope"}, path...)...) }, owner, cs.Scope)
-		if cs.Scope.MaxBodyBytes != 0 {
-			l.addf(file, cat("scope", "maxBodyBytes"), "%s: maxBodyBytes is set per endpoint, not per caller", owner)
-		}
-		switch {
-		case cs.Scope.EventsPerMinute == 0:
-			c.Scope.EventsPerMinute = e.Scope.EventsPerMinute
-		case cs.Scope.EventsPerMinute > e.Scope.EventsPerMinute:
-			l.addf(file, cat("scope", "eventsPerMinute"), "%s: eventsPerMinute %d exceeds the endpoint's %d: a caller's scope only narrows", owner, cs.Scope.EventsPerMinute, e.Scope.EventsPerMinute)
-		}
-		for k, p := range cs.Scope.Params {
-			if !slices.Contains(e.Scope.Params, p) {
-				l.addf(file, cat("scope", "params", k), "%s: param %q is not in the endpoint's scope.params: a caller's scope only narrows", owner, p)
-			}
-		}
-		e.Callers = append(e.Callers, c)
+		e.Callers = append(e.Callers, l.compileCaller(file, cat, e, j, cs))
 	}
 	return e
+}
+
+// compileCaller compiles callers[j] of endpoint e, whose scope it may only
+// narrow; cat gives the line of a field inside the entry.
+func (l *loader) compileCaller(file string, cat func(path ...any) int, e *Endpoint, j int, cs callerSpec) Caller {
+	owner := fmt.Sprintf("endpoint %q callers[%d]", e.Name, j)
+	c := Caller{Index: j}
+	if cs.Principal == "" {
+		l.addf(file, cat(), "%s: principal is required (the token subject or static token name, a glob)", owner)
+	} else if name, neg := strings.CutPrefix(cs.Principal, "!"); neg {
+		l.addf(file, cat("principal"), "%s: principal %q is only a negation, which matches every other caller: "+
+			"an entry applies to the principals it matches, so to treat %s apart list a caller with principal %q before one with principal \"**\"", owner, cs.Principal, name, name)
+	} else {
+		var err error
+		if c.Principal, err = compileGlobs([]string{cs.Principal}); err != nil {
+			l.addf(file, cat("principal"), "%s: principal: %v", owner, err)
+		}
+	}
+	c.Scope = l.compileScope(file, func(path ...any) int { return cat(append([]any{"scope"}, path...)...) }, owner, cs.Scope)
+	if cs.Scope.MaxBodyBytes != 0 {
+		l.addf(file, cat("scope", "maxBodyBytes"), "%s: maxBodyBytes is set per endpoint, not per caller", owner)
+	}
+	switch {
+	case cs.Scope.EventsPerMinute == 0:
+		c.Scope.EventsPerMinute = e.Scope.EventsPerMinute
+	case cs.Scope.EventsPerMinute > e.Scope.EventsPerMinute:
+		l.addf(file, cat("scope", "eventsPerMinute"), "%s: eventsPerMinute %d exceeds the endpoint's %d: a caller's scope only narrows", owner, cs.Scope.EventsPerMinute, e.Scope.EventsPerMinute)
+	}
+	for k, p := range cs.Scope.Params {
+		if !slices.Contains(e.Scope.Params, p) {
+			l.addf(file, cat("scope", "params", k), "%s: param %q is not in the endpoint's scope.params: a caller's scope only narrows", owner, p)
+		}
+	}
+	return c
 }
 
 // compileScope compiles one scope block (an endpoint's or a caller's);

@@ -327,47 +327,7 @@ func (l *loader) compileTemplateRun(file string, at func(...any) int, ts trigger
 	t.namespace = l.grantedNamespace(file, at("run", "namespace"), ts.Name, a, run.Namespace)
 	t.serviceAccount = l.grantedServiceAccount(file, at("run", "serviceAccount"), ts.Name, a, run.ServiceAccount)
 
-	bound := map[string]bool{}
-	for j, b := range run.Bindings {
-		line := at("run", "bindings", j)
-		switch {
-		case b.Ref != "" && (b.Name != "" || b.Value != nil):
-			l.addf(file, line, "trigger %q: a binding has a ref, or a name and a value, not both", ts.Name)
-		case b.Ref != "":
-			kind := b.Kind
-			if kind == "" {
-				kind = kindTriggerBinding
-			}
-			if kind != kindTriggerBinding && kind != kindClusterTriggerBinding {
-				l.addf(file, line, "trigger %q: binding kind %q: want TriggerBinding or ClusterTriggerBinding", ts.Name, b.Kind)
-				continue
-			}
-			params, ok := objs.bindings[kind+"/"+b.Ref]
-			if !ok {
-				l.addf(file, line, "trigger %q: no %s %q in the app's resources", ts.Name, kind, b.Ref)
-				continue
-			}
-			for _, p := range params {
-				if bound[p.Name] {
-					l.addf(file, line, "trigger %q: param %q is bound twice", ts.Name, p.Name)
-				}
-				bound[p.Name] = true
-			}
-			t.bindingParams = append(t.bindingParams, params...)
-		case b.Name != "" && b.Value != nil:
-			if !paramNameRE.MatchString(b.Name) {
-				l.addf(file, line, "param name %q is not a valid Tekton parameter name", b.Name)
-			}
-			if bound[b.Name] {
-				l.addf(file, line, "trigger %q: param %q is bound twice", ts.Name, b.Name)
-			}
-			bound[b.Name] = true
-			l.checkExpressions(file, line, b.Name, *b.Value)
-			t.bindingParams = append(t.bindingParams, triggersv1.Param{Name: b.Name, Value: *b.Value})
-		default:
-			l.addf(file, line, "trigger %q: a binding needs a ref, or a name and a value", ts.Name)
-		}
-	}
+	bound := l.compileBindings(file, at, ts, t, objs)
 
 	tmpl := run.Template
 	var tt *triggersv1.TriggerTemplate
@@ -409,6 +369,53 @@ func (l *loader) compileTemplateRun(file string, at func(...any) int, ts trigger
 	t.templateRaw = tt.Spec.ResourceTemplates[0].Raw
 	t.templateUID = bytes.Contains(t.templateRaw, uidVariable)
 	t.pipelineRef = staticPipelineRef(t.templateRaw)
+}
+
+// compileBindings resolves a template run's bindings into t.bindingParams
+// and returns the names they bind.
+func (l *loader) compileBindings(file string, at func(...any) int, ts triggerSpec, t *trigger, objs *tektonObjects) map[string]bool {
+	bound := map[string]bool{}
+	for j, b := range ts.Run.Bindings {
+		line := at("run", "bindings", j)
+		switch {
+		case b.Ref != "" && (b.Name != "" || b.Value != nil):
+			l.addf(file, line, "trigger %q: a binding has a ref, or a name and a value, not both", ts.Name)
+		case b.Ref != "":
+			kind := b.Kind
+			if kind == "" {
+				kind = kindTriggerBinding
+			}
+			if kind != kindTriggerBinding && kind != kindClusterTriggerBinding {
+				l.addf(file, line, "trigger %q: binding kind %q: want TriggerBinding or ClusterTriggerBinding", ts.Name, b.Kind)
+				continue
+			}
+			params, ok := objs.bindings[kind+"/"+b.Ref]
+			if !ok {
+				l.addf(file, line, "trigger %q: no %s %q in the app's resources", ts.Name, kind, b.Ref)
+				continue
+			}
+			for _, p := range params {
+				if bound[p.Name] {
+					l.addf(file, line, "trigger %q: param %q is bound twice", ts.Name, p.Name)
+				}
+				bound[p.Name] = true
+			}
+			t.bindingParams = append(t.bindingParams, params...)
+		case b.Name != "" && b.Value != nil:
+			if !paramNameRE.MatchString(b.Name) {
+				l.addf(file, line, "param name %q is not a valid Tekton parameter name", b.Name)
+			}
+			if bound[b.Name] {
+				l.addf(file, line, "trigger %q: param %q is bound twice", ts.Name, b.Name)
+			}
+			bound[b.Name] = true
+			l.checkExpressions(file, line, b.Name, *b.Value)
+			t.bindingParams = append(t.bindingParams, triggersv1.Param{Name: b.Name, Value: *b.Value})
+		default:
+			l.addf(file, line, "trigger %q: a binding needs a ref, or a name and a value", ts.Name)
+		}
+	}
+	return bound
 }
 
 // allowedPipelineRunVersions are the tekton.dev versions a template may
