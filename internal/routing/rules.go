@@ -12,7 +12,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
-	"github.com/tektoncd/triggers/pkg/template"
 )
 
 // Rules is a compiled, immutable parent manifest. It is safe for concurrent
@@ -554,94 +553,6 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 	return "", note
 }
 
-// target renders the trigger's run for one event. Parameter bindings are
-// resolved by Tekton Triggers' own resolver, so $(body.x), $(header.x) and
-// $(extensions.x) behave exactly as in a TriggerBinding.
-func (t *trigger) target(st *routeState) (Target, error) {
-	ev := st.in.Event
-	target := Target{
-		App:            t.app.name,
-		Trigger:        t.name,
-		Namespace:      t.namespace,
-		Name:           PipelineRunName(t.app.name, t.name, st.in.Source, ev.ID()),
-		ServiceAccount: t.serviceAccount,
-		PipelineRef:    t.pipelineRef,
-		Timeout:        t.timeout,
-		TasksTimeout:   t.tasksTimeout,
-		FinallyTimeout: t.finallyTimeout,
-		Workspaces:     slices.Clone(t.workspaces),
-	}
-	if t.concurrency != nil {
-		c, err := t.resolveConcurrency(st)
-		if err != nil {
-			return Target{}, err
-		}
-		target.Concurrency = c
-	}
-	if t.template != nil {
-		if err := t.renderResource(st, &target); err != nil {
-			return Target{}, err
-		}
-		return target, nil
-	}
-	if len(t.params) == 0 {
-		return target, nil
-	}
-	target.Params = make([]Param, len(t.params))
-	if !t.paramsBound {
-		for i, p := range t.params {
-			target.Params[i] = Param(p)
-		}
-		return target, nil
-	}
-	bindings := t.bindingParams
-	if bindings == nil {
-		bindings = make([]triggersv1.Param, len(t.params))
-		for i, p := range t.params {
-			bindings[i] = triggersv1.Param{Name: p.Name, Value: p.Value}
-		}
-	}
-	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: bindings},
-		t.bindingBody(ev), st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
-	if err != nil {
-		return Target{}, fmt.Errorf("render params: %w", err)
-	}
-	// The resolver returns params in map order; keep the manifest's order
-	// so the rendered PipelineRun is deterministic.
-	values := make(map[string]string, len(resolved))
-	for _, p := range resolved {
-		values[p.Name] = p.Value
-	}
-	for i, p := range t.params {
-		target.Params[i] = Param{Name: p.Name, Value: values[p.Name]}
-	}
-	return target, nil
-}
-
-// resolveConcurrency resolves the group template for one event.
-func (t *trigger) resolveConcurrency(st *routeState) (*Concurrency, error) {
-	c := *t.concurrency
-	if !strings.Contains(c.Group, "$(") {
-		return &c, nil
-	}
-	ev := st.in.Event
-	var body []byte
-	if strings.Contains(c.Group, "$(body") {
-		body = ev.Data()
-	}
-	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: []triggersv1.Param{{Name: "group", Value: c.Group}}},
-		body, st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
-	if err != nil {
-		return nil, fmt.Errorf("render concurrency group: %w", err)
-	}
-	for _, p := range resolved {
-		if p.Name == "group" {
-			c.Group = p.Value
-		}
-	}
-	return &c, nil
-}
-
 // ResolveSecret reads the source's secret from its environment variable or
 // file; `router send` uses it to sign a sample for one source.
 func (s *Source) ResolveSecret() ([]byte, error) {
@@ -655,13 +566,4 @@ func (s *Source) ResolveAPIToken() ([]byte, error) {
 		return nil, fmt.Errorf("source %s has no apiToken", s.Name)
 	}
 	return s.APITokenRef.resolve(os.LookupEnv)
-}
-
-// bindingBody is the payload the binding resolver gets: none when no
-// binding reads the body, which spares the resolver a parse.
-func (t *trigger) bindingBody(ev *event.Event) []byte {
-	if !t.bindsBody {
-		return nil
-	}
-	return ev.Data()
 }

@@ -13,12 +13,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	pipelinev1beta1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
-	"github.com/tektoncd/triggers/pkg/template"
 	"go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
@@ -40,10 +37,6 @@ const (
 	kindClusterTriggerBinding = "ClusterTriggerBinding"
 	kindTriggerTemplate       = "TriggerTemplate"
 )
-
-// uidVariable is Tekton Triggers' $(uid), random per event in Triggers;
-// here derived from the event so a redelivery renders the same object.
-var uidVariable = []byte("$(uid)")
 
 // tektonContext is what Tekton's defaulting and validation read: its
 // built-in defaults and feature flags, built once (config.FromContextOrDefaults
@@ -547,97 +540,6 @@ func staticPipelineRef(raw []byte) string {
 		return ""
 	}
 	return staticString(obj, "spec", "pipelineRef", "name")
-}
-
-// renderResource resolves the template for one event with Tekton Triggers'
-// resolver and holds the PipelineRun to the grant.
-func (t *trigger) renderResource(st *routeState, target *Target) error {
-	ev := st.in.Event
-	params, err := template.ResolveParams(
-		template.ResolvedTrigger{BindingParams: t.bindingParams, TriggerTemplate: t.template},
-		t.bindingBody(ev), st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
-	if err != nil {
-		return fmt.Errorf("render bindings: %w", err)
-	}
-	tt := t.template
-	if t.templateUID {
-		uid := uuid.NewSHA1(uuid.NameSpaceURL, []byte(target.Name)).String()
-		cp := *tt
-		cp.Spec.ResourceTemplates = []triggersv1.TriggerResourceTemplate{{}}
-		cp.Spec.ResourceTemplates[0].Raw = bytes.ReplaceAll(t.templateRaw, uidVariable, []byte(uid))
-		tt = &cp
-	}
-	raw := template.ResolveResources(tt, params)[0]
-	pr, err := decodePipelineRun(raw)
-	if err != nil {
-		return fmt.Errorf("template %q: %w", t.template.Name, err)
-	}
-	a := t.app
-	ns := pr.Namespace
-	if ns == "" {
-		ns = t.namespace
-	} else if !slices.Contains(a.namespaces, ns) {
-		return fmt.Errorf("template %q: namespace %q exceeds the grant of app %q (namespaces: %s)", t.template.Name, ns, a.name, strings.Join(a.namespaces, ", "))
-	}
-	sa := pr.Spec.TaskRunTemplate.ServiceAccountName
-	if sa == "" {
-		sa = t.serviceAccount
-	}
-	for _, s := range pipelineRunAccounts(pr) {
-		if s != "" && !slices.Contains(a.serviceAccounts, s) {
-			return fmt.Errorf("template %q: service account %q exceeds the grant of app %q (serviceAccounts: %s)", t.template.Name, s, a.name, strings.Join(a.serviceAccounts, ", "))
-		}
-	}
-	for _, m := range []map[string]string{pr.Labels, pr.Annotations} {
-		for k := range m {
-			if msg := reservedKeyProblem(k); msg != "" {
-				return fmt.Errorf("template %q: %s", t.template.Name, msg)
-			}
-		}
-	}
-	pr.Name, pr.GenerateName, pr.Namespace = target.Name, "", ns
-	pr.Spec.TaskRunTemplate.ServiceAccountName = sa
-	target.Namespace, target.ServiceAccount = ns, sa
-	if pr.Spec.PipelineRef != nil {
-		target.PipelineRef = pr.Spec.PipelineRef.Name
-	}
-	if target.Resource, err = json.Marshal(pr); err != nil {
-		return fmt.Errorf("template %q: %w", t.template.Name, err)
-	}
-	return nil
-}
-
-// decodePipelineRun decodes a rendered resource template into a
-// tekton.dev/v1 PipelineRun, converting v1beta1.
-func decodePipelineRun(raw []byte) (*pipelinev1.PipelineRun, error) {
-	var tm metav1.TypeMeta
-	if err := json.Unmarshal(raw, &tm); err != nil {
-		return nil, fmt.Errorf("rendered resource is not JSON (a param value broke it?): %v", err)
-	}
-	if tm.Kind != "PipelineRun" || !slices.Contains(allowedPipelineRunVersions, tm.APIVersion) {
-		return nil, fmt.Errorf("renders %s %s: only tekton.dev PipelineRuns are allowed", tm.APIVersion, tm.Kind)
-	}
-	strict := func(v any) error {
-		if _, err := strictJSON(raw, v); err != nil {
-			return fmt.Errorf("rendered %s: %v", tm.APIVersion, err)
-		}
-		return nil
-	}
-	pr := &pipelinev1.PipelineRun{}
-	if tm.APIVersion == "tekton.dev/v1beta1" {
-		//lint:ignore SA1019 v1beta1 templates are accepted, and converted to v1.
-		var old pipelinev1beta1.PipelineRun
-		if err := strict(&old); err != nil {
-			return nil, err
-		}
-		if err := old.ConvertTo(context.Background(), pr); err != nil {
-			return nil, fmt.Errorf("convert v1beta1 PipelineRun to v1: %w", err)
-		}
-	} else if err := strict(pr); err != nil {
-		return nil, err
-	}
-	pr.TypeMeta = metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "PipelineRun"}
-	return pr, nil
 }
 
 // oneLine makes a Tekton field error fit a file:line: message line.
