@@ -8,7 +8,9 @@ import (
 	"sync"
 
 	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/common/ast"
 	"github.com/google/cel-go/common/decls"
+	"github.com/google/cel-go/common/operators"
 	"github.com/google/cel-go/common/types"
 	celext "github.com/google/cel-go/ext"
 	"github.com/google/cel-go/interpreter"
@@ -67,6 +69,10 @@ type condition struct {
 	// usesBody is set when the expression reads body, so the payload is
 	// parsed only for conditions that need it.
 	usesBody bool
+	// headers are the header names the expression reads by a literal
+	// (header.x, header['x'], header.canonical('x'), 'x' in header), for
+	// load to refuse credential headers.
+	headers []string
 }
 
 // compileCondition parses, type-checks (compileBool) and plans expr.
@@ -75,12 +81,12 @@ func compileCondition(expr string) (*condition, error) {
 	if err != nil {
 		return nil, fmt.Errorf("build CEL environment: %w", err)
 	}
-	ast, err := compileBool(env, expr)
+	checked, err := compileBool(env, expr)
 	if err != nil {
 		return nil, err
 	}
 	c := &condition{expr: expr}
-	for _, ref := range ast.NativeRep().ReferenceMap() {
+	for _, ref := range checked.NativeRep().ReferenceMap() {
 		if ref.Name == "body" {
 			c.usesBody = true
 		}
@@ -90,7 +96,8 @@ func compileCondition(expr string) (*condition, error) {
 			}
 		}
 	}
-	c.prg, err = env.Program(ast,
+	c.headers = literalHeaders(checked.NativeRep().Expr())
+	c.prg, err = env.Program(checked,
 		cel.EvalOptions(cel.OptOptimize),
 		cel.CostLimit(celCostLimit),
 	)
@@ -98,6 +105,49 @@ func compileCondition(expr string) (*condition, error) {
 		return nil, fmt.Errorf("plan: %w", err)
 	}
 	return c, nil
+}
+
+// literalHeaders returns the header names an expression reads by a string
+// literal. A name computed at runtime is not found here: StripCredentials
+// (and ingest) remove credential headers before any condition runs, so such
+// an expression sees none.
+func literalHeaders(e ast.Expr) []string {
+	isHeader := func(e ast.Expr) bool { return e.Kind() == ast.IdentKind && e.AsIdent() == "header" }
+	literal := func(e ast.Expr) (string, bool) {
+		if e.Kind() != ast.LiteralKind {
+			return "", false
+		}
+		s, ok := e.AsLiteral().Value().(string)
+		return s, ok
+	}
+	var out []string
+	ast.PreOrderVisit(e, ast.NewExprVisitor(func(e ast.Expr) {
+		var name ast.Expr
+		switch e.Kind() {
+		case ast.SelectKind:
+			if sel := e.AsSelect(); isHeader(sel.Operand()) {
+				out = append(out, sel.FieldName())
+			}
+			return
+		case ast.CallKind:
+			call := e.AsCall()
+			args := call.Args()
+			switch fn := call.FunctionName(); {
+			case (fn == operators.Index || fn == operators.OptIndex || fn == operators.OptSelect) && len(args) == 2 && isHeader(args[0]):
+				name = args[1]
+			case (fn == operators.In || fn == operators.OldIn) && len(args) == 2 && isHeader(args[1]):
+				name = args[0]
+			case (fn == "match" || fn == "canonical") && call.IsMemberFunction() && isHeader(call.Target()) && len(args) > 0:
+				name = args[0]
+			}
+		}
+		if name != nil {
+			if s, ok := literal(name); ok {
+				out = append(out, s)
+			}
+		}
+	}))
+	return out
 }
 
 // compileBool parses and type-checks expr in env. A result type other than
@@ -146,7 +196,7 @@ func (v celVars) ResolveName(name string) (any, bool) {
 	case "body":
 		return v.st.body, true
 	case "header":
-		return v.st.header, true
+		return v.st.headers(), true
 	case "extensions":
 		return v.st.ext, true
 	case "requestURL":

@@ -81,6 +81,9 @@ type scopeSpec struct {
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
 }
 
+// reservedTypePrefix starts the router's own normalized event types.
+const reservedTypePrefix = "dev.switchyard."
+
 // Defaults of an endpoint's scope.
 const (
 	DefaultEventsPerMinute = 60
@@ -128,7 +131,7 @@ func (e *Endpoint) CallerScope(principal string) (*Caller, bool) {
 }
 
 // Identity is the identity extension of the endpoint's events.
-func (e *Endpoint) Identity() string { return "endpoint:" + e.Name }
+func (e *Endpoint) Identity() string { return endpointIdentityPrefix + e.Name }
 
 // TokenHash is one accepted static token, by its SHA-256.
 type TokenHash struct {
@@ -250,6 +253,9 @@ func (l *loader) compileEndpoint(file string, node *yaml.Node, i int, s endpoint
 				l.addf(file, at("auth", "oidc", "when"), "endpoint %q: when: %v", s.Name, err)
 			}
 			e.ClaimsWhen = c
+		} else if len(s.Callers) == 0 {
+			l.addf(file, at("auth", "oidc"), "endpoint %q: oidc needs when (such as claims.repository == 'acme/release-bot') or callers: "+
+				"issuer and audience alone admit every token the issuer signs, and a GitHub Actions workflow chooses its own audience, so any repository could call", s.Name)
 		}
 	}
 	if t := a.Tokens; t != nil {
@@ -282,34 +288,43 @@ func (l *loader) compileEndpoint(file string, node *yaml.Node, i int, s endpoint
 	}
 	for j, cs := range s.Callers {
 		cat := func(path ...any) int { return at(append([]any{"callers", j}, path...)...) }
-		owner := fmt.Sprintf("endpoint %q callers[%d]", s.Name, j)
-		c := Caller{Index: j}
-		if cs.Principal == "" {
-			l.addf(file, cat(), "%s: principal is required (the token subject or static token name, a glob)", owner)
-		} else {
-			var err error
-			if c.Principal, err = compileGlobs([]string{cs.Principal}); err != nil {
-				l.addf(file, cat("principal"), "%s: principal: %v", owner, err)
-			}
-		}
-		c.Scope = l.compileScope(file, func(path ...any) int { return cat(append([]any{"scope"}, path...)...) }, owner, cs.Scope)
-		if cs.Scope.MaxBodyBytes != 0 {
-			l.addf(file, cat("scope", "maxBodyBytes"), "%s: maxBodyBytes is set per endpoint, not per caller", owner)
-		}
-		switch {
-		case cs.Scope.EventsPerMinute == 0:
-			c.Scope.EventsPerMinute = e.Scope.EventsPerMinute
-		case cs.Scope.EventsPerMinute > e.Scope.EventsPerMinute:
-			l.addf(file, cat("scope", "eventsPerMinute"), "%s: eventsPerMinute %d exceeds the endpoint's %d: a caller's scope only narrows", owner, cs.Scope.EventsPerMinute, e.Scope.EventsPerMinute)
-		}
-		for k, p := range cs.Scope.Params {
-			if !slices.Contains(e.Scope.Params, p) {
-				l.addf(file, cat("scope", "params", k), "%s: param %q is not in the endpoint's scope.params: a caller's scope only narrows", owner, p)
-			}
-		}
-		e.Callers = append(e.Callers, c)
+		e.Callers = append(e.Callers, l.compileCaller(file, cat, e, j, cs))
 	}
 	return e
+}
+
+// compileCaller compiles callers[j] of endpoint e, whose scope it may only
+// narrow; cat gives the line of a field inside the entry.
+func (l *loader) compileCaller(file string, cat func(path ...any) int, e *Endpoint, j int, cs callerSpec) Caller {
+	owner := fmt.Sprintf("endpoint %q callers[%d]", e.Name, j)
+	c := Caller{Index: j}
+	if cs.Principal == "" {
+		l.addf(file, cat(), "%s: principal is required (the token subject or static token name, a glob)", owner)
+	} else if name, neg := strings.CutPrefix(cs.Principal, "!"); neg {
+		l.addf(file, cat("principal"), "%s: principal %q is only a negation, which matches every other caller: "+
+			"an entry applies to the principals it matches, so to treat %s apart list a caller with principal %q before one with principal \"**\"", owner, cs.Principal, name, name)
+	} else {
+		var err error
+		if c.Principal, err = compileGlobs([]string{cs.Principal}); err != nil {
+			l.addf(file, cat("principal"), "%s: principal: %v", owner, err)
+		}
+	}
+	c.Scope = l.compileScope(file, func(path ...any) int { return cat(append([]any{"scope"}, path...)...) }, owner, cs.Scope)
+	if cs.Scope.MaxBodyBytes != 0 {
+		l.addf(file, cat("scope", "maxBodyBytes"), "%s: maxBodyBytes is set per endpoint, not per caller", owner)
+	}
+	switch {
+	case cs.Scope.EventsPerMinute == 0:
+		c.Scope.EventsPerMinute = e.Scope.EventsPerMinute
+	case cs.Scope.EventsPerMinute > e.Scope.EventsPerMinute:
+		l.addf(file, cat("scope", "eventsPerMinute"), "%s: eventsPerMinute %d exceeds the endpoint's %d: a caller's scope only narrows", owner, cs.Scope.EventsPerMinute, e.Scope.EventsPerMinute)
+	}
+	for k, p := range cs.Scope.Params {
+		if !slices.Contains(e.Scope.Params, p) {
+			l.addf(file, cat("scope", "params", k), "%s: param %q is not in the endpoint's scope.params: a caller's scope only narrows", owner, p)
+		}
+	}
+	return c
 }
 
 // compileScope compiles one scope block (an endpoint's or a caller's);
@@ -317,15 +332,25 @@ func (l *loader) compileEndpoint(file string, node *yaml.Node, i int, s endpoint
 func (l *loader) compileScope(file string, at func(path ...any) int, owner string, sc scopeSpec) Scope {
 	out := Scope{Apps: sc.Apps, Triggers: sc.Triggers, Params: sc.Params, Environments: sc.Environments,
 		EventsPerMinute: sc.EventsPerMinute, MaxBodyBytes: sc.MaxBodyBytes}
-	var err error
-	if out.EventTypes, err = compileGlobs(sc.EventTypes); err != nil {
-		l.addf(file, at("eventTypes"), "%s: eventTypes: %v", owner, err)
+	// A scope is an allow list: one of only negations would allow every
+	// other value, so the catch-all must be written out.
+	for _, g := range []struct {
+		field, all string
+		patterns   []string
+		dst        *globList
+	}{{"eventTypes", "*", sc.EventTypes, &out.EventTypes}, {"branches", "**", sc.Branches, &out.Branches}, {"refs", "**", sc.Refs, &out.Refs}} {
+		var err error
+		if *g.dst, err = compileGlobs(g.patterns); err != nil {
+			l.addf(file, at(g.field), "%s: %s: %v", owner, g.field, err)
+		} else if g.dst.onlyExcludes() {
+			l.addf(file, at(g.field), "%s: %s %s has only negations, which allow every other value: list the allowed values, or write [\"%s\", %s] to allow all others",
+				owner, g.field, g.dst.text, g.all, g.dst.text)
+		}
 	}
-	if out.Branches, err = compileGlobs(sc.Branches); err != nil {
-		l.addf(file, at("branches"), "%s: branches: %v", owner, err)
-	}
-	if out.Refs, err = compileGlobs(sc.Refs); err != nil {
-		l.addf(file, at("refs"), "%s: refs: %v", owner, err)
+	for j, typ := range sc.EventTypes {
+		if strings.HasPrefix(typ, reservedTypePrefix) {
+			l.addf(file, at("eventTypes", j), "%s: event type %q is reserved: %s* types are the router's own, normalized from verified webhooks, and no agent may send one", owner, typ, reservedTypePrefix)
+		}
 	}
 	for j, p := range sc.Params {
 		if !paramNameRE.MatchString(p) {

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
-	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -15,8 +13,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/bmatcuk/doublestar/v4"
-	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -82,9 +78,19 @@ var (
 // as: source "github" is identity "source:github".
 const identitySourcePrefix = "source:"
 
-// LoadDir loads and compiles the manifest rooted at dir/root.yaml.
+// endpointIdentityPrefix starts the identity of an endpoint's callers.
+const endpointIdentityPrefix = "endpoint:"
+
+// LoadDir loads and compiles the manifest rooted at dir/root.yaml. Files
+// are read through an os.Root: a symlink may point within dir (a mounted
+// ConfigMap's ..data), never out of it.
 func LoadDir(dir string, opts Options) (*Rules, error) {
-	return Load(os.DirFS(dir), dir, opts)
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, Problems{{File: dir, Msg: fmt.Sprintf("open rules directory: %v", unwrapPathError(err))}}
+	}
+	defer root.Close()
+	return Load(root.FS(), dir, opts)
 }
 
 // Load loads and compiles the manifest rooted at root.yaml in fsys. dir is
@@ -130,6 +136,9 @@ type loader struct {
 	// hundreds of microseconds, and apps often share a condition. A
 	// compiled program is immutable and safe to share.
 	conditions map[string]condResult
+	// tokenHeaders are the sources' `header:` names, known once the
+	// sources compile; rules may not read them.
+	tokenHeaders []string
 }
 
 type condResult struct {
@@ -268,6 +277,8 @@ func (l *loader) load() *Rules {
 	if len(root.Sources) == 0 {
 		l.addf(rootName, lineOf(node, "sources"), "no sources: declare at least one webhook source")
 	}
+	l.tokenHeaders = tokenHeaders(rules.sources)
+	rules.tokenHeaders = l.tokenHeaders
 
 	seenApps := map[string]bool{}
 	claimed := map[string]string{} // app manifest file -> app
@@ -300,9 +311,25 @@ func (l *loader) load() *Rules {
 		l.checkEndpointApps(rootName, node, i, e, apps)
 		rules.endpoints[e.Name] = e
 	}
+	l.checkAuditors(rootName, node, root.Auditors, rules.endpoints)
 	rules.auditors = root.Auditors
 	rules.index()
 	return rules
+}
+
+// checkAuditors refuses an auditor that could never read a status: only
+// endpoint callers authenticate to the status API (Rules.IsAuditor is asked
+// with an endpoint's identity), so each entry names an endpoint.
+func (l *loader) checkAuditors(file string, node *yaml.Node, auditors []string, endpoints map[string]*Endpoint) {
+	for i, id := range auditors {
+		name, ok := strings.CutPrefix(id, endpointIdentityPrefix)
+		switch {
+		case !ok:
+			l.addf(file, lineOf(node, "auditors", i), "auditors: %q is not an endpoint identity: only endpoint callers read event status, write %s<endpoint name>", id, endpointIdentityPrefix)
+		case endpoints[name] == nil:
+			l.addf(file, lineOf(node, "auditors", i), "auditors: %q names no endpoint %q", id, name)
+		}
+	}
 }
 
 func (l *loader) checkHeader(file string, node *yaml.Node, apiVersion, kind, want string) {
@@ -314,637 +341,10 @@ func (l *loader) checkHeader(file string, node *yaml.Node, apiVersion, kind, wan
 	}
 }
 
-// compileSource always returns the source, so later checks can refer to
-// it; its problems are recorded on the loader.
-func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec) *Source {
-	at := func(field string) int { return lineOf(node, "sources", i, field) }
-	if !nameRE.MatchString(s.Name) {
-		l.addf(file, at("name"), "source name %q must be a DNS label (lowercase letters, digits, '-')", s.Name)
-	}
-	if s.Kind == "" {
-		l.addf(file, at("kind"), "source %q: kind is required", s.Name)
-	} else if l.opts.SourceKinds != nil && !slices.Contains(l.opts.SourceKinds, s.Kind) {
-		l.addf(file, at("kind"), "source %q: unknown kind %q (known: %s)", s.Name, s.Kind, strings.Join(l.opts.SourceKinds, ", "))
-	}
-	src := &Source{Name: s.Name, Kind: s.Kind, APIURL: s.APIURL, Header: s.Header, AllowSHA1: s.AllowSHA1}
-	if o := s.OIDC; o != nil {
-		if o.Issuer == "" || o.Audience == "" {
-			l.addf(file, at("oidc"), "source %q: oidc needs issuer and audience", s.Name)
-		}
-		src.OIDC = &OIDC{Issuer: o.Issuer, Audience: o.Audience, JWKSURL: o.JWKSURL, Email: o.Email}
-	}
-	switch {
-	case s.Secret == nil && s.OIDC != nil:
-		// Authenticated by the OIDC token alone.
-	case s.Secret == nil:
-		l.addf(file, at("name"), "source %q: secret is required (fail closed: a source without a secret is never an open door)", s.Name)
-	case (s.Secret.Env == "") == (s.Secret.File == ""):
-		l.addf(file, at("secret"), "source %q: secret needs exactly one of env or file", s.Name)
-	default:
-		src.SecretRef = *s.Secret
-		if l.opts.ResolveSecrets {
-			secret, err := s.Secret.resolve(l.opts.LookupEnv)
-			if err != nil {
-				l.addf(file, at("secret"), "source %q: %v", s.Name, err)
-			}
-			src.Secret = secret
-		}
-	}
-	if s.APIToken != nil {
-		if (s.APIToken.Env == "") == (s.APIToken.File == "") {
-			l.addf(file, at("apiToken"), "source %q: apiToken needs exactly one of env or file", s.Name)
-		} else {
-			src.APITokenRef = *s.APIToken
-			if l.opts.ResolveSecrets {
-				token, err := s.APIToken.resolve(l.opts.LookupEnv)
-				if err != nil {
-					l.addf(file, at("apiToken"), "source %q: apiToken: %v", s.Name, err)
-				}
-				src.APIToken = token
-			}
-		}
-	}
-	if s.APIURL != "" {
-		u, err := url.Parse(s.APIURL)
-		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-			l.addf(file, at("apiURL"), "source %q: apiURL %q must be an http(s) URL such as https://github.example.com/api/v3", s.Name, s.APIURL)
-		}
-		if s.APIToken == nil {
-			l.addf(file, at("apiURL"), "source %q: apiURL is set but apiToken is not: the API is only called with a token", s.Name)
-		}
-	}
-	if l.opts.CheckSource != nil && s.Kind != "" {
-		if err := l.opts.CheckSource(src); err != nil {
-			l.addf(file, at("kind"), "source %q: %v", s.Name, err)
-		}
-	}
-	return src
-}
-
-// resolve reads the secret. A trailing newline in a file is dropped, since
-// `echo secret > file` is how most people write one.
-func (r secretRef) resolve(lookupEnv func(string) (string, bool)) ([]byte, error) {
-	if r.Env != "" {
-		v, _ := lookupEnv(r.Env)
-		if v == "" {
-			return nil, fmt.Errorf("secret environment variable %s is not set or empty", r.Env)
-		}
-		return []byte(v), nil
-	}
-	data, err := os.ReadFile(r.File)
-	if err != nil {
-		return nil, fmt.Errorf("read secret file: %w", unwrapPathError(err))
-	}
-	data = bytes.TrimRight(data, "\r\n")
-	if len(data) == 0 {
-		return nil, fmt.Errorf("secret file %s is empty", r.File)
-	}
-	return data, nil
-}
-
-func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant, sources map[string]*Source, claimed map[string]string) *app {
-	at := func(path ...any) int { return lineOf(node, append([]any{"apps", i}, path...)...) }
-	ok := true
-	if !nameRE.MatchString(g.Name) {
-		l.addf(rootName, at("name"), "app name %q must be a DNS label (lowercase letters, digits, '-')", g.Name)
-		ok = false
-	}
-	if len(g.Namespaces) == 0 {
-		l.addf(rootName, at("name"), "app %q: grant at least one namespace", g.Name)
-		ok = false
-	}
-	for j, ns := range g.Namespaces {
-		if !nameRE.MatchString(ns) {
-			l.addf(rootName, at("namespaces", j), "app %q: namespace %q is not a valid namespace name", g.Name, ns)
-			ok = false
-		}
-	}
-	for j, sa := range g.ServiceAccounts {
-		if !subdomainRE.MatchString(sa) {
-			l.addf(rootName, at("serviceAccounts", j), "app %q: service account %q is not a valid name", g.Name, sa)
-			ok = false
-		}
-	}
-	if len(g.Sources) == 0 && len(g.Identities) == 0 {
-		l.addf(rootName, at("name"), "app %q: grant at least one source or identity (deny by default)", g.Name)
-		ok = false
-	}
-	for j, s := range g.Sources {
-		if sources[s] == nil {
-			l.addf(rootName, at("sources", j), "app %q: unknown source %q", g.Name, s)
-			ok = false
-		}
-	}
-	for j, id := range g.Identities {
-		if !identityRE.MatchString(id) {
-			l.addf(rootName, at("identities", j), "app %q: identity %q is not a valid identity name", g.Name, id)
-			ok = false
-		} else if s, isSource := strings.CutPrefix(id, identitySourcePrefix); isSource && sources[s] == nil {
-			l.addf(rootName, at("identities", j), "app %q: identity %q names unknown source %q", g.Name, id, s)
-			ok = false
-		}
-	}
-	types, err := compileGlobs(g.EventTypes)
-	if err != nil {
-		l.addf(rootName, at("eventTypes"), "app %q: eventTypes: %v", g.Name, err)
-		ok = false
-	}
-	if g.Manifest == "" {
-		l.addf(rootName, at("name"), "app %q: manifest path is required", g.Name)
-		return nil
-	}
-	pattern := manifestPath(g.Manifest)
-	if !fs.ValidPath(pattern) {
-		l.addf(rootName, at("manifest"), "app %q: manifest %q must be a relative path inside the rules directory", g.Name, g.Manifest)
-		return nil
-	}
-	a := &app{
-		name:            g.Name,
-		namespaces:      g.Namespaces,
-		serviceAccounts: g.ServiceAccounts,
-		sources:         g.Sources,
-		identities:      g.Identities,
-		eventTypes:      types,
-	}
-	files := []string{pattern}
-	glob := isGlob(pattern)
-	if glob {
-		if files, ok = l.globManifests(rootName, at("manifest"), g, pattern); !ok {
-			return nil
-		}
-	}
-	files = slices.DeleteFunc(files, func(f string) bool {
-		if prev, dup := claimed[f]; dup {
-			l.addf(rootName, at("manifest"), "app %q: manifest %s is already delegated to app %q", g.Name, l.display(f), prev)
-			ok = false
-			return true
-		}
-		claimed[f] = g.Name
-		return false
-	})
-	if !l.loadApp(a, files, glob) || !ok {
-		return nil
-	}
-	return a
-}
-
-// isGlob reports whether a manifest reference is a pattern rather than a
-// path.
-func isGlob(p string) bool { return strings.ContainsAny(p, `*?[{\`) }
-
-// globManifests lists the app manifests a glob matches, in path order.
-func (l *loader) globManifests(rootName string, line int, g appGrant, pattern string) ([]string, bool) {
-	if !doublestar.ValidatePattern(pattern) {
-		l.addf(rootName, line, "app %q: manifest %q is not a valid glob", g.Name, g.Manifest)
-		return nil, false
-	}
-	matches, err := doublestar.Glob(l.fsys, pattern, doublestar.WithFilesOnly())
-	if err != nil {
-		l.addf(rootName, line, "app %q: manifest %q: %v", g.Name, g.Manifest, err)
-		return nil, false
-	}
-	matches = slices.DeleteFunc(matches, func(m string) bool { return m == RootFileName })
-	sort.Strings(matches)
-	if len(matches) == 0 {
-		l.addf(rootName, line, "app %q: manifest %q matches no file", g.Name, g.Manifest)
-		return nil, false
-	}
-	return matches, true
-}
-
-// manifestPath turns a manifest reference into an fs.FS path.
-func manifestPath(p string) string {
-	return strings.TrimPrefix(filepath.ToSlash(filepath.Clean(p)), "./")
-}
-
 // header is what every manifest and Tekton file starts with.
 type header struct {
 	APIVersion string `yaml:"apiVersion"`
 	Kind       string `yaml:"kind"`
-}
-
-// appManifest is one decoded app manifest file, before its triggers compile.
-type appManifest struct {
-	name string // fs path
-	file string // display name
-	node *yaml.Node
-	spec appFile
-}
-
-// loadApp decodes an app's manifest files and its Tekton resources, then
-// compiles the triggers. Files a glob matched that are Tekton Triggers
-// objects are skipped: they are resources, listed by the app's manifests.
-func (l *loader) loadApp(a *app, files []string, glob bool) bool {
-	before := len(l.problems)
-	var manifests []appManifest
-	resourcesOnly := false
-	for _, name := range files {
-		data, ok := l.read(name)
-		if !ok {
-			continue
-		}
-		if glob {
-			var h header
-			if yaml.Unmarshal(data, &h) == nil && isTektonKind(h.APIVersion, h.Kind) {
-				resourcesOnly = true
-				continue
-			}
-		}
-		var f appFile
-		node, ok := l.decode(name, data, &f)
-		if !ok {
-			continue
-		}
-		file := l.display(name)
-		l.checkHeader(file, node, f.APIVersion, f.Kind, "App")
-		if f.Name != a.name {
-			l.addf(file, lineOf(node, "name"), "app manifest names app %q but the root delegates this file to app %q", f.Name, a.name)
-		}
-		a.files = append(a.files, file)
-		manifests = append(manifests, appManifest{name: name, file: file, node: node, spec: f})
-	}
-	if len(manifests) == 0 && resourcesOnly && len(l.problems) == before {
-		l.addf(l.display(RootFileName), 0, "app %q: its manifest glob matches only Tekton resources, no App manifest", a.name)
-	}
-
-	objs := newTektonObjects()
-	loaded := map[string]bool{}
-	for _, m := range manifests {
-		for j, ref := range m.spec.Resources {
-			l.loadResources(m, j, ref, objs, loaded)
-		}
-	}
-
-	seen := map[string]string{}
-	for _, m := range manifests {
-		for i, ts := range m.spec.Triggers {
-			t := l.compileTrigger(m.file, m.node, i, ts, a, objs)
-			if t == nil {
-				continue
-			}
-			if prev, dup := seen[t.name]; dup {
-				if prev == m.file {
-					l.addf(m.file, lineOf(m.node, "triggers", i, "name"), "trigger %q declared twice", t.name)
-				} else {
-					l.addf(m.file, lineOf(m.node, "triggers", i, "name"), "trigger %q declared twice (also in %s)", t.name, prev)
-				}
-				continue
-			}
-			seen[t.name] = m.file
-			a.triggers = append(a.triggers, t)
-		}
-	}
-	return len(l.problems) == before
-}
-
-// loadResources loads the Tekton files one resources entry names (a path
-// or glob relative to the app manifest).
-func (l *loader) loadResources(m appManifest, j int, ref string, objs *tektonObjects, loaded map[string]bool) {
-	line := lineOf(m.node, "resources", j)
-	p := path.Clean(path.Join(path.Dir(m.name), filepath.ToSlash(ref)))
-	if ref == "" || path.IsAbs(filepath.ToSlash(ref)) || !fs.ValidPath(p) {
-		l.addf(m.file, line, "resources: %q must be a relative path inside the rules directory", ref)
-		return
-	}
-	names := []string{p}
-	if isGlob(p) {
-		if !doublestar.ValidatePattern(p) {
-			l.addf(m.file, line, "resources: %q is not a valid glob", ref)
-			return
-		}
-		var err error
-		names, err = doublestar.Glob(l.fsys, p, doublestar.WithFilesOnly())
-		if err != nil {
-			l.addf(m.file, line, "resources: %q: %v", ref, err)
-			return
-		}
-		sort.Strings(names)
-		if len(names) == 0 {
-			l.addf(m.file, line, "resources: %q matches no file", ref)
-			return
-		}
-	}
-	for _, name := range names {
-		if loaded[name] {
-			continue
-		}
-		loaded[name] = true
-		data, ok := l.read(name)
-		if !ok {
-			continue
-		}
-		l.decodeTektonFile(name, data, objs)
-	}
-}
-
-func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerSpec, a *app, objs *tektonObjects) *trigger {
-	at := func(path ...any) int { return lineOf(node, append([]any{"triggers", i}, path...)...) }
-	before := len(l.problems)
-	if !nameRE.MatchString(ts.Name) {
-		l.addf(file, at("name"), "trigger name %q must be a DNS label (lowercase letters, digits, '-')", ts.Name)
-	}
-	t := &trigger{app: a, name: ts.Name, file: file, line: at()}
-	l.compileMatch(file, at, ts, a, t)
-	run := ts.Run
-	if run.Template != nil || len(run.Bindings) > 0 {
-		l.compileTemplateRun(file, at, ts, a, t, objs)
-	} else {
-		l.compilePipelineRun(file, at, ts, a, t)
-	}
-	if c := ts.Concurrency; c != nil {
-		l.compileConcurrency(file, at, ts.Name, c, t)
-	}
-	if len(l.problems) > before {
-		return nil
-	}
-	return t
-}
-
-// compileConcurrency checks a trigger's concurrency block. The group's
-// expressions are checked like a param's.
-func (l *loader) compileConcurrency(file string, at func(...any) int, trigger string, c *concurrencySpec, t *trigger) {
-	if c.Limit < 0 {
-		l.addf(file, at("concurrency", "limit"), "trigger %q: concurrency.limit %d must not be negative", trigger, c.Limit)
-	}
-	if !c.CancelInProgress && c.Limit == 0 {
-		l.addf(file, at("concurrency"), "trigger %q: concurrency needs cancelInProgress: true or a limit above 0", trigger)
-	}
-	group := c.Group
-	if group == "" {
-		group = t.app.name + "/" + t.name
-	}
-	l.checkExpressions(file, at("concurrency", "group"), "concurrency.group", group)
-	t.concurrency = &Concurrency{Group: group, CancelInProgress: c.CancelInProgress, Limit: c.Limit}
-}
-
-func (l *loader) compileMatch(file string, at func(...any) int, ts triggerSpec, a *app, t *trigger) {
-	m := ts.Match
-	var err error
-	if t.types, err = compileGlobs(m.Types); err != nil {
-		l.addf(file, at("match", "types"), "types: %v", err)
-	}
-	if !a.eventTypes.empty() {
-		if len(m.Types) == 0 {
-			l.addf(file, at("match"), "trigger %q: app %q is granted only event types %s: list the types this trigger matches", ts.Name, a.name, strings.Join(a.eventTypes.patterns(), ", "))
-		}
-		for j, typ := range m.Types {
-			if !a.eventTypes.match(typ) {
-				l.addf(file, at("match", "types", j), "trigger %q: event type %q exceeds the grant of app %q (eventTypes: %s)", ts.Name, typ, a.name, strings.Join(a.eventTypes.patterns(), ", "))
-			}
-		}
-	}
-	for j, s := range m.Sources {
-		if !a.grantsSource(s) {
-			l.addf(file, at("match", "sources", j), "trigger %q: source %q exceeds the grant of app %q (%s)", ts.Name, s, a.name, a.grantSummary())
-		}
-	}
-	for j, id := range m.Identities {
-		if !a.grantsIdentity(id) {
-			l.addf(file, at("match", "identities", j), "trigger %q: identity %q exceeds the grant of app %q (%s)", ts.Name, id, a.name, a.grantSummary())
-		}
-	}
-	t.sources, t.identities = m.Sources, m.Identities
-	if t.repositories, err = compileGlobs(m.Repositories); err != nil {
-		l.addf(file, at("match", "repositories"), "repositories: %v", err)
-	}
-	if t.branches, err = compileGlobs(m.Branches); err != nil {
-		l.addf(file, at("match", "branches"), "branches: %v", err)
-	}
-	if t.tags, err = compileGlobs(m.Tags); err != nil {
-		l.addf(file, at("match", "tags"), "tags: %v", err)
-	}
-	if t.paths, err = compileGlobs(m.Paths); err != nil {
-		l.addf(file, at("match", "paths"), "paths: %v", err)
-	}
-	for j, actor := range m.Actors {
-		name, deny := strings.CutPrefix(actor, "!")
-		if strings.TrimSpace(name) == "" {
-			l.addf(file, at("match", "actors", j), "actors: empty name")
-			continue
-		}
-		if deny {
-			t.actorsDeny = append(t.actorsDeny, name)
-		} else {
-			t.actorsAllow = append(t.actorsAllow, name)
-		}
-	}
-	if m.When != "" {
-		c, err := l.compileCondition(m.When)
-		if err != nil {
-			l.addf(file, at("match", "when"), "trigger %q: when: %v", ts.Name, err)
-		}
-		t.when = c
-	}
-}
-
-func (l *loader) compilePipelineRun(file string, at func(...any) int, ts triggerSpec, a *app, t *trigger) {
-	run := ts.Run
-	before := len(l.problems)
-	if run.PipelineRef == "" {
-		l.addf(file, at("run"), "trigger %q: run.pipelineRef is required", ts.Name)
-	}
-	t.pipelineRef = run.PipelineRef
-	t.namespace = l.grantedNamespace(file, at("run", "namespace"), ts.Name, a, run.Namespace)
-	t.serviceAccount = l.grantedServiceAccount(file, at("run", "serviceAccount"), ts.Name, a, run.ServiceAccount)
-
-	t.timeout = run.Timeout
-	if run.Timeout != "" {
-		l.checkDuration(file, at("run", "timeout"), ts.Name, "timeout", run.Timeout)
-	}
-	if to := run.Timeouts; to != nil {
-		if run.Timeout != "" {
-			l.addf(file, at("run", "timeouts"), "trigger %q: set timeout or timeouts.pipeline, not both", ts.Name)
-		}
-		for _, d := range []struct{ field, value string }{{"pipeline", to.Pipeline}, {"tasks", to.Tasks}, {"finally", to.Finally}} {
-			if d.value != "" {
-				l.checkDuration(file, at("run", "timeouts", d.field), ts.Name, "timeouts."+d.field, d.value)
-			}
-		}
-		if to.Pipeline != "" {
-			t.timeout = to.Pipeline
-		}
-		t.tasksTimeout, t.finallyTimeout = to.Tasks, to.Finally
-	}
-
-	seen := map[string]bool{}
-	for j, p := range run.Params {
-		if !paramNameRE.MatchString(p.Name) {
-			l.addf(file, at("run", "params", j, "name"), "param name %q is not a valid Tekton parameter name", p.Name)
-		}
-		if seen[p.Name] {
-			l.addf(file, at("run", "params", j, "name"), "param %q set twice", p.Name)
-		}
-		seen[p.Name] = true
-		l.checkExpressions(file, at("run", "params", j, "value"), p.Name, p.Value)
-		t.params = append(t.params, p)
-		if strings.Contains(p.Value, "$(") {
-			t.paramsBound = true
-		}
-	}
-	if t.paramsBound {
-		for _, p := range t.params {
-			t.bindingParams = append(t.bindingParams, triggersv1.Param{Name: p.Name, Value: p.Value})
-			t.bindsBody = t.bindsBody || strings.Contains(p.Value, "$(body")
-		}
-	}
-	for j := range run.Workspaces {
-		l.compileWorkspace(file, at("run", "workspaces", j), &run.Workspaces[j], t)
-	}
-	// Tekton's own PipelineRun validation, on what is known at load: the
-	// timeouts against each other, the workspaces, the parameter names.
-	if len(l.problems) == before {
-		if err := t.checkPipelineRunSpec(); err != nil {
-			l.addf(file, at("run"), "trigger %q: %v", ts.Name, err)
-		}
-	}
-}
-
-func (l *loader) checkDuration(file string, line int, trigger, field, value string) {
-	if d, err := parseDuration(value); err != nil || d < 0 {
-		l.addf(file, line, "trigger %q: %s %q is not a duration such as 1h30m", trigger, field, value)
-	}
-}
-
-func (l *loader) checkExpressions(file string, line int, param, value string) {
-	for _, m := range expressionRE.FindAllStringSubmatch(value, -1) {
-		if !validExpression(m[1]) {
-			l.addf(file, line, "param %q: %q is not a binding expression: use $(body.<path>), $(header.<name>), $(extensions.<name>) or $(context.eventID)", param, m[0])
-		}
-	}
-}
-
-// grantedNamespace returns the namespace a trigger runs in: its own, which
-// must be granted, or the app's first.
-func (l *loader) grantedNamespace(file string, line int, trigger string, a *app, ns string) string {
-	if ns == "" {
-		if len(a.namespaces) > 0 {
-			return a.namespaces[0]
-		}
-		return ""
-	}
-	if !slices.Contains(a.namespaces, ns) {
-		l.addf(file, line, "trigger %q: namespace %q exceeds the grant of app %q (namespaces: %s)", trigger, ns, a.name, strings.Join(a.namespaces, ", "))
-	}
-	return ns
-}
-
-// grantedServiceAccount returns the service account a trigger runs as: its
-// own, which must be granted, or the app's first (none: Tekton's default).
-func (l *loader) grantedServiceAccount(file string, line int, trigger string, a *app, sa string) string {
-	if sa == "" {
-		if len(a.serviceAccounts) > 0 {
-			return a.serviceAccounts[0]
-		}
-		return ""
-	}
-	if !slices.Contains(a.serviceAccounts, sa) {
-		l.addf(file, line, "trigger %q: service account %q exceeds the grant of app %q (serviceAccounts: %s)", trigger, sa, a.name, strings.Join(a.serviceAccounts, ", "))
-	}
-	return sa
-}
-
-// validExpression accepts the roots Tekton Triggers resolves in bindings.
-func validExpression(expr string) bool {
-	for _, root := range []string{"body", "header", "extensions", "context"} {
-		if expr == root || strings.HasPrefix(expr, root+".") || strings.HasPrefix(expr, root+"[") {
-			return true
-		}
-	}
-	return false
-}
-
-// globList is a compiled list of glob patterns; a leading "!" excludes.
-type globList struct {
-	include []glob
-	exclude []glob
-	// text is the patterns as written, for explanations.
-	text string
-}
-
-// glob is one doublestar pattern; a pattern without metacharacters is
-// compared as a string, which is most patterns and much cheaper.
-type glob struct {
-	pattern string
-	literal bool
-}
-
-func (g glob) match(v string) bool {
-	if g.literal {
-		return g.pattern == v
-	}
-	ok, _ := doublestar.Match(g.pattern, v)
-	return ok
-}
-
-func compileGlobs(patterns []string) (globList, error) {
-	var g globList
-	for _, p := range patterns {
-		neg := strings.HasPrefix(p, "!")
-		pat := strings.TrimPrefix(p, "!")
-		if pat == "" {
-			return g, fmt.Errorf("empty pattern")
-		}
-		if !doublestar.ValidatePattern(pat) {
-			return g, fmt.Errorf("invalid glob %q", p)
-		}
-		c := glob{pattern: pat, literal: !isGlob(pat)}
-		if neg {
-			g.exclude = append(g.exclude, c)
-		} else {
-			g.include = append(g.include, c)
-		}
-	}
-	g.text = strings.Join(patterns, ", ")
-	return g, nil
-}
-
-// empty reports whether the list places no condition.
-func (g globList) empty() bool { return len(g.include) == 0 && len(g.exclude) == 0 }
-
-// match reports whether v matches an include pattern (or there are only
-// exclusions) and no exclude pattern.
-func (g globList) match(v string) bool {
-	for _, p := range g.exclude {
-		if p.match(v) {
-			return false
-		}
-	}
-	if len(g.include) == 0 {
-		return true
-	}
-	for _, p := range g.include {
-		if p.match(v) {
-			return true
-		}
-	}
-	return false
-}
-
-// literals returns the include patterns when every one is a literal and
-// there is at least one, for indexing; nil otherwise.
-func (g globList) literals() []string {
-	if len(g.include) == 0 {
-		return nil
-	}
-	out := make([]string, 0, len(g.include))
-	for _, p := range g.include {
-		if !p.literal {
-			return nil
-		}
-		out = append(out, p.pattern)
-	}
-	return out
-}
-
-func (g globList) patterns() []string {
-	out := make([]string, 0, len(g.include)+len(g.exclude))
-	for _, p := range g.include {
-		out = append(out, p.pattern)
-	}
-	for _, p := range g.exclude {
-		out = append(out, "!"+p.pattern)
-	}
-	return out
 }
 
 func (l *loader) compileCondition(expr string) (*condition, error) {

@@ -47,6 +47,9 @@ type sourceSpec struct {
 	// OIDC authenticates deliveries by a signed OIDC token in Authorization
 	// instead of a secret (Google Pub/Sub push deliveries).
 	OIDC *oidcSpec `yaml:"oidc"`
+	// MaxBodyBytes caps this source's requests; 0 means the server's
+	// default, at most MaxSourceBodyBytes.
+	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
 }
 
 // oidcSpec says which OIDC tokens a source accepts.

@@ -12,7 +12,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
-	"github.com/tektoncd/triggers/pkg/template"
 )
 
 // Rules is a compiled, immutable parent manifest. It is safe for concurrent
@@ -21,7 +20,10 @@ type Rules struct {
 	sources   map[string]*Source
 	endpoints map[string]*Endpoint
 	auditors  []string
-	apps      []*app
+	// tokenHeaders are the headers sources read a token from (`header:`),
+	// canonical: credentials like those IsCredentialHeader knows.
+	tokenHeaders []string
+	apps         []*app
 	// triggers is every trigger in fan-out order (apps by name, triggers
 	// in file order); a trigger's ordinal is its index here.
 	triggers []*trigger
@@ -58,7 +60,14 @@ type Source struct {
 	// OIDC, when set, authenticates deliveries by an OIDC token instead of
 	// the secret.
 	OIDC *OIDC
+	// MaxBodyBytes caps a request to this source; 0 means the server's
+	// default. Never above MaxSourceBodyBytes.
+	MaxBodyBytes int64
 }
+
+// MaxSourceBodyBytes is the most a source's maxBodyBytes may allow: 25 MiB,
+// GitHub's own cap on a webhook payload.
+const MaxSourceBodyBytes = 25 << 20
 
 // OIDC says which OIDC bearer tokens a source accepts.
 type OIDC struct {
@@ -101,6 +110,16 @@ func (a *app) grantsIdentity(id string) bool {
 	}
 	s, ok := strings.CutPrefix(id, identitySourcePrefix)
 	return ok && slices.Contains(a.sources, s)
+}
+
+// admits reports whether the trigger's own sources and identities, when
+// it lists any, let an event from source, authenticated as identity, fire
+// it.
+func (t *trigger) admits(source, identity string) bool {
+	if len(t.sources) == 0 && len(t.identities) == 0 {
+		return true
+	}
+	return slices.Contains(t.sources, source) || (identity != "" && slices.Contains(t.identities, identity))
 }
 
 func (a *app) grantSummary() string {
@@ -276,7 +295,10 @@ type routeState struct {
 	tag     string
 	actor   string
 	ident   string
-	header  http.Header
+	rules   *Rules
+	// header is the request's headers without credentials, made on first
+	// use (headers()).
+	header http.Header
 
 	body       map[string]any
 	bodyErr    error
@@ -302,6 +324,18 @@ func extString(ext map[string]any, name string) string {
 // noHeader stands for a missing header; conditions and bindings only read
 // it.
 var noHeader = http.Header{}
+
+// headers returns the request's headers as rules see them: without the
+// credential headers, whatever a condition or binding asks for.
+func (st *routeState) headers() http.Header {
+	if st.header == nil {
+		st.header = st.rules.StripCredentials(st.in.Header)
+		if st.header == nil {
+			st.header = noHeader
+		}
+	}
+	return st.header
+}
 
 // noReason is what a mismatch returns when not explaining: building the
 // reason would cost an allocation Route does not need.
@@ -364,10 +398,7 @@ func (r *Rules) evaluate(in Input, explain bool) Decision {
 		tag:     extString(ext, "tag"),
 		actor:   extString(ext, "actor"),
 		ident:   extString(ext, "identity"),
-		header:  in.Header,
-	}
-	if st.header == nil {
-		st.header = noHeader
+		rules:   r,
 	}
 	var d Decision
 	if explain {
@@ -442,13 +473,11 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 	if !t.types.empty() && !t.types.match(st.typ) {
 		return st.why(func() string { return fmt.Sprintf("type %q does not match %s", st.typ, t.types.text) }), ""
 	}
-	if len(t.sources) > 0 || len(t.identities) > 0 {
-		if !slices.Contains(t.sources, st.in.Source) && (st.ident == "" || !slices.Contains(t.identities, st.ident)) {
-			return st.why(func() string {
-				return fmt.Sprintf("source %q / identity %q is not among the trigger's sources (%s) or identities (%s)",
-					st.in.Source, st.ident, strings.Join(t.sources, ", "), strings.Join(t.identities, ", "))
-			}), ""
-		}
+	if !t.admits(st.in.Source, st.ident) {
+		return st.why(func() string {
+			return fmt.Sprintf("source %q / identity %q is not among the trigger's sources (%s) or identities (%s)",
+				st.in.Source, st.ident, strings.Join(t.sources, ", "), strings.Join(t.identities, ", "))
+		}), ""
 	}
 	if !t.repositories.empty() {
 		if st.repo == "" {
@@ -524,94 +553,6 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 	return "", note
 }
 
-// target renders the trigger's run for one event. Parameter bindings are
-// resolved by Tekton Triggers' own resolver, so $(body.x), $(header.x) and
-// $(extensions.x) behave exactly as in a TriggerBinding.
-func (t *trigger) target(st *routeState) (Target, error) {
-	ev := st.in.Event
-	target := Target{
-		App:            t.app.name,
-		Trigger:        t.name,
-		Namespace:      t.namespace,
-		Name:           PipelineRunName(t.app.name, t.name, st.in.Source, ev.ID()),
-		ServiceAccount: t.serviceAccount,
-		PipelineRef:    t.pipelineRef,
-		Timeout:        t.timeout,
-		TasksTimeout:   t.tasksTimeout,
-		FinallyTimeout: t.finallyTimeout,
-		Workspaces:     slices.Clone(t.workspaces),
-	}
-	if t.concurrency != nil {
-		c, err := t.resolveConcurrency(st)
-		if err != nil {
-			return Target{}, err
-		}
-		target.Concurrency = c
-	}
-	if t.template != nil {
-		if err := t.renderResource(st, &target); err != nil {
-			return Target{}, err
-		}
-		return target, nil
-	}
-	if len(t.params) == 0 {
-		return target, nil
-	}
-	target.Params = make([]Param, len(t.params))
-	if !t.paramsBound {
-		for i, p := range t.params {
-			target.Params[i] = Param(p)
-		}
-		return target, nil
-	}
-	bindings := t.bindingParams
-	if bindings == nil {
-		bindings = make([]triggersv1.Param, len(t.params))
-		for i, p := range t.params {
-			bindings[i] = triggersv1.Param{Name: p.Name, Value: p.Value}
-		}
-	}
-	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: bindings},
-		t.bindingBody(ev), st.header, st.ext, template.NewTriggerContext(ev.ID()))
-	if err != nil {
-		return Target{}, fmt.Errorf("render params: %w", err)
-	}
-	// The resolver returns params in map order; keep the manifest's order
-	// so the rendered PipelineRun is deterministic.
-	values := make(map[string]string, len(resolved))
-	for _, p := range resolved {
-		values[p.Name] = p.Value
-	}
-	for i, p := range t.params {
-		target.Params[i] = Param{Name: p.Name, Value: values[p.Name]}
-	}
-	return target, nil
-}
-
-// resolveConcurrency resolves the group template for one event.
-func (t *trigger) resolveConcurrency(st *routeState) (*Concurrency, error) {
-	c := *t.concurrency
-	if !strings.Contains(c.Group, "$(") {
-		return &c, nil
-	}
-	ev := st.in.Event
-	var body []byte
-	if strings.Contains(c.Group, "$(body") {
-		body = ev.Data()
-	}
-	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: []triggersv1.Param{{Name: "group", Value: c.Group}}},
-		body, st.header, st.ext, template.NewTriggerContext(ev.ID()))
-	if err != nil {
-		return nil, fmt.Errorf("render concurrency group: %w", err)
-	}
-	for _, p := range resolved {
-		if p.Name == "group" {
-			c.Group = p.Value
-		}
-	}
-	return &c, nil
-}
-
 // ResolveSecret reads the source's secret from its environment variable or
 // file; `router send` uses it to sign a sample for one source.
 func (s *Source) ResolveSecret() ([]byte, error) {
@@ -625,13 +566,4 @@ func (s *Source) ResolveAPIToken() ([]byte, error) {
 		return nil, fmt.Errorf("source %s has no apiToken", s.Name)
 	}
 	return s.APITokenRef.resolve(os.LookupEnv)
-}
-
-// bindingBody is the payload the binding resolver gets: none when no
-// binding reads the body, which spares the resolver a parse.
-func (t *trigger) bindingBody(ev *event.Event) []byte {
-	if !t.bindsBody {
-		return nil
-	}
-	return ev.Data()
 }

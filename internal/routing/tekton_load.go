@@ -7,17 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
-	pipelinev1beta1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
-	"github.com/tektoncd/triggers/pkg/template"
 	"go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
@@ -39,10 +37,6 @@ const (
 	kindClusterTriggerBinding = "ClusterTriggerBinding"
 	kindTriggerTemplate       = "TriggerTemplate"
 )
-
-// uidVariable is Tekton Triggers' $(uid), random per event in Triggers;
-// here derived from the event so a redelivery renders the same object.
-var uidVariable = []byte("$(uid)")
 
 // tektonContext is what Tekton's defaulting and validation read: its
 // built-in defaults and feature flags, built once (config.FromContextOrDefaults
@@ -144,6 +138,11 @@ func (l *loader) decodeTektonObject(file string, n *yaml.Node, objs *tektonObjec
 	}
 	for i, p := range params {
 		l.checkExpressions(file, lineOf(n, "spec", "params", i, "value"), p.Name, p.Value)
+	}
+	if tt != nil {
+		for _, p := range l.checkTemplateBody(tt) {
+			l.addf(file, lineOf(n, append([]any{"spec"}, p.path...)...), "%s %q: %s", h.Kind, meta.Name, p.msg)
+		}
 	}
 	key := h.Kind + "/" + meta.Name
 	if h.Kind == kindTriggerTemplate {
@@ -321,8 +320,55 @@ func (l *loader) compileTemplateRun(file string, at func(...any) int, ts trigger
 	t.namespace = l.grantedNamespace(file, at("run", "namespace"), ts.Name, a, run.Namespace)
 	t.serviceAccount = l.grantedServiceAccount(file, at("run", "serviceAccount"), ts.Name, a, run.ServiceAccount)
 
+	bound := l.compileBindings(file, at, ts, t, objs)
+
+	tmpl := run.Template
+	var tt *triggersv1.TriggerTemplate
+	switch {
+	case tmpl == nil:
+		l.addf(file, at("run"), "trigger %q: bindings need a template (template.ref or template.spec)", ts.Name)
+		return
+	case tmpl.Ref != "" && tmpl.Spec.Kind != 0:
+		l.addf(file, at("run", "template"), "trigger %q: template has a ref or a spec, not both", ts.Name)
+		return
+	case tmpl.Ref != "":
+		if tt = objs.templates[tmpl.Ref]; tt == nil {
+			l.addf(file, at("run", "template", "ref"), "trigger %q: no TriggerTemplate %q in the app's resources", ts.Name, tmpl.Ref)
+			return
+		}
+	case tmpl.Spec.Kind != 0:
+		tt = &triggersv1.TriggerTemplate{ObjectMeta: metav1.ObjectMeta{Name: ts.Name}}
+		if line, err := decodeKube(&tmpl.Spec, &tt.Spec); err != nil {
+			l.addf(file, line, "trigger %q: template.spec: %v", ts.Name, err)
+			return
+		}
+		if ferr := tt.Validate(context.Background()); ferr != nil {
+			l.addf(file, at("run", "template", "spec"), "trigger %q: template.spec: %s", ts.Name, oneLine(ferr))
+			return
+		}
+		for _, p := range l.checkTemplateBody(tt) {
+			l.addf(file, lineOf(&tmpl.Spec, p.path...), "trigger %q: template.spec: %s", ts.Name, p.msg)
+		}
+	default:
+		l.addf(file, at("run", "template"), "trigger %q: template needs a ref or a spec", ts.Name)
+		return
+	}
+	name := tt.Name
+	for _, msg := range checkTemplate(tt, a, bound) {
+		l.addf(file, at("run", "template"), "trigger %q: template %q: %s", ts.Name, name, msg)
+	}
+	t.bindsBody = slices.ContainsFunc(t.bindingParams, func(p triggersv1.Param) bool { return strings.Contains(p.Value, "$(body") })
+	t.template = tt
+	t.templateRaw = tt.Spec.ResourceTemplates[0].Raw
+	t.templateUID = bytes.Contains(t.templateRaw, uidVariable)
+	t.pipelineRef = staticPipelineRef(t.templateRaw)
+}
+
+// compileBindings resolves a template run's bindings into t.bindingParams
+// and returns the names they bind.
+func (l *loader) compileBindings(file string, at func(...any) int, ts triggerSpec, t *trigger, objs *tektonObjects) map[string]bool {
 	bound := map[string]bool{}
-	for j, b := range run.Bindings {
+	for j, b := range ts.Run.Bindings {
 		line := at("run", "bindings", j)
 		switch {
 		case b.Ref != "" && (b.Name != "" || b.Value != nil):
@@ -362,44 +408,7 @@ func (l *loader) compileTemplateRun(file string, at func(...any) int, ts trigger
 			l.addf(file, line, "trigger %q: a binding needs a ref, or a name and a value", ts.Name)
 		}
 	}
-
-	tmpl := run.Template
-	var tt *triggersv1.TriggerTemplate
-	switch {
-	case tmpl == nil:
-		l.addf(file, at("run"), "trigger %q: bindings need a template (template.ref or template.spec)", ts.Name)
-		return
-	case tmpl.Ref != "" && tmpl.Spec.Kind != 0:
-		l.addf(file, at("run", "template"), "trigger %q: template has a ref or a spec, not both", ts.Name)
-		return
-	case tmpl.Ref != "":
-		if tt = objs.templates[tmpl.Ref]; tt == nil {
-			l.addf(file, at("run", "template", "ref"), "trigger %q: no TriggerTemplate %q in the app's resources", ts.Name, tmpl.Ref)
-			return
-		}
-	case tmpl.Spec.Kind != 0:
-		tt = &triggersv1.TriggerTemplate{ObjectMeta: metav1.ObjectMeta{Name: ts.Name}}
-		if line, err := decodeKube(&tmpl.Spec, &tt.Spec); err != nil {
-			l.addf(file, line, "trigger %q: template.spec: %v", ts.Name, err)
-			return
-		}
-		if ferr := tt.Validate(context.Background()); ferr != nil {
-			l.addf(file, at("run", "template", "spec"), "trigger %q: template.spec: %s", ts.Name, oneLine(ferr))
-			return
-		}
-	default:
-		l.addf(file, at("run", "template"), "trigger %q: template needs a ref or a spec", ts.Name)
-		return
-	}
-	name := tt.Name
-	for _, msg := range checkTemplate(tt, a, bound) {
-		l.addf(file, at("run", "template"), "trigger %q: template %q: %s", ts.Name, name, msg)
-	}
-	t.bindsBody = slices.ContainsFunc(t.bindingParams, func(p triggersv1.Param) bool { return strings.Contains(p.Value, "$(body") })
-	t.template = tt
-	t.templateRaw = tt.Spec.ResourceTemplates[0].Raw
-	t.templateUID = bytes.Contains(t.templateRaw, uidVariable)
-	t.pipelineRef = staticPipelineRef(t.templateRaw)
+	return bound
 }
 
 // allowedPipelineRunVersions are the tekton.dev versions a template may
@@ -448,6 +457,64 @@ func checkTemplate(tt *triggersv1.TriggerTemplate, a *app, bound map[string]bool
 	return msgs
 }
 
+// templateProblem is a problem of a TriggerTemplate's body, at a path
+// under its spec.
+type templateProblem struct {
+	path []any
+	msg  string
+}
+
+// checkTemplateBody refuses, in a TriggerTemplate's resource templates, a
+// header expression that reads a credential (see headerProblem) and a
+// label or annotation key that is Switchyard's own or templated: dispatch
+// and the run watcher trust those keys.
+func (l *loader) checkTemplateBody(tt *triggersv1.TriggerTemplate) []templateProblem {
+	var out []templateProblem
+	for i, rt := range tt.Spec.ResourceTemplates {
+		at := func(path ...any) []any { return append([]any{"resourcetemplates", i}, path...) }
+		for _, expr := range tektonExpressions(string(rt.Raw)) {
+			if msg := headerProblem(expr, l.isCredential); msg != "" {
+				out = append(out, templateProblem{at(), msg})
+			}
+		}
+		var obj struct {
+			Metadata struct {
+				Labels      map[string]any `json:"labels"`
+				Annotations map[string]any `json:"annotations"`
+			} `json:"metadata"`
+		}
+		if json.Unmarshal(rt.Raw, &obj) != nil {
+			continue // checkTemplate reports it
+		}
+		for _, f := range []struct {
+			field string
+			keys  map[string]any
+		}{{"labels", obj.Metadata.Labels}, {"annotations", obj.Metadata.Annotations}} {
+			for _, k := range slices.Sorted(maps.Keys(f.keys)) {
+				if msg := reservedKeyProblem(k); msg != "" {
+					out = append(out, templateProblem{at("metadata", f.field, k), fmt.Sprintf("metadata.%s: %s", f.field, msg)})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// managedByLabel is the label the run watcher selects Switchyard's runs by.
+const managedByLabel = "app.kubernetes.io/managed-by"
+
+// reservedKeyProblem says why a template may not set a label or annotation
+// key, "" when it may.
+func reservedKeyProblem(key string) string {
+	switch {
+	case strings.Contains(key, "$("):
+		return fmt.Sprintf("key %q is templated: keys are fixed at load, so none can become Switchyard's", key)
+	case strings.HasPrefix(strings.ToLower(key), "switchyard.dev/") || strings.EqualFold(key, managedByLabel):
+		return fmt.Sprintf("key %q is Switchyard's: dispatch sets it, and a template that set it could pass for another app's run", key)
+	}
+	return ""
+}
+
 // staticString returns the string at a path of a decoded JSON object, ""
 // when absent or templated.
 func staticString(v any, path ...string) string {
@@ -473,94 +540,6 @@ func staticPipelineRef(raw []byte) string {
 		return ""
 	}
 	return staticString(obj, "spec", "pipelineRef", "name")
-}
-
-// renderResource resolves the template for one event with Tekton Triggers'
-// resolver and holds the PipelineRun to the grant.
-func (t *trigger) renderResource(st *routeState, target *Target) error {
-	ev := st.in.Event
-	params, err := template.ResolveParams(
-		template.ResolvedTrigger{BindingParams: t.bindingParams, TriggerTemplate: t.template},
-		t.bindingBody(ev), st.header, st.ext, template.NewTriggerContext(ev.ID()))
-	if err != nil {
-		return fmt.Errorf("render bindings: %w", err)
-	}
-	tt := t.template
-	if t.templateUID {
-		uid := uuid.NewSHA1(uuid.NameSpaceURL, []byte(target.Name)).String()
-		cp := *tt
-		cp.Spec.ResourceTemplates = []triggersv1.TriggerResourceTemplate{{}}
-		cp.Spec.ResourceTemplates[0].Raw = bytes.ReplaceAll(t.templateRaw, uidVariable, []byte(uid))
-		tt = &cp
-	}
-	raw := template.ResolveResources(tt, params)[0]
-	pr, err := decodePipelineRun(raw)
-	if err != nil {
-		return fmt.Errorf("template %q: %w", t.template.Name, err)
-	}
-	a := t.app
-	ns := pr.Namespace
-	if ns == "" {
-		ns = t.namespace
-	} else if !slices.Contains(a.namespaces, ns) {
-		return fmt.Errorf("template %q: namespace %q exceeds the grant of app %q (namespaces: %s)", t.template.Name, ns, a.name, strings.Join(a.namespaces, ", "))
-	}
-	sa := pr.Spec.TaskRunTemplate.ServiceAccountName
-	if sa == "" {
-		sa = t.serviceAccount
-	}
-	sas := []string{pr.Spec.TaskRunTemplate.ServiceAccountName}
-	for _, trs := range pr.Spec.TaskRunSpecs {
-		sas = append(sas, trs.ServiceAccountName)
-	}
-	for _, s := range sas {
-		if s != "" && !slices.Contains(a.serviceAccounts, s) {
-			return fmt.Errorf("template %q: service account %q exceeds the grant of app %q (serviceAccounts: %s)", t.template.Name, s, a.name, strings.Join(a.serviceAccounts, ", "))
-		}
-	}
-	pr.Name, pr.GenerateName, pr.Namespace = target.Name, "", ns
-	pr.Spec.TaskRunTemplate.ServiceAccountName = sa
-	target.Namespace, target.ServiceAccount = ns, sa
-	if pr.Spec.PipelineRef != nil {
-		target.PipelineRef = pr.Spec.PipelineRef.Name
-	}
-	if target.Resource, err = json.Marshal(pr); err != nil {
-		return fmt.Errorf("template %q: %w", t.template.Name, err)
-	}
-	return nil
-}
-
-// decodePipelineRun decodes a rendered resource template into a
-// tekton.dev/v1 PipelineRun, converting v1beta1.
-func decodePipelineRun(raw []byte) (*pipelinev1.PipelineRun, error) {
-	var tm metav1.TypeMeta
-	if err := json.Unmarshal(raw, &tm); err != nil {
-		return nil, fmt.Errorf("rendered resource is not JSON (a param value broke it?): %v", err)
-	}
-	if tm.Kind != "PipelineRun" || !slices.Contains(allowedPipelineRunVersions, tm.APIVersion) {
-		return nil, fmt.Errorf("renders %s %s: only tekton.dev PipelineRuns are allowed", tm.APIVersion, tm.Kind)
-	}
-	strict := func(v any) error {
-		if _, err := strictJSON(raw, v); err != nil {
-			return fmt.Errorf("rendered %s: %v", tm.APIVersion, err)
-		}
-		return nil
-	}
-	pr := &pipelinev1.PipelineRun{}
-	if tm.APIVersion == "tekton.dev/v1beta1" {
-		//lint:ignore SA1019 v1beta1 templates are accepted, and converted to v1.
-		var old pipelinev1beta1.PipelineRun
-		if err := strict(&old); err != nil {
-			return nil, err
-		}
-		if err := old.ConvertTo(context.Background(), pr); err != nil {
-			return nil, fmt.Errorf("convert v1beta1 PipelineRun to v1: %w", err)
-		}
-	} else if err := strict(pr); err != nil {
-		return nil, err
-	}
-	pr.TypeMeta = metav1.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "PipelineRun"}
-	return pr, nil
 }
 
 // oneLine makes a Tekton field error fit a file:line: message line.
