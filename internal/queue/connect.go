@@ -93,7 +93,7 @@ func readUserFile(path string) (user, password string, err error) {
 // Connect connects to the NATS servers of serverURL (comma-separated) with
 // auth and then opts. Its errors never hold the URL's user info.
 func Connect(serverURL string, auth ClientAuth, opts ...nats.Option) (*nats.Conn, error) {
-	shown := redactURL(serverURL)
+	shown := RedactURL(serverURL)
 	for _, u := range strings.Split(serverURL, ",") {
 		if err := checkURL(strings.TrimSpace(u)); err != nil {
 			return nil, fmt.Errorf("connect nats %s: %w", shown, err)
@@ -122,11 +122,11 @@ func checkURL(u string) error {
 		}
 		return s
 	}
-	if _, err := url.Parse(withScheme(redactURL(u))); err != nil {
+	if _, err := url.Parse(withScheme(RedactURL(u))); err != nil {
 		return err
 	}
 	if _, err := url.Parse(withScheme(u)); err != nil {
-		return fmt.Errorf("invalid user info in %s", redactURL(u))
+		return fmt.Errorf("invalid user info in %s", RedactURL(u))
 	}
 	return nil
 }
@@ -150,9 +150,10 @@ func hasUserInfo(u string) bool {
 	return info != ""
 }
 
-// redactURL replaces the user info (user:password@ or token@) of each
-// server of a comma-separated NATS URL list with "REDACTED@".
-func redactURL(s string) string {
+// RedactURL replaces the user info (user:password@ or token@) of each
+// server of a comma-separated NATS URL list with "REDACTED@", for logs and
+// errors. (nats.go's ConnectedUrlRedacted keeps a token.)
+func RedactURL(s string) string {
 	parts := strings.Split(s, ",")
 	for i, p := range parts {
 		info, start := userInfoOf(p)

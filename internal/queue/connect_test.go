@@ -246,8 +246,8 @@ func TestRedactURL(t *testing.T) {
 		"nats://u:p@ss@h:1":                         "nats://REDACTED@h:1",
 		"":                                          "",
 	} {
-		if got := redactURL(in); got != want {
-			t.Errorf("redactURL(%q) = %q, want %q", in, got, want)
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

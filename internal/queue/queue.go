@@ -85,6 +85,12 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
+// Validate reports a configuration Open would refuse, before connecting.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 // Queue publishes accepted events and work, and consumes work for dispatch.
 // It is safe for concurrent use.
 type Queue struct {
