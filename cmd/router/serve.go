@@ -134,6 +134,7 @@ type router struct {
 	logger     *slog.Logger
 	holder     *routing.Holder
 	nc         *nats.Conn
+	natsErr    *lastError
 	closeNATS  func()
 	creator    dispatch.Creator
 	dispatcher *dispatch.Dispatcher
@@ -155,10 +156,10 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	if err != nil {
 		return nil, err
 	}
-	r := &router{cfg: cfg, logger: logger, holder: routing.NewHolder(rules), queue: &queueGate{}}
+	r := &router{cfg: cfg, logger: logger, holder: routing.NewHolder(rules), queue: &queueGate{}, natsErr: &lastError{}}
 	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()))
 
-	if r.nc, r.closeNATS, err = connectNATS(cfg, logger); err != nil {
+	if r.nc, r.closeNATS, err = connectNATS(cfg, logger, r.natsErr); err != nil {
 		return nil, err
 	}
 	defer func() {
@@ -254,8 +255,8 @@ func (r *router) openQueue(ctx context.Context) *queue.Queue {
 			return nil
 		}
 		attrs := []any{"error", err.Error(), "attempt", attempt, "retry_in", delay.String(), "nats_status", r.nc.Status().String()}
-		if last := r.nc.LastError(); last != nil && !r.nc.IsConnected() {
-			attrs = append(attrs, "nats_error", last.Error())
+		if last := r.natsErr.get(); last != "" && !r.nc.IsConnected() {
+			attrs = append(attrs, "nats_error", last)
 		}
 		r.logger.Warn("jetstream not ready: retrying", attrs...)
 		select {
@@ -408,8 +409,25 @@ func (g *queueGate) Status(ctx context.Context, source, eventID string) (queue.E
 	return q.Status(ctx, source, eventID)
 }
 
+// lastError is the latest failed NATS connection attempt, for the log of
+// the wait for JetStream (nats.Conn.LastError does not keep those).
+type lastError struct{ p atomic.Pointer[string] }
+
+func (l *lastError) set(err error) {
+	s := err.Error()
+	l.p.Store(&s)
+}
+
+func (l *lastError) get() string {
+	if p := l.p.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
 // connectNATS connects to --nats-url, or starts the embedded server.
-func connectNATS(cfg serveConfig, logger *slog.Logger) (*nats.Conn, func(), error) {
+// Failed connection attempts are recorded in connErr.
+func connectNATS(cfg serveConfig, logger *slog.Logger, connErr *lastError) (*nats.Conn, func(), error) {
 	opts := []nats.Option{
 		nats.Name("switchyard-router"),
 		nats.MaxReconnects(-1),
@@ -420,6 +438,7 @@ func connectNATS(cfg serveConfig, logger *slog.Logger) (*nats.Conn, func(), erro
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { logger.Info("nats reconnected") }),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { connErr.set(err) }),
 	}
 	if cfg.natsURL != "" {
 		return connectExternal(cfg, logger, opts)
@@ -482,11 +501,7 @@ func connectExternal(cfg serveConfig, logger *slog.Logger, opts []nats.Option) (
 		return nil, nil, err
 	}
 	if !nc.IsConnected() {
-		attrs := []any{"url", queue.RedactURL(cfg.natsURL)}
-		if err := nc.LastError(); err != nil {
-			attrs = append(attrs, "error", err.Error())
-		}
-		logger.Warn("nats not reachable yet: retrying", attrs...)
+		logger.Warn("nats not reachable yet: retrying", "url", queue.RedactURL(cfg.natsURL))
 	}
 	return nc, func() {
 		// A connection still retrying cannot drain: close it.
