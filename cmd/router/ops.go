@@ -71,6 +71,22 @@ func writeConnInfo(path string, ci connInfo) error {
 type opsFlags struct {
 	dataDir string
 	natsURL string
+	auth    queue.ClientAuth
+}
+
+// errAuthNeedsURL: credential and TLS files are for an external server; the
+// embedded one is reached in-process or with its generated token.
+var errAuthNeedsURL = errors.New("--nats-creds, --nats-nkey, --nats-user-file and --nats-tls-* need --nats-url")
+
+// natsAuthFlags registers the credential and TLS files of an external NATS
+// server, so no secret has to be in --nats-url.
+func natsAuthFlags(fs *flag.FlagSet, a *queue.ClientAuth) {
+	fs.StringVar(&a.CredsFile, "nats-creds", "", "with --nats-url: a .creds file (user JWT and nkey seed)")
+	fs.StringVar(&a.NkeyFile, "nats-nkey", "", "with --nats-url: an nkey seed file")
+	fs.StringVar(&a.UserFile, "nats-user-file", "", "with --nats-url: a file holding one line user:password")
+	fs.StringVar(&a.TLSCA, "nats-tls-ca", "", "with --nats-url: PEM bundle of the CA the server's certificate must chain to")
+	fs.StringVar(&a.TLSCert, "nats-tls-cert", "", "with --nats-url: client certificate (PEM), with --nats-tls-key")
+	fs.StringVar(&a.TLSKey, "nats-tls-key", "", "with --nats-url: the client certificate's key (PEM)")
 }
 
 // newOpsFlagSet returns the flag set of operator command name, with the
@@ -81,6 +97,7 @@ func newOpsFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *opsFlags) {
 	o := &opsFlags{}
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "the router's data directory (its embedded NATS server's connection file, or its store when no router runs)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "the NATS server the routers use (as given to serve --nats-url)")
+	natsAuthFlags(fs, &o.auth)
 	return fs, o
 }
 
@@ -106,11 +123,14 @@ func (o *opsFlags) open(ctx context.Context) (*queue.Queue, func(), error) {
 func (o *opsFlags) connect() (*nats.Conn, func(), error) {
 	opts := []nats.Option{nats.Name("switchyard-ops"), nats.Timeout(5 * time.Second)}
 	if o.natsURL != "" {
-		nc, err := nats.Connect(o.natsURL, opts...)
+		nc, err := queue.Connect(o.natsURL, o.auth, opts...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("connect %s: %w", o.natsURL, err)
+			return nil, nil, err
 		}
 		return nc, nc.Close, nil
+	}
+	if o.auth != (queue.ClientAuth{}) {
+		return nil, nil, errAuthNeedsURL
 	}
 	// A running router: its embedded server, through the connection file.
 	connFile := filepath.Join(o.dataDir, natsConnFile)
@@ -164,7 +184,9 @@ const dlqUsage = `Usage:
   router dlq show  SEQ                      one dead letter, as JSON
   router dlq retry SEQ... | --all [--app A] queue them for dispatch again and remove them
 
-Connection flags (every subcommand): --data-dir DIR (default ./data), --nats-url URL.
+Connection flags (every subcommand): --data-dir DIR (default ./data), --nats-url URL,
+and with --nats-url: --nats-creds FILE | --nats-nkey FILE | --nats-user-file FILE,
+--nats-tls-ca FILE, --nats-tls-cert FILE --nats-tls-key FILE.
 `
 
 func cmdDLQ(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {

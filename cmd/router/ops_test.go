@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
@@ -212,4 +213,53 @@ func TestStatusAndAudit(t *testing.T) {
 		t.Fatalf("unknown event: %d %s", code, errOut)
 	}
 	r.stop(t)
+}
+
+// TestOpsNATSCredentials: the operator commands take the credential files
+// of an external server, and never show a URL's secret.
+func TestOpsNATSCredentials(t *testing.T) {
+	srv := startNATS(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "ops", Password: "ops-pw"}}
+	})
+	dir := t.TempDir()
+	right, wrong := filepath.Join(dir, "right"), filepath.Join(dir, "wrong")
+	if err := os.WriteFile(right, []byte("ops:ops-pw\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wrong, []byte("ops:nope\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// A router's streams on the server.
+	nc, err := queue.Connect(srv.ClientURL(), queue.ClientAuth{UserFile: right})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := queue.Open(context.Background(), nc, queue.Config{}, nil); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantErr  string
+	}{
+		{name: "right user file", args: []string{"--nats-url", srv.ClientURL(), "--nats-user-file", right}},
+		{name: "wrong user file", args: []string{"--nats-url", srv.ClientURL(), "--nats-user-file", wrong}, wantCode: 1, wantErr: "Authorization Violation"},
+		{name: "secret in an unreachable url", args: []string{"--nats-url", "nats://user:secret@127.0.0.1:1"}, wantCode: 1, wantErr: "nats://REDACTED@127.0.0.1:1"},
+		{name: "user file without url", args: []string{"--data-dir", dir, "--nats-user-file", right}, wantCode: 1, wantErr: "need --nats-url"},
+		{name: "two credentials", args: []string{"--nats-url", srv.ClientURL(), "--nats-user-file", right, "--nats-nkey", right}, wantCode: 1, wantErr: "at most one"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, _, errOut := runCmd(t, "", append([]string{"audit"}, tt.args...)...)
+			if code != tt.wantCode || !strings.Contains(errOut, tt.wantErr) {
+				t.Fatalf("exit %d, stderr %q; want %d and %q", code, errOut, tt.wantCode, tt.wantErr)
+			}
+			if strings.Contains(errOut, "secret") || strings.Contains(errOut, "ops-pw") {
+				t.Fatalf("stderr shows a secret: %s", errOut)
+			}
+		})
+	}
 }

@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -49,6 +50,8 @@ type serveConfig struct {
 	// concurrencyResync is how often pending runs of limited groups are
 	// checked for room.
 	concurrencyResync time.Duration
+	natsAuth          queue.ClientAuth
+	auditMaxBytes     int64
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -57,11 +60,13 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "data directory (embedded JetStream store, dispatched YAML in dir mode)")
 	fs.StringVar(&c.natsURL, "nats-url", "", "external NATS server URL; empty starts an embedded server under --data-dir")
 	fs.StringVar(&c.natsListen, "nats-listen", "127.0.0.1:0", "where the embedded NATS server also listens, for the operator commands (dlq, replay), with a generated token written to --data-dir/nats.json (mode 0600); port 0 picks a free port; empty: in-process only")
+	natsAuthFlags(fs, &c.natsAuth)
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig path (default $KUBECONFIG, then in-cluster config)")
 	fs.StringVar(&c.dispatchMode, "dispatch", "auto", "where PipelineRuns go: kube, dir (YAML files under --data-dir/pipelineruns) or auto (kube when a cluster config is found, else dir)")
 	fs.Float64Var(&c.kubeQPS, "kube-qps", 50, "Kubernetes client queries per second")
 	fs.IntVar(&c.kubeBurst, "kube-burst", 100, "Kubernetes client burst")
 	fs.IntVar(&c.streamReplica, "stream-replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
+	fs.Int64Var(&c.auditMaxBytes, "audit-max-bytes", queue.DefaultAuditMaxBytes, "size cap of the audit stream in bytes (256 MiB); beyond it the oldest records are dropped, so a flood of refused requests cannot fill the store webhooks need")
 	fs.IntVar(&c.maxAttempts, "max-attempts", 10, "dispatch attempts before work is dead-lettered")
 	fs.DurationVar(&c.retryBase, "retry-base", time.Second, "first retry delay of a failed dispatch; it doubles per attempt, with full jitter")
 	fs.DurationVar(&c.retryMax, "retry-max", 5*time.Minute, "longest retry delay (also caps an API server's Retry-After)")
@@ -90,7 +95,12 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := serve(ctx, cfg, logger); err != nil {
+	r, err := newRouter(cfg, logger)
+	if err == nil {
+		defer r.Close()
+		err = r.Run(ctx)
+	}
+	if err != nil {
 		var ps routing.Problems
 		if errors.As(err, &ps) {
 			fmt.Fprintf(stderr, "router serve: the rules in %s are invalid:\n", cfg.rulesDir)
@@ -110,153 +120,314 @@ func loadRules(dir string) (*routing.Rules, error) {
 	return routing.LoadDir(dir, opts)
 }
 
-// serve runs the router until ctx ends.
-func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
+// The wait for JetStream at start: the first retry after queueRetryMin,
+// doubling up to queueRetryMax.
+const (
+	queueRetryMin = 500 * time.Millisecond
+	queueRetryMax = 10 * time.Second
+)
+
+// router is `router serve`: newRouter builds it, Run serves until its
+// context ends, Close releases what newRouter opened.
+type router struct {
+	cfg        serveConfig
+	logger     *slog.Logger
+	holder     *routing.Holder
+	nc         *nats.Conn
+	natsErr    *lastError
+	closeNATS  func()
+	creator    dispatch.Creator
+	dispatcher *dispatch.Dispatcher
+	queue      *queueGate
+	srv        *ingest.Server
+	ln         net.Listener
+	httpServer *http.Server
+	reloader   *routing.Reloader
+	closeOnce  sync.Once
+}
+
+// newRouter loads the rules, connects to NATS and binds the listener. The
+// queue is opened by Run, which waits for JetStream.
+func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
+	if err := (queue.Config{Replicas: cfg.streamReplica, AuditMaxBytes: cfg.auditMaxBytes}).Validate(); err != nil {
+		return nil, err
+	}
 	rules, err := loadRules(cfg.rulesDir)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	holder := routing.NewHolder(rules)
+	r := &router{cfg: cfg, logger: logger, holder: routing.NewHolder(rules), queue: &queueGate{}, natsErr: &lastError{}}
 	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()))
 
-	nc, closeNATS, err := connectNATS(cfg, logger)
-	if err != nil {
-		return err
+	if r.nc, r.closeNATS, err = connectNATS(cfg, logger, r.natsErr); err != nil {
+		return nil, err
 	}
-	defer closeNATS()
-
-	q, err := queue.Open(ctx, nc, queue.Config{Replicas: cfg.streamReplica}, logger)
-	if err != nil {
-		return fmt.Errorf("open queue: %w", err)
+	defer func() {
+		if err != nil {
+			r.Close()
+		}
+	}()
+	if r.creator, err = newCreator(cfg, logger); err != nil {
+		return nil, err
 	}
-
-	creator, err := newCreator(cfg, logger)
-	if err != nil {
-		return err
+	r.dispatcher = dispatch.New(r.creator, logger)
+	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready, Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue})
+	if r.ln, err = net.Listen("tcp", cfg.listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
 	}
-	dispatcher := dispatch.New(creator, logger)
-	// Concurrency groups (kube dispatch only): decisions are serialized per
-	// group across replicas with the queue's lock, and a resync starts
-	// pending runs as earlier ones finish.
-	var concurrency *dispatch.Concurrency
-	if kc, ok := creator.(*dispatch.KubeCreator); ok {
-		concurrency = kc.UseLocker(q, logger)
-	}
-
-	srv := ingest.NewServer(ingest.Config{Rules: holder, Publisher: q, Logger: logger, Ready: q.Ready, Metrics: promhttp.Handler(), Audit: q.Audit, Status: q})
-	ln, err := net.Listen("tcp", cfg.listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
-	httpServer := &http.Server{
-		Handler:           srv,
+	r.httpServer = &http.Server{
+		Handler:           r.srv,
 		ReadHeaderTimeout: 10 * time.Second,
 		// A 25 MiB body on a slow link still fits; a client that trickles
 		// forever does not hold a connection.
 		ReadTimeout: 2 * time.Minute,
 		IdleTimeout: 2 * time.Minute,
 	}
-	logger.Info("listening", "addr", ln.Addr().String())
+	// Rules reload on file change and on SIGHUP. Metrics go to the default
+	// Prometheus registry; the holder keeps the last reload error for /readyz.
+	r.reloader = routing.NewReloader(routing.ReloaderConfig{
+		Dir: cfg.rulesDir, Load: loadRules, Holder: r.holder, Logger: logger,
+		Metrics: routing.NewReloadMetrics(prometheus.DefaultRegisterer),
+	})
+	return r, nil
+}
 
+// Close releases the listener and the NATS connection (and the embedded
+// server). Call it once Run returned, or instead of Run.
+func (r *router) Close() {
+	r.closeOnce.Do(func() {
+		if r.ln != nil {
+			_ = r.ln.Close() // already closed after Run
+		}
+		r.closeNATS()
+	})
+}
+
+// Run serves HTTP at once (/readyz 503 until the queue is open), waits for
+// JetStream, then dispatches, until ctx ends: then it drains and shuts down.
+func (r *router) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
+	// A part failing also ends the wait for the queue.
+	waitCtx, cancelWait := context.WithCancel(ctx)
+	defer cancelWait()
+	fail := func(err error) { errc <- err; cancelWait() }
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := r.httpServer.Serve(r.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			fail(fmt.Errorf("http: %w", err))
+		}
+	}()
+	stopReload := r.startReload(ctx)
+	defer stopReload()
+
 	consumeCtx, stopConsume := context.WithCancel(context.WithoutCancel(ctx))
 	// Cancelled at the end of the shutdown grace: dispatches still running
 	// then are interrupted and their work handed back to the queue.
 	handlerCtx, abortHandlers := context.WithCancel(context.WithoutCancel(ctx))
 	defer abortHandlers()
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		if err := httpServer.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			errc <- fmt.Errorf("http: %w", err)
+	if q := r.openQueue(waitCtx); q != nil {
+		r.queue.set(q)
+		r.logger.Info("listening", "addr", r.ln.Addr().String())
+		r.startDispatch(consumeCtx, handlerCtx, &wg, q, fail)
+	}
+
+	runErr := r.awaitStop(ctx, errc)
+	r.shutdown(&wg, stopConsume, abortHandlers)
+	stats := r.dispatcher.Stats()
+	r.logger.Info("stopped", "created", stats.Created, "existed", stats.Existed, "permanent_failures", stats.Permanent, "transient_failures", stats.Transient)
+	return runErr
+}
+
+// openQueue opens the queue, retrying while JetStream is not ready (a
+// cluster electing its leader, a server started after the router). It
+// returns nil when ctx ends first.
+func (r *router) openQueue(ctx context.Context) *queue.Queue {
+	cfg := queue.Config{Replicas: r.cfg.streamReplica, AuditMaxBytes: r.cfg.auditMaxBytes}
+	delay := queueRetryMin
+	for attempt := 1; ; attempt++ {
+		q, err := queue.Open(ctx, r.nc, cfg, r.logger)
+		if err == nil {
+			return q
 		}
-	}()
+		if ctx.Err() != nil {
+			return nil
+		}
+		attrs := []any{"error", err.Error(), "attempt", attempt, "retry_in", delay.String(), "nats_status", r.nc.Status().String()}
+		if last := r.natsErr.get(); last != "" && !r.nc.IsConnected() {
+			attrs = append(attrs, "nats_error", last)
+		}
+		r.logger.Warn("jetstream not ready: retrying", attrs...)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, queueRetryMax)
+	}
+}
+
+// startDispatch starts consuming work (and the concurrency groups' resync)
+// on q.
+func (r *router) startDispatch(consumeCtx, handlerCtx context.Context, wg *sync.WaitGroup, q *queue.Queue, fail func(error)) {
+	// Concurrency groups (kube dispatch only): decisions are serialized per
+	// group across replicas with the queue's lock, and a resync starts
+	// pending runs as earlier ones finish.
+	var concurrency *dispatch.Concurrency
+	if kc, ok := r.creator.(*dispatch.KubeCreator); ok {
+		concurrency = kc.UseLocker(q, r.logger)
+	}
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		err := q.Consume(consumeCtx, queue.ConsumerConfig{
-			MaxAttempts: cfg.maxAttempts, Concurrency: cfg.concurrency, HandlerContext: handlerCtx,
-			BackoffBase: cfg.retryBase, BackoffMax: cfg.retryMax,
-		}, dispatcher.Handle)
+			MaxAttempts: r.cfg.maxAttempts, Concurrency: r.cfg.concurrency, HandlerContext: handlerCtx,
+			BackoffBase: r.cfg.retryBase, BackoffMax: r.cfg.retryMax,
+		}, r.dispatcher.Handle)
 		if err != nil {
-			errc <- fmt.Errorf("dispatch: %w", err)
+			fail(fmt.Errorf("dispatch: %w", err))
 		}
 	}()
-
 	if concurrency != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			concurrency.Run(consumeCtx, cfg.concurrencyResync, func() []string { return holder.Rules().LimitedNamespaces() })
+			concurrency.Run(consumeCtx, r.cfg.concurrencyResync, func() []string { return r.holder.Rules().LimitedNamespaces() })
 		}()
 	}
+}
 
-	// Rules reload on file change and on SIGHUP. Metrics go to the default
-	// Prometheus registry; the holder keeps the last reload error for /readyz.
-	reloader := routing.NewReloader(routing.ReloaderConfig{
-		Dir: cfg.rulesDir, Load: loadRules, Holder: holder, Logger: logger,
-		Metrics: routing.NewReloadMetrics(prometheus.DefaultRegisterer),
-	})
-	reloadCtx, stopReload := context.WithCancel(ctx)
-	var reloadWG sync.WaitGroup
-	reloadWG.Add(2)
+// startReload reloads the rules on SIGHUP and, with --watch-rules, on file
+// change, until the returned stop is called.
+func (r *router) startReload(ctx context.Context) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(2)
 	go func() {
-		defer reloadWG.Done()
-		reloadOnSIGHUP(reloadCtx, reloader)
+		defer wg.Done()
+		reloadOnSIGHUP(ctx, r.reloader)
 	}()
 	go func() {
-		defer reloadWG.Done()
-		if !cfg.watchRules {
+		defer wg.Done()
+		if !r.cfg.watchRules {
 			return
 		}
-		if err := reloader.Run(reloadCtx); err != nil {
-			logger.Warn("rules watch unavailable: reload with SIGHUP", "error", err.Error())
+		if err := r.reloader.Run(ctx); err != nil {
+			r.logger.Warn("rules watch unavailable: reload with SIGHUP", "error", err.Error())
 		}
 	}()
-	defer func() {
-		stopReload()
-		reloadWG.Wait()
-	}()
+	return func() {
+		cancel()
+		wg.Wait()
+	}
+}
 
-	var runErr error
+// awaitStop waits for ctx to end, then drains for the drain delay, or for
+// a part to fail; it returns that failure.
+func (r *router) awaitStop(ctx context.Context, errc <-chan error) error {
 	select {
 	case <-ctx.Done():
-		logger.Info("shutting down", "drain_delay", cfg.drainDelay.String(), "grace", cfg.shutdownGrace.String())
+		r.logger.Info("shutting down", "drain_delay", r.cfg.drainDelay.String(), "grace", r.cfg.shutdownGrace.String())
 		// Readiness goes false first; requests are still served while
 		// load balancers notice.
-		srv.Drain()
+		r.srv.Drain()
 		select {
-		case <-time.After(cfg.drainDelay):
-		case runErr = <-errc:
+		case <-time.After(r.cfg.drainDelay):
+			return nil
+		case err := <-errc:
+			return err
 		}
-	case runErr = <-errc:
+	case err := <-errc:
+		return err
 	}
-	// Then stop taking requests and fetching work, and let in-flight
-	// requests and dispatches finish within the grace; dispatches still
-	// running after it are interrupted and stay in the queue for the next
-	// replica or start.
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.shutdownGrace)
+}
+
+// shutdown stops taking requests and fetching work, and lets in-flight
+// requests and dispatches finish within the grace; dispatches still
+// running after it are interrupted and stay in the queue for the next
+// replica or start.
+func (r *router) shutdown(wg *sync.WaitGroup, stopConsume, abortHandlers func()) {
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), r.cfg.shutdownGrace)
 	defer cancel()
 	stopConsume()
-	if err := httpServer.Shutdown(shutdownCtx); err != nil {
-		logger.Warn("http shutdown", "error", err.Error())
+	if err := r.httpServer.Shutdown(shutdownCtx); err != nil {
+		r.logger.Warn("http shutdown", "error", err.Error())
 	}
 	stopped := make(chan struct{})
 	go func() { wg.Wait(); close(stopped) }()
 	select {
 	case <-stopped:
 	case <-shutdownCtx.Done():
-		logger.Warn("shutdown grace over: interrupting running dispatches, their work stays queued")
+		r.logger.Warn("shutdown grace over: interrupting running dispatches, their work stays queued")
 		abortHandlers()
 		<-stopped
 	}
-	stats := dispatcher.Stats()
-	logger.Info("stopped", "created", stats.Created, "existed", stats.Existed, "permanent_failures", stats.Permanent, "transient_failures", stats.Transient)
-	return runErr
+}
+
+// queueGate stands for the queue until Run has opened it: webhooks and
+// status reads get 503 (senders retry), /readyz says why, and audit
+// records are only logged (ingest logs every decision).
+type queueGate struct{ q atomic.Pointer[queue.Queue] }
+
+var (
+	_ ingest.Publisher    = (*queueGate)(nil)
+	_ ingest.StatusReader = (*queueGate)(nil)
+)
+
+var errQueueNotOpen = fmt.Errorf("jetstream not ready yet: %w", queue.ErrUnavailable)
+
+func (g *queueGate) set(q *queue.Queue) { g.q.Store(q) }
+
+func (g *queueGate) Publish(ctx context.Context, a queue.Accepted) error {
+	q := g.q.Load()
+	if q == nil {
+		return errQueueNotOpen
+	}
+	return q.Publish(ctx, a)
+}
+
+func (g *queueGate) Ready(ctx context.Context) error {
+	q := g.q.Load()
+	if q == nil {
+		return errQueueNotOpen
+	}
+	return q.Ready(ctx)
+}
+
+func (g *queueGate) Audit(rec queue.AuditRecord) {
+	if q := g.q.Load(); q != nil {
+		q.Audit(rec)
+	}
+}
+
+func (g *queueGate) Status(ctx context.Context, source, eventID string) (queue.EventStatus, error) {
+	q := g.q.Load()
+	if q == nil {
+		return queue.EventStatus{}, errQueueNotOpen
+	}
+	return q.Status(ctx, source, eventID)
+}
+
+// lastError is the latest failed NATS connection attempt, for the log of
+// the wait for JetStream (nats.Conn.LastError does not keep those).
+type lastError struct{ p atomic.Pointer[string] }
+
+func (l *lastError) set(err error) {
+	s := err.Error()
+	l.p.Store(&s)
+}
+
+func (l *lastError) get() string {
+	if p := l.p.Load(); p != nil {
+		return *p
+	}
+	return ""
 }
 
 // connectNATS connects to --nats-url, or starts the embedded server.
-func connectNATS(cfg serveConfig, logger *slog.Logger) (*nats.Conn, func(), error) {
+// Failed connection attempts are recorded in connErr.
+func connectNATS(cfg serveConfig, logger *slog.Logger, connErr *lastError) (*nats.Conn, func(), error) {
 	opts := []nats.Option{
 		nats.Name("switchyard-router"),
 		nats.MaxReconnects(-1),
@@ -267,14 +438,13 @@ func connectNATS(cfg serveConfig, logger *slog.Logger) (*nats.Conn, func(), erro
 			}
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { logger.Info("nats reconnected") }),
+		nats.ReconnectErrHandler(func(_ *nats.Conn, err error) { connErr.set(err) }),
 	}
 	if cfg.natsURL != "" {
-		nc, err := nats.Connect(cfg.natsURL, append(opts, nats.RetryOnFailedConnect(true))...)
-		if err != nil {
-			return nil, nil, fmt.Errorf("connect nats: %w", err)
-		}
-		logger.Info("nats connected", "url", nc.ConnectedUrlRedacted())
-		return nc, func() { _ = nc.Drain() }, nil
+		return connectExternal(cfg, logger, opts)
+	}
+	if cfg.natsAuth != (queue.ClientAuth{}) {
+		return nil, nil, errAuthNeedsURL
 	}
 	storeDir := filepath.Join(cfg.dataDir, "jetstream")
 	eo := queue.EmbeddedOptions{StoreDir: storeDir, Logger: logger}
@@ -298,7 +468,7 @@ func connectNATS(cfg serveConfig, logger *slog.Logger) (*nats.Conn, func(), erro
 	nc, err := emb.Connect(opts...)
 	if err != nil {
 		emb.Shutdown()
-		return nil, nil, fmt.Errorf("connect embedded nats: %w", err)
+		return nil, nil, err
 	}
 	connFile := ""
 	if eo.Listen != "" {
@@ -316,6 +486,27 @@ func connectNATS(cfg serveConfig, logger *slog.Logger) (*nats.Conn, func(), erro
 		emb.Shutdown()
 		if connFile != "" {
 			_ = os.Remove(connFile)
+		}
+	}, nil
+}
+
+// connectExternal connects to --nats-url, retrying in the background while
+// no server answers (Run waits for JetStream).
+func connectExternal(cfg serveConfig, logger *slog.Logger, opts []nats.Option) (*nats.Conn, func(), error) {
+	opts = append(opts, nats.RetryOnFailedConnect(true), nats.ConnectHandler(func(nc *nats.Conn) {
+		logger.Info("nats connected", "url", queue.RedactURL(nc.ConnectedUrl()))
+	}))
+	nc, err := queue.Connect(cfg.natsURL, cfg.natsAuth, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !nc.IsConnected() {
+		logger.Warn("nats not reachable yet: retrying", "url", queue.RedactURL(cfg.natsURL))
+	}
+	return nc, func() {
+		// A connection still retrying cannot drain: close it.
+		if err := nc.Drain(); err != nil {
+			nc.Close()
 		}
 	}, nil
 }

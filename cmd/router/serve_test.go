@@ -7,7 +7,10 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"flag"
 	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
@@ -29,6 +35,12 @@ func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // logLines returns the JSON log records whose msg is msg.
@@ -197,4 +209,130 @@ func getStatus(t *testing.T, url string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// startNATS starts a JetStream nats-server on a free loopback port with
+// the settings of configure.
+func startNATS(t *testing.T, configure func(*server.Options)) *server.Server {
+	t.Helper()
+	opts := &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true}
+	configure(opts)
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(func() { srv.Shutdown(); srv.WaitForShutdown() })
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	return srv
+}
+
+// waitUntil polls cond until it holds or a generous deadline passes.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestServeWaitsForJetStream: a router started before its NATS server
+// serves /readyz 503 while it retries, then comes up and accepts webhooks
+// once the server starts.
+func TestServeWaitsForJetStream(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "wait-test-secret")
+	reserved, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	natsAddr := reserved.Addr().String()
+	reserved.Close()
+	dataDir := t.TempDir()
+
+	var cfg serveConfig
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	cfg.flags(fs)
+	if err := fs.Parse([]string{"--rules", "../../rules", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
+		"--dispatch", "dir", "--drain-delay", "0", "--nats-url", "nats://" + natsAddr}); err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	r, err := newRouter(cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	url := "http://" + r.ln.Addr().String()
+
+	waitUntil(t, "a retry", func() bool { return len(logs.logLines("jetstream not ready: retrying")) > 0 })
+	if code := getStatus(t, url+"/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz = %d while JetStream is not ready, want 503", code)
+	}
+	if code := getStatus(t, url+"/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz = %d while JetStream is not ready, want 200", code)
+	}
+
+	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: t.TempDir(), Listen: natsAddr})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer emb.Shutdown()
+	waitUntil(t, "/readyz 200", func() bool { return getStatus(t, url+"/readyz") == http.StatusOK })
+	sendSample(t, url, "late-nats-1")
+	waitForFile(t, runFile(dataDir, "late-nats-1"))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(logs.logLines("listening")) != 1 {
+		t.Fatal("no listening record once the queue opened")
+	}
+}
+
+// TestServeNATSURLSecretsNotLogged: neither the log of a router on a
+// token-protected server nor the error of a bad URL shows the secret.
+func TestServeNATSURLSecretsNotLogged(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "redact-test-secret")
+	const token = "tok-not-for-logs"
+	srv := startNATS(t, func(o *server.Options) { o.Authorization = token })
+	hostPort := strings.TrimPrefix(srv.ClientURL(), "nats://")
+	r := startRouter(t, t.TempDir(), "--nats-url", "nats://"+token+"@"+hostPort)
+	waitUntil(t, "nats connected", func() bool { return len(r.logs.logLines("nats connected")) > 0 })
+	r.stop(t)
+	if logs := r.logs.String(); strings.Contains(logs, token) {
+		t.Fatalf("the NATS token is in the log:\n%s", logs)
+	}
+
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"serve", "--rules", "../../rules", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0",
+		"--nats-url", "nats://user:secret@127.0.0.1:bad"}, nil, io.Discard, &stderr)
+	if code != 1 || strings.Contains(stderr.String(), "secret") || !strings.Contains(stderr.String(), "REDACTED@127.0.0.1") {
+		t.Fatalf("exit %d, stderr %s", code, stderr.String())
+	}
+}
+
+// TestServeNATSUserFile: serve reaches a password-protected server with
+// --nats-user-file.
+func TestServeNATSUserFile(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "user-file-test-secret")
+	srv := startNATS(t, func(o *server.Options) {
+		o.Users = []*server.User{{Username: "router", Password: "pw-from-file"}}
+	})
+	userFile := filepath.Join(t.TempDir(), "nats-user")
+	if err := os.WriteFile(userFile, []byte("router:pw-from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := t.TempDir()
+	r := startRouter(t, dataDir, "--nats-url", srv.ClientURL(), "--nats-user-file", userFile)
+	sendSample(t, r.url, "user-file-1")
+	waitForFile(t, runFile(dataDir, "user-file-1"))
+	r.stop(t)
 }

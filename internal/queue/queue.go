@@ -35,6 +35,11 @@ const (
 // AuditMaxAge is how long audit records are kept.
 const AuditMaxAge = 90 * 24 * time.Hour
 
+// DefaultAuditMaxBytes caps the audit stream when Config.AuditMaxBytes is
+// zero: a flood of refused requests then drops the oldest records instead of
+// filling the store that accepted webhooks need.
+const DefaultAuditMaxBytes = 256 << 20
+
 // DLQMaxAge is how long dead letters are kept: long enough for someone to
 // notice, fix the cause and replay.
 const DLQMaxAge = 30 * 24 * time.Hour
@@ -45,6 +50,7 @@ type Config struct {
 	EventsMaxAge    time.Duration // how long accepted events are kept for replay/audit (default 7*24h)
 	DuplicateWindow time.Duration // JetStream dedup window (default 24h: GitHub's manual redelivery reuses the delivery id hours later)
 	PublishTimeout  time.Duration // per publish ack wait (default 5s)
+	AuditMaxBytes   int64         // audit stream size cap, oldest records dropped first (default DefaultAuditMaxBytes)
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -60,11 +66,16 @@ func (c Config) withDefaults() (Config, error) {
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 5 * time.Second
 	}
+	if c.AuditMaxBytes == 0 {
+		c.AuditMaxBytes = DefaultAuditMaxBytes
+	}
 	switch {
 	case c.Replicas < 0:
 		return c, fmt.Errorf("queue config: replicas must be positive, got %d", c.Replicas)
 	case c.EventsMaxAge < 0, c.DuplicateWindow < 0, c.PublishTimeout < 0:
 		return c, errors.New("queue config: durations must not be negative")
+	case c.AuditMaxBytes < 0:
+		return c, fmt.Errorf("queue config: audit max bytes must be positive, got %d", c.AuditMaxBytes)
 	case c.DuplicateWindow > c.EventsMaxAge:
 		// JetStream refuses a duplicate window longer than the stream's max age.
 		return c, fmt.Errorf("queue config: duplicate window %s is longer than events max age %s", c.DuplicateWindow, c.EventsMaxAge)
@@ -72,6 +83,12 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("queue config: duplicate window %s is longer than the dead-letter max age %s", c.DuplicateWindow, DLQMaxAge)
 	}
 	return c, nil
+}
+
+// Validate reports a configuration Open would refuse, before connecting.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
 }
 
 // Queue publishes accepted events and work, and consumes work for dispatch.
@@ -212,8 +229,12 @@ func streamConfigs(cfg Config) []jetstream.StreamConfig {
 			Subjects:    []string{AuditSubjectPrefix + ">"},
 			Retention:   jetstream.LimitsPolicy,
 			MaxAge:      AuditMaxAge,
-			Storage:     jetstream.FileStorage,
-			Replicas:    cfg.Replicas,
+			// Refused requests cost a sender nothing: cap the bytes so a flood
+			// drops old records rather than filling the store.
+			MaxBytes: cfg.AuditMaxBytes,
+			Discard:  jetstream.DiscardOld,
+			Storage:  jetstream.FileStorage,
+			Replicas: cfg.Replicas,
 		},
 	}
 }
