@@ -23,6 +23,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/ingest"
+	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
@@ -170,7 +171,9 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	if r.creator, err = newCreator(cfg, logger); err != nil {
 		return nil, err
 	}
-	r.dispatcher = dispatch.New(r.creator, logger)
+	// Dispatch asks policy again, with the rules in force, before it
+	// creates anything: a revoked grant or forged work is dead-lettered.
+	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}))
 	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready, Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue})
 	if r.ln, err = net.Listen("tcp", cfg.listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
@@ -236,7 +239,7 @@ func (r *router) Run(ctx context.Context) error {
 	runErr := r.awaitStop(ctx, errc)
 	r.shutdown(&wg, stopConsume, abortHandlers)
 	stats := r.dispatcher.Stats()
-	r.logger.Info("stopped", "created", stats.Created, "existed", stats.Existed, "permanent_failures", stats.Permanent, "transient_failures", stats.Transient)
+	r.logger.Info("stopped", "created", stats.Created, "existed", stats.Existed, "permanent_failures", stats.Permanent, "transient_failures", stats.Transient, "refused", stats.Refused)
 	return runErr
 }
 
@@ -365,6 +368,15 @@ func (r *router) shutdown(wg *sync.WaitGroup, stopConsume, abortHandlers func())
 	}
 }
 
+// grant is dispatch's second opinion: policy, under the rules in force.
+type grant struct{ holder *routing.Holder }
+
+var _ dispatch.Grant = grant{}
+
+func (g grant) Admit(w queue.Work) error {
+	return policy.Recheck(g.holder.Rules(), w.Source, &w.Event, w.Target)
+}
+
 // queueGate stands for the queue until Run has opened it: webhooks and
 // status reads get 503 (senders retry), /readyz says why, and audit
 // records are only logged (ingest logs every decision).
@@ -379,7 +391,7 @@ var errQueueNotOpen = fmt.Errorf("jetstream not ready yet: %w", queue.ErrUnavail
 
 func (g *queueGate) set(q *queue.Queue) { g.q.Store(q) }
 
-func (g *queueGate) Publish(ctx context.Context, a queue.Accepted) error {
+func (g *queueGate) Publish(ctx context.Context, a policy.Accepted) error {
 	q := g.q.Load()
 	if q == nil {
 		return errQueueNotOpen
@@ -395,16 +407,16 @@ func (g *queueGate) Ready(ctx context.Context) error {
 	return q.Ready(ctx)
 }
 
-func (g *queueGate) Audit(rec queue.AuditRecord) {
+func (g *queueGate) Audit(rec policy.Record) {
 	if q := g.q.Load(); q != nil {
 		q.Audit(rec)
 	}
 }
 
-func (g *queueGate) Status(ctx context.Context, source, eventID string) (queue.EventStatus, error) {
+func (g *queueGate) Status(ctx context.Context, source, eventID string) (policy.EventStatus, error) {
 	q := g.q.Load()
 	if q == nil {
-		return queue.EventStatus{}, errQueueNotOpen
+		return policy.EventStatus{}, errQueueNotOpen
 	}
 	return q.Status(ctx, source, eventID)
 }

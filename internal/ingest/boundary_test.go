@@ -235,3 +235,21 @@ func TestClaimsConditionNotEchoed(t *testing.T) {
 		t.Fatalf("status %d: %s, want 401 without the condition", status, out)
 	}
 }
+
+// TestSourceMaxBodyBytes: a source's own maxBodyBytes lowers the server's
+// cap for that source only, and an announced oversize body is refused
+// before it is read.
+func TestSourceMaxBodyBytes(t *testing.T) {
+	sources := ghSource + "    maxBodyBytes: 100\n  - name: other\n    kind: github\n    secret: {env: S}\n"
+	rules := mustRules(t, sources, map[string]string{"S": "x"})
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}}))
+	t.Cleanup(srv.Close)
+	hs := &hookServer{url: srv.URL}
+	big := bytes.Repeat([]byte(" "), 200)
+	if status, _, out := hs.send(t, http.MethodPost, "/v1/hooks/gh", nil, big); status != http.StatusRequestEntityTooLarge {
+		t.Fatalf("200 bytes to a 100-byte source: %d %s, want 413", status, out)
+	}
+	if status, _, out := hs.send(t, http.MethodPost, "/v1/hooks/other", nil, big); status != http.StatusUnauthorized {
+		t.Fatalf("200 unsigned bytes to a source with the default cap: %d %s, want 401", status, out)
+	}
+}

@@ -137,7 +137,6 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, error) {
 			return out.fail(err)
 		}
 	}
-	header := rules.StripCredentials(r.Header)
 	accepted := make([]policy.Accepted, len(events))
 	for i := range events {
 		ev := &events[i]
@@ -146,7 +145,7 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, error) {
 		ev.SetExtension("identity", c.Identity)
 		ev.SetExtension("principal", c.Principal)
 		ev.SetExtension("provider", "endpoint")
-		targets := rules.Route(routing.Input{Source: ep.Name, Event: ev, Header: header})
+		targets := rules.Route(routing.Input{Source: ep.Name, Event: ev, Header: r.Header})
 		if err := policy.Judge(rules, policy.Request{Source: ep.Name, Caller: c, Event: ev, Targets: targets}); err != nil {
 			return out.fail(fmt.Errorf("event %q: %w", ev.ID(), err))
 		}

@@ -336,7 +336,11 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		return fail(fmt.Errorf("%w: source %q (kind %s) does not take a token in the path: POST /v1/hooks/%s", ErrUnknownSource, name, src.Kind, name))
 	}
 	req := &Request{Header: r.Header, PathToken: r.PathValue("token")}
-	body, release, err := s.bodies.readBody(r, s.cfg.MaxBody)
+	limit := s.cfg.MaxBody
+	if src.MaxBodyBytes > 0 {
+		limit = min(limit, src.MaxBodyBytes)
+	}
+	body, release, err := s.bodies.readBody(r, limit)
 	defer release()
 	if err != nil {
 		return fail(err)
@@ -361,11 +365,10 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 			return out.fail(fmt.Errorf("%w: the payload does not make a valid event: %v", ErrMalformed, err))
 		}
 	}
-	header := rules.StripCredentials(r.Header)
 	accepted := make([]policy.Accepted, len(res.Events))
 	for i := range res.Events {
 		ev := &res.Events[i]
-		in := RouteInput(r.Context(), rules, src, ev, header)
+		in := RouteInput(r.Context(), rules, src, ev, r.Header)
 		targets := rules.Route(in)
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}); err != nil {
 			return out.fail(fmt.Errorf("event %q: %w", ev.ID(), err))
@@ -381,10 +384,11 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	return out, nil
 }
 
-// RouteInput is the routing sequence every path shares (webhooks, replay,
-// explain): the event is stamped with the source's identity, routing sees
-// the request's headers without credentials, and the changed files are
-// fetched when some rule reads paths (the only I/O before routing).
+// RouteInput is the routing sequence every path shares (webhooks and
+// explain): the event is stamped with the source's identity and the changed
+// files are fetched when some rule reads paths (the only I/O before
+// routing). Routing itself strips credential headers before any condition
+// or binding reads them (routing.Rules.StripCredentials).
 func RouteInput(ctx context.Context, rules *routing.Rules, src *routing.Source, ev *event.Event, header http.Header) routing.Input {
 	ev.SetExtension("identity", policy.SourceIdentity(src.Name))
 	in := routing.Input{Source: src.Name, Event: ev, Header: header}

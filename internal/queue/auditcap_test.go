@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
 )
 
 func streamInfo(t *testing.T, q *Queue, name string) *jetstream.StreamInfo {
@@ -26,7 +28,7 @@ func TestAuditStreamSizeCap(t *testing.T) {
 	q := openQueue(t, e, Config{AuditMaxBytes: capBytes})
 	const n = 300
 	for i := range n {
-		q.Audit(AuditRecord{Decision: DecisionUnauthenticated, Kind: "webhook", Source: "github",
+		q.Audit(policy.Record{Decision: policy.DecisionUnauthenticated, Kind: "webhook", Source: "github",
 			Status: 401, Reason: fmt.Sprintf("flood %d %s", i, strings.Repeat("x", 100))})
 	}
 	waitFor(t, "every audit record to be stored", func() bool {
@@ -41,8 +43,8 @@ func TestAuditStreamSizeCap(t *testing.T) {
 			info.State.Bytes, info.State.Msgs, info.State.FirstSeq, capBytes)
 	}
 	// The newest record is kept.
-	var last AuditRecord
-	if err := q.AuditRecords(context.Background(), info.State.LastTime, func(r AuditRecord) bool { last = r; return true }); err != nil {
+	var last policy.Record
+	if err := q.AuditRecords(context.Background(), info.State.LastTime, func(r policy.Record) bool { last = r; return true }); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(last.Reason, fmt.Sprintf("flood %d ", n-1)) {
