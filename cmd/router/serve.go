@@ -53,6 +53,7 @@ type serveConfig struct {
 	concurrencyResync time.Duration
 	natsAuth          queue.ClientAuth
 	auditMaxBytes     int64
+	maxInflight       int64
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -68,6 +69,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.kubeBurst, "kube-burst", 100, "Kubernetes client burst")
 	fs.IntVar(&c.streamReplica, "stream-replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
 	fs.Int64Var(&c.auditMaxBytes, "audit-max-bytes", queue.DefaultAuditMaxBytes, "size cap of the audit stream in bytes (256 MiB); beyond it the oldest records are dropped, so a flood of refused requests cannot fill the store webhooks need")
+	fs.Int64Var(&c.maxInflight, "max-inflight-bytes", ingest.DefaultMaxInflight, "memory all request bodies being read or processed may hold at once (64 MiB); a request that finds no room within 2 s is answered 503 with Retry-After")
 	fs.IntVar(&c.maxAttempts, "max-attempts", 10, "dispatch attempts before work is dead-lettered")
 	fs.DurationVar(&c.retryBase, "retry-base", time.Second, "first retry delay of a failed dispatch; it doubles per attempt, with full jitter")
 	fs.DurationVar(&c.retryMax, "retry-max", 5*time.Minute, "longest retry delay (also caps an API server's Retry-After)")
@@ -174,7 +176,8 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	// Dispatch asks policy again, with the rules in force, before it
 	// creates anything: a revoked grant or forged work is dead-lettered.
 	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}))
-	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready, Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue})
+	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready,
+		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, MaxInflight: cfg.maxInflight})
 	if r.ln, err = net.Listen("tcp", cfg.listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
