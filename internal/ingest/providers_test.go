@@ -366,14 +366,6 @@ func TestNexusPrettyBody(t *testing.T) {
 	}
 }
 
-func TestGenericHMACReservedType(t *testing.T) {
-	r := sampleRequest(t, "generic-hmac", "deploy")
-	r.Header.Set("X-Event-Type", TypeGitPush)
-	if _, err := lookupProvider(t, "generic-hmac").Normalize(r); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("a generic sender claiming %s: %v, want 400", TypeGitPush, err)
-	}
-}
-
 // TestRegistryIDs: a registry's retry of the same body gets the same ids
 // (so it is deduplicated), and each image of one request its own.
 func TestRegistryIDs(t *testing.T) {
