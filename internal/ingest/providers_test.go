@@ -297,9 +297,16 @@ func fuzzProvider(f *testing.F, kind string, samples ...string) {
 				req.Header[k] = v
 			}
 		}
-		err := p.Verify(req, &routing.Source{Name: "fuzz", Kind: kind, Secret: secret})
+		src := &routing.Source{Name: "fuzz", Kind: kind, Secret: secret}
+		err := p.Verify(req, src)
 		if sign != (err == nil) {
 			t.Fatalf("sign=%v but Verify=%v", sign, err)
+		}
+		if ev, ok := p.(EarlyVerifier); ok {
+			// The same credential, judged without the body.
+			if err := ev.VerifyBeforeBody(&Request{Header: req.Header, PathToken: req.PathToken}, src); sign != (err == nil) {
+				t.Fatalf("sign=%v but VerifyBeforeBody=%v", sign, err)
+			}
 		}
 		res, err := p.Normalize(req)
 		if err != nil {
