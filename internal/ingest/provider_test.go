@@ -20,7 +20,9 @@ func providerKinds() []string {
 type earlyCase func(t *testing.T, req *Request, secret []byte, iss *oidcIssuer)
 
 func headerCred(name, prefix string) earlyCase {
-	return func(_ *testing.T, req *Request, secret []byte, _ *oidcIssuer) { req.Header.Set(name, prefix+string(secret)) }
+	return func(_ *testing.T, req *Request, secret []byte, _ *oidcIssuer) {
+		req.Header.Set(name, prefix+string(secret))
+	}
 }
 
 // earlyKinds classifies every registered kind: its credential is checked
