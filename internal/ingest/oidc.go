@@ -194,6 +194,9 @@ func oidcKeySet(ctx context.Context, cfg *routing.OIDC) (oidc.KeySet, error) {
 		u, err := discoverJWKSURL(ctx, cfg.Issuer)
 		if err != nil {
 			oidcKeySets.Lock()
+			if len(oidcKeySets.failed) >= oidcMaxKeySets {
+				oidcKeySets.failed = map[oidcKeySetKey]time.Time{}
+			}
 			oidcKeySets.failed[key] = time.Now()
 			oidcKeySets.Unlock()
 			return nil, &verifyError{errIdentityProviderUnreachable, err}
