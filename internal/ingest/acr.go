@@ -52,8 +52,9 @@ func init() { Register(acrProvider{}) }
 type acrProvider struct{}
 
 var (
-	_ Provider   = acrProvider{}
-	_ Handshaker = acrProvider{}
+	_ Provider      = acrProvider{}
+	_ EarlyVerifier = acrProvider{}
+	_ Handshaker    = acrProvider{}
 )
 
 func (acrProvider) Kind() string { return "acr" }
@@ -65,6 +66,11 @@ func (acrProvider) Verify(req *Request, src *routing.Source) error {
 		return fmt.Errorf("verify acr token: %w", err)
 	}
 	return nil
+}
+
+// VerifyBeforeBody checks the header token: it does not depend on the body.
+func (p acrProvider) VerifyBeforeBody(req *Request, src *routing.Source) error {
+	return p.Verify(req, src)
 }
 
 // Handshake answers Event Grid's CloudEvents-schema validation (OPTIONS

@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"cmp"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"net/url"
@@ -27,11 +29,15 @@ const artifactoryAuthHeader = "X-JFrog-Event-Auth"
 
 func init() { Register(artifactoryProvider{}) }
 
-type artifactoryProvider struct{}
+// artifactoryProvider is BodySigned for its signed-payload mode; in token
+// mode the id is the body's hash anyway, so the body digest changes nothing.
+type artifactoryProvider struct{ bodySignature }
 
 var (
-	_ Provider = artifactoryProvider{}
-	_ Signer   = artifactoryProvider{}
+	_ Provider      = artifactoryProvider{}
+	_ Signer        = artifactoryProvider{}
+	_ EarlyVerifier = artifactoryProvider{}
+	_ BodySigned    = artifactoryProvider{}
 )
 
 func (artifactoryProvider) Kind() string { return "artifactory" }
@@ -47,6 +53,30 @@ func (artifactoryProvider) Verify(req *Request, src *routing.Source) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s is neither the secret token nor the body's HMAC-SHA256", ErrUnauthorized, header)
+}
+
+// VerifyBeforeBody accepts the token mode before the body is read. A value
+// that is not the token may be the body's HMAC-SHA256 (64 hex digits): that
+// mode needs the body, so it is left to Verify; anything else is refused.
+func (artifactoryProvider) VerifyBeforeBody(req *Request, src *routing.Source) error {
+	header := cmp.Or(src.Header, artifactoryAuthHeader)
+	value := strings.TrimSpace(req.Header.Get(header))
+	if value == "" || len(src.Secret) == 0 {
+		return verifyToken(value, src, header+" header") // says which is missing
+	}
+	if verifyHeaderToken(req, src, header) == nil || looksLikeHexSHA256(value) {
+		return nil
+	}
+	return fmt.Errorf("%w: %s is neither the secret token nor a hex HMAC-SHA256", ErrUnauthorized, header)
+}
+
+// looksLikeHexSHA256 reports whether s has the shape of a hex SHA-256.
+func looksLikeHexSHA256(s string) bool {
+	if len(s) != 2*sha256.Size {
+		return false
+	}
+	_, err := hex.DecodeString(s)
+	return err == nil
 }
 
 type artifactoryPayload struct {

@@ -96,11 +96,19 @@ func verifyHeaderToken(req *Request, src *routing.Source, def string) error {
 // the token segment.
 type pathToken struct{}
 
-var _ pathTokenProvider = pathToken{}
+var (
+	_ pathTokenProvider = pathToken{}
+	_ EarlyVerifier     = pathToken{}
+)
 
 // Verify compares the token in the hook path with the source's secret.
 func (pathToken) Verify(req *Request, src *routing.Source) error {
 	return verifyToken(req.PathToken, src, "token in the hook path (/v1/hooks/{source}/{token})")
+}
+
+// VerifyBeforeBody checks the path token: it does not depend on the body.
+func (p pathToken) VerifyBeforeBody(req *Request, src *routing.Source) error {
+	return p.Verify(req, src)
 }
 
 // Sign puts the token where these senders carry it: in the URL.

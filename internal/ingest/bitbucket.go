@@ -31,15 +31,17 @@ func init() {
 }
 
 type (
-	bitbucketProvider       struct{}
-	bitbucketServerProvider struct{}
+	bitbucketProvider       struct{ bodySignature }
+	bitbucketServerProvider struct{ bodySignature }
 )
 
 var (
-	_ Provider = bitbucketProvider{}
-	_ Signer   = bitbucketProvider{}
-	_ Provider = bitbucketServerProvider{}
-	_ Signer   = bitbucketServerProvider{}
+	_ Provider   = bitbucketProvider{}
+	_ Signer     = bitbucketProvider{}
+	_ Provider   = bitbucketServerProvider{}
+	_ Signer     = bitbucketServerProvider{}
+	_ BodySigned = bitbucketProvider{}
+	_ BodySigned = bitbucketServerProvider{}
 )
 
 func (bitbucketProvider) Kind() string       { return "bitbucket" }

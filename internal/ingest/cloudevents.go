@@ -25,7 +25,9 @@ import (
 // (application/cloudevents+json) or batch mode
 // (application/cloudevents-batch+json). The sender authenticates with an
 // HMAC-SHA256 of the raw body in "X-Signature: sha256=<hex>", or with the
-// secret as a bearer token in "Authorization: Bearer <secret>".
+// secret as a bearer token in "Authorization: Bearer <secret>". The HMAC
+// covers the body only, so with it binary mode is refused: its ce-*
+// attributes (type, id, subject, extensions) would be unsigned.
 //
 // CDEvents (https://github.com/cdevents/spec, carried as CloudEvents whose
 // data is the CDEvent) are mapped to the normalized vocabulary where they
@@ -47,23 +49,56 @@ func init() { Register(cloudEventsProvider{}) }
 type cloudEventsProvider struct{}
 
 var (
-	_ Provider   = cloudEventsProvider{}
-	_ Handshaker = cloudEventsProvider{}
-	_ Signer     = cloudEventsProvider{}
+	_ Provider      = cloudEventsProvider{}
+	_ Handshaker    = cloudEventsProvider{}
+	_ Signer        = cloudEventsProvider{}
+	_ EarlyVerifier = cloudEventsProvider{}
 )
 
 func (cloudEventsProvider) Kind() string { return "cloudevents" }
 
 // Verify accepts an HMAC signature or a bearer token, whichever the request
 // carries. A request that presents a signature is judged by it alone: a
-// wrong signature is refused even with a token beside it.
+// wrong signature is refused even with a token beside it, and so is binary
+// mode (see checkSignedMode).
 func (cloudEventsProvider) Verify(req *Request, src *routing.Source) error {
 	if req.Header.Get(cloudEventsSignatureHeader) != "" {
+		if err := checkSignedMode(req.Header); err != nil {
+			return err
+		}
 		if err := verifyHMACHex(req, src, cloudEventsSignatureHeader, "sha256="); err != nil {
 			return fmt.Errorf("verify cloudevents signature: %w", err)
 		}
 		return nil
 	}
+	return verifyCloudEventsToken(req, src)
+}
+
+// VerifyBeforeBody checks the bearer token, and refuses binary mode with a
+// signature, before the body is read; a signature itself needs the body.
+func (cloudEventsProvider) VerifyBeforeBody(req *Request, src *routing.Source) error {
+	if req.Header.Get(cloudEventsSignatureHeader) != "" {
+		return checkSignedMode(req.Header)
+	}
+	return verifyCloudEventsToken(req, src)
+}
+
+// checkSignedMode refuses binary mode on an HMAC-signed request: the
+// signature covers the body alone, so its ce-* headers could be rewritten
+// on a captured request (any type, id, subject or extension). 415, not
+// 400: the request is well formed, its encoding is what the router does
+// not take with a signature, and the fix is the Content-Type.
+func checkSignedMode(h http.Header) error {
+	if cloudEventsMode(h) != binding.EncodingBinary {
+		return nil
+	}
+	return fmt.Errorf("verify cloudevents signature: %w: binary mode (ce-* headers) is not covered by %s, which signs the body only: send structured mode (Content-Type: %s) or a batch (%s), or authenticate with Authorization: Bearer",
+		ErrUnsupportedMediaType, cloudEventsSignatureHeader, event.ApplicationCloudEventsJSON, event.ApplicationCloudEventsBatchJSON)
+}
+
+// verifyCloudEventsToken checks "Authorization: Bearer <secret>". A token
+// authenticates the sender, not the message, so every mode is taken with it.
+func verifyCloudEventsToken(req *Request, src *routing.Source) error {
 	if req.Header.Get("Authorization") == "" {
 		return fmt.Errorf("verify cloudevents: %w: send %s: sha256=<hex> or Authorization: Bearer <secret>", ErrUnauthorized, cloudEventsSignatureHeader)
 	}
@@ -299,11 +334,16 @@ func ociPurl(s string) (repository, tag, digest string, ok bool) {
 	return repository, q["tag"], p.Version, true
 }
 
-// Sign signs the body as a cloudevents sender does (X-Signature). The
-// event name and delivery are CloudEvents attributes, so they are sent as
-// binary-mode headers unless the body is already a structured event.
+// Sign authenticates the request as a cloudevents sender does. A
+// structured event or a batch is signed (X-Signature); any other body is
+// sent in binary mode with the event name and delivery as ce-* headers,
+// which a signature would not cover, so with the secret as a bearer token.
 func (cloudEventsProvider) Sign(req *Request, eventName, delivery string, secret []byte) {
-	if cloudEventsMode(req.Header) == binding.EncodingUnknown {
+	switch cloudEventsMode(req.Header) {
+	case binding.EncodingStructured, binding.EncodingBatch:
+		req.Header.Set(cloudEventsSignatureHeader, "sha256="+hexHMAC(secret, req.Body))
+		return
+	case binding.EncodingUnknown:
 		if eventName == "" {
 			eventName = "com.example.event"
 		}
@@ -313,5 +353,5 @@ func (cloudEventsProvider) Sign(req *Request, eventName, delivery string, secret
 		req.Header.Set("Ce-Source", "/switchyard/send")
 		req.Header.Set("Ce-Type", eventName)
 	}
-	req.Header.Set(cloudEventsSignatureHeader, "sha256="+hexHMAC(secret, req.Body))
+	req.Header.Set("Authorization", "Bearer "+string(secret))
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"net/http"
+	"strings"
 	"testing"
 )
 
@@ -51,8 +52,19 @@ func TestCloudEventsHTTP(t *testing.T) {
 	t.Run("reserved type 400", func(t *testing.T) {
 		body := []byte(`{}`)
 		hd := ceBinary(TypeImagePush)
-		hd.Set("X-Signature", signCloudEvents(secret, body))
+		hd.Set("Authorization", "Bearer "+string(secret))
 		if status, _, resp := h.send(t, http.MethodPost, "/v1/hooks/bus", hd, body); status != http.StatusBadRequest {
+			t.Fatalf("status %d: %s", status, resp)
+		}
+	})
+	// A captured signed binary-mode request could be replayed with any
+	// ce-type, ce-id, ce-subject or extension: the signature covers the
+	// body only. Refused whatever the headers say, before the body is read.
+	t.Run("binary mode with a signature 415", func(t *testing.T) {
+		hd, body := busSample(t, "cloudevents", "cdevent-change-merged-binary")
+		hd.Set("X-Signature", signCloudEvents(secret, body))
+		status, _, resp := h.send(t, http.MethodPost, "/v1/hooks/bus", hd, body)
+		if status != http.StatusUnsupportedMediaType || !strings.Contains(string(resp), "structured mode") {
 			t.Fatalf("status %d: %s", status, resp)
 		}
 	})

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cloudevents/sdk-go/v2/binding"
+
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
@@ -232,12 +234,23 @@ func FuzzCloudEvents(f *testing.F) {
 		if binaryType != "" {
 			h = ceBinary(binaryType)
 		}
-		if sign {
+		p := cloudEventsProvider{}
+		src := &routing.Source{Secret: secret}
+		binary := cloudEventsMode(h) == binding.EncodingBinary
+		if sign && binary {
+			// A signature does not cover the ce-* headers: refused, so
+			// binary mode authenticates with the token.
+			signed := &Request{Header: h.Clone(), Body: body}
+			signed.Header.Set("X-Signature", signCloudEvents(secret, body))
+			if err := p.Verify(signed, src); !errors.Is(err, ErrUnsupportedMediaType) {
+				t.Fatalf("signed binary mode: Verify=%v, want ErrUnsupportedMediaType", err)
+			}
+			h.Set("Authorization", "Bearer "+string(secret))
+		} else if sign {
 			h.Set("X-Signature", signCloudEvents(secret, body))
 		}
-		p := cloudEventsProvider{}
 		req := &Request{Header: h, Body: body}
-		if err := p.Verify(req, &routing.Source{Secret: secret}); sign != (err == nil) {
+		if err := p.Verify(req, src); sign != (err == nil) {
 			t.Fatalf("sign=%v but Verify=%v", sign, err)
 		}
 		res, err := p.Normalize(req)
@@ -256,6 +269,74 @@ func FuzzCloudEvents(f *testing.F) {
 			}
 			if ev.Extensions()["identity"] != nil {
 				t.Fatal("identity passed through")
+			}
+		}
+	})
+}
+
+// TestCloudEventsSignatureCoversEveryAttribute: the HMAC covers the body
+// only, so a signed request is taken only in the modes whose attributes are
+// all in the body. A captured signed binary-mode request relabelled with
+// another ce-type, ce-id, ce-subject or extension must not pass.
+func TestCloudEventsSignatureCoversEveryAttribute(t *testing.T) {
+	secret := newSecret(t)
+	src := &routing.Source{Kind: "cloudevents", Secret: secret}
+	p := cloudEventsProvider{}
+
+	t.Run("binary mode with a signature is refused", func(t *testing.T) {
+		h, body := busSample(t, "cloudevents", "cdevent-change-merged-binary")
+		h.Set("X-Signature", signCloudEvents(secret, body))
+		h.Set("Ce-Type", "com.example.relabelled") // the replay's choice
+		h.Set("Ce-Id", "replayed-1")
+		err := p.Verify(&Request{Header: h, Body: body}, src)
+		if !errors.Is(err, ErrUnsupportedMediaType) || !strings.Contains(err.Error(), "structured mode") {
+			t.Fatalf("Verify = %v, want ErrUnsupportedMediaType naming structured mode", err)
+		}
+		if err := p.VerifyBeforeBody(&Request{Header: h}, src); !errors.Is(err, ErrUnsupportedMediaType) {
+			t.Fatalf("VerifyBeforeBody = %v, want ErrUnsupportedMediaType", err)
+		}
+	})
+	t.Run("binary mode with the token is taken", func(t *testing.T) {
+		h, body := busSample(t, "cloudevents", "cdevent-change-merged-binary")
+		h.Set("Authorization", "Bearer "+string(secret))
+		if err := p.Verify(&Request{Header: h, Body: body}, src); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("structured mode reads its attributes from the signed body only", func(t *testing.T) {
+		h, body := busSample(t, "cloudevents", "structured")
+		h.Set("X-Signature", signCloudEvents(secret, body))
+		for k, v := range map[string]string{"Ce-Specversion": "1.0", "Ce-Type": "com.example.relabelled", "Ce-Id": "replayed-1",
+			"Ce-Subject": "refs/heads/main", "Ce-Source": "/elsewhere", "Ce-Repository": "acme/prod"} {
+			h.Set(k, v)
+		}
+		req := &Request{Header: h, Body: body}
+		if err := p.Verify(req, src); err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.Normalize(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := res.Events[0]
+		if ev.Type() != "com.github.pull_request.opened" || ev.ID() != "A234-1234-1234" || ev.Subject() != "123" || ev.Source() != "https://github.com/cloudevents/spec/pull" {
+			t.Fatalf("attributes from the headers: type %q id %q subject %q source %q", ev.Type(), ev.ID(), ev.Subject(), ev.Source())
+		}
+		checkExt(t, ev, map[string]string{"repository": ""})
+	})
+	t.Run("Sign makes requests Verify takes", func(t *testing.T) {
+		for _, ct := range []string{"", "application/cloudevents+json"} {
+			_, body := busSample(t, "cloudevents", "structured")
+			req := &Request{Header: http.Header{}, Body: body}
+			if ct != "" {
+				req.Header.Set("Content-Type", ct)
+			}
+			p.Sign(req, "com.example.sent", "d-1", secret)
+			if err := p.Verify(req, src); err != nil {
+				t.Fatalf("Content-Type %q: %v", ct, err)
+			}
+			if _, err := p.Normalize(req); err != nil {
+				t.Fatalf("Content-Type %q: %v", ct, err)
 			}
 		}
 	})

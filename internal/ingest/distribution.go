@@ -36,14 +36,20 @@ func init() { Register(distributionProvider{}) }
 type distributionProvider struct{}
 
 var (
-	_ Provider = distributionProvider{}
-	_ Signer   = distributionProvider{}
+	_ Provider      = distributionProvider{}
+	_ EarlyVerifier = distributionProvider{}
+	_ Signer        = distributionProvider{}
 )
 
 func (distributionProvider) Kind() string { return "distribution" }
 
 func (distributionProvider) Verify(req *Request, src *routing.Source) error {
 	return verifyHeaderToken(req, src, "Authorization")
+}
+
+// VerifyBeforeBody checks the header token: it does not depend on the body.
+func (p distributionProvider) VerifyBeforeBody(req *Request, src *routing.Source) error {
+	return p.Verify(req, src)
 }
 
 type distributionEnvelope struct {

@@ -20,8 +20,9 @@ func init() { Register(dockerHubProvider{}) }
 type dockerHubProvider struct{ pathToken }
 
 var (
-	_ Provider = dockerHubProvider{}
-	_ Signer   = dockerHubProvider{}
+	_ Provider      = dockerHubProvider{}
+	_ Signer        = dockerHubProvider{}
+	_ EarlyVerifier = dockerHubProvider{}
 )
 
 func (dockerHubProvider) Kind() string { return "dockerhub" }

@@ -35,6 +35,7 @@ type garProvider struct{}
 var (
 	_ Provider      = garProvider{}
 	_ SourceChecker = garProvider{}
+	_ EarlyVerifier = garProvider{}
 )
 
 func (garProvider) Kind() string { return "gar" }
@@ -60,6 +61,11 @@ func (garProvider) Verify(req *Request, src *routing.Source) error {
 		return fmt.Errorf("verify pub/sub push token: %w", err)
 	}
 	return nil
+}
+
+// VerifyBeforeBody checks the OIDC token: it is a header, not a signature.
+func (p garProvider) VerifyBeforeBody(req *Request, src *routing.Source) error {
+	return p.Verify(req, src)
 }
 
 // pubsubPush is a Pub/Sub push delivery (the default "PubsubWrapper"

@@ -24,13 +24,15 @@ func init() {
 }
 
 type giteaProvider struct {
+	bodySignature
 	kind   string
 	prefix string // header prefix: "X-Gitea-" or "X-Forgejo-"
 }
 
 var (
-	_ Provider = giteaProvider{}
-	_ Signer   = giteaProvider{}
+	_ Provider   = giteaProvider{}
+	_ Signer     = giteaProvider{}
+	_ BodySigned = giteaProvider{}
 )
 
 func (p giteaProvider) Kind() string { return p.kind }

@@ -27,11 +27,12 @@ const zeroSHA = "0000000000000000000000000000000000000000"
 func init() { Register(githubProvider{}) }
 
 // githubProvider handles GitHub and GitHub Enterprise Server webhooks.
-type githubProvider struct{}
+type githubProvider struct{ bodySignature }
 
 var (
-	_ Provider = githubProvider{}
-	_ Signer   = githubProvider{}
+	_ Provider   = githubProvider{}
+	_ Signer     = githubProvider{}
+	_ BodySigned = githubProvider{}
 )
 
 func (githubProvider) Kind() string { return "github" }

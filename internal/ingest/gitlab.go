@@ -28,8 +28,9 @@ func init() { Register(gitlabProvider{}) }
 type gitlabProvider struct{}
 
 var (
-	_ Provider = gitlabProvider{}
-	_ Signer   = gitlabProvider{}
+	_ Provider      = gitlabProvider{}
+	_ Signer        = gitlabProvider{}
+	_ EarlyVerifier = gitlabProvider{}
 )
 
 func (gitlabProvider) Kind() string { return "gitlab" }
@@ -37,6 +38,11 @@ func (gitlabProvider) Kind() string { return "gitlab" }
 // Verify compares X-Gitlab-Token with the source's secret in constant time.
 func (gitlabProvider) Verify(req *Request, src *routing.Source) error {
 	return verifyToken(req.Header.Get(gitlabTokenHeader), src, gitlabTokenHeader+" header")
+}
+
+// VerifyBeforeBody checks the token: it is a header, not a signature.
+func (p gitlabProvider) VerifyBeforeBody(req *Request, src *routing.Source) error {
+	return p.Verify(req, src)
 }
 
 // gitlabPayload is what GitLab's project hooks carry that routing reads.

@@ -24,14 +24,20 @@ func init() { Register(harborProvider{}) }
 type harborProvider struct{}
 
 var (
-	_ Provider = harborProvider{}
-	_ Signer   = harborProvider{}
+	_ Provider      = harborProvider{}
+	_ EarlyVerifier = harborProvider{}
+	_ Signer        = harborProvider{}
 )
 
 func (harborProvider) Kind() string { return "harbor" }
 
 func (harborProvider) Verify(req *Request, src *routing.Source) error {
 	return verifyHeaderToken(req, src, "Authorization")
+}
+
+// VerifyBeforeBody checks the header token: it does not depend on the body.
+func (p harborProvider) VerifyBeforeBody(req *Request, src *routing.Source) error {
+	return p.Verify(req, src)
 }
 
 // harborData is event_data (default format) or data (CloudEvents format).

@@ -35,11 +35,12 @@ const (
 
 func init() { Register(nexusProvider{}) }
 
-type nexusProvider struct{}
+type nexusProvider struct{ bodySignature }
 
 var (
-	_ Provider = nexusProvider{}
-	_ Signer   = nexusProvider{}
+	_ Provider   = nexusProvider{}
+	_ Signer     = nexusProvider{}
+	_ BodySigned = nexusProvider{}
 )
 
 func (nexusProvider) Kind() string { return "nexus" }

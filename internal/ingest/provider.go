@@ -60,6 +60,34 @@ type Provider interface {
 	Normalize(req *Request) (Result, error)
 }
 
+// EarlyVerifier is a provider whose credential is in the headers or the path, not a body signature: it is checked before the body is read.
+//
+// The server calls VerifyBeforeBody first, with req.Body nil, and refuses
+// the request on error without reading the body (an unauthenticated sender
+// cannot make the router buffer up to the body cap); it then reads the body
+// and calls Verify as for every provider. A kind whose mode decides (a
+// token, or an HMAC of the body, in the same header) returns nil when the
+// request's mode needs the body, and leaves the check to Verify. Failures
+// wrap ErrUnauthorized (or ErrUnsupportedMediaType for a request the kind
+// refuses whatever its body).
+type EarlyVerifier interface {
+	VerifyBeforeBody(req *Request, src *routing.Source) error
+}
+
+// BodySigned is a provider whose signature covers only the body: a captured body replayed with a new delivery id passes verification.
+//
+// The server deduplicates such deliveries on the body's SHA-256 as well as
+// on the delivery id, so identical bodies with a new delivery id are the
+// same delivery. Kinds whose events carry no delivery id outside the body
+// need not implement it: their id is already the body's hash, or signed.
+type BodySigned interface{ bodySigned() }
+
+// bodySignature is embedded by the kinds whose signature covers the body
+// alone, to make them BodySigned.
+type bodySignature struct{}
+
+func (bodySignature) bodySigned() {}
+
 var (
 	registryMu sync.RWMutex
 	registry   = map[string]Provider{}

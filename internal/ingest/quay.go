@@ -19,8 +19,9 @@ func init() { Register(quayProvider{}) }
 type quayProvider struct{ pathToken }
 
 var (
-	_ Provider = quayProvider{}
-	_ Signer   = quayProvider{}
+	_ Provider      = quayProvider{}
+	_ Signer        = quayProvider{}
+	_ EarlyVerifier = quayProvider{}
 )
 
 func (quayProvider) Kind() string { return "quay" }
