@@ -253,3 +253,51 @@ func TestSourceMaxBodyBytes(t *testing.T) {
 		t.Fatalf("200 unsigned bytes to a source with the default cap: %d %s, want 401", status, out)
 	}
 }
+
+// TestHeaderTokenCheckedBeforeBody: a header-token kind (gitlab) refuses a
+// wrong token before a byte of the body is read.
+func TestHeaderTokenCheckedBeforeBody(t *testing.T) {
+	rules := mustRules(t, "  - name: gl\n    kind: gitlab\n    secret: {env: S}\n", map[string]string{"S": "right"})
+	s := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}})
+	body := &countingBody{r: bytes.NewReader(bytes.Repeat([]byte("x"), 1<<20))}
+	req := httptest.NewRequest(http.MethodPost, "/v1/hooks/gl", body)
+	req.Header.Set("X-Gitlab-Token", "wrong")
+	req.Header.Set("X-Gitlab-Event", "Push Hook")
+	req.Header.Set("Content-Type", "application/json")
+	rec := httptest.NewRecorder()
+	s.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized || body.read.Load() != 0 {
+		t.Fatalf("status %d after reading %d body bytes, want 401 after none", rec.Code, body.read.Load())
+	}
+}
+
+// TestCapturedBodyNewDeliveryID: GitHub signs only the body, so a captured
+// push replayed with a new delivery id verifies; it must not make a second
+// run. The queue finds the body's digest and stores nothing new.
+func TestCapturedBodyNewDeliveryID(t *testing.T) {
+	secret := newSecret(t)
+	rules := mustRules(t, ghSource, map[string]string{"S": string(secret)})
+	q := newTestQueue(t)
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: q}))
+	t.Cleanup(srv.Close)
+	body := []byte(`{"ref":"refs/heads/main","after":"abc","repository":{"full_name":"acme/web","html_url":"https://github.com/acme/web"}}`)
+	send := func(delivery string) {
+		h := http.Header{"Content-Type": {"application/json"}, "X-Github-Event": {"push"}, "X-Github-Delivery": {delivery},
+			"X-Hub-Signature-256": {"sha256=" + hexHMAC(secret, body)}}
+		if status, _, out := (&hookServer{url: srv.URL}).send(t, http.MethodPost, "/v1/hooks/gh", h, body); status != http.StatusAccepted {
+			t.Fatalf("delivery %s: %d %s", delivery, status, out)
+		}
+	}
+	send("d-1")
+	send("d-2") // the same body, a new delivery id
+	if _, err := q.Status(t.Context(), "gh", "d-1"); err != nil {
+		t.Fatalf("first delivery not stored: %v", err)
+	}
+	if _, err := q.Status(t.Context(), "gh", "d-2"); !isNotFound(err) {
+		t.Fatalf("replayed body stored again as d-2 (status err %v)", err)
+	}
+	n, err := q.Pending(t.Context())
+	if err != nil || n != 1 {
+		t.Fatalf("work pending %d (%v), want 1", n, err)
+	}
+}

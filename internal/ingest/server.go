@@ -2,6 +2,8 @@ package ingest
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -336,6 +338,13 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		return fail(fmt.Errorf("%w: source %q (kind %s) does not take a token in the path: POST /v1/hooks/%s", ErrUnknownSource, name, src.Kind, name))
 	}
 	req := &Request{Header: r.Header, PathToken: r.PathValue("token")}
+	if ev, ok := provider.(EarlyVerifier); ok {
+		// A credential in the headers or the path is checked before the
+		// body is read: an unauthenticated post costs no body memory.
+		if err := ev.VerifyBeforeBody(req, src); err != nil {
+			return fail(err)
+		}
+	}
 	limit := s.cfg.MaxBody
 	if src.MaxBodyBytes > 0 {
 		limit = min(limit, src.MaxBodyBytes)
@@ -374,6 +383,16 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 			return out.fail(fmt.Errorf("event %q: %w", ev.ID(), err))
 		}
 		accepted[i] = policy.Accepted{Source: src.Name, Event: *ev, Targets: targets}
+	}
+	if _, ok := provider.(BodySigned); ok {
+		// The signature covers only the body: a captured body replayed
+		// with a new delivery id is the same delivery. The events one
+		// body makes (a push of several refs) are told apart by position.
+		sum := sha256.Sum256(body)
+		digest := hex.EncodeToString(sum[:])
+		for i := range accepted {
+			accepted[i].BodyDigest = digest + "/" + strconv.Itoa(i)
+		}
 	}
 	if err := s.publish(r.Context(), accepted, &out); err != nil {
 		// Events published before this one are stored; the sender's retry
