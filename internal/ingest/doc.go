@@ -1,7 +1,11 @@
-// Package ingest is Switchyard's HTTP front: it reads each webhook with a
-// size cap, authenticates it on the raw bytes before any JSON decoding,
-// normalizes the provider's payload into CloudEvents, asks routing for the
-// targets and hands the result to the queue.
+// Package ingest is Switchyard's HTTP front: it checks a credential carried
+// in the headers or the path before reading the body, reads the body with a
+// size cap and within an in-flight memory budget, authenticates signatures
+// on the raw bytes before any JSON decoding, normalizes the provider's
+// payload into CloudEvents, asks routing for the targets, has policy judge
+// them, and hands what policy accepted to its Publisher. It does not import
+// the queue: the publisher and status reader are interfaces in policy's
+// types, and "unavailable" and "not found" are recognised by method.
 //
 // Invariants: a 2xx is sent only after the publisher reported that every
 // message was stored; a request that fails verification never yields a

@@ -6,7 +6,8 @@
 // (event, app, trigger) on switchyard.work.<app>, one subject per app, with
 // work-queue retention so a message disappears once dispatched;
 // SWITCHYARD_DLQ keeps work that failed permanently or ran out of attempts;
-// SWITCHYARD_AUDIT keeps every ingest decision. Key-value buckets record the
+// SWITCHYARD_AUDIT keeps the ingest decisions policy names (90 days, at most
+// Config.AuditMaxBytes: the oldest are dropped first). Key-value buckets record the
 // accepted events (deduplication across restarts), each target's dispatch
 // state (Status) and the cross-replica locks (Lock).
 //
