@@ -58,7 +58,10 @@ func TestRenderRefusesUnsafeValues(t *testing.T) {
 		{"even NATS cluster", []string{"nats.mode=cluster", "nats.cluster.replicas=4"}, "must be odd"},
 		{"configMap rules without root", []string{"rules.source=configMap"}, "needs rules.files with root.yaml"},
 		{"git-sync without repo", []string{"rules.source=gitSync"}, "needs rules.gitSync.repo"},
-		{"unknown NATS mode", []string{"nats.mode=sidecar"}, "nats.mode must be"},
+		{"unknown NATS mode", []string{"nats.mode=sidecar"}, "value must be one of"},
+		// values.schema.json: a misspelt value is an error, not a silent default.
+		{"misspelt value", []string{"nats.mdoe=cluster"}, "additional properties 'mdoe' not allowed"},
+		{"negative drain delay", []string{"shutdown.drainDelaySeconds=-1"}, "/shutdown/drainDelaySeconds"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
