@@ -60,6 +60,29 @@ func TestDryRunApply(t *testing.T) {
 	}
 }
 
+// TestHelmInstallDryRun runs `helm install --dry-run=server` itself against
+// the API server, as an operator would before installing: helm's own
+// install path and the NOTES a user sees.
+func TestHelmInstallDryRun(t *testing.T) {
+	newApplier(t) // the ServiceMonitor CRD
+	for _, vs := range valueSets {
+		t.Run(vs.name, func(t *testing.T) {
+			args := []string{"install", "switchyard", chartDir, "--namespace", "sy-install-" + vs.name,
+				"--create-namespace", "--dry-run=server"}
+			for _, f := range vs.files {
+				args = append(args, "-f", filepath.Join("test", "deploy", "testdata", f))
+			}
+			out, err := helmEnv(t, []string{"KUBECONFIG=" + cluster.AdminKubeconfig}, args...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, "NOTES:\nSwitchyard ") {
+				t.Errorf("no NOTES in the install output:\n%s", out)
+			}
+		})
+	}
+}
+
 // TestPlainManifestsDryRunApply applies the files the kustomization lists
 // (what `kubectl apply -k deploy/kustomize` sends) with server-side dry run.
 func TestPlainManifestsDryRunApply(t *testing.T) {

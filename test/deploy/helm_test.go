@@ -73,6 +73,12 @@ func repoRoot(t *testing.T) string {
 // so no user configuration or repository cache takes part.
 func helm(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	return helmEnv(t, nil, args...)
+}
+
+// helmEnv is helm with extra environment variables (KUBECONFIG=...).
+func helmEnv(t *testing.T, env []string, args ...string) (string, error) {
+	t.Helper()
 	bin := helmBin(t)
 	home := t.TempDir()
 	cmd := exec.Command(bin, args...)
@@ -82,6 +88,7 @@ func helm(t *testing.T, args ...string) (string, error) {
 		"HELM_CONFIG_HOME="+filepath.Join(home, "config"),
 		"HELM_DATA_HOME="+filepath.Join(home, "data"),
 	)
+	cmd.Env = append(cmd.Env, env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
