@@ -190,11 +190,31 @@ func TestRenderedDefaults(t *testing.T) {
 	if d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType {
 		t.Errorf("embedded NATS strategy %q, want Recreate (one store, one pod)", d.Spec.Strategy.Type)
 	}
+	// Accepted events must survive a rescheduled pod: the embedded store is
+	// on the chart's PersistentVolumeClaim.
+	data := mountedVolume(t, c, d.Spec.Template.Spec, flagValue(t, c.Args, "--data-dir"))
+	if data.PersistentVolumeClaim == nil || data.PersistentVolumeClaim.ClaimName != "switchyard-data" {
+		t.Errorf("embedded store not on PVC switchyard-data: %+v", data.VolumeSource)
+	}
+	one(t, objs, "PersistentVolumeClaim", "switchyard-data")
 	one(t, objs, "Service", "switchyard")
 	one(t, objs, "ServiceAccount", "switchyard")
 	one(t, objs, "PodDisruptionBudget", "switchyard")
 	if o := find(objs, "ServiceMonitor", "switchyard"); o != nil {
 		t.Error("ServiceMonitor rendered although serviceMonitor.enabled is false")
+	}
+}
+
+func TestRenderedEmbeddedWithoutPersistence(t *testing.T) {
+	objs := render(t, "switchyard", nil, "nats.embedded.persistence.enabled=false")
+	if o := find(objs, "PersistentVolumeClaim", "switchyard-data"); o != nil {
+		t.Error("PVC rendered although persistence is off")
+	}
+	var d appsv1.Deployment
+	fromUnstructured(t, one(t, objs, "Deployment", "switchyard"), &d)
+	c := container(t, d.Spec.Template.Spec.Containers, "router")
+	if data := mountedVolume(t, c, d.Spec.Template.Spec, flagValue(t, c.Args, "--data-dir")); data.EmptyDir == nil {
+		t.Errorf("data dir without persistence is not an emptyDir: %+v", data.VolumeSource)
 	}
 }
 
@@ -286,6 +306,12 @@ func TestRenderedNATSCluster(t *testing.T) {
 	}
 	if d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType {
 		t.Error("a shared NATS does not need Recreate")
+	}
+	if data := mountedVolume(t, c, d.Spec.Template.Spec, flagValue(t, c.Args, "--data-dir")); data.EmptyDir == nil {
+		t.Errorf("with a shared NATS the data dir is not an emptyDir: %+v", data.VolumeSource)
+	}
+	if o := find(objs, "PersistentVolumeClaim", "switchyard-data"); o != nil {
+		t.Error("embedded store PVC rendered with a shared NATS")
 	}
 	one(t, objs, "ServiceMonitor", "switchyard")
 	one(t, objs, "NetworkPolicy", "switchyard-nats")
