@@ -274,6 +274,10 @@ func TestRenderedNATSCluster(t *testing.T) {
 		t.Error("the JetStream store (/data) is not on the volume claim template")
 	}
 	checkPod(t, sts.Spec.Template.Spec)
+	// Writable despite the read-only root: the pid file the preStop signal reads.
+	if run := mountedVolume(t, sts.Spec.Template.Spec.Containers[0], sts.Spec.Template.Spec, "/var/run/nats"); run.EmptyDir == nil {
+		t.Errorf("/var/run/nats is not an emptyDir: %+v", run.VolumeSource)
+	}
 
 	var headless corev1.Service
 	fromUnstructured(t, one(t, objs, "Service", "switchyard-nats-headless"), &headless)
