@@ -105,7 +105,16 @@ type ReloaderConfig struct {
 	Metrics *ReloadMetrics
 	// Debounce is DefaultReloadDebounce when zero.
 	Debounce time.Duration
+	// ResolveEvery is how often Dir is resolved again through symlinks;
+	// DefaultResolveEvery when zero. git-sync (and any tool that publishes
+	// a tree by swapping a link above Dir) changes the tree without an
+	// event inside the watched directories.
+	ResolveEvery time.Duration
 }
+
+// DefaultResolveEvery is how often a reloader checks whether the rules
+// directory now resolves to another tree.
+const DefaultResolveEvery = 5 * time.Second
 
 // Reloader keeps a Holder in step with a rules directory: it reloads when
 // files change (Run) or when asked (Reload, on SIGHUP), swaps valid rules in
@@ -121,6 +130,9 @@ type Reloader struct {
 func NewReloader(cfg ReloaderConfig) *Reloader {
 	if cfg.Debounce <= 0 {
 		cfg.Debounce = DefaultReloadDebounce
+	}
+	if cfg.ResolveEvery <= 0 {
+		cfg.ResolveEvery = DefaultResolveEvery
 	}
 	logger := cfg.Logger
 	if logger == nil {
@@ -166,10 +178,24 @@ func (r *Reloader) Run(ctx context.Context) error {
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
 	defer settle.Stop()
+	resolve := time.NewTicker(r.cfg.ResolveEvery)
+	defer resolve.Stop()
+	resolved, _ := filepath.EvalSymlinks(r.cfg.Dir)
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-resolve.C:
+			now, err := filepath.EvalSymlinks(r.cfg.Dir)
+			if err != nil || now == resolved {
+				continue
+			}
+			// A new tree behind the same path: watch it and reload.
+			resolved = now
+			if err := r.watchTree(w, r.cfg.Dir); err != nil {
+				r.logger.Warn("watch new rules tree", "dir", now, "error", err.Error())
+			}
+			settle.Reset(r.cfg.Debounce)
 		case ev, ok := <-w.Events:
 			if !ok {
 				return nil

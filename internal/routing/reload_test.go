@@ -184,3 +184,44 @@ func TestReloadMetricsRegisterTwice(t *testing.T) {
 		t.Errorf("reloads_total{success} = %v, want both registrations to share one counter", got)
 	}
 }
+
+// TestReloaderFollowsLinkSwaps: git-sync publishes each commit by pointing
+// a link at a new tree; nothing changes inside the old tree, yet the rules
+// must follow.
+func TestReloaderFollowsLinkSwaps(t *testing.T) {
+	base := t.TempDir()
+	for _, v := range []string{"v1", "v2"} {
+		writeFile(t, filepath.Join(base, v, "root.yaml"), testRoot)
+	}
+	writeFile(t, filepath.Join(base, "v1", "apps", "web.yaml"), appWithTriggers("build"))
+	writeFile(t, filepath.Join(base, "v2", "apps", "web.yaml"), appWithTriggers("build", "deploy"))
+	link := filepath.Join(base, "current")
+	if err := os.Symlink("v1", link); err != nil {
+		t.Fatal(err)
+	}
+	load := func(d string) (*Rules, error) { return LoadDir(d, Options{}) }
+	rules, err := load(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holder := NewHolder(rules)
+	r := NewReloader(ReloaderConfig{Dir: link, Load: load, Holder: holder, Debounce: 10 * time.Millisecond, ResolveEvery: 20 * time.Millisecond})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	// Swap the link atomically, as git-sync does.
+	tmp := filepath.Join(base, "current.tmp")
+	if err := os.Symlink("v2", tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, link); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the swapped tree's rules", func() bool { return triggerNames(holder) == "build,deploy" })
+}
