@@ -309,7 +309,8 @@ func TestEventIDLabelValue(t *testing.T) {
 		{"uuid kept", testDeliveryID, testDeliveryID},
 		{"63 characters kept", strings.Repeat("a", 63), strings.Repeat("a", 63)},
 		{"64 characters hashed", strings.Repeat("a", 64), "sha256-" + "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"[:56]},
-		{"leading dash hashed", "-abc", EventIDLabelValue("-abc")},
+		// sha256("-abc"), computed outside the code under test.
+		{"leading dash hashed", "-abc", "sha256-649d85fcc5d7e13d1217fc85fc746817f31c16fcf850002545dda492"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
