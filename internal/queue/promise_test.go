@@ -18,19 +18,19 @@ import (
 func TestPublishFailureAfterLookupIsUnavailable(t *testing.T) {
 	tests := []struct {
 		name  string
-		break_ func(t *testing.T, q *Queue)
+		fault func(t *testing.T, q *Queue)
 	}{
-		{name: "work stream deleted", break_: func(t *testing.T, q *Queue) {
+		{name: "work stream deleted", fault: func(t *testing.T, q *Queue) {
 			if err := q.js.DeleteStream(context.Background(), WorkStream); err != nil {
 				t.Fatal(err)
 			}
 		}},
-		{name: "work stream no longer takes the app's subject", break_: func(t *testing.T, q *Queue) {
+		{name: "work stream no longer takes the app's subject", fault: func(t *testing.T, q *Queue) {
 			updateWorkStream(t, q, func(c *jetstream.StreamConfig) {
 				c.Subjects = []string{WorkSubjectPrefix + "other"}
 			})
 		}},
-		{name: "work stream full", break_: func(t *testing.T, q *Queue) {
+		{name: "work stream full", fault: func(t *testing.T, q *Queue) {
 			if err := q.Publish(context.Background(), accepted("github", "d-first", "api")); err != nil {
 				t.Fatal(err)
 			}
@@ -45,7 +45,7 @@ func TestPublishFailureAfterLookupIsUnavailable(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Short: a publish without a stream waits for JetStream's retries.
 			q := openQueue(t, startEmbedded(t, t.TempDir()), Config{PublishTimeout: time.Second})
-			tt.break_(t, q)
+			tt.fault(t, q)
 			err := q.Publish(context.Background(), accepted("github", "d-1", "api"))
 			if !errors.Is(err, ErrUnavailable) {
 				t.Fatalf("Publish with a broken work stream = %v, want ErrUnavailable", err)
