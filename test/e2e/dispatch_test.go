@@ -13,7 +13,8 @@ import (
 )
 
 // TestTransientCreateErrorsAreRetried: the API server answers the first
-// creates with 503 and 429 (a proxy injects them). Dispatch must keep the
+// creates with 503 (a proxy injects them, without the Retry-After that
+// would make client-go retry on its own). Dispatch must keep the
 // work and retry it, never ack it as done or dead-letter it: the run is
 // created once the API server answers again.
 func TestTransientCreateErrorsAreRetried(t *testing.T) {

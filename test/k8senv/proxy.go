@@ -134,8 +134,9 @@ func (p *Proxy) Release() {
 }
 
 // FailCreates answers the next n PipelineRun creates with code (a
-// transient API server error such as 503 or 429, with Retry-After: 1)
-// instead of forwarding them.
+// transient API server error such as 500 or 503) instead of forwarding
+// them. No Retry-After: client-go would retry such an answer itself, and
+// the error would never reach dispatch.
 func (p *Proxy) FailCreates(n, code int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -170,10 +171,13 @@ func (p *Proxy) intercept(w http.ResponseWriter, r *http.Request) bool {
 		p.counts.Failed++
 		code := p.failCode
 		p.mu.Unlock()
+		reason := "InternalError"
+		if code == http.StatusServiceUnavailable {
+			reason = "ServiceUnavailable"
+		}
 		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Retry-After", "1")
 		w.WriteHeader(code)
-		_, _ = fmt.Fprintf(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"injected by the test proxy","reason":"ServiceUnavailable","code":%d}`, code)
+		_, _ = fmt.Fprintf(w, `{"kind":"Status","apiVersion":"v1","status":"Failure","message":"injected by the test proxy","reason":%q,"code":%d}`, reason, code)
 		return false
 	}
 	if !p.holding {
