@@ -342,8 +342,7 @@ func TestSignedPushCreatesPipelineRun(t *testing.T) {
 	if code := sendPush(t, r.url, secret, "e2e-push-1", samplePush(t)); code != http.StatusAccepted {
 		t.Fatalf("status %d, want 202", code)
 	}
-	tekton := adminTekton(t)
-	pr := waitForRuns(t, tekton, ns, 1, 30*time.Second)[0]
+	pr := waitForRunsSettled(t, adminTekton(t), ns, 1, 30*time.Second, r.embeddedNATS(t))[0]
 
 	if want := routing.PipelineRunName("web", "build", "github", "e2e-push-1"); pr.Name != want {
 		t.Errorf("name %q, want %q", pr.Name, want)
@@ -471,7 +470,7 @@ func TestAPIServerDownEventsAreQueued(t *testing.T) {
 		t.Fatal(err)
 	}
 	restarted = true
-	runs := waitForRuns(t, adminTekton(t), ns, n, 3*time.Minute)
+	runs := waitForRunsSettled(t, adminTekton(t), ns, n, 3*time.Minute, r.embeddedNATS(t))
 	seen := map[string]bool{}
 	for _, pr := range runs {
 		seen[pr.Labels["switchyard.dev/event-id"]] = true
