@@ -482,3 +482,27 @@ func TestRenderConcurrency(t *testing.T) {
 		t.Errorf("cancelInProgress alone: spec.status %q, err %v; want a run that starts", pr.Spec.Status, err)
 	}
 }
+
+// TestMarshalYAMLTypeMeta: a run without apiVersion and kind gets
+// tekton.dev/v1 PipelineRun in the YAML (the caller's object unchanged);
+// one that has them keeps its own.
+func TestMarshalYAMLTypeMeta(t *testing.T) {
+	bare := &pipelinev1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: "bare"}}
+	out, err := MarshalYAML(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "apiVersion: tekton.dev/v1\n") || !strings.Contains(string(out), "kind: PipelineRun\n") {
+		t.Errorf("YAML of a run without TypeMeta:\n%s", out)
+	}
+	if bare.APIVersion != "" || bare.Kind != "" {
+		t.Errorf("MarshalYAML changed the caller's run: %+v", bare.TypeMeta)
+	}
+	typed := &pipelinev1.PipelineRun{TypeMeta: metav1.TypeMeta{APIVersion: "tekton.dev/v1beta1", Kind: "PipelineRun"}}
+	if out, err = MarshalYAML(typed); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "apiVersion: tekton.dev/v1beta1\n") {
+		t.Errorf("YAML of a v1beta1 run lost its apiVersion:\n%s", out)
+	}
+}
