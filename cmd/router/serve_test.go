@@ -184,7 +184,13 @@ func TestDrainReadinessGoesFalseFirst(t *testing.T) {
 		t.Fatalf("/readyz = %d before shutdown", code)
 	}
 	r.cancel()
+	// Bounded: a router that never turns unready must fail here, not hang
+	// until the package timeout.
+	deadline := time.Now().Add(20 * time.Second)
 	for getStatus(t, r.url+"/readyz") != http.StatusServiceUnavailable {
+		if time.Now().After(deadline) {
+			t.Fatal("/readyz still ready 20s after shutdown began")
+		}
 		time.Sleep(10 * time.Millisecond)
 	}
 	// Still served: a load balancer may not have noticed yet.

@@ -310,7 +310,8 @@ func TestEventIDLabelValue(t *testing.T) {
 		{"uuid kept", testDeliveryID, testDeliveryID},
 		{"63 characters kept", strings.Repeat("a", 63), strings.Repeat("a", 63)},
 		{"64 characters hashed", strings.Repeat("a", 64), "sha256-" + "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"[:56]},
-		{"leading dash hashed", "-abc", EventIDLabelValue("-abc")},
+		// sha256("-abc"), computed outside the code under test.
+		{"leading dash hashed", "-abc", "sha256-649d85fcc5d7e13d1217fc85fc746817f31c16fcf850002545dda492"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -523,5 +524,29 @@ func TestRenderManagedByAlways(t *testing.T) {
 		if got := mustRender(t, w).Labels[LabelManagedBy]; got != ManagedBy {
 			t.Errorf("%s: %s = %q, want %q", name, LabelManagedBy, got, ManagedBy)
 		}
+	}
+}
+
+// TestMarshalYAMLTypeMeta: a run without apiVersion and kind gets
+// tekton.dev/v1 PipelineRun in the YAML (the caller's object unchanged);
+// one that has them keeps its own.
+func TestMarshalYAMLTypeMeta(t *testing.T) {
+	bare := &pipelinev1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: "bare"}}
+	out, err := MarshalYAML(bare)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "apiVersion: tekton.dev/v1\n") || !strings.Contains(string(out), "kind: PipelineRun\n") {
+		t.Errorf("YAML of a run without TypeMeta:\n%s", out)
+	}
+	if bare.APIVersion != "" || bare.Kind != "" {
+		t.Errorf("MarshalYAML changed the caller's run: %+v", bare.TypeMeta)
+	}
+	typed := &pipelinev1.PipelineRun{TypeMeta: metav1.TypeMeta{APIVersion: "tekton.dev/v1beta1", Kind: "PipelineRun"}}
+	if out, err = MarshalYAML(typed); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(out), "apiVersion: tekton.dev/v1beta1\n") {
+		t.Errorf("YAML of a v1beta1 run lost its apiVersion:\n%s", out)
 	}
 }

@@ -298,29 +298,45 @@ func TestConsumeSharedDurable(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	var c counter
-	h := func(_ context.Context, w Work) error {
-		c.add(w)
-		// Give the other consumer a chance to take some of the work.
-		time.Sleep(5 * time.Millisecond)
-		return nil
+	// Each replica's first handler call holds its work until the other
+	// replica got some too: one replica cannot drain the stream alone, so
+	// the test fails unless both really share the work.
+	var all, c1, c2 counter
+	shared := func(mine, other *counter) Handler {
+		return func(_ context.Context, w Work) error {
+			all.add(w)
+			if mine.add(w) == 1 {
+				deadline := time.Now().Add(20 * time.Second)
+				for other.total() == 0 {
+					if time.Now().After(deadline) {
+						t.Error("the other replica got no work while this one held its first item")
+						break
+					}
+					time.Sleep(5 * time.Millisecond)
+				}
+			}
+			return nil
+		}
 	}
 	cfg := fastRetry
 	cfg.Concurrency = 2
-	stop1 := runConsume(t, q1, cfg, h)
-	stop2 := runConsume(t, q2, cfg, h)
-	waitFor(t, "all work handled", func() bool { return c.total() >= events && pending(t, q1) == 0 })
+	stop1 := runConsume(t, q1, cfg, shared(&c1, &c2))
+	stop2 := runConsume(t, q2, cfg, shared(&c2, &c1))
+	waitFor(t, "all work handled", func() bool { return all.total() >= events && pending(t, q1) == 0 })
 	stop1()
 	stop2()
 
-	got := c.snapshot()
-	if len(got) != events || c.total() != events {
-		t.Errorf("handled %d distinct items in %d calls, want %d in %d", len(got), c.total(), events, events)
+	got := all.snapshot()
+	if len(got) != events || all.total() != events {
+		t.Errorf("handled %d distinct items in %d calls, want %d in %d", len(got), all.total(), events, events)
 	}
 	for k, n := range got {
 		if n != 1 {
 			t.Errorf("%s handled %d times", k, n)
 		}
+	}
+	if c1.total() == 0 || c2.total() == 0 {
+		t.Errorf("replica 1 handled %d, replica 2 handled %d: both must take work from the shared consumer", c1.total(), c2.total())
 	}
 }
 

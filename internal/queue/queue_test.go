@@ -275,9 +275,11 @@ func TestOpenConfig(t *testing.T) {
 		name    string
 		cfg     Config
 		wantErr bool
+		// What the server holds afterwards (for the cases that open).
+		maxAge, dupWindow time.Duration
 	}{
-		{name: "defaults", cfg: Config{}},
-		{name: "short retention", cfg: Config{EventsMaxAge: time.Hour, DuplicateWindow: time.Minute}},
+		{name: "defaults", cfg: Config{}, maxAge: 7 * 24 * time.Hour, dupWindow: 24 * time.Hour},
+		{name: "short retention", cfg: Config{EventsMaxAge: time.Hour, DuplicateWindow: time.Minute}, maxAge: time.Hour, dupWindow: time.Minute},
 		{name: "dedup longer than retention", cfg: Config{EventsMaxAge: time.Hour, DuplicateWindow: 2 * time.Hour}, wantErr: true},
 		{name: "negative replicas", cfg: Config{Replicas: -1}, wantErr: true},
 	}
@@ -287,12 +289,50 @@ func TestOpenConfig(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("Open error = %v, want error %v", err, tt.wantErr)
 			}
-			if err == nil {
-				if err := q.Ready(ctx); err != nil {
-					t.Fatal(err)
-				}
+			if err != nil {
+				return
 			}
+			if err := q.Ready(ctx); err != nil {
+				t.Fatal(err)
+			}
+			checkStoredSettings(t, q, tt.maxAge, tt.dupWindow)
 		})
+	}
+}
+
+// checkStoredSettings reads the streams' and buckets' settings back from
+// the server: Open must apply the config, not only accept it.
+func checkStoredSettings(t *testing.T, q *Queue, maxAge, dupWindow time.Duration) {
+	t.Helper()
+	ctx := context.Background()
+	info := func(name string) jetstream.StreamConfig {
+		s, err := q.js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s.CachedInfo().Config
+	}
+	events, work, dlq := info(EventsStream), info(WorkStream), info(DLQStream)
+	if events.MaxAge != maxAge || events.Duplicates != dupWindow {
+		t.Errorf("events stream max age %s, duplicates %s; want %s, %s", events.MaxAge, events.Duplicates, maxAge, dupWindow)
+	}
+	if work.MaxAge != 0 || work.Retention != jetstream.WorkQueuePolicy || work.Duplicates != dupWindow {
+		t.Errorf("work stream max age %s, retention %s, duplicates %s; want none, work queue, %s", work.MaxAge, work.Retention, work.Duplicates, dupWindow)
+	}
+	if dlq.MaxAge != DLQMaxAge || dlq.Duplicates != dupWindow {
+		t.Errorf("dead-letter stream max age %s, duplicates %s; want %s, %s", dlq.MaxAge, dlq.Duplicates, DLQMaxAge, dupWindow)
+	}
+	for _, c := range []jetstream.StreamConfig{events, work, dlq} {
+		if c.Replicas != 1 || c.Storage != jetstream.FileStorage {
+			t.Errorf("stream %s: replicas %d, storage %s; want 1, file", c.Name, c.Replicas, c.Storage)
+		}
+	}
+	st, err := q.accepted.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TTL() != maxAge {
+		t.Errorf("accepted-events bucket TTL = %s, want %s (dedup across restarts lasts as long as the events)", st.TTL(), maxAge)
 	}
 }
 

@@ -116,9 +116,14 @@ triggers:
 	// A new router finds the group on the runs themselves and starts the
 	// next one, in order, and only one.
 	cfg.dataDir = t.TempDir()
+	proxy, viaProxyConfig := viaProxy(t, cfg.kubeconfig)
+	cfg.kubeconfig = viaProxyConfig
 	r2 := startRouterArgs(t, cfg, "--concurrency-resync", "200ms")
 	get("build", "conc-2", "started after conc-1 finished", started)
-	time.Sleep(time.Second) // several resyncs
+	// Counted, not slept: once the second resync after this point has
+	// begun its list, a whole resync saw conc-2 running and left conc-3.
+	resyncs := proxy.Lists(dispatch.LabelConcurrencyGroup)
+	waitUntil(t, "two more resyncs", time.Minute, func() bool { return proxy.Lists(dispatch.LabelConcurrencyGroup) >= resyncs+2 })
 	get("build", "conc-3", "still pending (limit 1)", pending)
 	r2.stop()
 }

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -152,6 +153,12 @@ func (l *load) String() string {
 // injects its faults from it.
 func drive(t *testing.T, urls func() []string, secret, prefix string, n, workers int, progress func(accepted int64)) *load {
 	t.Helper()
+	return driveFrom(t, urls, secret, prefix, 0, n, workers, progress)
+}
+
+// driveFrom is drive for the delivery ids prefix-from..from+n-1.
+func driveFrom(t *testing.T, urls func() []string, secret, prefix string, from, n, workers int, progress func(accepted int64)) *load {
+	t.Helper()
 	body := samplePush(t)
 	l := &load{deliveries: n}
 	client := &http.Client{Timeout: 15 * time.Second}
@@ -195,7 +202,7 @@ func drive(t *testing.T, urls func() []string, secret, prefix string, n, workers
 		})
 	}
 	for i := range n {
-		next <- i
+		next <- from + i
 	}
 	close(next)
 	wg.Wait()
@@ -226,10 +233,12 @@ func postPush(client *http.Client, url, secret, delivery string, body []byte) (i
 }
 
 // checkOnePerDelivery waits until ns holds exactly one PipelineRun per
-// delivery prefix-0..n-1 and none other (waitForRuns fails on more).
-func checkOnePerDelivery(t *testing.T, ns, prefix string, n int, within time.Duration) {
+// delivery prefix-0..n-1 and none other (waitForRuns fails on more), and
+// counts again once every work message on the NATS server at natsURL was
+// acknowledged, so no later redelivery can add one.
+func checkOnePerDelivery(t *testing.T, ns, prefix string, n int, within time.Duration, natsURL string) {
 	t.Helper()
-	runs := waitForRuns(t, adminTekton(t), ns, n, within)
+	runs := waitForRunsSettled(t, adminTekton(t), ns, n, within, natsAddr{url: natsURL})
 	seen := map[string]int{}
 	for _, pr := range runs {
 		seen[pr.Labels["switchyard.dev/event-id"]]++
@@ -278,13 +287,48 @@ func TestNATSKilledWhileWebhooksArrive(t *testing.T) {
 	if l.unavailable.Load() == 0 {
 		t.Error("no 503 during the broker outage: webhooks were answered without being stored")
 	}
-	checkOnePerDelivery(t, ns, "natskill", n, 2*time.Minute)
+	checkOnePerDelivery(t, ns, "natskill", n, 2*time.Minute, natsProc.url)
 	r.stop()
 }
 
+// deadRouterOnce is the address list of a load balancer that has not
+// noticed a dead router yet: the first request after the kill still goes
+// to it (and is refused), later ones only to the live routers.
+type deadRouterOnce struct {
+	mu     sync.Mutex
+	live   []string
+	dead   string
+	served bool
+}
+
+func (d *deadRouterOnce) kill(dead string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.dead = dead
+	d.live = slices.DeleteFunc(d.live, func(u string) bool { return u == dead })
+}
+
+func (d *deadRouterOnce) add(url string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.live = append(d.live, url)
+}
+
+func (d *deadRouterOnce) urls() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.dead != "" && !d.served {
+		d.served = true
+		return []string{d.dead}
+	}
+	return slices.Clone(d.live)
+}
+
 // TestThreeRoutersOneKilled: three routers share one NATS server; one is
-// killed with SIGKILL under load. The sender fails over to the others, and
-// every delivery yields exactly one PipelineRun.
+// killed with SIGKILL under load while it holds unacknowledged work (its
+// API server creates are held by a proxy). The sender fails over to the
+// others, the killed router's work is redelivered to them, and every
+// delivery yields exactly one PipelineRun.
 func TestThreeRoutersOneKilled(t *testing.T) {
 	ctx := context.Background()
 	const ns, n = "e2e-scale-out", 90
@@ -295,33 +339,36 @@ func TestThreeRoutersOneKilled(t *testing.T) {
 	natsProc := startNATSProcess(t)
 	secret := newSecret(t)
 	rules := rulesFor(t, ns, "")
+	// The victim's creates never reach the API server: all it takes stays
+	// unacknowledged until it dies.
+	proxy, victimConfig := viaProxy(t, kubeconfig)
+	proxy.Hold()
 	var routers []*router
-	for range 3 {
-		routers = append(routers, startRouter(t, routerConfig{rulesDir: rules, dataDir: t.TempDir(), kubeconfig: kubeconfig, natsURL: natsProc.url, secret: secret}))
-	}
-	var mu sync.Mutex
-	urls := []string{routers[0].url, routers[1].url, routers[2].url}
-	var once sync.Once
-	l := drive(t, func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		return urls
-	}, secret, "scale", n, 6, func(accepted int64) {
-		if accepted == n/2 {
-			once.Do(func() {
-				routers[0].kill()
-				// A load balancer notices after a while; until then
-				// requests to the dead router are refused and retried.
-				time.AfterFunc(time.Second, func() {
-					mu.Lock()
-					urls = urls[1:]
-					mu.Unlock()
-				})
-			})
+	for i := range 3 {
+		kc := kubeconfig
+		if i == 0 {
+			kc = victimConfig
 		}
+		routers = append(routers, startRouter(t, routerConfig{rulesDir: rules, dataDir: t.TempDir(), kubeconfig: kc, natsURL: natsProc.url, secret: secret}))
+	}
+	lb := &deadRouterOnce{live: []string{routers[0].url, routers[1].url, routers[2].url}}
+	before := drive(t, lb.urls, secret, "scale", n/2, 6, nil)
+	waitUntil(t, "the victim router to hold work", time.Minute, func() bool { return proxy.Counts().Held > 0 })
+	routers[0].kill()
+	lb.kill(routers[0].url)
+	after := driveFrom(t, lb.urls, secret, "scale", n/2, n-n/2, 6, nil)
+	t.Logf("three routers, one killed: before %s; after %s; victim's creates: %s", before, after, proxy.Counts())
+	if after.refused.Load() == 0 {
+		t.Error("no request was refused by the killed router: nothing failed over")
+	}
+	waitUntil(t, "the victim's held creates to die with it", 30*time.Second, func() bool {
+		c := proxy.Counts()
+		return c.Abandoned == c.Held
 	})
-	t.Logf("three routers, one killed: %s", l)
-	checkOnePerDelivery(t, ns, "scale", n, 2*time.Minute)
+	checkOnePerDelivery(t, ns, "scale", n, 2*time.Minute, natsProc.url)
+	if c := proxy.Counts(); len(c.Created) != 0 {
+		t.Errorf("the victim created %v: it was meant to hold all its work", c.Created)
+	}
 	var dispatched float64
 	for _, r := range routers[1:] {
 		r.stop()
@@ -331,8 +378,9 @@ func TestThreeRoutersOneKilled(t *testing.T) {
 		}
 		dispatched += recs[0]["created"].(float64)
 	}
-	if dispatched == 0 {
-		t.Error("the surviving routers created nothing: dispatch is not shared")
+	// Every run came from the survivors, including the victim's work.
+	if dispatched != n {
+		t.Errorf("the surviving routers created %v runs, want all %d", dispatched, n)
 	}
 }
 
@@ -365,32 +413,20 @@ func TestSoak(t *testing.T) {
 	}
 	var mu sync.Mutex
 	routers := []*router{start(), start(), start()}
-	urls := func() []string {
-		mu.Lock()
-		defer mu.Unlock()
-		var out []string
-		for _, r := range routers {
-			out = append(out, r.url)
-		}
-		return out
-	}
+	lb := &deadRouterOnce{live: []string{routers[0].url, routers[1].url, routers[2].url}}
 	var faults sync.WaitGroup
 	var q1, q2, q3 sync.Once
 	began := time.Now()
-	l := drive(t, urls, secret, "soak", n, 8, func(accepted int64) {
+	l := drive(t, lb.urls, secret, "soak", n, 8, func(accepted int64) {
 		switch accepted {
 		case int64(n / 4):
 			q1.Do(func() {
 				mu.Lock()
 				dead := routers[0]
+				routers = routers[1:]
 				mu.Unlock()
 				dead.kill()
-				faults.Go(func() {
-					time.Sleep(time.Second) // until the load balancer notices
-					mu.Lock()
-					routers = routers[1:]
-					mu.Unlock()
-				})
+				lb.kill(dead.url)
 			})
 		case int64(n / 2):
 			q2.Do(func() {
@@ -407,13 +443,22 @@ func TestSoak(t *testing.T) {
 					mu.Lock()
 					routers = append(routers, r)
 					mu.Unlock()
+					lb.add(r.url)
 				})
 			})
 		}
 	})
 	faults.Wait()
 	accepted := time.Since(began)
-	checkOnePerDelivery(t, ns, "soak", n, 5*time.Minute)
+	// The faults were felt: the killed router refused a request, and the
+	// broker outage (longer than the publish timeout) answered 503s.
+	if l.refused.Load() == 0 {
+		t.Error("no refused connection after the router was killed")
+	}
+	if l.unavailable.Load() == 0 {
+		t.Error("no 503 during the broker outage")
+	}
+	checkOnePerDelivery(t, ns, "soak", n, 5*time.Minute, natsProc.url)
 	all := time.Since(began)
 	mu.Lock()
 	live := routers

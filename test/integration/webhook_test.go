@@ -303,6 +303,40 @@ func TestQueueDownAnswers503(t *testing.T) {
 	}
 }
 
+// TestPublishFailureAnswers503: the queue is up (readiness and the
+// accepted-events lookup succeed) but the real server fails the work
+// publish, because the work stream no longer takes the app's subject. The
+// sender must get 503 with Retry-After, never 500, which it may not retry.
+func TestPublishFailureAnswers503(t *testing.T) {
+	h := newHarness(t)
+	ctx := context.Background()
+	s, err := h.js.Stream(ctx, queue.WorkStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := s.CachedInfo().Config
+	cfg.Subjects = []string{queue.WorkSubjectPrefix + "no-such-app"}
+	if _, err := h.js.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := h.send(delivery{event: "push", id: "publish-fails-1", body: h.samples["push.json"]})
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("status %d (%s), want 503 when the work publish fails", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
+	// The event itself was stored before the work publish failed: the
+	// failure really came after the lookup, from the publish.
+	events, err := h.js.Stream(ctx, queue.EventsStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := events.CachedInfo().State.Msgs; n != 1 {
+		t.Errorf("events stored = %d, want 1 (the event, before its work failed)", n)
+	}
+}
+
 // FuzzWebhook throws arbitrary bodies, event names and signatures at the
 // whole webhook path. Whatever arrives, the answer is one of the documented
 // statuses, and nothing unsigned is ever accepted.
