@@ -124,6 +124,9 @@ type Reloader struct {
 	cfg    ReloaderConfig
 	logger *slog.Logger
 	mu     sync.Mutex // one reload at a time, so an older load never wins
+	// resolved is the tree Dir pointed at when the reloader was made,
+	// right after the rules in force were loaded.
+	resolved string
 }
 
 // NewReloader returns a Reloader; nothing runs until Run or Reload.
@@ -138,7 +141,8 @@ func NewReloader(cfg ReloaderConfig) *Reloader {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Reloader{cfg: cfg, logger: logger.With("component", "rules")}
+	resolved, _ := filepath.EvalSymlinks(cfg.Dir)
+	return &Reloader{cfg: cfg, logger: logger.With("component", "rules"), resolved: resolved}
 }
 
 // Reload loads the rules now. Valid rules are swapped in; invalid ones are
@@ -180,7 +184,7 @@ func (r *Reloader) Run(ctx context.Context) error {
 	defer settle.Stop()
 	resolve := time.NewTicker(r.cfg.ResolveEvery)
 	defer resolve.Stop()
-	resolved, _ := filepath.EvalSymlinks(r.cfg.Dir)
+	resolved := r.resolved
 	for {
 		select {
 		case <-ctx.Done():
