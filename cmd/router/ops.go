@@ -69,6 +69,7 @@ func writeConnInfo(path string, ci connInfo) error {
 
 // opsFlags are the connection flags every operator command takes.
 type opsFlags struct {
+	command string
 	dataDir string
 	natsURL string
 	auth    queue.ClientAuth
@@ -94,7 +95,7 @@ func natsAuthFlags(fs *flag.FlagSet, a *queue.ClientAuth) {
 func newOpsFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *opsFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o := &opsFlags{}
+	o := &opsFlags{command: "router " + name}
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "the router's data directory (its embedded NATS server's connection file, or its store when no router runs)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "the NATS server the routers use (as given to serve --nats-url)")
 	natsAuthFlags(fs, &o.auth)
@@ -153,16 +154,28 @@ func (o *opsFlags) connect() (*nats.Conn, func(), error) {
 	if _, err := os.Stat(storeDir); err != nil {
 		return nil, nil, fmt.Errorf("no router reachable and no store at %s (use --data-dir or --nats-url)", storeDir)
 	}
+	// No router answers: open the store ourselves, but only if no process
+	// holds it (a router started with --nats-listen "" has no connection
+	// file); holding the lock meanwhile keeps a router from starting on it.
+	lock, err := queue.LockDataDir(o.dataDir, queue.LockHolder{Command: o.command})
+	if err != nil {
+		if errors.Is(err, queue.ErrDataDirLocked) {
+			return nil, nil, fmt.Errorf("%w, and it cannot be reached through %s: not opening a store another process holds (start the router with --nats-listen, or use --nats-url)", err, connFile)
+		}
+		return nil, nil, err
+	}
 	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: storeDir})
 	if err != nil {
+		lock.Unlock()
 		return nil, nil, err
 	}
 	nc, err := emb.Connect(opts...)
 	if err != nil {
 		emb.Shutdown()
+		lock.Unlock()
 		return nil, nil, err
 	}
-	return nc, func() { nc.Close(); emb.Shutdown() }, nil
+	return nc, func() { nc.Close(); emb.Shutdown(); lock.Unlock() }, nil
 }
 
 // newTable returns the writer of a command's table output; Flush it.

@@ -108,6 +108,10 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 			printProblems(stderr, err)
 			return 1
 		}
+		if errors.Is(err, queue.ErrDataDirLocked) {
+			fmt.Fprintf(stderr, "router serve: %v\n", err)
+			return 1
+		}
 		logger.Error("router stopped", "error", err.Error())
 		return 1
 	}
@@ -144,11 +148,15 @@ type router struct {
 	ln         net.Listener
 	httpServer *http.Server
 	reloader   *routing.Reloader
-	closeOnce  sync.Once
+	// lock is the data directory's, held while the embedded store is open.
+	lock      *queue.DataDirLock
+	closeOnce sync.Once
 }
 
-// newRouter loads the rules, connects to NATS and binds the listener. The
-// queue is opened by Run, which waits for JetStream.
+// newRouter loads the rules, locks the data directory, binds the listener
+// and connects to NATS, in that order: a second router on the same data
+// directory or port fails before it opens anything. The queue is opened by
+// Run, which waits for JetStream.
 func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	if err := (queue.Config{Replicas: cfg.streamReplica, AuditMaxBytes: cfg.auditMaxBytes}).Validate(); err != nil {
 		return nil, err
@@ -159,15 +167,27 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	}
 	r := &router{cfg: cfg, logger: logger, holder: routing.NewHolder(rules), queue: &queueGate{}, natsErr: &lastError{}}
 	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()))
-
-	if r.nc, r.closeNATS, err = connectNATS(cfg, logger, r.natsErr); err != nil {
-		return nil, err
-	}
 	defer func() {
 		if err != nil {
 			r.Close()
 		}
 	}()
+	if cfg.natsURL == "" {
+		if r.lock, err = queue.LockDataDir(cfg.dataDir, queue.LockHolder{Command: "router serve"}); err != nil {
+			return nil, lockedHint(err)
+		}
+	}
+	if r.ln, err = net.Listen("tcp", cfg.listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if r.lock != nil {
+		if err = r.lock.SetListen(r.ln.Addr().String()); err != nil {
+			return nil, err
+		}
+	}
+	if r.nc, r.closeNATS, err = connectNATS(cfg, logger, r.natsErr); err != nil {
+		return nil, err
+	}
 	if r.creator, err = newCreator(cfg, logger); err != nil {
 		return nil, err
 	}
@@ -175,9 +195,6 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	// creates anything: a revoked grant or forged work is dead-lettered.
 	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}))
 	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready, Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue})
-	if r.ln, err = net.Listen("tcp", cfg.listen); err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
 	r.httpServer = &http.Server{
 		Handler:           r.srv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -195,14 +212,28 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	return r, nil
 }
 
-// Close releases the listener and the NATS connection (and the embedded
-// server). Call it once Run returned, or instead of Run.
+// lockedHint adds what to do to the error of a data directory another
+// process holds.
+func lockedHint(err error) error {
+	var le *queue.LockedError
+	if !errors.As(err, &le) {
+		return err
+	}
+	return fmt.Errorf("%w: stop it first, or give this router another --data-dir (and --listen)", err)
+}
+
+// Close releases the listener, the NATS connection (and the embedded
+// server) and the data directory. Call it once Run returned, or instead of Run.
 func (r *router) Close() {
 	r.closeOnce.Do(func() {
 		if r.ln != nil {
 			_ = r.ln.Close() // already closed after Run
 		}
-		r.closeNATS()
+		if r.closeNATS != nil {
+			r.closeNATS()
+		}
+		// Last: the store and the connection file are closed and gone.
+		r.lock.Unlock()
 	})
 }
 
