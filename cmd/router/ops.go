@@ -339,8 +339,7 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 	}
 	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
 	if err != nil {
-		fmt.Fprintln(stderr, "router replay: invalid rules:")
-		printProblems(stderr, err)
+		printRulesError(stderr, "replay", *rulesDir, err)
 		return 1
 	}
 	q, closeAll, err := conn.open(ctx)

@@ -66,8 +66,7 @@ func cmdSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	}
 	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
 	if err != nil {
-		fmt.Fprintln(stderr, "router send: invalid rules:")
-		printProblems(stderr, err)
+		printRulesError(stderr, "send", *rulesDir, err)
 		return 1
 	}
 	src := rules.Source(*source)

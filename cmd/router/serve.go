@@ -103,9 +103,8 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	}
 	if err != nil {
 		var ps routing.Problems
-		if errors.As(err, &ps) {
-			fmt.Fprintf(stderr, "router serve: the rules in %s are invalid:\n", cfg.rulesDir)
-			printProblems(stderr, err)
+		if errors.As(err, &ps) || errors.Is(err, routing.ErrNoRulesDir) {
+			printRulesError(stderr, "serve", cfg.rulesDir, err)
 			return 1
 		}
 		if errors.Is(err, queue.ErrDataDirLocked) {

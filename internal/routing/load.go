@@ -81,11 +81,18 @@ const identitySourcePrefix = "source:"
 // endpointIdentityPrefix starts the identity of an endpoint's callers.
 const endpointIdentityPrefix = "endpoint:"
 
+// ErrNoRulesDir is wrapped by LoadDir's error when the rules directory does
+// not exist: a wrong path, not invalid rules.
+var ErrNoRulesDir = errors.New("no rules directory")
+
 // LoadDir loads and compiles the manifest rooted at dir/root.yaml. Files
 // are read through an os.Root: a symlink may point within dir (a mounted
 // ConfigMap's ..data), never out of it.
 func LoadDir(dir string, opts Options) (*Rules, error) {
 	root, err := os.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s does not exist", ErrNoRulesDir, dir)
+	}
 	if err != nil {
 		return nil, Problems{{File: dir, Msg: fmt.Sprintf("open rules directory: %v", unwrapPathError(err))}}
 	}
@@ -159,6 +166,10 @@ func (l *loader) display(name string) string {
 // cannot.
 func (l *loader) read(name string) ([]byte, bool) {
 	data, err := fs.ReadFile(l.fsys, name)
+	if name == RootFileName && errors.Is(err, fs.ErrNotExist) {
+		l.addf(l.display(name), 0, "not found: a rules directory holds the root manifest, root.yaml (kind: Root); see docs/manifest.md")
+		return nil, false
+	}
 	if err != nil {
 		l.addf(l.display(name), 0, "read: %v", unwrapPathError(err))
 		return nil, false
