@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -124,6 +126,30 @@ func loadRules(dir string) (*routing.Rules, error) {
 	return routing.LoadDir(dir, opts)
 }
 
+// reloadRules is loadRules for a running router. A secret's environment
+// variable missing now was missing at start, and a process's environment
+// cannot change from outside: the problems say that only a restart helps.
+func reloadRules(dir string) (*routing.Rules, error) {
+	var unset []string
+	opts := ingest.LoadOptions()
+	opts.ResolveSecrets = true
+	opts.LookupEnv = func(name string) (string, bool) {
+		v, ok := os.LookupEnv(name)
+		if v == "" && !slices.Contains(unset, name) {
+			unset = append(unset, name)
+		}
+		return v, ok
+	}
+	rules, err := routing.LoadDir(dir, opts)
+	var ps routing.Problems
+	if errors.As(err, &ps) && len(unset) > 0 {
+		ps = append(ps, routing.Problem{File: dir, Msg: fmt.Sprintf("%s: a running router reads its environment only at start, "+
+			"so a reload cannot see a variable set since: set it where the router is started and restart it", strings.Join(unset, ", "))})
+		return nil, ps
+	}
+	return rules, err
+}
+
 // The wait for JetStream at start: the first retry after queueRetryMin,
 // doubling up to queueRetryMax.
 const (
@@ -205,7 +231,7 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	// Rules reload on file change and on SIGHUP. Metrics go to the default
 	// Prometheus registry; the holder keeps the last reload error for /readyz.
 	r.reloader = routing.NewReloader(routing.ReloaderConfig{
-		Dir: cfg.rulesDir, Load: loadRules, Holder: r.holder, Logger: logger,
+		Dir: cfg.rulesDir, Load: reloadRules, Holder: r.holder, Logger: logger,
 		Metrics: routing.NewReloadMetrics(prometheus.DefaultRegisterer),
 	})
 	return r, nil

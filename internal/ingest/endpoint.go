@@ -102,7 +102,7 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, error) {
 	}
 	ep := rules.Endpoint(name)
 	if ep == nil {
-		return fail(fmt.Errorf("%w: no endpoint named %q", ErrUnknownSource, policy.Truncate(name, policy.MaxNameLen)))
+		return fail(s.unknownName("endpoint", name))
 	}
 	// The token is checked before the body is read: an unauthenticated
 	// caller costs no body memory.

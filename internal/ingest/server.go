@@ -275,7 +275,7 @@ func (s *Server) handleHandshake(w http.ResponseWriter, r *http.Request) {
 	}
 	src := rules.Source(name)
 	if src == nil {
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("%v: no source named %q", ErrUnknownSource, name)})
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: s.unknownName("source", name).Error()})
 		return
 	}
 	p, _ := Lookup(src.Kind)
@@ -324,7 +324,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	}
 	src := rules.Source(name)
 	if src == nil {
-		return fail(fmt.Errorf("%w: no source named %q", ErrUnknownSource, policy.Truncate(name, policy.MaxNameLen)))
+		return fail(s.unknownName("source", name))
 	}
 	provider, ok := Lookup(src.Kind)
 	if !ok {
@@ -408,6 +408,17 @@ func (s *Server) publish(ctx context.Context, accepted []policy.Accepted, out *o
 		out.events = append(out.events, resultOf(a))
 	}
 	return nil
+}
+
+// unknownName is the 404 for a source or endpoint the rules in force do not
+// have. After a failed reload the name may be in the files without being in
+// force, so the answer says so (/readyz tells the same to anyone).
+func (s *Server) unknownName(what, name string) error {
+	err := fmt.Errorf("%w: no %s named %q", ErrUnknownSource, what, policy.Truncate(name, policy.MaxNameLen))
+	if s.cfg.Rules.LastError() != nil {
+		return fmt.Errorf("%w (the last reload of the rules failed, so the rules in force may not have it yet: see the router's log)", err)
+	}
+	return err
 }
 
 func fail(err error) (outcome, error) { return outcome{status: statusFor(err)}, err }
