@@ -46,7 +46,7 @@ func cmdValidate(_ context.Context, args []string, _ io.Reader, stdout, stderr i
 		}
 		*dir = fs.Arg(0)
 	}
-	opts := ingest.LoadOptions()
+	opts := loadOptions()
 	opts.ResolveSecrets = *strict
 	rules, err := routing.LoadDir(*dir, opts)
 	if errors.Is(err, routing.ErrNoRulesDir) {
@@ -58,6 +58,9 @@ func cmdValidate(_ context.Context, args []string, _ io.Reader, stdout, stderr i
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: ok\n", *dir)
+	for _, w := range rules.Warnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
 	if refs := secretRefs(rules); !*strict && len(refs) > 0 {
 		fmt.Fprintln(stdout, "not checked (serve reads these at start; check them with --strict where they are set):")
 		for _, r := range refs {
@@ -233,10 +236,13 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, "router explain: --source is required")
 		return 2
 	}
-	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
+	rules, err := routing.LoadDir(*rulesDir, loadOptions())
 	if err != nil {
 		printRulesError(stderr, "explain", *rulesDir, err)
 		return 1
+	}
+	for _, w := range rules.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	src := rules.Source(*source)
 	if src == nil {

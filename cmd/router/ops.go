@@ -19,7 +19,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
-	"github.com/switchyard-dev/switchyard/internal/ingest"
 	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
@@ -337,7 +336,7 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintln(stderr, "router replay: give exactly one of --id ID or --since DURATION")
 		return 2
 	}
-	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
+	rules, err := routing.LoadDir(*rulesDir, loadOptions())
 	if err != nil {
 		printRulesError(stderr, "replay", *rulesDir, err)
 		return 1

@@ -64,7 +64,7 @@ func cmdSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "router send: --source is required")
 		return 2
 	}
-	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
+	rules, err := routing.LoadDir(*rulesDir, loadOptions())
 	if err != nil {
 		printRulesError(stderr, "send", *rulesDir, err)
 		return 1

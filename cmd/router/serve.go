@@ -119,11 +119,28 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	return 0
 }
 
+// loadOptions are ingest's load options (the kinds it verifies) with the
+// event types its providers produce, so a trigger on a misspelt type gets a
+// warning.
+func loadOptions() routing.Options {
+	opts := ingest.LoadOptions()
+	opts.EventTypes = []string{ingest.TypeGitPush, ingest.TypeGitTag, ingest.TypeGitBranchDeleted, ingest.TypeGitTagDeleted,
+		ingest.TypeGitPullRequest, ingest.TypeGitRelease, ingest.TypeImagePush, ingest.TypeImageDelete, ingest.TypeGeneric}
+	return opts
+}
+
 // loadRules loads the manifest with its secrets, as serve needs it.
 func loadRules(dir string) (*routing.Rules, error) {
-	opts := ingest.LoadOptions()
+	opts := loadOptions()
 	opts.ResolveSecrets = true
 	return routing.LoadDir(dir, opts)
+}
+
+// logWarnings logs what loaded but is probably a mistake.
+func logWarnings(logger *slog.Logger, rules *routing.Rules) {
+	for _, w := range rules.Warnings() {
+		logger.Warn("rules warning", "problem", w.String())
+	}
 }
 
 // reloadRules is loadRules for a running router. A secret's environment
@@ -131,7 +148,7 @@ func loadRules(dir string) (*routing.Rules, error) {
 // cannot change from outside: the problems say that only a restart helps.
 func reloadRules(dir string) (*routing.Rules, error) {
 	var unset []string
-	opts := ingest.LoadOptions()
+	opts := loadOptions()
 	opts.ResolveSecrets = true
 	opts.LookupEnv = func(name string) (string, bool) {
 		v, ok := os.LookupEnv(name)
@@ -192,6 +209,7 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	}
 	r := &router{cfg: cfg, logger: logger, holder: routing.NewHolder(rules), queue: &queueGate{}, natsErr: &lastError{}}
 	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()))
+	logWarnings(logger, rules)
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -231,8 +249,15 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	// Rules reload on file change and on SIGHUP. Metrics go to the default
 	// Prometheus registry; the holder keeps the last reload error for /readyz.
 	r.reloader = routing.NewReloader(routing.ReloaderConfig{
-		Dir: cfg.rulesDir, Load: reloadRules, Holder: r.holder, Logger: logger,
+		Dir: cfg.rulesDir, Holder: r.holder, Logger: logger,
 		Metrics: routing.NewReloadMetrics(prometheus.DefaultRegisterer),
+		Load: func(dir string) (*routing.Rules, error) {
+			rules, err := reloadRules(dir)
+			if err == nil {
+				logWarnings(logger, rules)
+			}
+			return rules, err
+		},
 	})
 	return r, nil
 }

@@ -83,3 +83,23 @@ func TestMissingRulesDir(t *testing.T) {
 		t.Fatalf("validate empty dir: exit %d, %q", code, out)
 	}
 }
+
+// TestValidateWarnsOnTypeTypo: a trigger on a misspelt type is valid YAML
+// that never fires; validate says so and what was meant.
+func TestValidateWarnsOnTypeTypo(t *testing.T) {
+	dir := copyTree(t, "../../rules")
+	// The payments app has no type grant, so its triggers may name any type.
+	app := filepath.Join(dir, "apps", "payments", "app.yaml")
+	data, err := os.ReadFile(app)
+	if err != nil {
+		t.Fatal(err)
+	}
+	typo := strings.Replace(string(data), "dev.switchyard.git.push", "dev.switchyard.git.psuh", 1)
+	if err := os.WriteFile(app, []byte(typo), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := runCmd(t, "", "validate", dir)
+	if code != 0 || !strings.Contains(out, "warning: "+app) || !strings.Contains(out, `(did you mean "dev.switchyard.git.push"?)`) {
+		t.Fatalf("validate: exit %d, %q", code, out)
+	}
+}

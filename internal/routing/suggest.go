@@ -19,7 +19,7 @@ func Suggest(name string, candidates []string) string {
 	if bestDist < 0 || bestDist == 0 && best == name {
 		return ""
 	}
-	limit := max(1, min(3, len(name)/3))
+	limit := max(1, min(3, len(name)/4))
 	if bestDist > limit {
 		return ""
 	}
@@ -41,23 +41,28 @@ func UnknownName(what, name string, known []string) string {
 	return msg + "; known: " + strings.Join(known, ", ")
 }
 
-// editDistance is the Levenshtein distance of a and b (bytes).
+// editDistance is the optimal string alignment distance of a and b (bytes):
+// insertions, deletions, substitutions and adjacent transpositions ("psuh").
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }
