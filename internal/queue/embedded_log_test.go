@@ -3,8 +3,8 @@ package queue
 import (
 	"bytes"
 	"errors"
-	"os"
 	"log/slog"
+	"os"
 	"strings"
 	"sync"
 	"testing"
