@@ -452,6 +452,7 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	identity := fs.String("identity", "", "only decisions about this identity (e.g. source:github)")
 	source := fs.String("source", "", "only this hook source or endpoint")
 	decision := fs.String("decision", "", "only this decision: accepted, unauthenticated, denied (also: deny), rate-limited, invalid, unavailable")
+	id := fs.String("id", "", "only decisions about the event with this id (the 202's id)")
 	output := fs.String("o", "text", "output format: text or json (one record per line)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -471,7 +472,8 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	}
 	enc := json.NewEncoder(stdout)
 	err = q.AuditRecords(ctx, sinceTime(*since), func(r policy.Record) bool {
-		if (*identity != "" && r.Identity != *identity) || (*source != "" && r.Source != *source) || (*decision != "" && r.Decision != *decision) {
+		if (*identity != "" && r.Identity != *identity) || (*source != "" && r.Source != *source) || (*decision != "" && r.Decision != *decision) ||
+			(*id != "" && r.EventID != *id) {
 			return true
 		}
 		if *output == "json" {

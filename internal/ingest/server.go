@@ -27,7 +27,9 @@ const retryAfter = 5
 
 // Publisher stores what policy accepted durably. Publish returns nil only
 // after every message was acknowledged; a failure a retry may heal has an
-// Unavailable() bool method that returns true (queue.ErrUnavailable).
+// Unavailable() bool method that returns true (queue.ErrUnavailable); an
+// event stored before is a success reported by an error with an
+// AlreadyStored() bool method that returns true (queue.ErrAlreadyStored).
 type Publisher interface {
 	Publish(ctx context.Context, a policy.Accepted) error
 }
@@ -129,6 +131,9 @@ type EventResult struct {
 	ID      string      `json:"id"`
 	Type    string      `json:"type"`
 	Targets []TargetRef `json:"targets"`
+	// Duplicate says the event was stored before (a redelivery): nothing
+	// new was queued, and its targets run once.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // AcceptedResponse is the body of a 202. For a request carrying one event,
@@ -158,7 +163,11 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, e := range out.events {
-		log.Info("webhook accepted", "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
+		msg := "webhook accepted"
+		if e.Duplicate {
+			msg = "webhook duplicate"
+		}
+		log.Info(msg, "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
 	}
 	switch {
 	case out.reply != nil:
@@ -229,6 +238,7 @@ func (s *Server) audit(rec policy.Record, out outcome, err error) {
 	}
 	rec.Status = out.status
 	if err != nil {
+		rec.EventID, rec.Type = out.eventID, out.eventType
 		rec.Decision, rec.Reason = decisionFor(out.status), err.Error()
 		var d *policy.Denial
 		if errors.As(err, &d) {
@@ -250,6 +260,9 @@ func (s *Server) audit(rec policy.Record, out outcome, err error) {
 	for _, e := range out.events {
 		a := rec
 		a.EventID, a.Type, a.Targets = e.ID, e.Type, len(e.Targets)
+		if e.Duplicate {
+			a.Reason = "duplicate"
+		}
 		s.cfg.Audit(a)
 	}
 }
@@ -313,6 +326,9 @@ type outcome struct {
 	reply  *Reply
 	// retryAfter is the Retry-After of a 429, in seconds.
 	retryAfter int
+	// eventID and eventType name the event a refusal is about, when one
+	// was read.
+	eventID, eventType string
 }
 
 // accept runs one webhook through verify, normalize, route, judge and
@@ -371,6 +387,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		in := RouteInput(r.Context(), rules, src, ev, r.Header)
 		targets := rules.Route(in)
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}); err != nil {
+			out.eventID, out.eventType = ev.ID(), ev.Type()
 			return out.fail(fmt.Errorf("event %q: %w", ev.ID(), err))
 		}
 		accepted[i] = policy.Accepted{Source: src.Name, Event: *ev, Targets: targets}
@@ -402,13 +419,22 @@ func RouteInput(ctx context.Context, rules *routing.Rules, src *routing.Source, 
 // stored.
 func (s *Server) publish(ctx context.Context, accepted []policy.Accepted, out *outcome) error {
 	for _, a := range accepted {
-		if err := s.cfg.Publisher.Publish(ctx, a); err != nil {
+		err := s.cfg.Publisher.Publish(ctx, a)
+		var stored alreadyStored
+		dup := errors.As(err, &stored) && stored.AlreadyStored()
+		if err != nil && !dup {
 			return err
 		}
-		out.events = append(out.events, resultOf(a))
+		res := resultOf(a)
+		res.Duplicate = dup
+		out.events = append(out.events, res)
 	}
 	return nil
 }
+
+// alreadyStored is the publisher's "stored before" answer to a redelivery
+// (queue.ErrAlreadyStored): a success.
+type alreadyStored interface{ AlreadyStored() bool }
 
 // unknownName is the 404 for a source or endpoint the rules in force do not
 // have. After a failed reload the name may be in the files without being in
