@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -112,7 +113,32 @@ func NewServer(cfg Config) *Server {
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", cfg.Metrics)
 	}
+	// What no route takes gets a JSON 404 or 405, like every other error.
+	s.mux.HandleFunc("/", s.handleUnrouted)
 	return s
+}
+
+// routeMethods are the methods handleUnrouted offers in a 405's Allow.
+var routeMethods = []string{http.MethodGet, http.MethodPost, http.MethodOptions}
+
+// handleUnrouted answers a request no route takes: 405 with Allow when the
+// path has routes for other methods, else 404.
+func (s *Server) handleUnrouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range routeMethods {
+		probe := *r
+		probe.Method = m
+		if _, pattern := s.mux.Handler(&probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{Error: fmt.Sprintf("method %s not allowed here: use %s",
+			policy.Truncate(r.Method, policy.MaxNameLen), strings.Join(allow, " or "))})
+		return
+	}
+	writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "not found: webhooks go to POST /v1/hooks/{source}, agents' events to POST /v1/events/{endpoint}"})
 }
 
 // ServeHTTP implements http.Handler.
