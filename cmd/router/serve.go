@@ -195,7 +195,7 @@ type router struct {
 	closeOnce sync.Once
 }
 
-// newRouter loads the rules, locks the data directory, binds the listener
+// newRouter locks the data directory, loads the rules, binds the listener
 // and connects to NATS, in that order: a second router on the same data
 // directory or port fails before it opens anything. The queue is opened by
 // Run, which waits for JetStream.
@@ -203,13 +203,7 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	if err := (queue.Config{Replicas: cfg.streamReplica, AuditMaxBytes: cfg.auditMaxBytes}).Validate(); err != nil {
 		return nil, err
 	}
-	rules, err := loadRules(cfg.rulesDir)
-	if err != nil {
-		return nil, err
-	}
-	r := &router{cfg: cfg, logger: logger, holder: routing.NewHolder(rules), queue: &queueGate{}, natsErr: &lastError{}}
-	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()))
-	logWarnings(logger, rules)
+	r := &router{cfg: cfg, logger: logger, queue: &queueGate{}, natsErr: &lastError{}}
 	defer func() {
 		if err != nil {
 			r.Close()
@@ -220,6 +214,13 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 			return nil, lockedHint(err)
 		}
 	}
+	rules, err := loadRules(cfg.rulesDir)
+	if err != nil {
+		return nil, err
+	}
+	r.holder = routing.NewHolder(rules)
+	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()))
+	logWarnings(logger, rules)
 	if r.ln, err = net.Listen("tcp", cfg.listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)
 	}
