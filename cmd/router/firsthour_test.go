@@ -124,8 +124,8 @@ func normalize(s, base, dataDir string) string {
 		s = strings.ReplaceAll(s, dataDir, "./data")
 	}
 	for re, with := range map[*regexp.Regexp]string{
-		regexp.MustCompile(`pid \d+`):                                       "pid 12345",
-		regexp.MustCompile(`listening on [^,)]+`):                           "listening on [::]:8080",
+		regexp.MustCompile(`pid \d+`):                                                 "pid 12345",
+		regexp.MustCompile(`listening on [^,)]+`):                                     "listening on [::]:8080",
 		regexp.MustCompile(`\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|[+-]\d\d:\d\d)`): "2026-11-29T10:00:00Z",
 	} {
 		s = re.ReplaceAllString(s, with)
