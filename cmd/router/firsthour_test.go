@@ -309,6 +309,11 @@ func TestFirstHour(t *testing.T) {
 	waitUntil(t, "the reload", func() bool { return len(f.r.logs.logLines("rules reloaded")) > reloads })
 	f.curlBlock("agent-staging", "agent-staging-output", map[string]string{"TOKEN": tok})
 	f.curlBlock("agent-production", "agent-production-output", map[string]string{"TOKEN": tok})
+	waitUntil(t, "the denial's audit record", func() bool {
+		_, out, _ := f.runBlock("audit-denied", "")
+		return strings.Contains(out, "deploy-2")
+	})
+	f.runBlock("audit-denied", "audit-denied-output")
 
 	// A second source: its variable is not in the running router's
 	// environment, so the reload fails and says to restart.

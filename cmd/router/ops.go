@@ -468,7 +468,7 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	defer closeAll()
 	tw := newTable(stdout)
 	if *output != "json" {
-		fmt.Fprintln(tw, "TIME\tDECISION\tSTATUS\tSOURCE\tIDENTITY\tEVENT\tREASON")
+		fmt.Fprintln(tw, "TIME\tDECISION\tSTATUS\tSOURCE\tIDENTITY\tEVENT\tTYPE\tREASON")
 	}
 	enc := json.NewEncoder(stdout)
 	err = q.AuditRecords(ctx, sinceTime(*since), func(r policy.Record) bool {
@@ -484,7 +484,7 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		if r.Rule != "" {
 			reason = r.Rule + ": " + reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.Format(time.RFC3339), r.Decision, r.Status, r.Source, r.Identity, r.EventID, oneLine(reason, 100))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format(time.RFC3339), r.Decision, r.Status, r.Source, r.Identity, r.EventID, r.Type, oneLine(reason, 100))
 		return true
 	})
 	_ = tw.Flush()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -65,6 +66,39 @@ func TestSendSampleOfTheSourceKind(t *testing.T) {
 	code, _, stderr := runCmd(t, "", "send", "--rules", rules, "--source", "gitlub", "--url", r.url)
 	if code != 1 || !strings.Contains(stderr, `did you mean "gitlab"?`) || !strings.Contains(stderr, "known: gitlab, hub, quay") {
 		t.Fatalf("unknown source: exit %d, %q", code, stderr)
+	}
+}
+
+// TestSendEveryKind: every built-in sample, signed by send as its kind's
+// sender signs, is accepted by a router with a source of that kind.
+func TestSendEveryKind(t *testing.T) {
+	entries, err := samples.ReadDir("samples")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	root := "apiVersion: switchyard.dev/v1alpha1\nkind: Root\nsources:\n"
+	for _, e := range entries {
+		if kind, ok := strings.CutSuffix(e.Name(), ".json"); ok {
+			kinds = append(kinds, kind)
+			env := "SEND_" + strings.ToUpper(strings.ReplaceAll(kind, "-", "_"))
+			t.Setenv(env, "secret-of-"+kind)
+			root += fmt.Sprintf("  - name: %s\n    kind: %s\n    secret: {env: %s}\n", kind, kind, env)
+		}
+	}
+	rules := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rules, "root.yaml"), []byte(root), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := startRouter(t, t.TempDir(), "--rules", rules)
+	defer r.stop(t)
+	for _, kind := range kinds {
+		t.Run(kind, func(t *testing.T) {
+			code, out, stderr := runCmd(t, "", "send", "--rules", rules, "--source", kind, "--url", r.url)
+			if code != 0 || !strings.Contains(out, "202 Accepted") {
+				t.Fatalf("send exited %d: %s %s", code, out, stderr)
+			}
+		})
 	}
 }
 
