@@ -92,7 +92,11 @@ func unknownSource(rules *routing.Rules, name string) string {
 	for _, s := range rules.Sources() {
 		names = append(names, s.Name)
 	}
-	return routing.UnknownName("source", name, names)
+	msg := routing.UnknownName("source", name, names)
+	if rules.Endpoint(name) != nil {
+		msg += fmt.Sprintf(" (%q is an endpoint: its callers POST CloudEvents to /v1/events/%s, see docs/agents.md)", name, name)
+	}
+	return msg
 }
 
 // signedSample builds the request src's sender would make: the body (the

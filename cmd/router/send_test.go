@@ -67,6 +67,11 @@ func TestSendSampleOfTheSourceKind(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, `did you mean "gitlab"?`) || !strings.Contains(stderr, "known: gitlab, hub, quay") {
 		t.Fatalf("unknown source: exit %d, %q", code, stderr)
 	}
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "s")
+	code, _, stderr = runCmd(t, "", "send", "--rules", "../../rules", "--source", "release-agent", "--url", r.url)
+	if code != 1 || !strings.Contains(stderr, `"release-agent" is an endpoint`) {
+		t.Fatalf("send to an endpoint: exit %d, %q", code, stderr)
+	}
 }
 
 // TestSendEveryKind: every built-in sample, signed by send as its kind's
