@@ -26,22 +26,87 @@ import (
 func cmdValidate(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	dir := fs.String("rules", "rules", "rules directory holding root.yaml (a DIR argument works too)")
+	strict := fs.Bool("strict", false, "also read every secret, API token and tokens file named in the rules, as serve does at start")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: router validate [DIR]\n\nChecks the manifest rooted at DIR/root.yaml (default ./rules) and prints\nevery problem as file:line: message. Exit status 1 when there is any.")
+		fmt.Fprintln(stderr, "Usage: router validate [--strict] [--rules DIR | DIR]\n\nChecks the manifest rooted at DIR/root.yaml (default ./rules) and prints\nevery problem as file:line: message. Exit status 1 when there is any.\nWithout --strict, secrets are not read (CI needs none): what serve would\nstill check is listed.")
+		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	dir := "rules"
-	if fs.NArg() > 0 {
-		dir = fs.Arg(0)
+	switch {
+	case fs.NArg() > 1:
+		fs.Usage()
+		return 2
+	case fs.NArg() == 1:
+		if rulesFlagSet(fs) && fs.Arg(0) != *dir {
+			fmt.Fprintln(stderr, "router validate: give the rules directory once: --rules DIR or DIR")
+			return 2
+		}
+		*dir = fs.Arg(0)
 	}
-	if _, err := routing.LoadDir(dir, ingest.LoadOptions()); err != nil {
+	opts := loadOptions()
+	opts.ResolveSecrets = *strict
+	rules, err := routing.LoadDir(*dir, opts)
+	if errors.Is(err, routing.ErrNoRulesDir) {
+		fmt.Fprintf(stdout, "%v: give the directory holding root.yaml (--rules DIR)\n", err)
+		return 1
+	}
+	if err != nil {
 		printProblems(stdout, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", dir)
+	fmt.Fprintf(stdout, "%s: ok\n", *dir)
+	for _, w := range rules.Warnings() {
+		fmt.Fprintf(stdout, "warning: %s\n", w)
+	}
+	if refs := secretRefs(rules); !*strict && len(refs) > 0 {
+		fmt.Fprintln(stdout, "not checked (serve reads these at start; check them with --strict where they are set):")
+		for _, r := range refs {
+			fmt.Fprintf(stdout, "  %s\n", r)
+		}
+	}
 	return 0
+}
+
+func rulesFlagSet(fs *flag.FlagSet) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "rules" })
+	return set
+}
+
+// secretRefs lists where the rules' secrets come from (never a secret).
+func secretRefs(rules *routing.Rules) []string {
+	var out []string
+	ref := func(owner, what, env, file string) {
+		switch {
+		case env != "":
+			out = append(out, fmt.Sprintf("%s: %s: environment variable %s", owner, what, env))
+		case file != "":
+			out = append(out, fmt.Sprintf("%s: %s: file %s", owner, what, file))
+		}
+	}
+	for _, s := range rules.Sources() {
+		owner := fmt.Sprintf("source %q", s.Name)
+		ref(owner, "secret", s.SecretRef.Env, s.SecretRef.File)
+		ref(owner, "apiToken", s.APITokenRef.Env, s.APITokenRef.File)
+	}
+	for _, e := range rules.Endpoints() {
+		ref(fmt.Sprintf("endpoint %q", e.Name), "tokens", e.TokensRef.Env, e.TokensRef.File)
+	}
+	return out
+}
+
+// printRulesError says why the rules of dir could not be loaded: a wrong
+// directory, or every problem in them.
+func printRulesError(w io.Writer, cmd, dir string, err error) {
+	if errors.Is(err, routing.ErrNoRulesDir) {
+		fmt.Fprintf(w, "router %s: %v: give the directory holding root.yaml with --rules DIR\n", cmd, err)
+		return
+	}
+	fmt.Fprintf(w, "router %s: the rules in %s are invalid:\n", cmd, dir)
+	printProblems(w, err)
 }
 
 func printProblems(w io.Writer, err error) {
@@ -171,15 +236,17 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		fmt.Fprintln(stderr, "router explain: --source is required")
 		return 2
 	}
-	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
+	rules, err := routing.LoadDir(*rulesDir, loadOptions())
 	if err != nil {
-		fmt.Fprintln(stderr, "router explain: invalid rules:")
-		printProblems(stderr, err)
+		printRulesError(stderr, "explain", *rulesDir, err)
 		return 1
+	}
+	for _, w := range rules.Warnings() {
+		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
 	src := rules.Source(*source)
 	if src == nil {
-		fmt.Fprintf(stderr, "router explain: no source %q in %s\n", *source, *rulesDir)
+		fmt.Fprintf(stderr, "router explain: %s in %s\n", unknownSource(rules, *source), *rulesDir)
 		return 1
 	}
 	if *fetch {

@@ -18,7 +18,7 @@ func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
 }
 
 func TestValidate(t *testing.T) {
-	if code, out, _ := runCmd(t, "", "validate", "../../rules"); code != 0 || out != "../../rules: ok\n" {
+	if code, out, _ := runCmd(t, "", "validate", "../../rules"); code != 0 || !strings.HasPrefix(out, "../../rules: ok\n") {
 		t.Fatalf("validate rules: exit %d, output %q", code, out)
 	}
 	// Every problem at once, file:line: message, exit 1: the same lines as

@@ -22,7 +22,7 @@ Usage:
   router dlq       list|show|retry   inspect dead-lettered work and queue it again
   router replay    --id ID | --since D   route stored events again with the current rules
   router status    --source S --id ID    the state of each target of an accepted event
-  router audit     [--since D]       every ingest decision (accepted, refused and why)
+  router audit     [--since D] [--id ID]  every ingest decision (accepted, duplicate, refused and why)
 
 Run "router COMMAND -h" for the flags of a command.
 `

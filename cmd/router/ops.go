@@ -19,7 +19,6 @@ import (
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
-	"github.com/switchyard-dev/switchyard/internal/ingest"
 	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
@@ -69,6 +68,7 @@ func writeConnInfo(path string, ci connInfo) error {
 
 // opsFlags are the connection flags every operator command takes.
 type opsFlags struct {
+	command string
 	dataDir string
 	natsURL string
 	auth    queue.ClientAuth
@@ -94,7 +94,7 @@ func natsAuthFlags(fs *flag.FlagSet, a *queue.ClientAuth) {
 func newOpsFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *opsFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	o := &opsFlags{}
+	o := &opsFlags{command: "router " + name}
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "the router's data directory (its embedded NATS server's connection file, or its store when no router runs)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "the NATS server the routers use (as given to serve --nats-url)")
 	natsAuthFlags(fs, &o.auth)
@@ -153,16 +153,28 @@ func (o *opsFlags) connect() (*nats.Conn, func(), error) {
 	if _, err := os.Stat(storeDir); err != nil {
 		return nil, nil, fmt.Errorf("no router reachable and no store at %s (use --data-dir or --nats-url)", storeDir)
 	}
+	// No router answers: open the store ourselves, but only if no process
+	// holds it (a router started with --nats-listen "" has no connection
+	// file); holding the lock meanwhile keeps a router from starting on it.
+	lock, err := queue.LockDataDir(o.dataDir, queue.LockHolder{Command: o.command})
+	if err != nil {
+		if errors.Is(err, queue.ErrDataDirLocked) {
+			return nil, nil, fmt.Errorf("%w, and it cannot be reached through %s: not opening a store another process holds (start the router with --nats-listen, or use --nats-url)", err, connFile)
+		}
+		return nil, nil, err
+	}
 	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: storeDir})
 	if err != nil {
+		lock.Unlock()
 		return nil, nil, err
 	}
 	nc, err := emb.Connect(opts...)
 	if err != nil {
 		emb.Shutdown()
+		lock.Unlock()
 		return nil, nil, err
 	}
-	return nc, func() { nc.Close(); emb.Shutdown() }, nil
+	return nc, func() { nc.Close(); emb.Shutdown(); lock.Unlock() }, nil
 }
 
 // newTable returns the writer of a command's table output; Flush it.
@@ -324,10 +336,9 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		fmt.Fprintln(stderr, "router replay: give exactly one of --id ID or --since DURATION")
 		return 2
 	}
-	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
+	rules, err := routing.LoadDir(*rulesDir, loadOptions())
 	if err != nil {
-		fmt.Fprintln(stderr, "router replay: invalid rules:")
-		printProblems(stderr, err)
+		printRulesError(stderr, "replay", *rulesDir, err)
 		return 1
 	}
 	q, closeAll, err := conn.open(ctx)
@@ -441,6 +452,7 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	identity := fs.String("identity", "", "only decisions about this identity (e.g. source:github)")
 	source := fs.String("source", "", "only this hook source or endpoint")
 	decision := fs.String("decision", "", "only this decision: accepted, unauthenticated, denied (also: deny), rate-limited, invalid, unavailable")
+	id := fs.String("id", "", "only decisions about the event with this id (the 202's id)")
 	output := fs.String("o", "text", "output format: text or json (one record per line)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -456,11 +468,12 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 	defer closeAll()
 	tw := newTable(stdout)
 	if *output != "json" {
-		fmt.Fprintln(tw, "TIME\tDECISION\tSTATUS\tSOURCE\tIDENTITY\tEVENT\tREASON")
+		fmt.Fprintln(tw, "TIME\tDECISION\tSTATUS\tSOURCE\tIDENTITY\tEVENT\tTYPE\tREASON")
 	}
 	enc := json.NewEncoder(stdout)
 	err = q.AuditRecords(ctx, sinceTime(*since), func(r policy.Record) bool {
-		if (*identity != "" && r.Identity != *identity) || (*source != "" && r.Source != *source) || (*decision != "" && r.Decision != *decision) {
+		if (*identity != "" && r.Identity != *identity) || (*source != "" && r.Source != *source) || (*decision != "" && r.Decision != *decision) ||
+			(*id != "" && r.EventID != *id) {
 			return true
 		}
 		if *output == "json" {
@@ -471,7 +484,7 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		if r.Rule != "" {
 			reason = r.Rule + ": " + reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\n", r.Time.Format(time.RFC3339), r.Decision, r.Status, r.Source, r.Identity, r.EventID, oneLine(reason, 100))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format(time.RFC3339), r.Decision, r.Status, r.Source, r.Identity, r.EventID, r.Type, oneLine(reason, 100))
 		return true
 	})
 	_ = tw.Flush()

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,5 +124,43 @@ func TestServeReloadsChangedRules(t *testing.T) {
 	}
 	if got := sendTargets(t, url, "reload-3"); strings.Join(got, ",") != "web/lint,web/build" {
 		t.Fatalf("after an invalid edit the sample fired %v, want the last good rules", got)
+	}
+}
+
+// TestReloadMissingEnvNeedsRestart: a reload that adds a source whose
+// variable is unset says a restart is needed, and the new hook's 404 says
+// the last reload failed.
+func TestReloadMissingEnvNeedsRestart(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "reload-env-secret")
+	rulesDir := copyTree(t, "../../rules")
+	r := startRouter(t, t.TempDir(), "--rules", rulesDir)
+	defer r.stop(t)
+	waitUntil(t, "the rules watch", func() bool { return len(r.logs.logLines("watching rules")) > 0 })
+
+	root := filepath.Join(rulesDir, "root.yaml")
+	data, err := os.ReadFile(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	added := strings.Replace(string(data), "sources:\n", "sources:\n  - name: gitlab\n    kind: gitlab\n    secret: {env: FH_UNSET_GITLAB_TOKEN}\n", 1)
+	if err := os.WriteFile(root, []byte(added), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const failed = "rules reload failed; keeping the last good rules"
+	waitUntil(t, "the failed reload", func() bool { return len(r.logs.logLines(failed)) > 0 })
+	msg := r.logs.logLines(failed)[0]["error"].(string)
+	if !strings.Contains(msg, "FH_UNSET_GITLAB_TOKEN is not set") || !strings.Contains(msg, "FH_UNSET_GITLAB_TOKEN: a running router reads its environment only at start") ||
+		!strings.Contains(msg, "restart it") {
+		t.Fatalf("reload error %q does not say a restart is needed", msg)
+	}
+
+	resp, err := http.Post(r.url+"/v1/hooks/gitlab", "application/json", strings.NewReader("{}"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "the last reload of the rules failed") {
+		t.Fatalf("POST to the new hook: %d %s", resp.StatusCode, body)
 	}
 }

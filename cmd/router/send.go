@@ -1,13 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
-	_ "embed"
+	"embed"
 	"flag"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -18,11 +20,33 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
-// samplePush is a GitHub push to acme/web main; the example rules route it
-// to the web app's build trigger.
+// samples holds one webhook per source kind that send can sign:
+// samples/<kind>.json and the headers its sender sets, samples/<kind>.headers
+// (copied from test/testdata). The GitHub one is a push to acme/web main,
+// which the example rules route to the web app's build trigger.
 //
-//go:embed sample-push.json
-var samplePush []byte
+//go:embed samples
+var samples embed.FS
+
+// sampleFor returns the built-in sample of kind: its body and headers.
+func sampleFor(kind string) ([]byte, http.Header, error) {
+	body, err := samples.ReadFile("samples/" + kind + ".json")
+	if err != nil {
+		return nil, nil, fmt.Errorf("no built-in sample for source kind %q: give one with --body", kind)
+	}
+	h := http.Header{}
+	data, err := samples.ReadFile("samples/" + kind + ".headers")
+	if err != nil {
+		return body, h, nil
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for sc.Scan() {
+		if name, value, ok := strings.Cut(sc.Text(), ":"); ok {
+			h.Set(strings.TrimSpace(name), strings.TrimSpace(value))
+		}
+	}
+	return body, h, nil
+}
 
 func cmdSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
@@ -30,8 +54,8 @@ func cmdSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	rulesDir := fs.String("rules", "rules", "rules directory (for the source's kind and secret reference)")
 	source := fs.String("source", "", "source (hook name) to send to")
 	target := fs.String("url", "http://localhost:8080", "router base URL")
-	eventName := fs.String("event", "push", "provider event name (GitHub: X-GitHub-Event)")
-	bodyPath := fs.String("body", "", "payload file (default: a built-in sample push to acme/web main)")
+	eventName := fs.String("event", "", "provider event name (GitHub: X-GitHub-Event; default: the sample's, a push)")
+	bodyPath := fs.String("body", "", "payload file (default: a built-in sample of the source's kind, a push where the kind has one)")
 	delivery := fs.String("delivery", "", "delivery id (default: a fresh one; reuse one to watch deduplication)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -40,59 +64,106 @@ func cmdSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 		fmt.Fprintln(stderr, "router send: --source is required")
 		return 2
 	}
-	rules, err := routing.LoadDir(*rulesDir, ingest.LoadOptions())
+	rules, err := routing.LoadDir(*rulesDir, loadOptions())
 	if err != nil {
-		fmt.Fprintln(stderr, "router send: invalid rules:")
-		printProblems(stderr, err)
+		printRulesError(stderr, "send", *rulesDir, err)
 		return 1
 	}
 	src := rules.Source(*source)
 	if src == nil {
-		fmt.Fprintf(stderr, "router send: no source %q in %s\n", *source, *rulesDir)
+		fmt.Fprintf(stderr, "router send: %s in %s\n", unknownSource(rules, *source), *rulesDir)
 		return 1
-	}
-	provider, _ := ingest.Lookup(src.Kind)
-	signer, ok := provider.(ingest.Signer)
-	if !ok {
-		fmt.Fprintf(stderr, "router send: cannot sign requests for source kind %q\n", src.Kind)
-		return 1
-	}
-	secret, err := src.ResolveSecret()
-	if err != nil {
-		fmt.Fprintf(stderr, "router send: source %q: %v\n", src.Name, err)
-		return 1
-	}
-	body := samplePush
-	if *bodyPath != "" {
-		if body, err = os.ReadFile(*bodyPath); err != nil {
-			fmt.Fprintf(stderr, "router send: %v\n", err)
-			return 1
-		}
 	}
 	id := *delivery
 	if id == "" {
 		id = uuid.NewString()
 	}
-	req := &ingest.Request{Header: http.Header{}, Body: body}
-	signer.Sign(req, *eventName, id, secret)
-
-	url := strings.TrimRight(*target, "/") + "/v1/hooks/" + src.Name
-	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := signedSample(src, *bodyPath, *eventName, id)
 	if err != nil {
 		fmt.Fprintf(stderr, "router send: %v\n", err)
 		return 1
 	}
+	return post(ctx, stdout, stderr, *target, src.Name, id, req)
+}
+
+// unknownSource is the message for a source name not in rules.
+func unknownSource(rules *routing.Rules, name string) string {
+	var names []string
+	for _, s := range rules.Sources() {
+		names = append(names, s.Name)
+	}
+	msg := routing.UnknownName("source", name, names)
+	if rules.Endpoint(name) != nil {
+		msg += fmt.Sprintf(" (%q is an endpoint: its callers POST CloudEvents to /v1/events/%s, see docs/agents.md)", name, name)
+	}
+	return msg
+}
+
+// signedSample builds the request src's sender would make: the body (the
+// kind's sample, or bodyPath), its headers, and its signature or token.
+func signedSample(src *routing.Source, bodyPath, eventName, delivery string) (*ingest.Request, error) {
+	provider, _ := ingest.Lookup(src.Kind)
+	signer, ok := provider.(ingest.Signer)
+	if !ok {
+		return nil, fmt.Errorf("cannot sign requests for source kind %q", src.Kind)
+	}
+	secret, err := src.ResolveSecret()
+	if err != nil {
+		return nil, fmt.Errorf("source %q: %w", src.Name, err)
+	}
+	var body []byte
+	header := http.Header{}
+	if bodyPath != "" {
+		if body, err = os.ReadFile(bodyPath); err != nil {
+			return nil, err
+		}
+	} else if body, header, err = sampleFor(src.Kind); err != nil {
+		return nil, err
+	}
+	if eventName == "" {
+		eventName = sampleEvent(header)
+	}
+	req := &ingest.Request{Header: header, Body: body}
+	signer.Sign(req, eventName, delivery, secret)
+	req.Header.Set("User-Agent", "switchyard-send")
+	return req, nil
+}
+
+// sampleEvent is the event name in a sample's headers, so that Sign, which
+// sets that header, keeps it.
+func sampleEvent(h http.Header) string {
+	for _, name := range []string{"X-GitHub-Event", "X-Gitlab-Event", "X-Gitea-Event", "X-Forgejo-Event", "X-Event-Key", "X-Nexus-Webhook-Id", "X-Event-Type"} {
+		if v := h.Get(name); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// post sends req to the source's hook and prints the answer. A token in the
+// path (Docker Hub, Quay) is never printed.
+func post(ctx context.Context, stdout, stderr io.Writer, base, source, delivery string, req *ingest.Request) int {
+	hook := strings.TrimRight(base, "/") + "/v1/hooks/" + url.PathEscape(source)
+	shown := hook
+	if req.PathToken != "" {
+		shown = hook + "/<token>"
+		hook += "/" + url.PathEscape(req.PathToken)
+	}
+	httpReq, err := http.NewRequestWithContext(ctx, http.MethodPost, hook, bytes.NewReader(req.Body))
+	if err != nil {
+		fmt.Fprintf(stderr, "router send: %v\n", strings.ReplaceAll(err.Error(), hook, shown))
+		return 1
+	}
 	httpReq.Header = req.Header
-	httpReq.Header.Set("User-Agent", "switchyard-send")
 	client := &http.Client{Timeout: 30 * time.Second}
 	resp, err := client.Do(httpReq)
 	if err != nil {
-		fmt.Fprintf(stderr, "router send: %v\n", err)
+		fmt.Fprintf(stderr, "router send: %v\n", strings.ReplaceAll(err.Error(), hook, shown))
 		return 1
 	}
 	defer resp.Body.Close()
 	respBody, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	fmt.Fprintf(stdout, "POST %s (delivery %s)\n%s\n%s", url, id, resp.Status, respBody)
+	fmt.Fprintf(stdout, "POST %s (delivery %s)\n%s\n%s", shown, delivery, resp.Status, respBody)
 	if resp.StatusCode >= 300 {
 		return 1
 	}

@@ -105,9 +105,12 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 	}
 	if err != nil {
 		var ps routing.Problems
-		if errors.As(err, &ps) {
-			fmt.Fprintf(stderr, "router serve: the rules in %s are invalid:\n", cfg.rulesDir)
-			printProblems(stderr, err)
+		if errors.As(err, &ps) || errors.Is(err, routing.ErrNoRulesDir) {
+			printRulesError(stderr, "serve", cfg.rulesDir, err)
+			return 1
+		}
+		if errors.Is(err, queue.ErrDataDirLocked) {
+			fmt.Fprintf(stderr, "router serve: %v\n", err)
 			return 1
 		}
 		logger.Error("router stopped", "error", err.Error())
@@ -118,7 +121,7 @@ func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writ
 
 // loadRules loads the manifest with its secrets, as serve needs it.
 func loadRules(dir string) (*routing.Rules, error) {
-	opts := ingest.LoadOptions()
+	opts := loadOptions()
 	opts.ResolveSecrets = true
 	return routing.LoadDir(dir, opts)
 }
@@ -146,30 +149,48 @@ type router struct {
 	ln         net.Listener
 	httpServer *http.Server
 	reloader   *routing.Reloader
-	closeOnce  sync.Once
+	// lock is the data directory's, held while the embedded store is open.
+	lock      *queue.DataDirLock
+	closeOnce sync.Once
 }
 
-// newRouter loads the rules, connects to NATS and binds the listener. The
-// queue is opened by Run, which waits for JetStream.
+// newRouter locks the data directory, loads the rules, binds the listener
+// and connects to NATS, in that order: a second router on the same data
+// directory or port fails before it opens anything. The queue is opened by
+// Run, which waits for JetStream.
 func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	if err := (queue.Config{Replicas: cfg.streamReplica, AuditMaxBytes: cfg.auditMaxBytes}).Validate(); err != nil {
 		return nil, err
 	}
-	rules, err := loadRules(cfg.rulesDir)
-	if err != nil {
-		return nil, err
-	}
-	r := &router{cfg: cfg, logger: logger, holder: routing.NewHolder(rules), queue: &queueGate{}, natsErr: &lastError{}}
-	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()))
-
-	if r.nc, r.closeNATS, err = connectNATS(cfg, logger, r.natsErr); err != nil {
-		return nil, err
-	}
+	r := &router{cfg: cfg, logger: logger, queue: &queueGate{}, natsErr: &lastError{}}
 	defer func() {
 		if err != nil {
 			r.Close()
 		}
 	}()
+	if cfg.natsURL == "" {
+		if r.lock, err = queue.LockDataDir(cfg.dataDir, queue.LockHolder{Command: "router serve"}); err != nil {
+			return nil, lockedHint(err)
+		}
+	}
+	rules, err := loadRules(cfg.rulesDir)
+	if err != nil {
+		return nil, err
+	}
+	r.holder = routing.NewHolder(rules)
+	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()))
+	logWarnings(logger, rules)
+	if r.ln, err = net.Listen("tcp", cfg.listen); err != nil {
+		return nil, fmt.Errorf("listen: %w", err)
+	}
+	if r.lock != nil {
+		if err = r.lock.SetListen(r.ln.Addr().String()); err != nil {
+			return nil, err
+		}
+	}
+	if r.nc, r.closeNATS, err = connectNATS(cfg, logger, r.natsErr); err != nil {
+		return nil, err
+	}
 	if r.creator, err = newCreator(cfg, logger); err != nil {
 		return nil, err
 	}
@@ -178,9 +199,6 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}))
 	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready,
 		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, MaxInflight: cfg.maxInflight})
-	if r.ln, err = net.Listen("tcp", cfg.listen); err != nil {
-		return nil, fmt.Errorf("listen: %w", err)
-	}
 	r.httpServer = &http.Server{
 		Handler:           r.srv,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -192,20 +210,41 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	// Rules reload on file change and on SIGHUP. Metrics go to the default
 	// Prometheus registry; the holder keeps the last reload error for /readyz.
 	r.reloader = routing.NewReloader(routing.ReloaderConfig{
-		Dir: cfg.rulesDir, Load: loadRules, Holder: r.holder, Logger: logger,
+		Dir: cfg.rulesDir, Holder: r.holder, Logger: logger,
 		Metrics: routing.NewReloadMetrics(prometheus.DefaultRegisterer),
+		Load: func(dir string) (*routing.Rules, error) {
+			rules, err := reloadRules(dir)
+			if err == nil {
+				logWarnings(logger, rules)
+			}
+			return rules, err
+		},
 	})
 	return r, nil
 }
 
-// Close releases the listener and the NATS connection (and the embedded
-// server). Call it once Run returned, or instead of Run.
+// lockedHint adds what to do to the error of a data directory another
+// process holds.
+func lockedHint(err error) error {
+	var le *queue.LockedError
+	if !errors.As(err, &le) {
+		return err
+	}
+	return fmt.Errorf("%w: stop it first, or give this router another --data-dir (and --listen)", err)
+}
+
+// Close releases the listener, the NATS connection (and the embedded
+// server) and the data directory. Call it once Run returned, or instead of Run.
 func (r *router) Close() {
 	r.closeOnce.Do(func() {
 		if r.ln != nil {
 			_ = r.ln.Close() // already closed after Run
 		}
-		r.closeNATS()
+		if r.closeNATS != nil {
+			r.closeNATS()
+		}
+		// Last: the store and the connection file are closed and gone.
+		r.lock.Unlock()
 	})
 }
 

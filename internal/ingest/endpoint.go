@@ -86,7 +86,11 @@ func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, e := range out.events {
-		log.Info("event accepted", "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
+		msg := "event accepted"
+		if e.Duplicate {
+			msg = "event duplicate"
+		}
+		log.Info(msg, "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
 	}
 	writeAccepted(w, out)
 }
@@ -102,7 +106,7 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, error) {
 	}
 	ep := rules.Endpoint(name)
 	if ep == nil {
-		return fail(fmt.Errorf("%w: no endpoint named %q", ErrUnknownSource, policy.Truncate(name, policy.MaxNameLen)))
+		return fail(s.unknownName("endpoint", name))
 	}
 	// The token is checked before the body is read: an unauthenticated
 	// caller costs no body memory.
@@ -147,6 +151,7 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, error) {
 		ev.SetExtension("provider", "endpoint")
 		targets := rules.Route(routing.Input{Source: ep.Name, Event: ev, Header: r.Header})
 		if err := policy.Judge(rules, policy.Request{Source: ep.Name, Caller: c, Event: ev, Targets: targets}); err != nil {
+			out.eventID, out.eventType = ev.ID(), ev.Type()
 			return out.fail(fmt.Errorf("event %q: %w", ev.ID(), err))
 		}
 		accepted[i] = policy.Accepted{Source: ep.Name, Event: *ev, Targets: targets}

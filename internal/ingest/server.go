@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,7 +30,9 @@ const retryAfter = 5
 
 // Publisher stores what policy accepted durably. Publish returns nil only
 // after every message was acknowledged; a failure a retry may heal has an
-// Unavailable() bool method that returns true (queue.ErrUnavailable).
+// Unavailable() bool method that returns true (queue.ErrUnavailable); an
+// event stored before is a success reported by an error with an
+// AlreadyStored() bool method that returns true (queue.ErrAlreadyStored).
 type Publisher interface {
 	Publish(ctx context.Context, a policy.Accepted) error
 }
@@ -112,7 +115,32 @@ func NewServer(cfg Config) *Server {
 	if cfg.Metrics != nil {
 		s.mux.Handle("GET /metrics", cfg.Metrics)
 	}
+	// What no route takes gets a JSON 404 or 405, like every other error.
+	s.mux.HandleFunc("/", s.handleUnrouted)
 	return s
+}
+
+// routeMethods are the methods handleUnrouted offers in a 405's Allow.
+var routeMethods = []string{http.MethodGet, http.MethodPost, http.MethodOptions}
+
+// handleUnrouted answers a request no route takes: 405 with Allow when the
+// path has routes for other methods, else 404.
+func (s *Server) handleUnrouted(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range routeMethods {
+		probe := *r
+		probe.Method = m
+		if _, pattern := s.mux.Handler(&probe); pattern != "/" && pattern != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) > 0 {
+		w.Header().Set("Allow", strings.Join(allow, ", "))
+		writeJSON(w, http.StatusMethodNotAllowed, ErrorResponse{Error: fmt.Sprintf("method %s not allowed here: use %s",
+			policy.Truncate(r.Method, policy.MaxNameLen), strings.Join(allow, " or "))})
+		return
+	}
+	writeJSON(w, http.StatusNotFound, ErrorResponse{Error: "not found: webhooks go to POST /v1/hooks/{source}, agents' events to POST /v1/events/{endpoint}"})
 }
 
 // ServeHTTP implements http.Handler.
@@ -131,6 +159,9 @@ type EventResult struct {
 	ID      string      `json:"id"`
 	Type    string      `json:"type"`
 	Targets []TargetRef `json:"targets"`
+	// Duplicate says the event was stored before (a redelivery): nothing
+	// new was queued, and its targets run once.
+	Duplicate bool `json:"duplicate,omitempty"`
 }
 
 // AcceptedResponse is the body of a 202. For a request carrying one event,
@@ -160,7 +191,11 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, e := range out.events {
-		log.Info("webhook accepted", "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
+		msg := "webhook accepted"
+		if e.Duplicate {
+			msg = "webhook duplicate"
+		}
+		log.Info(msg, "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
 	}
 	switch {
 	case out.reply != nil:
@@ -231,6 +266,7 @@ func (s *Server) audit(rec policy.Record, out outcome, err error) {
 	}
 	rec.Status = out.status
 	if err != nil {
+		rec.EventID, rec.Type = out.eventID, out.eventType
 		rec.Decision, rec.Reason = decisionFor(out.status), err.Error()
 		var d *policy.Denial
 		if errors.As(err, &d) {
@@ -252,6 +288,9 @@ func (s *Server) audit(rec policy.Record, out outcome, err error) {
 	for _, e := range out.events {
 		a := rec
 		a.EventID, a.Type, a.Targets = e.ID, e.Type, len(e.Targets)
+		if e.Duplicate {
+			a.Reason = "duplicate"
+		}
 		s.cfg.Audit(a)
 	}
 }
@@ -277,7 +316,7 @@ func (s *Server) handleHandshake(w http.ResponseWriter, r *http.Request) {
 	}
 	src := rules.Source(name)
 	if src == nil {
-		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: fmt.Sprintf("%v: no source named %q", ErrUnknownSource, name)})
+		writeJSON(w, http.StatusNotFound, ErrorResponse{Error: s.unknownName("source", name).Error()})
 		return
 	}
 	p, _ := Lookup(src.Kind)
@@ -315,6 +354,9 @@ type outcome struct {
 	reply  *Reply
 	// retryAfter is the Retry-After of a 429, in seconds.
 	retryAfter int
+	// eventID and eventType name the event a refusal is about, when one
+	// was read.
+	eventID, eventType string
 }
 
 // accept runs one webhook through verify, normalize, route, judge and
@@ -326,7 +368,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	}
 	src := rules.Source(name)
 	if src == nil {
-		return fail(fmt.Errorf("%w: no source named %q", ErrUnknownSource, policy.Truncate(name, policy.MaxNameLen)))
+		return fail(s.unknownName("source", name))
 	}
 	provider, ok := Lookup(src.Kind)
 	if !ok {
@@ -380,6 +422,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		in := RouteInput(r.Context(), rules, src, ev, r.Header)
 		targets := rules.Route(in)
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}); err != nil {
+			out.eventID, out.eventType = ev.ID(), ev.Type()
 			return out.fail(fmt.Errorf("event %q: %w", ev.ID(), err))
 		}
 		accepted[i] = policy.Accepted{Source: src.Name, Event: *ev, Targets: targets}
@@ -421,12 +464,32 @@ func RouteInput(ctx context.Context, rules *routing.Rules, src *routing.Source, 
 // stored.
 func (s *Server) publish(ctx context.Context, accepted []policy.Accepted, out *outcome) error {
 	for _, a := range accepted {
-		if err := s.cfg.Publisher.Publish(ctx, a); err != nil {
+		err := s.cfg.Publisher.Publish(ctx, a)
+		var stored alreadyStored
+		dup := errors.As(err, &stored) && stored.AlreadyStored()
+		if err != nil && !dup {
 			return err
 		}
-		out.events = append(out.events, resultOf(a))
+		res := resultOf(a)
+		res.Duplicate = dup
+		out.events = append(out.events, res)
 	}
 	return nil
+}
+
+// alreadyStored is the publisher's "stored before" answer to a redelivery
+// (queue.ErrAlreadyStored): a success.
+type alreadyStored interface{ AlreadyStored() bool }
+
+// unknownName is the 404 for a source or endpoint the rules in force do not
+// have. After a failed reload the name may be in the files without being in
+// force, so the answer says so (/readyz tells the same to anyone).
+func (s *Server) unknownName(what, name string) error {
+	err := fmt.Errorf("%w: no %s named %q", ErrUnknownSource, what, policy.Truncate(name, policy.MaxNameLen))
+	if s.cfg.Rules.LastError() != nil {
+		return fmt.Errorf("%w (the last reload of the rules failed, so the rules in force may not have it yet: see the router's log)", err)
+	}
+	return err
 }
 
 func fail(err error) (outcome, error) { return outcome{status: statusFor(err)}, err }

@@ -13,7 +13,8 @@
 //
 // Invariants:
 //   - Publish returns nil only after JetStream acknowledged every message of
-//     an Accepted: the event and each of its work items. Any failure wraps
+//     an Accepted: the event and each of its work items; ErrAlreadyStored
+//     (a success) when the event was stored before. Any failure wraps
 //     ErrUnavailable and the sender must retry.
 //   - Every message carries a deduplication id scoped by source
 //     (source/event-id for the event, source/event-id/app/trigger for work),

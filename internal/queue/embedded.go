@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -160,8 +161,18 @@ func (s serverLogger) log(level slog.Level, format string, v []any) {
 }
 
 func (s serverLogger) Noticef(format string, v ...any) { s.log(slog.LevelDebug, format, v) }
-func (s serverLogger) Warnf(format string, v ...any)   { s.log(slog.LevelWarn, format, v) }
-func (s serverLogger) Fatalf(format string, v ...any)  { s.log(slog.LevelError, format, v) }
-func (s serverLogger) Errorf(format string, v ...any)  { s.log(slog.LevelError, format, v) }
-func (s serverLogger) Debugf(format string, v ...any)  { s.log(slog.LevelDebug, format, v) }
-func (s serverLogger) Tracef(format string, v ...any)  { s.log(slog.LevelDebug, format, v) }
+
+// Warnf logs a warning, except the one about payloads over 8 MB: the router
+// sets its maximum payload on purpose (DefaultMaxPayload), so it would
+// only alarm on every start.
+func (s serverLogger) Warnf(format string, v ...any) {
+	if strings.HasPrefix(format, "Maximum payloads over") {
+		s.log(slog.LevelDebug, format, v)
+		return
+	}
+	s.log(slog.LevelWarn, format, v)
+}
+func (s serverLogger) Fatalf(format string, v ...any) { s.log(slog.LevelError, format, v) }
+func (s serverLogger) Errorf(format string, v ...any) { s.log(slog.LevelError, format, v) }
+func (s serverLogger) Debugf(format string, v ...any) { s.log(slog.LevelDebug, format, v) }
+func (s serverLogger) Tracef(format string, v ...any) { s.log(slog.LevelDebug, format, v) }

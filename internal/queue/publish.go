@@ -75,7 +75,7 @@ func (q *Queue) Publish(ctx context.Context, a policy.Accepted) error {
 		case err != nil:
 			return err
 		case stored:
-			return nil // stored before: nothing to do
+			return ErrAlreadyStored // stored before: nothing to do
 		}
 	}
 	for _, m := range msgs {

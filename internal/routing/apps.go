@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"fmt"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -44,7 +45,7 @@ func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant,
 	}
 	for j, s := range g.Sources {
 		if sources[s] == nil {
-			l.addf(rootName, at("sources", j), "app %q: unknown source %q", g.Name, s)
+			l.addf(rootName, at("sources", j), "app %q: %s", g.Name, UnknownName("source", s, sourceNames(sources)))
 			ok = false
 		}
 	}
@@ -53,7 +54,7 @@ func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant,
 			l.addf(rootName, at("identities", j), "app %q: identity %q is not a valid identity name", g.Name, id)
 			ok = false
 		} else if s, isSource := strings.CutPrefix(id, identitySourcePrefix); isSource && sources[s] == nil {
-			l.addf(rootName, at("identities", j), "app %q: identity %q names unknown source %q", g.Name, id, s)
+			l.addf(rootName, at("identities", j), "app %q: identity %q names an unknown source: %s", g.Name, id, UnknownName("source", s, sourceNames(sources)))
 			ok = false
 		}
 	}
@@ -62,6 +63,7 @@ func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant,
 		l.addf(rootName, at("eventTypes"), "app %q: eventTypes: %v", g.Name, err)
 		ok = false
 	}
+	l.warnUnproducedTypes(rootName, func(j int) int { return at("eventTypes", j) }, fmt.Sprintf("app %q", g.Name), g.EventTypes)
 	if g.Manifest == "" {
 		l.addf(rootName, at("name"), "app %q: manifest path is required", g.Name)
 		return nil
@@ -238,4 +240,13 @@ func (l *loader) loadResources(m appManifest, j int, ref string, objs *tektonObj
 		}
 		l.decodeTektonFile(name, data, objs)
 	}
+}
+
+// sourceNames lists the declared sources, for messages about unknown ones.
+func sourceNames(sources map[string]*Source) []string {
+	names := make([]string, 0, len(sources))
+	for n := range sources {
+		names = append(names, n)
+	}
+	return names
 }

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -57,6 +58,10 @@ type Options struct {
 	ResolveSecrets bool
 	// LookupEnv reads environment variables; nil means os.LookupEnv.
 	LookupEnv func(string) (string, bool)
+	// EventTypes are the normalized types (dev.switchyard.*) that sources
+	// produce. A trigger matching another literal type in that namespace
+	// gets a warning (a typo never fires). Nil checks nothing.
+	EventTypes []string
 }
 
 var (
@@ -81,11 +86,18 @@ const identitySourcePrefix = "source:"
 // endpointIdentityPrefix starts the identity of an endpoint's callers.
 const endpointIdentityPrefix = "endpoint:"
 
+// ErrNoRulesDir is wrapped by LoadDir's error when the rules directory does
+// not exist: a wrong path, not invalid rules.
+var ErrNoRulesDir = errors.New("no rules directory")
+
 // LoadDir loads and compiles the manifest rooted at dir/root.yaml. Files
 // are read through an os.Root: a symlink may point within dir (a mounted
 // ConfigMap's ..data), never out of it.
 func LoadDir(dir string, opts Options) (*Rules, error) {
 	root, err := os.OpenRoot(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("%w: %s does not exist", ErrNoRulesDir, dir)
+	}
 	if err != nil {
 		return nil, Problems{{File: dir, Msg: fmt.Sprintf("open rules directory: %v", unwrapPathError(err))}}
 	}
@@ -106,7 +118,17 @@ func Load(fsys fs.FS, dir string, opts Options) (*Rules, error) {
 		l.sortProblems()
 		return nil, l.problems
 	}
+	rules.warnings = l.warnings
 	return rules, nil
+}
+
+// Warnings are what loaded but is probably a mistake, such as a trigger
+// on an event type no source produces, as file:line problems.
+func (r *Rules) Warnings() Problems { return r.warnings }
+
+// warnf records a warning: the rules still load.
+func (l *loader) warnf(file string, line int, format string, args ...any) {
+	l.warnings = append(l.warnings, Problem{File: file, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 // sortProblems orders problems by line within each file, files in the order
@@ -132,6 +154,8 @@ type loader struct {
 	dir      string
 	opts     Options
 	problems Problems
+	// warnings are kept apart: they do not stop the rules loading.
+	warnings Problems
 	// conditions caches compiled CEL by expression: compiling costs
 	// hundreds of microseconds, and apps often share a condition. A
 	// compiled program is immutable and safe to share.
@@ -159,6 +183,10 @@ func (l *loader) display(name string) string {
 // cannot.
 func (l *loader) read(name string) ([]byte, bool) {
 	data, err := fs.ReadFile(l.fsys, name)
+	if name == RootFileName && errors.Is(err, fs.ErrNotExist) {
+		l.addf(l.display(name), 0, "not found: a rules directory holds the root manifest, root.yaml (kind: Root); see docs/manifest.md")
+		return nil, false
+	}
 	if err != nil {
 		l.addf(l.display(name), 0, "read: %v", unwrapPathError(err))
 		return nil, false
@@ -182,7 +210,7 @@ func (l *loader) decode(name string, data []byte, v any) (*yaml.Node, bool) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	if err := dec.Decode(v); err != nil {
-		l.addYAMLError(file, err)
+		l.addDecodeError(file, err, fieldNames(reflect.TypeOf(v)))
 		return nil, false
 	}
 	return doc.Content[0], true
@@ -191,7 +219,12 @@ func (l *loader) decode(name string, data []byte, v any) (*yaml.Node, bool) {
 // yamlLineRE extracts the line yaml.v3 puts in its messages.
 var yamlLineRE = regexp.MustCompile(`^(?:yaml: )?line (\d+): (.*)$`)
 
-func (l *loader) addYAMLError(file string, err error) {
+func (l *loader) addYAMLError(file string, err error) { l.addDecodeError(file, err, nil) }
+
+// addDecodeError records the decoder's problems; fields maps each decoded
+// Go type to its field names, so an unknown field is told in the
+// manifest's words.
+func (l *loader) addDecodeError(file string, err error, fields map[string][]string) {
 	var te *yaml.TypeError
 	msgs := []string{err.Error()}
 	if errors.As(err, &te) {
@@ -200,10 +233,10 @@ func (l *loader) addYAMLError(file string, err error) {
 	for _, m := range msgs {
 		if sm := yamlLineRE.FindStringSubmatch(m); sm != nil {
 			n, _ := strconv.Atoi(sm[1])
-			l.addf(file, n, "%s", sm[2])
+			l.addf(file, n, "%s", unknownField(sm[2], fields))
 			continue
 		}
-		l.addf(file, 0, "%s", strings.TrimPrefix(m, "yaml: "))
+		l.addf(file, 0, "%s", unknownField(strings.TrimPrefix(m, "yaml: "), fields))
 	}
 }
 

@@ -204,9 +204,8 @@ func (r *Reloader) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			if ev.Op == fsnotify.Chmod {
-				continue
-			}
+			// A bare Chmod is kept too: `touch root.yaml` is how people
+			// ask for a reload.
 			if ev.Has(fsnotify.Create) {
 				// A new subdirectory (an app team's folder) is watched too.
 				if fi, err := os.Stat(ev.Name); err == nil && fi.IsDir() {

@@ -207,12 +207,12 @@ func TestLoadProblems(t *testing.T) {
 		{
 			name: "unknown field",
 			root: strings.Replace(testRoot, "kind: Root", "kind: Root\nsurprise: true", 1),
-			want: []string{"rules/root.yaml:3: field surprise not found"},
+			want: []string{`rules/root.yaml:3: unknown field "surprise"`},
 		},
 		{
 			name: "secret inline is refused",
 			root: strings.Replace(testRoot, "secret: {env: GH_SECRET}", "secret: {value: hunter2}", 1),
-			want: []string{"rules/root.yaml:6: field value not found"},
+			want: []string{`rules/root.yaml:6: unknown field "value"; valid here: env, file`},
 		},
 		{
 			name: "no secret",

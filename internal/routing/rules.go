@@ -33,6 +33,7 @@ type Rules struct {
 	byRepo    map[string][]int32
 	anyRepo   []int32
 	usesPaths bool
+	warnings  Problems
 }
 
 // Source is one webhook source declared in the root manifest.

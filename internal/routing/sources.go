@@ -99,7 +99,7 @@ func (r secretRef) resolve(lookupEnv func(string) (string, bool)) ([]byte, error
 	}
 	data, err := os.ReadFile(r.File)
 	if err != nil {
-		return nil, fmt.Errorf("read secret file: %w", unwrapPathError(err))
+		return nil, fmt.Errorf("read secret file %s: %w", r.File, unwrapPathError(err))
 	}
 	data = bytes.TrimRight(data, "\r\n")
 	if len(data) == 0 {

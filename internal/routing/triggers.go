@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 
@@ -57,6 +58,7 @@ func (l *loader) compileMatch(file string, at func(...any) int, ts triggerSpec, 
 	if t.types, err = compileGlobs(m.Types); err != nil {
 		l.addf(file, at("match", "types"), "types: %v", err)
 	}
+	l.warnUnproducedTypes(file, func(j int) int { return at("match", "types", j) }, fmt.Sprintf("trigger %q", ts.Name), m.Types)
 	if !a.eventTypes.empty() {
 		if len(m.Types) == 0 {
 			l.addf(file, at("match"), "trigger %q: app %q is granted only event types %s: list the types this trigger matches", ts.Name, a.name, strings.Join(a.eventTypes.patterns(), ", "))
@@ -237,4 +239,25 @@ func validExpression(expr string) bool {
 		}
 	}
 	return false
+}
+
+// warnUnproducedTypes warns of literal types in the router's namespace
+// (dev.switchyard.) that no source produces: a typo there loads fine and
+// the trigger never fires.
+func (l *loader) warnUnproducedTypes(file string, at func(j int) int, owner string, types []string) {
+	if l.opts.EventTypes == nil {
+		return
+	}
+	for j, typ := range types {
+		if !strings.HasPrefix(typ, reservedTypePrefix) || strings.ContainsAny(typ, "*?[{!") || slices.Contains(l.opts.EventTypes, typ) {
+			continue
+		}
+		msg := fmt.Sprintf("%s: no source produces event type %q, so nothing fires on it", owner, typ)
+		if s := Suggest(typ, l.opts.EventTypes); s != "" {
+			msg += fmt.Sprintf(" (did you mean %q?)", s)
+		} else {
+			msg += "; the router's types are " + strings.Join(l.opts.EventTypes, ", ")
+		}
+		l.warnf(file, at(j), "%s", msg)
+	}
 }
