@@ -32,7 +32,7 @@ type ConsumerConfig struct {
 	MaxAttempts   int           // default 10; after this many failed deliveries the work is dead-lettered
 	BackoffBase   time.Duration // default 1s, exponential with full jitter
 	BackoffMax    time.Duration // default 5m
-	Concurrency   int           // handler goroutines in this process (default 8)
+	Concurrency   int           // handler goroutines in this process (default DefaultConcurrency)
 	// HandlerTimeout bounds one handler call (default 2m); a handler that
 	// overruns it gets a cancelled context and its error is retried. It keeps
 	// a stuck call from holding a message, with progress acks, forever.
@@ -65,7 +65,7 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 		c.BackoffMax = 5 * time.Minute
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 8
+		c.Concurrency = DefaultConcurrency
 	}
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = 2 * time.Minute
@@ -134,6 +134,11 @@ func (d *DeadLetter) UnmarshalJSON(b []byte) error {
 	}
 	return nil
 }
+
+// DefaultConcurrency is how many dispatches run at once by default: enough
+// to keep an API server busy (a create takes 10-50 ms), few enough that its
+// priority and fairness does not answer 429 to one router.
+const DefaultConcurrency = 32
 
 // fetchWait bounds one request to the server made by the dispatch loop, so
 // a stopped Consume does not leave a long-lived request behind.
@@ -208,7 +213,7 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 			}
 		}
 
-		apps, err := c.appsWithWork(ctx)
+		apps, err := c.apps(ctx)
 		fetched := 0
 		if len(apps) > 0 {
 			start := round % len(apps)
@@ -242,6 +247,7 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 			wait = time.Second // do not spin against a broken connection
 		case fetched == 0:
 			wait = idlePoll
+			c.appsAt = time.Time{} // look for new apps' work at once
 		}
 		if wait > 0 {
 			select {
@@ -262,6 +268,28 @@ type consumer struct {
 	// loop goroutine uses the map.
 	consumers map[string]jetstream.Consumer
 	stream    jetstream.Stream // the work stream's handle, once looked up
+	// appList is the last appsWithWork answer, taken at appsAt: under load
+	// a round then costs one fetch instead of a stream lookup and a fetch.
+	appList []string
+	appsAt  time.Time
+}
+
+// appsRefresh is how long the list of apps with work is reused while
+// rounds find work; a round that finds none lists them again.
+const appsRefresh = 100 * time.Millisecond
+
+// apps is appsWithWork, reused for appsRefresh while rounds find work.
+func (c *consumer) apps(ctx context.Context) ([]string, error) {
+	if c.appList != nil && time.Since(c.appsAt) < appsRefresh {
+		return c.appList, nil
+	}
+	apps, err := c.appsWithWork(ctx)
+	if err != nil {
+		c.appList = nil
+		return nil, err
+	}
+	c.appList, c.appsAt = apps, time.Now()
+	return apps, nil
 }
 
 // dropSharedConsumer deletes the unfiltered consumer cfg.Durable that
