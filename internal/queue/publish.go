@@ -36,10 +36,11 @@ type outMsg struct {
 	id     string
 }
 
-// Publish stores the event of a on switchyard.events.<source>, then each of
-// its work items on switchyard.work.<app>, and returns nil only after
-// JetStream acknowledged every one of them. Each publish waits at most
-// Config.PublishTimeout (and no longer than ctx allows).
+// Publish stores the event of a on switchyard.events.<source> and each of
+// its work items on switchyard.work.<app>, sent together without waiting
+// in between, and returns nil only after JetStream acknowledged every one of
+// them. The acks are awaited together for at most Config.PublishTimeout
+// (and no longer than ctx allows).
 //
 // Messages carry deduplication ids (source/event-id, and
 // source/event-id/app/trigger for work), so publishing the same Accepted
@@ -78,10 +79,8 @@ func (q *Queue) Publish(ctx context.Context, a policy.Accepted) error {
 			return nil // stored before: nothing to do
 		}
 	}
-	for _, m := range msgs {
-		if err := q.publish(ctx, m); err != nil {
-			return err
-		}
+	if err := q.publishAll(ctx, msgs); err != nil {
+		return err
 	}
 	record, err := json.Marshal(acceptedRecord(a))
 	if err != nil {
@@ -266,15 +265,56 @@ func (q *Queue) publish(ctx context.Context, m outMsg) error {
 	defer cancel()
 	ack, err := q.js.PublishMsg(ctx, m.msg, jetstream.WithMsgID(m.id), jetstream.WithExpectStream(m.stream))
 	if err != nil {
-		if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
-			return fmt.Errorf("publish %s: %w", m.msg.Subject, err)
-		}
-		return fmt.Errorf("publish %s: %w: %w", m.msg.Subject, ErrUnavailable, err)
+		return publishError(m, err)
 	}
 	if ack.Duplicate {
 		q.logger.Debug("duplicate message ignored", "subject", m.msg.Subject, "msg_id", m.id)
 	}
 	return nil
+}
+
+// publishAll sends msgs without waiting between them, then waits for every
+// ack: one round trip for the event and its work instead of one each. It
+// returns nil only when JetStream acknowledged every message, and a failure
+// wraps ErrUnavailable as publish's does (an oversized message excepted).
+func (q *Queue) publishAll(ctx context.Context, msgs []outMsg) error {
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
+	defer cancel()
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		f, err := q.js.PublishMsgAsync(m.msg, jetstream.WithMsgID(m.id), jetstream.WithExpectStream(m.stream))
+		if err != nil {
+			return publishError(m, err)
+		}
+		futures[i] = f
+	}
+	// Every ack is awaited, also after a failure: a 2xx needs them all, and
+	// an early return would not make a failed one succeed.
+	var first error
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				q.logger.Debug("duplicate message ignored", "subject", msgs[i].msg.Subject, "msg_id", msgs[i].id)
+			}
+		case err := <-f.Err():
+			if first == nil {
+				first = publishError(msgs[i], err)
+			}
+		case <-ctx.Done():
+			return publishError(msgs[i], ctx.Err())
+		}
+	}
+	return first
+}
+
+// publishError wraps a failed publish of m: with ErrUnavailable, unless
+// m can never be stored (over the maximum size).
+func publishError(m outMsg, err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
+		return fmt.Errorf("publish %s: %w", m.msg.Subject, err)
+	}
+	return fmt.Errorf("publish %s: %w: %w", m.msg.Subject, ErrUnavailable, err)
 }
 
 // validToken rejects a name that would change the subject's shape: empty,
