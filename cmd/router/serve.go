@@ -130,6 +130,11 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		return fmt.Errorf("open queue: %w", err)
 	}
 
+	sm, err := newServeMetrics(holder)
+	if err != nil {
+		return err
+	}
+
 	creator, err := newCreator(cfg, logger)
 	if err != nil {
 		return err
@@ -143,13 +148,13 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		concurrency = kc.UseLocker(q, logger)
 	}
 
-	srv := ingest.NewServer(ingest.Config{Rules: holder, Publisher: q, Logger: logger, Ready: q.Ready, Metrics: promhttp.Handler(), Audit: q.Audit, Status: q})
+	srv := ingest.NewServer(ingest.Config{Rules: holder, Publisher: sm.queue.Publisher(q), Logger: logger, Ready: q.Ready, Metrics: promhttp.Handler(), Audit: q.Audit, Status: q})
 	ln, err := net.Listen("tcp", cfg.listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
 	httpServer := &http.Server{
-		Handler:           srv,
+		Handler:           sm.http.Wrap(srv),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A 25 MiB body on a slow link still fits; a client that trickles
 		// forever does not hold a connection.
@@ -176,7 +181,7 @@ func serve(ctx context.Context, cfg serveConfig, logger *slog.Logger) error {
 		defer wg.Done()
 		err := q.Consume(consumeCtx, queue.ConsumerConfig{
 			MaxAttempts: cfg.maxAttempts, Concurrency: cfg.concurrency, HandlerContext: handlerCtx,
-			BackoffBase: cfg.retryBase, BackoffMax: cfg.retryMax,
+			BackoffBase: cfg.retryBase, BackoffMax: cfg.retryMax, Metrics: sm.queue,
 		}, dispatcher.Handle)
 		if err != nil {
 			errc <- fmt.Errorf("dispatch: %w", err)

@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -42,10 +44,11 @@ func NewHTTP(reg prometheus.Registerer, known Known, sources []string) (*HTTP, e
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 		}, []string{"source"}),
 	}
-	for _, c := range []prometheus.Collector{h.total, h.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
+	var err error
+	h.total = register(reg, h.total, &err)
+	h.duration = register(reg, h.duration, &err)
+	if err != nil {
+		return nil, fmt.Errorf("webhook metrics: %w", err)
 	}
 	for _, s := range sources {
 		h.total.WithLabelValues(s, "202")
@@ -117,3 +120,22 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// register registers c with reg, or returns the collector registered
+// before under its name (a second server in one process, as in tests).
+func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
+	err := reg.Register(c)
+	var are prometheus.AlreadyRegisteredError
+	switch {
+	case err == nil:
+		return c
+	case errors.As(err, &are):
+		if old, ok := are.ExistingCollector.(C); ok {
+			return old
+		}
+	}
+	if *errp == nil {
+		*errp = err
+	}
+	return c
+}

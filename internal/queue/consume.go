@@ -43,6 +43,8 @@ type ConsumerConfig struct {
 	// Default: ctx without its cancellation, so stopping Consume lets
 	// running handlers finish.
 	HandlerContext context.Context
+	// Metrics, when set, receive each delivery's result and the backlog.
+	Metrics *Metrics
 }
 
 func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
@@ -272,6 +274,7 @@ type consumer struct {
 	// a round then costs one fetch instead of a stream lookup and a fetch.
 	appList []string
 	appsAt  time.Time
+	dlqAt   time.Time // when the dead letters were last counted
 }
 
 // appsRefresh is how long the list of apps with work is reused while
@@ -289,6 +292,7 @@ func (c *consumer) apps(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	c.appList, c.appsAt = apps, time.Now()
+	c.cfg.Metrics.countDeadLetters(ctx, c.q, &c.dlqAt)
 	return apps, nil
 }
 
@@ -333,7 +337,8 @@ func (c *consumer) appsWithWork(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	apps := make([]string, 0, len(info.State.Subjects))
-	for subject := range info.State.Subjects {
+	counts := make(map[string]uint64, len(info.State.Subjects))
+	for subject, n := range info.State.Subjects {
 		app := strings.TrimPrefix(subject, WorkSubjectPrefix)
 		if !consumerNameRE.MatchString(app) {
 			// Not published by a router (routing only makes DNS-label
@@ -341,7 +346,9 @@ func (c *consumer) appsWithWork(ctx context.Context) ([]string, error) {
 			continue
 		}
 		apps = append(apps, app)
+		counts[app] = n
 	}
+	c.cfg.Metrics.setPending(counts)
 	sort.Strings(apps)
 	return apps, nil
 }
@@ -434,9 +441,11 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Error("undecodable work", "err", err)
 		sctx, cancel := settle()
 		defer cancel()
-		c.deadLetter(sctx, msg, log, DeadLetter{
+		if c.deadLetter(sctx, msg, log, DeadLetter{
 			Reason: ReasonUndecodable, Attempts: attempt, LastError: err.Error(), Raw: msg.Data(),
-		})
+		}) {
+			c.cfg.Metrics.count(app, ResultDeadLetter)
+		}
 		return
 	}
 	log = log.With("trigger", w.Target.Trigger, "event_id", w.Event.ID())
@@ -447,16 +456,22 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		// message looks, so stop here.
 		sctx, cancel := settle()
 		defer cancel()
-		c.deadLetter(sctx, msg, log, DeadLetter{
+		if c.deadLetter(sctx, msg, log, DeadLetter{
 			Work: w, Reason: ReasonExhausted, Attempts: attempt - 1,
 			LastError: "delivery limit reached without a recorded result",
-		})
+		}) {
+			c.cfg.Metrics.count(app, ResultDeadLetter)
+		}
 		return
 	}
 
+	began := time.Now()
 	herr := c.run(ctx, msg, w)
+	took := time.Since(began)
 	sctx, cancel := settle()
 	defer cancel()
+	result := ResultRetry
+	defer func() { c.cfg.Metrics.observe(app, result, took) }()
 	switch {
 	case herr == nil:
 		// DoubleAck waits for the server to confirm the ack. A lost ack is
@@ -466,26 +481,33 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 			log.Warn("ack failed, work will be redelivered", "err", err)
 			return
 		}
+		result = ResultDone
+		c.cfg.Metrics.created(meta.Timestamp)
 		c.q.setStatus(sctx, w, StateCreated, "", attempt)
 		log.Debug("work dispatched")
 	case permanentAt(herr, attempt):
 		log.Warn("work failed permanently", "err", herr)
-		c.deadLetter(sctx, msg, log, DeadLetter{
+		if c.deadLetter(sctx, msg, log, DeadLetter{
 			Work: w, Reason: ReasonPermanent, Attempts: attempt, LastError: herr.Error(),
-		})
+		}) {
+			result = ResultDeadLetter
+		}
 	case ctx.Err() != nil:
 		// Interrupted by the drain deadline, not failed: hand it back now
 		// for another replica (or this one's next start). The attempt still
 		// counts, which bounds a message that always outlasts the deadline.
 		log.Info("dispatch interrupted by shutdown, left in the queue", "err", herr)
+		result = ResultInterrupted
 		if err := msg.Nak(); err != nil {
 			log.Warn("nak failed, work will be redelivered after ack wait", "err", err)
 		}
 	case attempt >= c.cfg.MaxAttempts:
 		log.Warn("work exhausted its attempts", "err", herr)
-		c.deadLetter(sctx, msg, log, DeadLetter{
+		if c.deadLetter(sctx, msg, log, DeadLetter{
 			Work: w, Reason: ReasonExhausted, Attempts: attempt, LastError: herr.Error(),
-		})
+		}) {
+			result = ResultDeadLetter
+		}
 	default:
 		delay := retryDelayFor(herr, attempt, c.cfg)
 		log.Info("work failed, will retry", "err", herr, "delay", delay)
@@ -526,8 +548,9 @@ func (c *consumer) run(ctx context.Context, msg jetstream.Msg, w Work) error {
 
 // deadLetter stores dl on switchyard.dlq.<app>, then terminates msg. If
 // the store fails, msg is redelivered after a backoff instead: it is never
-// removed from the work stream without its dead letter.
-func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.Logger, dl DeadLetter) {
+// removed from the work stream without its dead letter. It reports whether
+// the dead letter was stored.
+func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.Logger, dl DeadLetter) bool {
 	dl.Time = time.Now().UTC()
 	data, err := json.Marshal(dl)
 	if err == nil {
@@ -547,7 +570,7 @@ func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.
 	if err != nil {
 		log.Error("dead letter failed, work will be redelivered", "reason", dl.Reason, "err", err)
 		_ = msg.NakWithDelay(backoff(dl.Attempts, c.cfg.BackoffBase, c.cfg.BackoffMax))
-		return
+		return false
 	}
 	log.Warn("work dead-lettered", "reason", dl.Reason, "attempts", dl.Attempts)
 	c.q.setDeadLettered(ctx, dl)
@@ -556,6 +579,7 @@ func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.
 	if err := msg.TermWithReason(dl.Reason); err != nil {
 		log.Warn("terminate failed, work will be redelivered", "err", err)
 	}
+	return true
 }
 
 // retryDelayFor is the wait before retrying work that failed with err:
