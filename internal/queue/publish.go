@@ -71,31 +71,66 @@ func (q *Queue) Publish(ctx context.Context, a policy.Accepted) error {
 	if a.BodyDigest != "" {
 		keys = append(keys, bodyKey(a.Source, a.BodyDigest))
 	}
-	for _, key := range keys {
-		switch stored, err := q.isAccepted(ctx, key); {
-		case err != nil:
-			return err
-		case stored:
-			return nil // stored before: nothing to do
-		}
+	switch stored, err := q.anyAccepted(ctx, keys); {
+	case stored:
+		return nil // stored before: nothing to do
+	case err != nil:
+		return err
 	}
 	if err := q.publishAll(ctx, msgs); err != nil {
 		return err
 	}
+	// Only now: a record written with the messages could outlive a failed
+	// one, and the sender's retry would then find it and store nothing.
 	record, err := json.Marshal(acceptedRecord(a))
 	if err != nil {
 		return fmt.Errorf("publish: encode accepted record: %w", err)
 	}
-	putCtx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
-	defer cancel()
+	puts := make([]outMsg, 0, len(keys))
 	for _, key := range keys {
-		if _, err := q.accepted.Put(putCtx, key, record); err != nil {
-			// Everything is stored, but unrecorded: the sender's retry is
-			// still deduplicated by the message ids.
-			return fmt.Errorf("publish: record accepted event: %w: %w", ErrUnavailable, err)
-		}
+		puts = append(puts, outMsg{stream: acceptedStream, msg: &nats.Msg{Subject: acceptedSubjectPrefix + key, Data: record}})
+	}
+	if err := q.publishAll(ctx, puts); err != nil {
+		// Everything is stored, but unrecorded: the sender's retry is
+		// still deduplicated by the message ids.
+		return fmt.Errorf("publish: record accepted event: %w", err)
 	}
 	return nil
+}
+
+// The accepted-events bucket's stream and subjects: its records are
+// written with the other publishes' asynchronous acks, as KeyValue.Put
+// would write them but without a round trip each.
+const (
+	acceptedStream        = "KV_" + AcceptedBucket
+	acceptedSubjectPrefix = "$KV." + AcceptedBucket + "."
+)
+
+// anyAccepted looks the keys up together and reports whether any of them
+// is in the accepted-events bucket; an error only when none is found and
+// a lookup failed.
+func (q *Queue) anyAccepted(ctx context.Context, keys []string) (bool, error) {
+	type answer struct {
+		stored bool
+		err    error
+	}
+	answers := make(chan answer, len(keys))
+	for _, key := range keys {
+		go func() {
+			stored, err := q.isAccepted(ctx, key)
+			answers <- answer{stored, err}
+		}()
+	}
+	var first error
+	stored := false
+	for range keys {
+		a := <-answers
+		stored = stored || a.stored
+		if a.err != nil && first == nil {
+			first = a.err
+		}
+	}
+	return stored, first
 }
 
 // isAccepted reports whether key is in the accepted-events bucket.
@@ -282,7 +317,11 @@ func (q *Queue) publishAll(ctx context.Context, msgs []outMsg) error {
 	defer cancel()
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		f, err := q.js.PublishMsgAsync(m.msg, jetstream.WithMsgID(m.id), jetstream.WithExpectStream(m.stream))
+		opts := []jetstream.PublishOpt{jetstream.WithExpectStream(m.stream)}
+		if m.id != "" {
+			opts = append(opts, jetstream.WithMsgID(m.id))
+		}
+		f, err := q.js.PublishMsgAsync(m.msg, opts...)
 		if err != nil {
 			return publishError(m, err)
 		}
