@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -325,12 +326,14 @@ func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
 		return nil, err
 	}
 	rss := child.peakRSS()
+	own := child.ownMetrics(ctx)
 	return []benchRow{
 		{"router, flags " + flagsLabel(b.cfg.routerArgs) + ": 202s",
 			fmt.Sprintf("%s/s, p50 %s, p99 %s%s", rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), res.failures())},
 		{"router: PipelineRuns created",
 			fmt.Sprintf("%s/s (%d runs in %s from the first send)", rate(created, createdIn), created, createdIn.Round(10*time.Millisecond))},
 		{"  API server during the router run", apiserverSummary(before, after)},
+		{"router: its own metrics", own},
 		{"router: peak RSS (VmHWM)", rss},
 	}, nil
 }
@@ -726,10 +729,8 @@ func (b *bench) apiserverMetrics(ctx context.Context) (apiserverSample, error) {
 	return parseAPIServerMetrics(data), nil
 }
 
-// parseAPIServerMetrics reads the few series bench reports from the
-// Prometheus text format.
-func parseAPIServerMetrics(data []byte) apiserverSample {
-	s := apiserverSample{buckets: map[float64]float64{}}
+// eachSample calls fn for every sample in Prometheus text format data.
+func eachSample(data []byte, fn func(series string, v float64)) {
 	for line := range strings.SplitSeq(string(data), "\n") {
 		if strings.HasPrefix(line, "#") {
 			continue
@@ -742,7 +743,84 @@ func parseAPIServerMetrics(data []byte) apiserverSample {
 		if err != nil {
 			continue
 		}
-		series := line[:sp]
+		fn(line[:sp], v)
+	}
+}
+
+// bucketBound is the upper bound of a histogram bucket sample.
+func bucketBound(series string) (float64, bool) {
+	_, le, ok := strings.Cut(series, `le="`)
+	if !ok {
+		return 0, false
+	}
+	le, _, _ = strings.Cut(le, `"`)
+	bound, err := strconv.ParseFloat(le, 64)
+	return bound, err == nil
+}
+
+// quantileBound is the smallest bucket bound holding the fraction q of a
+// cumulative histogram's observations.
+func quantileBound(buckets map[float64]float64, q float64) string {
+	bounds := slices.Sorted(maps.Keys(buckets))
+	if len(bounds) == 0 || buckets[bounds[len(bounds)-1]] == 0 {
+		return "n/a"
+	}
+	total := buckets[bounds[len(bounds)-1]]
+	for _, le := range bounds {
+		if buckets[le] >= q*total {
+			return fmt.Sprintf("≤ %g ms", le*1000)
+		}
+	}
+	return "n/a"
+}
+
+// ownMetrics summarizes the router's /metrics: dispatch results and the
+// time from a 202 to its PipelineRun. An older router without them says so.
+func (r *benchRouter) ownMetrics(ctx context.Context) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/metrics", nil)
+	if err != nil {
+		return "n/a: " + err.Error()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "n/a: " + err.Error()
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "n/a: " + err.Error()
+	}
+	results := map[string]float64{}
+	toRun, dispatch := map[float64]float64{}, map[float64]float64{}
+	eachSample(data, func(series string, v float64) {
+		switch {
+		case strings.HasPrefix(series, "switchyard_dispatch_total{"):
+			_, res, _ := strings.Cut(series, `result="`)
+			res, _, _ = strings.Cut(res, `"`)
+			results[res] += v
+		case strings.HasPrefix(series, "switchyard_event_to_pipelinerun_seconds_bucket{"):
+			if le, ok := bucketBound(series); ok {
+				toRun[le] += v
+			}
+		case strings.HasPrefix(series, "switchyard_dispatch_duration_seconds_bucket{"):
+			if le, ok := bucketBound(series); ok {
+				dispatch[le] += v
+			}
+		}
+	})
+	if len(results) == 0 {
+		return "n/a (this router has no dispatch metrics)"
+	}
+	return fmt.Sprintf("dispatches done %.0f, retried %.0f, dead-lettered %.0f; dispatch p99 %s; 202 to PipelineRun p50 %s, p99 %s",
+		results["done"], results["retry"], results["dead_letter"], quantileBound(dispatch, 0.99),
+		quantileBound(toRun, 0.5), quantileBound(toRun, 0.99))
+}
+
+// parseAPIServerMetrics reads the few series bench reports from the
+// Prometheus text format.
+func parseAPIServerMetrics(data []byte) apiserverSample {
+	s := apiserverSample{buckets: map[float64]float64{}}
+	eachSample(data, func(series string, v float64) {
 		switch {
 		case strings.HasPrefix(series, "apiserver_request_total{") && strings.Contains(series, `code="429"`):
 			s.throttled += v
@@ -750,40 +828,23 @@ func parseAPIServerMetrics(data []byte) apiserverSample {
 			s.rejected += v
 		case strings.HasPrefix(series, "apiserver_request_duration_seconds_bucket{") &&
 			strings.Contains(series, `resource="pipelineruns"`) && strings.Contains(series, `verb="POST"`):
-			_, le, ok := strings.Cut(series, `le="`)
-			if !ok {
-				continue
+			if le, ok := bucketBound(series); ok {
+				s.buckets[le] += v
 			}
-			le, _, _ = strings.Cut(le, `"`)
-			bound, err := strconv.ParseFloat(le, 64)
-			if err != nil {
-				continue
-			}
-			s.buckets[bound] += v
 		}
-	}
+	})
 	return s
 }
 
 // apiserverSummary reports 429s and the server-side p99 of PipelineRun
 // creates between two samples.
 func apiserverSummary(before, after apiserverSample) string {
-	bounds := make([]float64, 0, len(after.buckets))
-	for le := range after.buckets {
-		bounds = append(bounds, le)
-	}
-	slices.Sort(bounds)
-	if len(bounds) == 0 {
-		return fmt.Sprintf("no create latencies; 429s: %.0f (APF rejections %.0f)", after.throttled-before.throttled, after.rejected-before.rejected)
-	}
-	total := after.buckets[bounds[len(bounds)-1]] - before.buckets[bounds[len(bounds)-1]]
-	p99 := "n/a"
-	for _, le := range bounds {
-		if total > 0 && after.buckets[le]-before.buckets[le] >= 0.99*total {
-			p99 = fmt.Sprintf("≤ %g ms", le*1000)
-			break
-		}
+	delta := make(map[float64]float64, len(after.buckets))
+	total := 0.0
+	for le, v := range after.buckets {
+		delta[le] = v - before.buckets[le]
+		total = max(total, delta[le])
 	}
 	return fmt.Sprintf("%.0f creates, server-side p99 %s; 429s: %.0f (APF rejections %.0f)",
-		total, p99, after.throttled-before.throttled, after.rejected-before.rejected)
+		total, quantileBound(delta, 0.99), after.throttled-before.throttled, after.rejected-before.rejected)
 }
