@@ -470,8 +470,24 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	took := time.Since(began)
 	sctx, cancel := settle()
 	defer cancel()
+	result := c.settle(ctx, sctx, delivery{msg: msg, meta: meta, w: w, log: log}, herr)
+	c.cfg.Metrics.observe(app, result, took)
+}
+
+// delivery is one message being handled, decoded.
+type delivery struct {
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	w    Work
+	log  *slog.Logger
+}
+
+// settle acks, dead-letters or redelivers d after its handler returned
+// herr, within sctx, and returns the result for the metrics. ctx is the
+// handler's parent context (cancelled by the drain deadline).
+func (c *consumer) settle(ctx, sctx context.Context, d delivery, herr error) string {
+	msg, w, log, attempt := d.msg, d.w, d.log, int(d.meta.NumDelivered)
 	result := ResultRetry
-	defer func() { c.cfg.Metrics.observe(app, result, took) }()
 	switch {
 	case herr == nil:
 		// DoubleAck waits for the server to confirm the ack. A lost ack is
@@ -479,10 +495,10 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		// is idempotent), but a confirmed one is the only way to log it.
 		if err := msg.DoubleAck(sctx); err != nil {
 			log.Warn("ack failed, work will be redelivered", "err", err)
-			return
+			return result
 		}
 		result = ResultDone
-		c.cfg.Metrics.created(meta.Timestamp)
+		c.cfg.Metrics.created(d.meta.Timestamp)
 		c.q.setStatus(sctx, w, StateCreated, "", attempt)
 		log.Debug("work dispatched")
 	case permanentAt(herr, attempt):
@@ -517,6 +533,7 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 			log.Warn("nak failed, work will be redelivered after ack wait", "err", err)
 		}
 	}
+	return result
 }
 
 // run calls the handler, sending progress acks every AckWait/2 so a slow

@@ -219,9 +219,9 @@ func buildMessages(a policy.Accepted) ([]outMsg, error) {
 		// into the first one.
 		return nil, errors.New("publish: event has no id")
 	}
-	data, err := json.Marshal(jsonData(a.Event))
+	data, err := encodeEvent(a.Event)
 	if err != nil {
-		return nil, fmt.Errorf("publish: encode event: %w", err)
+		return nil, err
 	}
 	msgs := make([]outMsg, 0, 1+len(a.Targets))
 	baseID := a.Source + "/" + eventID
@@ -280,6 +280,20 @@ func jsonData(ev event.Event) event.Event {
 		}
 	}
 	return ev
+}
+
+// encodeEvent is the stored form of ev. json.Marshal would validate and
+// then copy the whole payload again to compact it; the SDK's encoding only
+// needs the validation, since the payload is stored as the provider sent it.
+func encodeEvent(ev event.Event) ([]byte, error) {
+	data, err := jsonData(ev).MarshalJSON()
+	if err == nil && !json.Valid(data) {
+		err = errors.New("not valid JSON")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish: encode event: %w", err)
+	}
+	return data, nil
 }
 
 func workMsgID(source, eventID, app, trigger string) string {
