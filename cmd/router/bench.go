@@ -155,6 +155,14 @@ func (b *bench) rawCreates(ctx context.Context) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	admin, err := versioned.NewForConfig(b.admin)
+	if err != nil {
+		return nil, fmt.Errorf("raw creates: %w", err)
+	}
+	// The same observer as in the router phase, so both pay for a watch.
+	if _, err := watchRuns(ctx, admin, benchRawNS); err != nil {
+		return nil, err
+	}
 	b.logf("raw creates: %d PipelineRuns, %d concurrent", b.cfg.events, b.cfg.concurrency)
 	res := runLoad(ctx, b.cfg.events, b.cfg.concurrency, b.progressFunc("raw creates"), func(ctx context.Context, i int) (int, error) {
 		pr := &pipelinev1.PipelineRun{
@@ -715,6 +723,7 @@ type apiserverSample struct {
 	throttled float64             // apiserver_request_total with code 429
 	rejected  float64             // apiserver_flowcontrol_rejected_requests_total
 	buckets   map[float64]float64 // POST pipelineruns duration buckets, by upper bound
+	waits     map[float64]float64 // APF queue wait of executed requests, by upper bound
 }
 
 func (b *bench) apiserverMetrics(ctx context.Context) (apiserverSample, error) {
@@ -819,13 +828,18 @@ func (r *benchRouter) ownMetrics(ctx context.Context) string {
 // parseAPIServerMetrics reads the few series bench reports from the
 // Prometheus text format.
 func parseAPIServerMetrics(data []byte) apiserverSample {
-	s := apiserverSample{buckets: map[float64]float64{}}
+	s := apiserverSample{buckets: map[float64]float64{}, waits: map[float64]float64{}}
 	eachSample(data, func(series string, v float64) {
 		switch {
 		case strings.HasPrefix(series, "apiserver_request_total{") && strings.Contains(series, `code="429"`):
 			s.throttled += v
 		case strings.HasPrefix(series, "apiserver_flowcontrol_rejected_requests_total{"):
 			s.rejected += v
+		case strings.HasPrefix(series, "apiserver_flowcontrol_request_wait_duration_seconds_bucket{") &&
+			strings.Contains(series, `flow_schema="service-accounts"`) && strings.Contains(series, `execute="true"`):
+			if le, ok := bucketBound(series); ok {
+				s.waits[le] += v
+			}
 		case strings.HasPrefix(series, "apiserver_request_duration_seconds_bucket{") &&
 			strings.Contains(series, `resource="pipelineruns"`) && strings.Contains(series, `verb="POST"`):
 			if le, ok := bucketBound(series); ok {
@@ -845,6 +859,10 @@ func apiserverSummary(before, after apiserverSample) string {
 		delta[le] = v - before.buckets[le]
 		total = max(total, delta[le])
 	}
-	return fmt.Sprintf("%.0f creates, server-side p99 %s; 429s: %.0f (APF rejections %.0f)",
-		total, quantileBound(delta, 0.99), after.throttled-before.throttled, after.rejected-before.rejected)
+	waits := make(map[float64]float64, len(after.waits))
+	for le, v := range after.waits {
+		waits[le] = v - before.waits[le]
+	}
+	return fmt.Sprintf("%.0f creates, server-side p99 %s, APF queue wait p99 %s; 429s: %.0f (APF rejections %.0f)",
+		total, quantileBound(delta, 0.99), quantileBound(waits, 0.99), after.throttled-before.throttled, after.rejected-before.rejected)
 }

@@ -27,12 +27,15 @@ apiserver_request_duration_seconds_bucket{resource="pods",verb="POST",le="0.05"}
 `))
 	after := parseAPIServerMetrics([]byte(`apiserver_request_total{code="429",resource="pipelineruns",verb="POST"} 4
 apiserver_flowcontrol_rejected_requests_total{flow_schema="service-accounts",reason="queue-full"} 2
+apiserver_flowcontrol_request_wait_duration_seconds_bucket{execute="true",flow_schema="service-accounts",priority_level="workload-low",le="0.001"} 50
+apiserver_flowcontrol_request_wait_duration_seconds_bucket{execute="true",flow_schema="service-accounts",priority_level="workload-low",le="0.1"} 100
+apiserver_flowcontrol_request_wait_duration_seconds_bucket{execute="true",flow_schema="service-accounts",priority_level="workload-low",le="+Inf"} 100
 apiserver_request_duration_seconds_bucket{resource="pipelineruns",verb="POST",le="0.05"} 104
 apiserver_request_duration_seconds_bucket{resource="pipelineruns",verb="POST",le="0.1"} 110
 apiserver_request_duration_seconds_bucket{resource="pipelineruns",verb="POST",le="+Inf"} 110
 `))
 	// 100 creates between the samples, 99 of them within 50 ms.
-	want := "100 creates, server-side p99 ≤ 50 ms; 429s: 3 (APF rejections 2)"
+	want := "100 creates, server-side p99 ≤ 50 ms, APF queue wait p99 ≤ 100 ms; 429s: 3 (APF rejections 2)"
 	if got := apiserverSummary(before, after); got != want {
 		t.Errorf("summary = %q, want %q", got, want)
 	}
