@@ -33,7 +33,10 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
+	"github.com/switchyard-dev/switchyard/internal/dispatch"
+	"github.com/switchyard-dev/switchyard/internal/ingest"
 	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/routing"
 	"github.com/switchyard-dev/switchyard/test/k8senv"
 )
 
@@ -95,6 +98,7 @@ type bench struct {
 	admin    *rest.Config
 	router   *rest.Config // the router's least-privilege identity
 	kubecfg  string       // its kubeconfig file
+	dir      string       // rules, and the router's data
 }
 
 // benchRow is one line of the result table.
@@ -123,6 +127,13 @@ func (b *bench) run(ctx context.Context) ([]benchRow, error) {
 	if b.router, err = k8senv.ConfigFromKubeconfig(b.kubecfg); err != nil {
 		return nil, err
 	}
+	if b.dir, err = os.MkdirTemp("", "switchyard-bench-router-"); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(b.dir)
+	if err := writeFiles(filepath.Join(b.dir, "rules"), map[string]string{"root.yaml": benchRoot, "apps/web.yaml": benchApp}); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
 	var rows []benchRow
 	raw, err := b.rawCreates(ctx)
 	if err != nil {
@@ -143,8 +154,13 @@ func (b *bench) run(ctx context.Context) ([]benchRow, error) {
 
 // rawCreates creates cfg.events PipelineRuns straight to the API server,
 // cfg.concurrency at a time, with the router's identity and no client-side
-// rate limit: the API server's own limit.
+// rate limit: the API server's own limit. They are the PipelineRun the
+// router renders for the sample push, so the server does the same work.
 func (b *bench) rawCreates(ctx context.Context) ([]benchRow, error) {
+	template, err := benchPipelineRun(ctx, filepath.Join(b.dir, "rules"))
+	if err != nil {
+		return nil, fmt.Errorf("raw creates: %w", err)
+	}
 	cfg := rest.CopyConfig(b.router)
 	cfg.QPS, cfg.Burst = -1, 0
 	client, err := versioned.NewForConfig(cfg)
@@ -165,10 +181,8 @@ func (b *bench) rawCreates(ctx context.Context) ([]benchRow, error) {
 	}
 	b.logf("raw creates: %d PipelineRuns, %d concurrent", b.cfg.events, b.cfg.concurrency)
 	res := runLoad(ctx, b.cfg.events, b.cfg.concurrency, b.progressFunc("raw creates"), func(ctx context.Context, i int) (int, error) {
-		pr := &pipelinev1.PipelineRun{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("raw-%06d", i), Namespace: benchRawNS},
-			Spec:       pipelinev1.PipelineRunSpec{PipelineRef: &pipelinev1.PipelineRef{Name: "build-and-test"}},
-		}
+		pr := template.DeepCopy()
+		pr.Name, pr.Namespace = fmt.Sprintf("raw-%06d", i), benchRawNS
 		_, err := client.TektonV1().PipelineRuns(benchRawNS).Create(ctx, pr, metav1.CreateOptions{})
 		if err != nil {
 			return 0, err
@@ -258,6 +272,33 @@ func limitHandler(js jetstream.JetStream, secret string) http.Handler {
 	})
 }
 
+// benchPipelineRun is what the router creates for the sample push under
+// the bench rules: normalized, routed and rendered as dispatch does.
+func benchPipelineRun(ctx context.Context, rulesDir string) (*pipelinev1.PipelineRun, error) {
+	rules, err := routing.LoadDir(rulesDir, ingest.LoadOptions())
+	if err != nil {
+		return nil, err
+	}
+	src := rules.Source("github")
+	req := &ingest.Request{Header: http.Header{}, Body: samplePush}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", "bench-template")
+	res, err := ingest.Normalize(src.Kind, req)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Events) == 0 {
+		return nil, errors.New("the sample push became no event")
+	}
+	ev := &res.Events[0]
+	targets := rules.Route(ingest.RouteInput(ctx, rules, src, ev, req.Header))
+	if len(targets) == 0 {
+		return nil, errors.New("the sample push matched no trigger")
+	}
+	return dispatch.Render(ctx, queue.Work{Source: src.Name, Event: *ev, Target: targets[0]})
+}
+
 // benchRules is the router's rules: one GitHub source, one app with one
 // trigger every push matches.
 const benchRoot = `apiVersion: switchyard.dev/v1alpha1
@@ -292,16 +333,8 @@ triggers:
 // endToEnd runs `router serve` as a child process with the given flags,
 // sends the pushes and counts PipelineRuns until all exist.
 func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
-	dir, err := os.MkdirTemp("", "switchyard-bench-router-")
-	if err != nil {
-		return nil, fmt.Errorf("router: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	if err := writeFiles(filepath.Join(dir, "rules"), map[string]string{"root.yaml": benchRoot, "apps/web.yaml": benchApp}); err != nil {
-		return nil, fmt.Errorf("router: %w", err)
-	}
 	secret := benchSecret()
-	child, err := startBenchRouter(ctx, b.cfg.routerBin, dir, b.kubecfg, secret, b.cfg.routerArgs)
+	child, err := startBenchRouter(ctx, b.cfg.routerBin, b.dir, b.kubecfg, secret, b.cfg.routerArgs)
 	if err != nil {
 		return nil, err
 	}

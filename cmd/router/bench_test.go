@@ -105,3 +105,19 @@ func TestLimitHandler(t *testing.T) {
 		t.Errorf("stored messages = %d, want 1 (the signed one)", info.State.Msgs)
 	}
 }
+
+// TestBenchPipelineRun: the raw phase creates what the router would.
+func TestBenchPipelineRun(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeFiles(dir, map[string]string{"root.yaml": benchRoot, "apps/web.yaml": benchApp}); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := benchPipelineRun(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Namespace != benchRouterNS || pr.Labels["switchyard.dev/app"] != "web" || len(pr.Spec.Params) != 2 {
+		t.Errorf("rendered %s/%s labels %v params %v; want the web app's build run in %s with 2 params",
+			pr.Namespace, pr.Name, pr.Labels, pr.Spec.Params, benchRouterNS)
+	}
+}
