@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,7 +28,7 @@ type Handler func(ctx context.Context, w Work) error
 // ConsumerConfig configures Consume.
 type ConsumerConfig struct {
 	Durable       string        // prefix of the per-app consumer names, "<Durable>-<app>" (default "dispatch")
-	MaxAckPending int           // bounds one app's unacknowledged work across all replicas (default 64)
+	MaxAckPending int           // bounds one app's unacknowledged work across all replicas (default 64, at least Concurrency)
 	AckWait       time.Duration // default 30s; progress acks are sent every AckWait/2 while a handler runs
 	MaxAttempts   int           // default 10; after this many failed deliveries the work is dead-lettered
 	BackoffBase   time.Duration // default 1s, exponential with full jitter
@@ -51,8 +52,11 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	if c.Durable == "" {
 		c.Durable = "dispatch"
 	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
 	if c.MaxAckPending == 0 {
-		c.MaxAckPending = 64
+		c.MaxAckPending = max(64, c.Concurrency)
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
@@ -65,9 +69,6 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	}
 	if c.BackoffMax == 0 {
 		c.BackoffMax = 5 * time.Minute
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = DefaultConcurrency
 	}
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = 2 * time.Minute
@@ -182,6 +183,7 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 		h:         h,
 		logger:    q.logger.With("consumer", cfg.Durable),
 		consumers: map[string]jetstream.Consumer{},
+		inflight:  map[string]*atomic.Int64{},
 	}
 	if err := c.dropSharedConsumer(ctx); err != nil {
 		return err
@@ -223,7 +225,14 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 			share := max(1, n/len(apps))
 			for i := 0; i < len(apps) && n > 0 && ctx.Err() == nil; i++ {
 				app := apps[(start+i)%len(apps)]
-				msgs := c.fetch(ctx, app, min(share, n))
+				running := c.running(app)
+				// Asking for more than MaxAckPending allows makes the server
+				// hold the request for a second: the loop would stall.
+				room := c.cfg.MaxAckPending - int(running.Load())
+				if room <= 0 {
+					continue
+				}
+				msgs := c.fetch(ctx, app, min(share, n, room))
 				for _, msg := range msgs {
 					if ctx.Err() != nil {
 						// Stopping: hand it back at once rather than after AckWait.
@@ -232,8 +241,9 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 					}
 					n--
 					fetched++
+					running.Add(1)
 					wg.Go(func() {
-						defer func() { <-slots }()
+						defer func() { running.Add(-1); <-slots }()
 						c.handle(hctx, msg)
 					})
 				}
@@ -275,6 +285,18 @@ type consumer struct {
 	appList []string
 	appsAt  time.Time
 	dlqAt   time.Time // when the dead letters were last counted
+	// inflight counts each app's handlers running in this process.
+	inflight map[string]*atomic.Int64
+}
+
+// running is app's count of handlers running in this process.
+func (c *consumer) running(app string) *atomic.Int64 {
+	n, ok := c.inflight[app]
+	if !ok {
+		n = new(atomic.Int64)
+		c.inflight[app] = n
+	}
+	return n
 }
 
 // appsRefresh is how long the list of apps with work is reused while
