@@ -183,7 +183,7 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 		h:         h,
 		logger:    q.logger.With("consumer", cfg.Durable),
 		consumers: map[string]jetstream.Consumer{},
-		inflight:  map[string]*atomic.Int64{},
+		loads:     map[string]*appLoad{},
 	}
 	if err := c.dropSharedConsumer(ctx); err != nil {
 		return err
@@ -225,10 +225,10 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 			share := max(1, n/len(apps))
 			for i := 0; i < len(apps) && n > 0 && ctx.Err() == nil; i++ {
 				app := apps[(start+i)%len(apps)]
-				running := c.running(app)
+				load := c.load(app)
 				// Asking for more than MaxAckPending allows makes the server
 				// hold the request for a second: the loop would stall.
-				room := c.cfg.MaxAckPending - int(running.Load())
+				room := c.cfg.MaxAckPending - load.unacked()
 				if room <= 0 {
 					continue
 				}
@@ -241,10 +241,10 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 					}
 					n--
 					fetched++
-					running.Add(1)
+					load.running.Add(1)
 					wg.Go(func() {
-						defer func() { running.Add(-1); <-slots }()
-						c.handle(hctx, msg)
+						defer func() { load.running.Add(-1); <-slots }()
+						c.handle(hctx, msg, load)
 					})
 				}
 			}
@@ -285,18 +285,33 @@ type consumer struct {
 	appList []string
 	appsAt  time.Time
 	dlqAt   time.Time // when the dead letters were last counted
-	// inflight counts each app's handlers running in this process.
-	inflight map[string]*atomic.Int64
+	// loads are each app's unacknowledged work in this process.
+	loads map[string]*appLoad
 }
 
-// running is app's count of handlers running in this process.
-func (c *consumer) running(app string) *atomic.Int64 {
-	n, ok := c.inflight[app]
+// appLoad is one app's work this process holds unacknowledged: running
+// handlers, and work waiting for its retry delay (the server counts it
+// against MaxAckPending until it is delivered again).
+type appLoad struct {
+	running, delayed atomic.Int64
+}
+
+func (l *appLoad) unacked() int { return int(l.running.Load() + l.delayed.Load()) }
+
+// retrying counts work handed back with a delay, until the delay is over.
+func (l *appLoad) retrying(delay time.Duration) {
+	l.delayed.Add(1)
+	time.AfterFunc(delay, func() { l.delayed.Add(-1) })
+}
+
+// load is app's appLoad; only Consume's loop calls it.
+func (c *consumer) load(app string) *appLoad {
+	l, ok := c.loads[app]
 	if !ok {
-		n = new(atomic.Int64)
-		c.inflight[app] = n
+		l = new(appLoad)
+		c.loads[app] = l
 	}
-	return n
+	return l
 }
 
 // appsRefresh is how long the list of apps with work is reused while
@@ -437,7 +452,7 @@ func (c *consumer) create(ctx context.Context, app string) (jetstream.Consumer, 
 }
 
 // handle runs one delivery to its end: ack, redelivery or dead letter.
-func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
+func (c *consumer) handle(ctx context.Context, msg jetstream.Msg, load *appLoad) {
 	app := strings.TrimPrefix(msg.Subject(), WorkSubjectPrefix)
 	log := c.logger.With("app", app)
 	meta, err := msg.Metadata()
@@ -492,7 +507,7 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 	took := time.Since(began)
 	sctx, cancel := settle()
 	defer cancel()
-	result := c.settle(ctx, sctx, delivery{msg: msg, meta: meta, w: w, log: log}, herr)
+	result := c.settle(ctx, sctx, delivery{msg: msg, meta: meta, w: w, log: log, load: load}, herr)
 	c.cfg.Metrics.observe(app, result, took)
 }
 
@@ -502,6 +517,7 @@ type delivery struct {
 	meta *jetstream.MsgMetadata
 	w    Work
 	log  *slog.Logger
+	load *appLoad
 }
 
 // settle acks, dead-letters or redelivers d after its handler returned
@@ -553,6 +569,8 @@ func (c *consumer) settle(ctx, sctx context.Context, d delivery, herr error) str
 		c.q.setStatus(sctx, w, StateFailed, herr.Error(), attempt)
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Warn("nak failed, work will be redelivered after ack wait", "err", err)
+		} else {
+			d.load.retrying(delay)
 		}
 	}
 	return result
