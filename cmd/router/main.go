@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"replay":    cmdReplay,
 		"status":    cmdStatus,
 		"audit":     cmdAudit,
+		"bench":     cmdBench,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

@@ -65,15 +65,15 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	natsAuthFlags(fs, &c.natsAuth)
 	fs.StringVar(&c.kubeconfig, "kubeconfig", "", "kubeconfig path (default $KUBECONFIG, then in-cluster config)")
 	fs.StringVar(&c.dispatchMode, "dispatch", "auto", "where PipelineRuns go: kube, dir (YAML files under --data-dir/pipelineruns) or auto (kube when a cluster config is found, else dir)")
-	fs.Float64Var(&c.kubeQPS, "kube-qps", 50, "Kubernetes client queries per second")
-	fs.IntVar(&c.kubeBurst, "kube-burst", 100, "Kubernetes client burst")
+	fs.Float64Var(&c.kubeQPS, "kube-qps", -1, "Kubernetes client queries per second; negative: no client-side limit, the API server's priority and fairness paces dispatch with 429 and Retry-After, which dispatch honours")
+	fs.IntVar(&c.kubeBurst, "kube-burst", 100, "Kubernetes client burst (with a positive --kube-qps)")
 	fs.IntVar(&c.streamReplica, "stream-replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
 	fs.Int64Var(&c.auditMaxBytes, "audit-max-bytes", queue.DefaultAuditMaxBytes, "size cap of the audit stream in bytes (256 MiB); beyond it the oldest records are dropped, so a flood of refused requests cannot fill the store webhooks need")
 	fs.Int64Var(&c.maxInflight, "max-inflight-bytes", ingest.DefaultMaxInflight, "memory all request bodies being read or processed may hold at once (64 MiB); a request that finds no room within 2 s is answered 503 with Retry-After")
 	fs.IntVar(&c.maxAttempts, "max-attempts", 10, "dispatch attempts before work is dead-lettered")
 	fs.DurationVar(&c.retryBase, "retry-base", time.Second, "first retry delay of a failed dispatch; it doubles per attempt, with full jitter")
 	fs.DurationVar(&c.retryMax, "retry-max", 5*time.Minute, "longest retry delay (also caps an API server's Retry-After)")
-	fs.IntVar(&c.concurrency, "dispatch-concurrency", 8, "concurrent dispatches in this process")
+	fs.IntVar(&c.concurrency, "dispatch-concurrency", queue.DefaultConcurrency, "concurrent dispatches in this process")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 20*time.Second, "after the drain delay, how long SIGTERM waits for in-flight requests and dispatches; dispatches still running then are interrupted and left in the queue")
 	fs.DurationVar(&c.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop sending before the listener closes")
 	fs.DurationVar(&c.concurrencyResync, "concurrency-resync", 10*time.Second, "how often the PipelineRuns of concurrency groups with a limit are checked, to start pending ones as earlier ones finish")
@@ -144,6 +144,7 @@ type router struct {
 	closeNATS  func()
 	creator    dispatch.Creator
 	dispatcher *dispatch.Dispatcher
+	metrics    *serveMetrics
 	queue      *queueGate
 	srv        *ingest.Server
 	ln         net.Listener
@@ -194,13 +195,17 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	if r.creator, err = newCreator(cfg, logger); err != nil {
 		return nil, err
 	}
+	if r.metrics, err = newServeMetrics(r.holder); err != nil {
+		return nil, err
+	}
+	r.queue.metrics = r.metrics.queue
 	// Dispatch asks policy again, with the rules in force, before it
 	// creates anything: a revoked grant or forged work is dead-lettered.
 	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}))
 	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready,
 		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, MaxInflight: cfg.maxInflight})
 	r.httpServer = &http.Server{
-		Handler:           r.srv,
+		Handler:           r.metrics.http.Wrap(r.srv),
 		ReadHeaderTimeout: 10 * time.Second,
 		// A 25 MiB body on a slow link still fits; a client that trickles
 		// forever does not hold a connection.
@@ -328,7 +333,7 @@ func (r *router) startDispatch(consumeCtx, handlerCtx context.Context, wg *sync.
 		defer wg.Done()
 		err := q.Consume(consumeCtx, queue.ConsumerConfig{
 			MaxAttempts: r.cfg.maxAttempts, Concurrency: r.cfg.concurrency, HandlerContext: handlerCtx,
-			BackoffBase: r.cfg.retryBase, BackoffMax: r.cfg.retryMax,
+			BackoffBase: r.cfg.retryBase, BackoffMax: r.cfg.retryMax, Metrics: r.metrics.queue,
 		}, r.dispatcher.Handle)
 		if err != nil {
 			fail(fmt.Errorf("dispatch: %w", err))
@@ -422,7 +427,11 @@ func (g grant) Admit(w queue.Work) error {
 // queueGate stands for the queue until Run has opened it: webhooks and
 // status reads get 503 (senders retry), /readyz says why, and audit
 // records are only logged (ingest logs every decision).
-type queueGate struct{ q atomic.Pointer[queue.Queue] }
+type queueGate struct {
+	q atomic.Pointer[queue.Queue]
+	// metrics times publishes (switchyard_publish_duration_seconds).
+	metrics *queue.Metrics
+}
 
 var (
 	_ ingest.Publisher    = (*queueGate)(nil)
@@ -437,6 +446,9 @@ func (g *queueGate) Publish(ctx context.Context, a policy.Accepted) error {
 	q := g.q.Load()
 	if q == nil {
 		return errQueueNotOpen
+	}
+	if g.metrics != nil {
+		return g.metrics.Publisher(q).Publish(ctx, a)
 	}
 	return q.Publish(ctx, a)
 }

@@ -133,9 +133,12 @@ func classify(err error) error {
 // consulted: a laptop's current context must not receive PipelineRuns unless
 // asked to.
 //
-// qps and burst set the client-side rate limit; client-go's own 5/10 is a
-// bottleneck for a router (the flags default to 50/100). Zero keeps
-// client-go's default, a negative qps disables the limit.
+// qps and burst set the client-side rate limit. Zero keeps client-go's
+// default (5/10, a bottleneck for a router); a negative qps disables it,
+// which is the router's default: a fixed client rate either idles the API
+// server or overloads it, while its priority and fairness answers 429 with
+// Retry-After exactly when it is busy, and dispatch retries after that
+// delay (client-go itself first retries a 429 after its Retry-After).
 func RESTConfig(kubeconfig string, qps float32, burst int) (*rest.Config, error) {
 	cfg, err := loadRESTConfig(kubeconfig)
 	if err != nil {

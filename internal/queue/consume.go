@@ -11,6 +11,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -27,12 +28,12 @@ type Handler func(ctx context.Context, w Work) error
 // ConsumerConfig configures Consume.
 type ConsumerConfig struct {
 	Durable       string        // prefix of the per-app consumer names, "<Durable>-<app>" (default "dispatch")
-	MaxAckPending int           // bounds one app's unacknowledged work across all replicas (default 64)
+	MaxAckPending int           // bounds one app's unacknowledged work across all replicas (default 64, at least Concurrency)
 	AckWait       time.Duration // default 30s; progress acks are sent every AckWait/2 while a handler runs
 	MaxAttempts   int           // default 10; after this many failed deliveries the work is dead-lettered
 	BackoffBase   time.Duration // default 1s, exponential with full jitter
 	BackoffMax    time.Duration // default 5m
-	Concurrency   int           // handler goroutines in this process (default 8)
+	Concurrency   int           // handler goroutines in this process (default DefaultConcurrency)
 	// HandlerTimeout bounds one handler call (default 2m); a handler that
 	// overruns it gets a cancelled context and its error is retried. It keeps
 	// a stuck call from holding a message, with progress acks, forever.
@@ -43,14 +44,19 @@ type ConsumerConfig struct {
 	// Default: ctx without its cancellation, so stopping Consume lets
 	// running handlers finish.
 	HandlerContext context.Context
+	// Metrics, when set, receive each delivery's result and the backlog.
+	Metrics *Metrics
 }
 
 func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	if c.Durable == "" {
 		c.Durable = "dispatch"
 	}
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
 	if c.MaxAckPending == 0 {
-		c.MaxAckPending = 64
+		c.MaxAckPending = max(64, c.Concurrency)
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
@@ -63,9 +69,6 @@ func (c ConsumerConfig) withDefaults() (ConsumerConfig, error) {
 	}
 	if c.BackoffMax == 0 {
 		c.BackoffMax = 5 * time.Minute
-	}
-	if c.Concurrency == 0 {
-		c.Concurrency = 8
 	}
 	if c.HandlerTimeout == 0 {
 		c.HandlerTimeout = 2 * time.Minute
@@ -135,6 +138,11 @@ func (d *DeadLetter) UnmarshalJSON(b []byte) error {
 	return nil
 }
 
+// DefaultConcurrency is how many dispatches run at once by default: enough
+// to keep an API server busy (a create takes 10-50 ms), few enough that its
+// priority and fairness does not answer 429 to one router.
+const DefaultConcurrency = 32
+
 // fetchWait bounds one request to the server made by the dispatch loop, so
 // a stopped Consume does not leave a long-lived request behind.
 const fetchWait = 5 * time.Second
@@ -175,6 +183,7 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 		h:         h,
 		logger:    q.logger.With("consumer", cfg.Durable),
 		consumers: map[string]jetstream.Consumer{},
+		loads:     map[string]*appLoad{},
 	}
 	if err := c.dropSharedConsumer(ctx); err != nil {
 		return err
@@ -208,7 +217,7 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 			}
 		}
 
-		apps, err := c.appsWithWork(ctx)
+		apps, err := c.apps(ctx)
 		fetched := 0
 		if len(apps) > 0 {
 			start := round % len(apps)
@@ -216,7 +225,14 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 			share := max(1, n/len(apps))
 			for i := 0; i < len(apps) && n > 0 && ctx.Err() == nil; i++ {
 				app := apps[(start+i)%len(apps)]
-				msgs := c.fetch(ctx, app, min(share, n))
+				load := c.load(app)
+				// Asking for more than MaxAckPending allows makes the server
+				// hold the request for a second: the loop would stall.
+				room := c.cfg.MaxAckPending - load.unacked()
+				if room <= 0 {
+					continue
+				}
+				msgs := c.fetch(ctx, app, min(share, n, room))
 				for _, msg := range msgs {
 					if ctx.Err() != nil {
 						// Stopping: hand it back at once rather than after AckWait.
@@ -225,9 +241,10 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 					}
 					n--
 					fetched++
+					load.running.Add(1)
 					wg.Go(func() {
-						defer func() { <-slots }()
-						c.handle(hctx, msg)
+						defer func() { load.running.Add(-1); <-slots }()
+						c.handle(hctx, msg, load)
 					})
 				}
 			}
@@ -242,6 +259,7 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 			wait = time.Second // do not spin against a broken connection
 		case fetched == 0:
 			wait = idlePoll
+			c.appsAt = time.Time{} // look for new apps' work at once
 		}
 		if wait > 0 {
 			select {
@@ -262,6 +280,57 @@ type consumer struct {
 	// loop goroutine uses the map.
 	consumers map[string]jetstream.Consumer
 	stream    jetstream.Stream // the work stream's handle, once looked up
+	// appList is the last appsWithWork answer, taken at appsAt: under load
+	// a round then costs one fetch instead of a stream lookup and a fetch.
+	appList []string
+	appsAt  time.Time
+	dlqAt   time.Time // when the dead letters were last counted
+	// loads are each app's unacknowledged work in this process.
+	loads map[string]*appLoad
+}
+
+// appLoad is one app's work this process holds unacknowledged: running
+// handlers, and work waiting for its retry delay (the server counts it
+// against MaxAckPending until it is delivered again).
+type appLoad struct {
+	running, delayed atomic.Int64
+}
+
+func (l *appLoad) unacked() int { return int(l.running.Load() + l.delayed.Load()) }
+
+// retrying counts work handed back with a delay, until the delay is over.
+func (l *appLoad) retrying(delay time.Duration) {
+	l.delayed.Add(1)
+	time.AfterFunc(delay, func() { l.delayed.Add(-1) })
+}
+
+// load is app's appLoad; only Consume's loop calls it.
+func (c *consumer) load(app string) *appLoad {
+	l, ok := c.loads[app]
+	if !ok {
+		l = new(appLoad)
+		c.loads[app] = l
+	}
+	return l
+}
+
+// appsRefresh is how long the list of apps with work is reused while
+// rounds find work; a round that finds none lists them again.
+const appsRefresh = 100 * time.Millisecond
+
+// apps is appsWithWork, reused for appsRefresh while rounds find work.
+func (c *consumer) apps(ctx context.Context) ([]string, error) {
+	if c.appList != nil && time.Since(c.appsAt) < appsRefresh {
+		return c.appList, nil
+	}
+	apps, err := c.appsWithWork(ctx)
+	if err != nil {
+		c.appList = nil
+		return nil, err
+	}
+	c.appList, c.appsAt = apps, time.Now()
+	c.cfg.Metrics.countDeadLetters(ctx, c.q, &c.dlqAt)
+	return apps, nil
 }
 
 // dropSharedConsumer deletes the unfiltered consumer cfg.Durable that
@@ -305,7 +374,8 @@ func (c *consumer) appsWithWork(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	apps := make([]string, 0, len(info.State.Subjects))
-	for subject := range info.State.Subjects {
+	counts := make(map[string]uint64, len(info.State.Subjects))
+	for subject, n := range info.State.Subjects {
 		app := strings.TrimPrefix(subject, WorkSubjectPrefix)
 		if !consumerNameRE.MatchString(app) {
 			// Not published by a router (routing only makes DNS-label
@@ -313,7 +383,9 @@ func (c *consumer) appsWithWork(ctx context.Context) ([]string, error) {
 			continue
 		}
 		apps = append(apps, app)
+		counts[app] = n
 	}
+	c.cfg.Metrics.setPending(counts)
 	sort.Strings(apps)
 	return apps, nil
 }
@@ -380,7 +452,7 @@ func (c *consumer) create(ctx context.Context, app string) (jetstream.Consumer, 
 }
 
 // handle runs one delivery to its end: ack, redelivery or dead letter.
-func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
+func (c *consumer) handle(ctx context.Context, msg jetstream.Msg, load *appLoad) {
 	app := strings.TrimPrefix(msg.Subject(), WorkSubjectPrefix)
 	log := c.logger.With("app", app)
 	meta, err := msg.Metadata()
@@ -406,9 +478,11 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		log.Error("undecodable work", "err", err)
 		sctx, cancel := settle()
 		defer cancel()
-		c.deadLetter(sctx, msg, log, DeadLetter{
+		if c.deadLetter(sctx, msg, log, DeadLetter{
 			Reason: ReasonUndecodable, Attempts: attempt, LastError: err.Error(), Raw: msg.Data(),
-		})
+		}) {
+			c.cfg.Metrics.count(app, ResultDeadLetter)
+		}
 		return
 	}
 	log = log.With("trigger", w.Target.Trigger, "event_id", w.Event.ID())
@@ -419,16 +493,39 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		// message looks, so stop here.
 		sctx, cancel := settle()
 		defer cancel()
-		c.deadLetter(sctx, msg, log, DeadLetter{
+		if c.deadLetter(sctx, msg, log, DeadLetter{
 			Work: w, Reason: ReasonExhausted, Attempts: attempt - 1,
 			LastError: "delivery limit reached without a recorded result",
-		})
+		}) {
+			c.cfg.Metrics.count(app, ResultDeadLetter)
+		}
 		return
 	}
 
+	began := time.Now()
 	herr := c.run(ctx, msg, w)
+	took := time.Since(began)
 	sctx, cancel := settle()
 	defer cancel()
+	result := c.settle(ctx, sctx, delivery{msg: msg, meta: meta, w: w, log: log, load: load}, herr)
+	c.cfg.Metrics.observe(app, result, took)
+}
+
+// delivery is one message being handled, decoded.
+type delivery struct {
+	msg  jetstream.Msg
+	meta *jetstream.MsgMetadata
+	w    Work
+	log  *slog.Logger
+	load *appLoad
+}
+
+// settle acks, dead-letters or redelivers d after its handler returned
+// herr, within sctx, and returns the result for the metrics. ctx is the
+// handler's parent context (cancelled by the drain deadline).
+func (c *consumer) settle(ctx, sctx context.Context, d delivery, herr error) string {
+	msg, w, log, attempt := d.msg, d.w, d.log, int(d.meta.NumDelivered)
+	result := ResultRetry
 	switch {
 	case herr == nil:
 		// DoubleAck waits for the server to confirm the ack. A lost ack is
@@ -436,28 +533,35 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		// is idempotent), but a confirmed one is the only way to log it.
 		if err := msg.DoubleAck(sctx); err != nil {
 			log.Warn("ack failed, work will be redelivered", "err", err)
-			return
+			return result
 		}
+		result = ResultDone
+		c.cfg.Metrics.created(d.meta.Timestamp)
 		c.q.setStatus(sctx, w, StateCreated, "", attempt)
 		log.Debug("work dispatched")
 	case permanentAt(herr, attempt):
 		log.Warn("work failed permanently", "err", herr)
-		c.deadLetter(sctx, msg, log, DeadLetter{
+		if c.deadLetter(sctx, msg, log, DeadLetter{
 			Work: w, Reason: ReasonPermanent, Attempts: attempt, LastError: herr.Error(),
-		})
+		}) {
+			result = ResultDeadLetter
+		}
 	case ctx.Err() != nil:
 		// Interrupted by the drain deadline, not failed: hand it back now
 		// for another replica (or this one's next start). The attempt still
 		// counts, which bounds a message that always outlasts the deadline.
 		log.Info("dispatch interrupted by shutdown, left in the queue", "err", herr)
+		result = ResultInterrupted
 		if err := msg.Nak(); err != nil {
 			log.Warn("nak failed, work will be redelivered after ack wait", "err", err)
 		}
 	case attempt >= c.cfg.MaxAttempts:
 		log.Warn("work exhausted its attempts", "err", herr)
-		c.deadLetter(sctx, msg, log, DeadLetter{
+		if c.deadLetter(sctx, msg, log, DeadLetter{
 			Work: w, Reason: ReasonExhausted, Attempts: attempt, LastError: herr.Error(),
-		})
+		}) {
+			result = ResultDeadLetter
+		}
 	default:
 		delay := retryDelayFor(herr, attempt, c.cfg)
 		log.Info("work failed, will retry", "err", herr, "delay", delay)
@@ -465,8 +569,11 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg) {
 		c.q.setStatus(sctx, w, StateFailed, herr.Error(), attempt)
 		if err := msg.NakWithDelay(delay); err != nil {
 			log.Warn("nak failed, work will be redelivered after ack wait", "err", err)
+		} else {
+			d.load.retrying(delay)
 		}
 	}
+	return result
 }
 
 // run calls the handler, sending progress acks every AckWait/2 so a slow
@@ -498,8 +605,9 @@ func (c *consumer) run(ctx context.Context, msg jetstream.Msg, w Work) error {
 
 // deadLetter stores dl on switchyard.dlq.<app>, then terminates msg. If
 // the store fails, msg is redelivered after a backoff instead: it is never
-// removed from the work stream without its dead letter.
-func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.Logger, dl DeadLetter) {
+// removed from the work stream without its dead letter. It reports whether
+// the dead letter was stored.
+func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.Logger, dl DeadLetter) bool {
 	dl.Time = time.Now().UTC()
 	data, err := json.Marshal(dl)
 	if err == nil {
@@ -519,7 +627,7 @@ func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.
 	if err != nil {
 		log.Error("dead letter failed, work will be redelivered", "reason", dl.Reason, "err", err)
 		_ = msg.NakWithDelay(backoff(dl.Attempts, c.cfg.BackoffBase, c.cfg.BackoffMax))
-		return
+		return false
 	}
 	log.Warn("work dead-lettered", "reason", dl.Reason, "attempts", dl.Attempts)
 	c.q.setDeadLettered(ctx, dl)
@@ -528,6 +636,7 @@ func (c *consumer) deadLetter(ctx context.Context, msg jetstream.Msg, log *slog.
 	if err := msg.TermWithReason(dl.Reason); err != nil {
 		log.Warn("terminate failed, work will be redelivered", "err", err)
 	}
+	return true
 }
 
 // retryDelayFor is the wait before retrying work that failed with err:

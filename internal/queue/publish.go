@@ -36,10 +36,11 @@ type outMsg struct {
 	id     string
 }
 
-// Publish stores the event of a on switchyard.events.<source>, then each of
-// its work items on switchyard.work.<app>, and returns nil only after
-// JetStream acknowledged every one of them. Each publish waits at most
-// Config.PublishTimeout (and no longer than ctx allows).
+// Publish stores the event of a on switchyard.events.<source> and each of
+// its work items on switchyard.work.<app>, sent together without waiting
+// in between, and returns nil only after JetStream acknowledged every one of
+// them. The acks are awaited together for at most Config.PublishTimeout
+// (and no longer than ctx allows).
 //
 // Messages carry deduplication ids (source/event-id, and
 // source/event-id/app/trigger for work), so publishing the same Accepted
@@ -70,33 +71,66 @@ func (q *Queue) Publish(ctx context.Context, a policy.Accepted) error {
 	if a.BodyDigest != "" {
 		keys = append(keys, bodyKey(a.Source, a.BodyDigest))
 	}
-	for _, key := range keys {
-		switch stored, err := q.isAccepted(ctx, key); {
-		case err != nil:
-			return err
-		case stored:
-			return ErrAlreadyStored // stored before: nothing to do
-		}
+	switch stored, err := q.anyAccepted(ctx, keys); {
+	case stored:
+		return ErrAlreadyStored // stored before: nothing to do
+	case err != nil:
+		return err
 	}
-	for _, m := range msgs {
-		if err := q.publish(ctx, m); err != nil {
-			return err
-		}
+	if err := q.publishAll(ctx, msgs); err != nil {
+		return err
 	}
+	// Only now: a record written with the messages could outlive a failed
+	// one, and the sender's retry would then find it and store nothing.
 	record, err := json.Marshal(acceptedRecord(a))
 	if err != nil {
 		return fmt.Errorf("publish: encode accepted record: %w", err)
 	}
-	putCtx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
-	defer cancel()
+	puts := make([]outMsg, 0, len(keys))
 	for _, key := range keys {
-		if _, err := q.accepted.Put(putCtx, key, record); err != nil {
-			// Everything is stored, but unrecorded: the sender's retry is
-			// still deduplicated by the message ids.
-			return fmt.Errorf("publish: record accepted event: %w: %w", ErrUnavailable, err)
-		}
+		puts = append(puts, outMsg{stream: acceptedStream, msg: &nats.Msg{Subject: acceptedSubjectPrefix + key, Data: record}})
+	}
+	if err := q.publishAll(ctx, puts); err != nil {
+		// Everything is stored, but unrecorded: the sender's retry is
+		// still deduplicated by the message ids.
+		return fmt.Errorf("publish: record accepted event: %w", err)
 	}
 	return nil
+}
+
+// The accepted-events bucket's stream and subjects: its records are
+// written with the other publishes' asynchronous acks, as KeyValue.Put
+// would write them but without a round trip each.
+const (
+	acceptedStream        = "KV_" + AcceptedBucket
+	acceptedSubjectPrefix = "$KV." + AcceptedBucket + "."
+)
+
+// anyAccepted looks the keys up together and reports whether any of them
+// is in the accepted-events bucket; an error only when none is found and
+// a lookup failed.
+func (q *Queue) anyAccepted(ctx context.Context, keys []string) (bool, error) {
+	type answer struct {
+		stored bool
+		err    error
+	}
+	answers := make(chan answer, len(keys))
+	for _, key := range keys {
+		go func() {
+			stored, err := q.isAccepted(ctx, key)
+			answers <- answer{stored, err}
+		}()
+	}
+	var first error
+	stored := false
+	for range keys {
+		a := <-answers
+		stored = stored || a.stored
+		if a.err != nil && first == nil {
+			first = a.err
+		}
+	}
+	return stored, first
 }
 
 // isAccepted reports whether key is in the accepted-events bucket.
@@ -185,9 +219,9 @@ func buildMessages(a policy.Accepted) ([]outMsg, error) {
 		// into the first one.
 		return nil, errors.New("publish: event has no id")
 	}
-	data, err := json.Marshal(jsonData(a.Event))
+	data, err := encodeEvent(a.Event)
 	if err != nil {
-		return nil, fmt.Errorf("publish: encode event: %w", err)
+		return nil, err
 	}
 	msgs := make([]outMsg, 0, 1+len(a.Targets))
 	baseID := a.Source + "/" + eventID
@@ -248,6 +282,20 @@ func jsonData(ev event.Event) event.Event {
 	return ev
 }
 
+// encodeEvent is the stored form of ev. json.Marshal would validate and
+// then copy the whole payload again to compact it; the SDK's encoding only
+// needs the validation, since the payload is stored as the provider sent it.
+func encodeEvent(ev event.Event) ([]byte, error) {
+	data, err := jsonData(ev).MarshalJSON()
+	if err == nil && !json.Valid(data) {
+		err = errors.New("not valid JSON")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish: encode event: %w", err)
+	}
+	return data, nil
+}
+
 func workMsgID(source, eventID, app, trigger string) string {
 	return source + "/" + eventID + "/" + app + "/" + trigger
 }
@@ -266,15 +314,60 @@ func (q *Queue) publish(ctx context.Context, m outMsg) error {
 	defer cancel()
 	ack, err := q.js.PublishMsg(ctx, m.msg, jetstream.WithMsgID(m.id), jetstream.WithExpectStream(m.stream))
 	if err != nil {
-		if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
-			return fmt.Errorf("publish %s: %w", m.msg.Subject, err)
-		}
-		return fmt.Errorf("publish %s: %w: %w", m.msg.Subject, ErrUnavailable, err)
+		return publishError(m, err)
 	}
 	if ack.Duplicate {
 		q.logger.Debug("duplicate message ignored", "subject", m.msg.Subject, "msg_id", m.id)
 	}
 	return nil
+}
+
+// publishAll sends msgs without waiting between them, then waits for every
+// ack: one round trip for the event and its work instead of one each. It
+// returns nil only when JetStream acknowledged every message, and a failure
+// wraps ErrUnavailable as publish's does (an oversized message excepted).
+func (q *Queue) publishAll(ctx context.Context, msgs []outMsg) error {
+	ctx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
+	defer cancel()
+	futures := make([]jetstream.PubAckFuture, len(msgs))
+	for i, m := range msgs {
+		opts := []jetstream.PublishOpt{jetstream.WithExpectStream(m.stream)}
+		if m.id != "" {
+			opts = append(opts, jetstream.WithMsgID(m.id))
+		}
+		f, err := q.js.PublishMsgAsync(m.msg, opts...)
+		if err != nil {
+			return publishError(m, err)
+		}
+		futures[i] = f
+	}
+	// Every ack is awaited, also after a failure: a 2xx needs them all, and
+	// an early return would not make a failed one succeed.
+	var first error
+	for i, f := range futures {
+		select {
+		case ack := <-f.Ok():
+			if ack.Duplicate {
+				q.logger.Debug("duplicate message ignored", "subject", msgs[i].msg.Subject, "msg_id", msgs[i].id)
+			}
+		case err := <-f.Err():
+			if first == nil {
+				first = publishError(msgs[i], err)
+			}
+		case <-ctx.Done():
+			return publishError(msgs[i], ctx.Err())
+		}
+	}
+	return first
+}
+
+// publishError wraps a failed publish of m: with ErrUnavailable, unless
+// m can never be stored (over the maximum size).
+func publishError(m outMsg, err error) error {
+	if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
+		return fmt.Errorf("publish %s: %w", m.msg.Subject, err)
+	}
+	return fmt.Errorf("publish %s: %w: %w", m.msg.Subject, ErrUnavailable, err)
 }
 
 // validToken rejects a name that would change the subject's shape: empty,

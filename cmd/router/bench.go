@@ -1,0 +1,911 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/switchyard-dev/switchyard/internal/dispatch"
+	"github.com/switchyard-dev/switchyard/internal/ingest"
+	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/routing"
+	"github.com/switchyard-dev/switchyard/test/k8senv"
+)
+
+// benchConfig is every flag of `router bench`.
+type benchConfig struct {
+	events      int
+	concurrency int
+	timeout     time.Duration
+	routerBin   string   // the binary run as `router serve`; default this one
+	routerArgs  []string // passed to the child `router serve`
+}
+
+// Namespaces of the two phases that create PipelineRuns.
+const (
+	benchRawNS    = "bench-raw"
+	benchRouterNS = "bench"
+)
+
+func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: router bench [flags] [-- router serve flags]\n\n"+
+			"Starts a kube-apiserver + etcd with Tekton's CRDs (test/k8s/up.sh) and an embedded NATS, then\n"+
+			"measures side by side: raw PipelineRun creates, the HTTP + HMAC + one JetStream publish limit,\n"+
+			"and `router serve` end to end (flags after -- are passed to it). Run it from the repository.")
+		fs.PrintDefaults()
+	}
+	var cfg benchConfig
+	fs.IntVar(&cfg.events, "events", 3000, "signed GitHub pushes (distinct delivery ids) per phase, and raw creates")
+	fs.IntVar(&cfg.concurrency, "concurrency", 20, "concurrent senders (and concurrent raw creates)")
+	fs.StringVar(&cfg.routerBin, "router-binary", "", "router binary to measure (default: this one), e.g. an older build to compare")
+	fs.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "give up after this long")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg.routerArgs = fs.Args()
+	if cfg.events <= 0 || cfg.concurrency <= 0 {
+		fmt.Fprintln(stderr, "router bench: --events and --concurrency must be positive")
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	defer cancel()
+	b := &bench{cfg: cfg, progress: stderr}
+	rows, err := b.run(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "router bench: %v\n", err)
+		return 1
+	}
+	printBench(stdout, cfg, rows)
+	return 0
+}
+
+// bench is one run of `router bench`.
+type bench struct {
+	cfg      benchConfig
+	progress io.Writer
+	cluster  *k8senv.Cluster
+	admin    *rest.Config
+	router   *rest.Config // the router's least-privilege identity
+	kubecfg  string       // its kubeconfig file
+	dir      string       // rules, and the router's data
+}
+
+// benchRow is one line of the result table.
+type benchRow struct{ what, figure string }
+
+func (b *bench) logf(format string, args ...any) {
+	fmt.Fprintf(b.progress, "bench: "+format+"\n", args...)
+}
+
+func (b *bench) run(ctx context.Context) ([]benchRow, error) {
+	b.logf("starting kube-apiserver + etcd with Tekton CRDs (test/k8s/up.sh)")
+	cluster, err := k8senv.Start(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b.cluster = cluster
+	defer func() {
+		if err := cluster.Stop(); err != nil {
+			b.logf("stop cluster: %v", err)
+		}
+	}()
+	b.admin = cluster.AdminConfig()
+	if b.kubecfg, err = cluster.RouterKubeconfig(ctx, benchRawNS, benchRouterNS); err != nil {
+		return nil, err
+	}
+	if b.router, err = k8senv.ConfigFromKubeconfig(b.kubecfg); err != nil {
+		return nil, err
+	}
+	if b.dir, err = os.MkdirTemp("", "switchyard-bench-router-"); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	defer os.RemoveAll(b.dir)
+	if err := writeFiles(filepath.Join(b.dir, "rules"), map[string]string{"root.yaml": benchRoot, "apps/web.yaml": benchApp}); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	var rows []benchRow
+	raw, err := b.rawCreates(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows = append(rows, raw...)
+	limit, err := b.ingestLimit(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rows = append(rows, limit...)
+	routed, err := b.endToEnd(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return append(rows, routed...), nil
+}
+
+// rawCreates creates cfg.events PipelineRuns straight to the API server,
+// cfg.concurrency at a time, with the router's identity and no client-side
+// rate limit: the API server's own limit. They are the PipelineRun the
+// router renders for the sample push, so the server does the same work.
+func (b *bench) rawCreates(ctx context.Context) ([]benchRow, error) {
+	template, err := benchPipelineRun(ctx, filepath.Join(b.dir, "rules"))
+	if err != nil {
+		return nil, fmt.Errorf("raw creates: %w", err)
+	}
+	cfg := rest.CopyConfig(b.router)
+	cfg.QPS, cfg.Burst = -1, 0
+	client, err := versioned.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("raw creates: %w", err)
+	}
+	before, err := b.apiserverMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := versioned.NewForConfig(b.admin)
+	if err != nil {
+		return nil, fmt.Errorf("raw creates: %w", err)
+	}
+	// The same observer as in the router phase, so both pay for a watch.
+	if _, err := watchRuns(ctx, admin, benchRawNS); err != nil {
+		return nil, err
+	}
+	b.logf("raw creates: %d PipelineRuns, %d concurrent", b.cfg.events, b.cfg.concurrency)
+	res := runLoad(ctx, b.cfg.events, b.cfg.concurrency, b.progressFunc("raw creates"), func(ctx context.Context, i int) (int, error) {
+		pr := template.DeepCopy()
+		pr.Name, pr.Namespace = fmt.Sprintf("raw-%06d", i), benchRawNS
+		_, err := client.TektonV1().PipelineRuns(benchRawNS).Create(ctx, pr, metav1.CreateOptions{})
+		if err != nil {
+			return 0, err
+		}
+		return http.StatusCreated, nil
+	})
+	after, err := b.apiserverMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return []benchRow{
+		{fmt.Sprintf("limit: raw PipelineRun creates, %d concurrent", b.cfg.concurrency),
+			fmt.Sprintf("%s/s, p50 %s, p99 %s%s", rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), res.failures())},
+		{"  API server during raw creates", apiserverSummary(before, after)},
+	}, nil
+}
+
+func (b *bench) progressFunc(phase string) func(done, total int) {
+	return func(done, total int) { b.logf("%s: %d/%d", phase, done, total) }
+}
+
+// ingestLimit measures a minimal ingest built in this run: read the body,
+// verify GitHub's HMAC, one synchronous JetStream publish to a file-stored
+// stream, 202.
+func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
+	dir, err := os.MkdirTemp("", "switchyard-bench-nats-")
+	if err != nil {
+		return nil, fmt.Errorf("ingest limit: %w", err)
+	}
+	defer os.RemoveAll(dir)
+	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: dir})
+	if err != nil {
+		return nil, fmt.Errorf("ingest limit: %w", err)
+	}
+	defer emb.Shutdown()
+	nc, err := emb.Connect()
+	if err != nil {
+		return nil, fmt.Errorf("ingest limit: %w", err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("ingest limit: %w", err)
+	}
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage}); err != nil {
+		return nil, fmt.Errorf("ingest limit: %w", err)
+	}
+	secret := benchSecret()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("ingest limit: %w", err)
+	}
+	srv := &http.Server{Handler: limitHandler(js, secret), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+
+	b.logf("ingest limit: %d signed pushes, %d concurrent", b.cfg.events, b.cfg.concurrency)
+	res := sendPushes(ctx, "http://"+ln.Addr().String()+"/", secret, "limit", b.cfg, b.progressFunc("ingest limit"))
+	return []benchRow{{
+		"limit: HTTP + HMAC verify + one synchronous JetStream publish (file store) + 202",
+		fmt.Sprintf("%s/s, p50 %s, p99 %s%s", rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), res.failures()),
+	}}, nil
+}
+
+// limitHandler is the least an ingest can do and still mean "2xx means
+// stored".
+func limitHandler(js jetstream.JetStream, secret string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 25<<20))
+		if err != nil {
+			http.Error(w, "bad body", http.StatusBadRequest)
+			return
+		}
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(body)
+		want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
+		if !hmac.Equal([]byte(want), []byte(r.Header.Get("X-Hub-Signature-256"))) {
+			http.Error(w, "bad signature", http.StatusUnauthorized)
+			return
+		}
+		id := r.Header.Get("X-GitHub-Delivery")
+		if _, err := js.Publish(r.Context(), "bench.github", body, jetstream.WithMsgID(id)); err != nil {
+			http.Error(w, "unavailable", http.StatusServiceUnavailable)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+}
+
+// benchPipelineRun is what the router creates for the sample push under
+// the bench rules: normalized, routed and rendered as dispatch does.
+func benchPipelineRun(ctx context.Context, rulesDir string) (*pipelinev1.PipelineRun, error) {
+	rules, err := routing.LoadDir(rulesDir, ingest.LoadOptions())
+	if err != nil {
+		return nil, err
+	}
+	src := rules.Source("github")
+	req := &ingest.Request{Header: http.Header{}, Body: samplePush}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "push")
+	req.Header.Set("X-GitHub-Delivery", "bench-template")
+	res, err := ingest.Normalize(src.Kind, req)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Events) == 0 {
+		return nil, errors.New("the sample push became no event")
+	}
+	ev := &res.Events[0]
+	targets := rules.Route(ingest.RouteInput(ctx, rules, src, ev, req.Header))
+	if len(targets) == 0 {
+		return nil, errors.New("the sample push matched no trigger")
+	}
+	return dispatch.Render(ctx, queue.Work{Source: src.Name, Event: *ev, Target: targets[0]})
+}
+
+// benchRules is the router's rules: one GitHub source, one app with one
+// trigger every push matches.
+const benchRoot = `apiVersion: switchyard.dev/v1alpha1
+kind: Root
+sources:
+  - name: github
+    kind: github
+    secret: {env: GITHUB_WEBHOOK_SECRET}
+apps:
+  - name: web
+    manifest: apps/web.yaml
+    namespaces: [` + benchRouterNS + `]
+    sources: [github]
+`
+
+const benchApp = `apiVersion: switchyard.dev/v1alpha1
+kind: App
+name: web
+triggers:
+  - name: build
+    match:
+      types: [dev.switchyard.git.push]
+      repositories: [acme/web]
+      branches: [main]
+    run:
+      pipelineRef: build-and-test
+      params:
+        - {name: repo-url, value: $(body.repository.clone_url)}
+        - {name: revision, value: $(extensions.revision)}
+`
+
+// endToEnd runs `router serve` as a child process with the given flags,
+// sends the pushes and counts PipelineRuns until all exist.
+func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
+	secret := benchSecret()
+	child, err := startBenchRouter(ctx, b.cfg.routerBin, b.dir, b.kubecfg, secret, b.cfg.routerArgs)
+	if err != nil {
+		return nil, err
+	}
+	defer child.stop()
+	b.logf("router: serving on %s (pid %d, flags %q)", child.url, child.cmd.Process.Pid, b.cfg.routerArgs)
+
+	before, err := b.apiserverMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	admin, err := versioned.NewForConfig(b.admin)
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	runs, err := watchRuns(ctx, admin, benchRouterNS)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	res := sendPushes(ctx, child.url+"/v1/hooks/github", secret, "e2e", b.cfg, func(done, total int) {
+		b.logf("router: %d/%d accepted, %d PipelineRuns", done, total, runs.count())
+	})
+	created, err := b.waitForRuns(ctx, runs, res.ok, child)
+	if err != nil {
+		return nil, err
+	}
+	createdIn := runs.lastAt().Sub(start)
+	after, err := b.apiserverMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rss := child.peakRSS()
+	own := child.ownMetrics(ctx)
+	return []benchRow{
+		{"router, flags " + flagsLabel(b.cfg.routerArgs) + ": 202s",
+			fmt.Sprintf("%s/s, p50 %s, p99 %s%s", rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), res.failures())},
+		{"router: PipelineRuns created",
+			fmt.Sprintf("%s/s (%d runs in %s from the first send)", rate(created, createdIn), created, createdIn.Round(10*time.Millisecond))},
+		{"  API server during the router run", apiserverSummary(before, after)},
+		{"router: its own metrics", own},
+		{"router: peak RSS (VmHWM)", rss},
+	}, nil
+}
+
+// waitForRuns waits until want PipelineRuns exist, the router exits or
+// ctx ends.
+func (b *bench) waitForRuns(ctx context.Context, runs *runWatch, want int, child *benchRouter) (int, error) {
+	last := time.Now()
+	for {
+		n := runs.count()
+		if n >= want {
+			return n, nil
+		}
+		if time.Since(last) >= time.Second {
+			b.logf("router: %d/%d PipelineRuns", n, want)
+			last = time.Now()
+		}
+		select {
+		case <-ctx.Done():
+			return n, fmt.Errorf("router: %d of %d PipelineRuns after the timeout: %w", n, want, ctx.Err())
+		case <-child.exited:
+			return n, fmt.Errorf("router exited early; log tail:\n%s", child.logs.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// runWatch counts the PipelineRuns created in a namespace, from a watch:
+// polling a list of thousands of objects would load the API server that
+// is being measured.
+type runWatch struct {
+	mu    sync.Mutex
+	names map[string]bool
+	last  time.Time // when the last new one was seen
+}
+
+func (w *runWatch) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.names)
+}
+
+func (w *runWatch) lastAt() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}
+
+// watchRuns starts counting ns's PipelineRuns until ctx ends.
+func watchRuns(ctx context.Context, client versioned.Interface, ns string) (*runWatch, error) {
+	list, err := client.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("watch pipelineruns: %w", err)
+	}
+	w := &runWatch{names: map[string]bool{}, last: time.Now()}
+	for _, pr := range list.Items {
+		w.names[pr.Name] = true
+	}
+	go w.run(ctx, client, ns, list.ResourceVersion)
+	return w, nil
+}
+
+// run follows the watch, resuming from the last resource version when the
+// server closes it.
+func (w *runWatch) run(ctx context.Context, client versioned.Interface, ns, rv string) {
+	for ctx.Err() == nil {
+		wi, err := client.TektonV1().PipelineRuns(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+		if err != nil {
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		for ev := range wi.ResultChan() {
+			pr, ok := ev.Object.(*pipelinev1.PipelineRun)
+			if !ok {
+				continue
+			}
+			rv = pr.ResourceVersion
+			if ev.Type != watch.Added {
+				continue
+			}
+			w.mu.Lock()
+			if !w.names[pr.Name] {
+				w.names[pr.Name] = true
+				w.last = time.Now()
+			}
+			w.mu.Unlock()
+		}
+		wi.Stop()
+	}
+}
+
+func flagsLabel(args []string) string {
+	if len(args) == 0 {
+		return "default"
+	}
+	return "`" + strings.Join(args, " ") + "`"
+}
+
+func writeFiles(dir string, files map[string]string) error {
+	for name, content := range files {
+		path := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// benchSecret is a fresh webhook secret for one phase.
+func benchSecret() string {
+	sum := sha256.Sum256([]byte(strconv.FormatInt(time.Now().UnixNano(), 10)))
+	return hex.EncodeToString(sum[:16])
+}
+
+// benchRouter is a child `router serve`.
+type benchRouter struct {
+	cmd    *exec.Cmd
+	url    string
+	logs   *k8sTail
+	exited chan struct{}
+}
+
+// startBenchRouter starts this binary's `router serve` on a free port and
+// waits until it is ready.
+func startBenchRouter(ctx context.Context, bin, dir, kubeconfig, secret string, extra []string) (*benchRouter, error) {
+	if bin == "" {
+		self, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("router: %w", err)
+		}
+		bin = self
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	args := []string{"serve", "--rules", filepath.Join(dir, "rules"), "--data-dir", filepath.Join(dir, "data"),
+		"--listen", addr, "--dispatch", "kube", "--kubeconfig", kubeconfig}
+	r := &benchRouter{url: "http://" + addr, logs: &k8sTail{max: 16 << 10}, exited: make(chan struct{})}
+	r.cmd = exec.Command(bin, append(args, extra...)...)
+	r.cmd.Env = append(os.Environ(), "GITHUB_WEBHOOK_SECRET="+secret, "KUBECONFIG=")
+	r.cmd.Stderr = r.logs
+	r.cmd.Stdout = r.logs
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := r.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("router: %w", err)
+	}
+	go func() { _ = r.cmd.Wait(); close(r.exited) }()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(r.url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return r, nil
+			}
+		}
+		select {
+		case <-r.exited:
+			return nil, fmt.Errorf("router exited before it was ready; log tail:\n%s", r.logs.String())
+		case <-ctx.Done():
+			r.stop()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	r.stop()
+	return nil, fmt.Errorf("router not ready after a minute; log tail:\n%s", r.logs.String())
+}
+
+// peakRSS is the child's VmHWM from /proc (Linux only).
+func (r *benchRouter) peakRSS() string {
+	if runtime.GOOS != "linux" {
+		return "n/a (not Linux)"
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
+	if err != nil {
+		return "n/a: " + err.Error()
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			if err != nil {
+				return strings.TrimSpace(rest)
+			}
+			return fmt.Sprintf("%.0f MiB", float64(kb)/1024)
+		}
+	}
+	return "n/a"
+}
+
+// stop ends the child with SIGTERM, then SIGKILL.
+func (r *benchRouter) stop() {
+	_ = r.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-r.exited:
+	case <-time.After(30 * time.Second):
+		_ = r.cmd.Process.Kill()
+		<-r.exited
+	}
+}
+
+// k8sTail keeps the last max bytes written to it.
+type k8sTail struct {
+	mu  sync.Mutex
+	max int
+	b   []byte
+}
+
+func (t *k8sTail) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if over := len(t.b) - t.max; over > 0 {
+		t.b = append(t.b[:0], t.b[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *k8sTail) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.b)
+}
+
+// loadResult is what runLoad measured.
+type loadResult struct {
+	ok        int
+	codes     map[string]int // failures by status code or error
+	latencies []time.Duration
+	elapsed   time.Duration
+}
+
+func (r loadResult) p(q int) time.Duration {
+	if len(r.latencies) == 0 {
+		return 0
+	}
+	i := (len(r.latencies)*q + 99) / 100
+	return r.latencies[min(max(i-1, 0), len(r.latencies)-1)]
+}
+
+func (r loadResult) failures() string {
+	if len(r.codes) == 0 {
+		return ""
+	}
+	keys := make([]string, 0, len(r.codes))
+	for k := range r.codes {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, fmt.Sprintf("%s×%d", k, r.codes[k]))
+	}
+	return "; failed: " + strings.Join(parts, ", ")
+}
+
+// runLoad calls do n times, c at a time, and measures each call. do
+// returns a 2xx status for success. progress is called about once a
+// second.
+func runLoad(ctx context.Context, n, c int, progress func(done, total int), do func(ctx context.Context, i int) (int, error)) loadResult {
+	res := loadResult{codes: map[string]int{}, latencies: make([]time.Duration, 0, n)}
+	var mu sync.Mutex
+	var next, done atomic.Int64
+	stop := make(chan struct{})
+	go func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				progress(int(done.Load()), n)
+			}
+		}
+	}()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range c {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
+				t0 := time.Now()
+				code, err := do(ctx, i)
+				d := time.Since(t0)
+				done.Add(1)
+				mu.Lock()
+				switch {
+				case err != nil:
+					res.codes[errorKind(err)]++
+				case code/100 != 2:
+					res.codes[strconv.Itoa(code)]++
+				default:
+					res.ok++
+					res.latencies = append(res.latencies, d)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	close(stop)
+	slices.Sort(res.latencies)
+	return res
+}
+
+func errorKind(err error) string {
+	var status interface{ Status() metav1.Status }
+	if errors.As(err, &status) {
+		return strconv.Itoa(int(status.Status().Code))
+	}
+	msg := err.Error()
+	if len(msg) > 60 {
+		msg = msg[:60]
+	}
+	return msg
+}
+
+// sendPushes posts cfg.events signed GitHub pushes to url, each with its
+// own delivery id and its own commit (so no two bodies are alike).
+func sendPushes(ctx context.Context, url, secret, prefix string, cfg benchConfig, progress func(done, total int)) loadResult {
+	client := &http.Client{
+		Timeout:   time.Minute,
+		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.concurrency, MaxConnsPerHost: cfg.concurrency},
+	}
+	defer client.CloseIdleConnections()
+	after := []byte(`"after": "7c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d"`)
+	return runLoad(ctx, cfg.events, cfg.concurrency, progress, func(ctx context.Context, i int) (int, error) {
+		sha := sha256.Sum256([]byte(prefix + strconv.Itoa(i)))
+		body := bytes.Replace(samplePush, after, []byte(`"after": "`+hex.EncodeToString(sha[:20])+`"`), 1)
+		mac := hmac.New(sha256.New, []byte(secret))
+		mac.Write(body)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+		if err != nil {
+			return 0, err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("%s-%08d", prefix, i))
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	})
+}
+
+func rate(n int, d time.Duration) string {
+	if d <= 0 {
+		return "0"
+	}
+	return fmt.Sprintf("%.0f", float64(n)/d.Seconds())
+}
+
+func ms(d time.Duration) string {
+	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))
+}
+
+func printBench(w io.Writer, cfg benchConfig, rows []benchRow) {
+	fmt.Fprintf(w, "\nrouter bench: %d events, %d concurrent, GOMAXPROCS %d, %d CPUs\n\n", cfg.events, cfg.concurrency, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Fprintln(w, "| what | figure |")
+	fmt.Fprintln(w, "|---|---|")
+	for _, r := range rows {
+		fmt.Fprintf(w, "| %s | %s |\n", r.what, r.figure)
+	}
+}
+
+// apiserverSample is what bench reads from the API server's /metrics.
+type apiserverSample struct {
+	throttled float64             // apiserver_request_total with code 429
+	rejected  float64             // apiserver_flowcontrol_rejected_requests_total
+	buckets   map[float64]float64 // POST pipelineruns duration buckets, by upper bound
+	waits     map[float64]float64 // APF queue wait of executed requests, by upper bound
+}
+
+func (b *bench) apiserverMetrics(ctx context.Context) (apiserverSample, error) {
+	cs, err := kubernetes.NewForConfig(b.admin)
+	if err != nil {
+		return apiserverSample{}, fmt.Errorf("apiserver metrics: %w", err)
+	}
+	data, err := cs.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return apiserverSample{}, fmt.Errorf("apiserver metrics: %w", err)
+	}
+	return parseAPIServerMetrics(data), nil
+}
+
+// eachSample calls fn for every sample in Prometheus text format data.
+func eachSample(data []byte, fn func(series string, v float64)) {
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		sp := strings.LastIndexByte(line, ' ')
+		if sp < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[sp+1:], 64)
+		if err != nil {
+			continue
+		}
+		fn(line[:sp], v)
+	}
+}
+
+// bucketBound is the upper bound of a histogram bucket sample.
+func bucketBound(series string) (float64, bool) {
+	_, le, ok := strings.Cut(series, `le="`)
+	if !ok {
+		return 0, false
+	}
+	le, _, _ = strings.Cut(le, `"`)
+	bound, err := strconv.ParseFloat(le, 64)
+	return bound, err == nil
+}
+
+// quantileBound is the smallest bucket bound holding the fraction q of a
+// cumulative histogram's observations.
+func quantileBound(buckets map[float64]float64, q float64) string {
+	bounds := slices.Sorted(maps.Keys(buckets))
+	if len(bounds) == 0 || buckets[bounds[len(bounds)-1]] == 0 {
+		return "n/a"
+	}
+	total := buckets[bounds[len(bounds)-1]]
+	for _, le := range bounds {
+		if buckets[le] >= q*total {
+			return fmt.Sprintf("≤ %g ms", le*1000)
+		}
+	}
+	return "n/a"
+}
+
+// ownMetrics summarizes the router's /metrics: dispatch results and the
+// time from a 202 to its PipelineRun. An older router without them says so.
+func (r *benchRouter) ownMetrics(ctx context.Context) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/metrics", nil)
+	if err != nil {
+		return "n/a: " + err.Error()
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return "n/a: " + err.Error()
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return "n/a: " + err.Error()
+	}
+	results := map[string]float64{}
+	toRun, dispatch := map[float64]float64{}, map[float64]float64{}
+	eachSample(data, func(series string, v float64) {
+		switch {
+		case strings.HasPrefix(series, "switchyard_dispatch_total{"):
+			_, res, _ := strings.Cut(series, `result="`)
+			res, _, _ = strings.Cut(res, `"`)
+			results[res] += v
+		case strings.HasPrefix(series, "switchyard_event_to_pipelinerun_seconds_bucket{"):
+			if le, ok := bucketBound(series); ok {
+				toRun[le] += v
+			}
+		case strings.HasPrefix(series, "switchyard_dispatch_duration_seconds_bucket{"):
+			if le, ok := bucketBound(series); ok {
+				dispatch[le] += v
+			}
+		}
+	})
+	if len(results) == 0 {
+		return "n/a (this router has no dispatch metrics)"
+	}
+	return fmt.Sprintf("dispatches done %.0f, retried %.0f, dead-lettered %.0f; dispatch p99 %s; 202 to PipelineRun p50 %s, p99 %s",
+		results["done"], results["retry"], results["dead_letter"], quantileBound(dispatch, 0.99),
+		quantileBound(toRun, 0.5), quantileBound(toRun, 0.99))
+}
+
+// parseAPIServerMetrics reads the few series bench reports from the
+// Prometheus text format.
+func parseAPIServerMetrics(data []byte) apiserverSample {
+	s := apiserverSample{buckets: map[float64]float64{}, waits: map[float64]float64{}}
+	eachSample(data, func(series string, v float64) {
+		switch {
+		case strings.HasPrefix(series, "apiserver_request_total{") && strings.Contains(series, `code="429"`):
+			s.throttled += v
+		case strings.HasPrefix(series, "apiserver_flowcontrol_rejected_requests_total{"):
+			s.rejected += v
+		case strings.HasPrefix(series, "apiserver_flowcontrol_request_wait_duration_seconds_bucket{") &&
+			strings.Contains(series, `flow_schema="service-accounts"`) && strings.Contains(series, `execute="true"`):
+			if le, ok := bucketBound(series); ok {
+				s.waits[le] += v
+			}
+		case strings.HasPrefix(series, "apiserver_request_duration_seconds_bucket{") &&
+			strings.Contains(series, `resource="pipelineruns"`) && strings.Contains(series, `verb="POST"`):
+			if le, ok := bucketBound(series); ok {
+				s.buckets[le] += v
+			}
+		}
+	})
+	return s
+}
+
+// apiserverSummary reports 429s and the server-side p99 of PipelineRun
+// creates between two samples.
+func apiserverSummary(before, after apiserverSample) string {
+	delta := make(map[float64]float64, len(after.buckets))
+	total := 0.0
+	for le, v := range after.buckets {
+		delta[le] = v - before.buckets[le]
+		total = max(total, delta[le])
+	}
+	waits := make(map[float64]float64, len(after.waits))
+	for le, v := range after.waits {
+		waits[le] = v - before.waits[le]
+	}
+	return fmt.Sprintf("%.0f creates, server-side p99 %s, APF queue wait p99 %s; 429s: %.0f (APF rejections %.0f)",
+		total, quantileBound(delta, 0.99), quantileBound(waits, 0.99), after.throttled-before.throttled, after.rejected-before.rejected)
+}
+
+// samplePush is the built-in GitHub push `router send` posts, the body the
+// bench signs (with a new "after" per event, so no two bodies are alike).
+var samplePush = func() []byte {
+	b, err := samples.ReadFile("samples/github.json")
+	if err != nil {
+		panic(err) // embedded at build time: cannot be missing
+	}
+	return b
+}()

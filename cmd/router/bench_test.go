@@ -1,0 +1,123 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/switchyard-dev/switchyard/internal/queue"
+)
+
+func TestParseAPIServerMetrics(t *testing.T) {
+	before := parseAPIServerMetrics([]byte(`# HELP apiserver_request_total x
+apiserver_request_total{code="201",resource="pipelineruns",verb="POST"} 10
+apiserver_request_total{code="429",resource="pipelineruns",verb="POST"} 1
+apiserver_request_duration_seconds_bucket{resource="pipelineruns",verb="POST",le="0.05"} 5
+apiserver_request_duration_seconds_bucket{resource="pipelineruns",verb="POST",le="0.1"} 10
+apiserver_request_duration_seconds_bucket{resource="pipelineruns",verb="POST",le="+Inf"} 10
+apiserver_request_duration_seconds_bucket{resource="pods",verb="POST",le="0.05"} 99
+`))
+	after := parseAPIServerMetrics([]byte(`apiserver_request_total{code="429",resource="pipelineruns",verb="POST"} 4
+apiserver_flowcontrol_rejected_requests_total{flow_schema="service-accounts",reason="queue-full"} 2
+apiserver_flowcontrol_request_wait_duration_seconds_bucket{execute="true",flow_schema="service-accounts",priority_level="workload-low",le="0.001"} 50
+apiserver_flowcontrol_request_wait_duration_seconds_bucket{execute="true",flow_schema="service-accounts",priority_level="workload-low",le="0.1"} 100
+apiserver_flowcontrol_request_wait_duration_seconds_bucket{execute="true",flow_schema="service-accounts",priority_level="workload-low",le="+Inf"} 100
+apiserver_request_duration_seconds_bucket{resource="pipelineruns",verb="POST",le="0.05"} 104
+apiserver_request_duration_seconds_bucket{resource="pipelineruns",verb="POST",le="0.1"} 110
+apiserver_request_duration_seconds_bucket{resource="pipelineruns",verb="POST",le="+Inf"} 110
+`))
+	// 100 creates between the samples, 99 of them within 50 ms.
+	want := "100 creates, server-side p99 ≤ 50 ms, APF queue wait p99 ≤ 100 ms; 429s: 3 (APF rejections 2)"
+	if got := apiserverSummary(before, after); got != want {
+		t.Errorf("summary = %q, want %q", got, want)
+	}
+}
+
+func TestLoadResultPercentiles(t *testing.T) {
+	var r loadResult
+	for i := 1; i <= 100; i++ {
+		r.latencies = append(r.latencies, time.Duration(i)*time.Millisecond)
+	}
+	if r.p(50) != 50*time.Millisecond || r.p(99) != 99*time.Millisecond || r.p(100) != 100*time.Millisecond {
+		t.Errorf("p50, p99, p100 = %s, %s, %s; want 50ms, 99ms, 100ms", r.p(50), r.p(99), r.p(100))
+	}
+}
+
+// TestLimitHandler: the ingest limit's server answers 202 only for a
+// correct signature, after the body is stored.
+func TestLimitHandler(t *testing.T) {
+	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(emb.Shutdown)
+	nc, err := emb.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secret = "s3cret"
+	h := limitHandler(js, secret)
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	for _, tc := range []struct {
+		name, sig string
+		want      int
+	}{
+		{"signed", "sha256=" + hex.EncodeToString(mac.Sum(nil)), http.StatusAccepted},
+		{"wrong signature", "sha256=" + hex.EncodeToString(make([]byte, 32)), http.StatusUnauthorized},
+		{"no signature", "", http.StatusUnauthorized},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+			req.Header.Set("X-Hub-Signature-256", tc.sig)
+			req.Header.Set("X-GitHub-Delivery", "d-"+tc.name)
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tc.want {
+				t.Errorf("status = %d, want %d", rec.Code, tc.want)
+			}
+		})
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Errorf("stored messages = %d, want 1 (the signed one)", info.State.Msgs)
+	}
+}
+
+// TestBenchPipelineRun: the raw phase creates what the router would.
+func TestBenchPipelineRun(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeFiles(dir, map[string]string{"root.yaml": benchRoot, "apps/web.yaml": benchApp}); err != nil {
+		t.Fatal(err)
+	}
+	pr, err := benchPipelineRun(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pr.Namespace != benchRouterNS || pr.Labels["switchyard.dev/app"] != "web" || len(pr.Spec.Params) != 2 {
+		t.Errorf("rendered %s/%s labels %v params %v; want the web app's build run in %s with 2 params",
+			pr.Namespace, pr.Name, pr.Labels, pr.Spec.Params, benchRouterNS)
+	}
+}

@@ -1,0 +1,89 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestMetrics publishes through the timed publisher and dispatches one
+// app's work successfully and another's into the dead-letter stream.
+func TestMetrics(t *testing.T) {
+	q := newQueue(t)
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	p := m.Publisher(q)
+	for _, id := range []string{"m-1", "m-2"} {
+		if err := p.Publish(ctx, accepted("github", id, "api", "bad")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := fastRetry
+	cfg.Metrics = m
+	runConsume(t, q, cfg, func(_ context.Context, w Work) error {
+		if w.Target.App == "bad" {
+			return Permanent(errors.New("invalid template"))
+		}
+		return nil
+	})
+	waitFor(t, "all work settled", func() bool {
+		got := gather(t, reg, "switchyard_dispatch_total")
+		return got["app=api,result=done"] == 2 && got["app=bad,result=dead_letter"] == 2
+	})
+
+	if got := gather(t, reg, "switchyard_publish_duration_seconds")[""]; got != 2 {
+		t.Errorf("publish observations = %v, want 2", got)
+	}
+	if got := gather(t, reg, "switchyard_dispatch_duration_seconds")[""]; got != 4 {
+		t.Errorf("dispatch observations = %v, want 4", got)
+	}
+	if got := gather(t, reg, "switchyard_event_to_pipelinerun_seconds")[""]; got != 2 {
+		t.Errorf("event to pipelinerun observations = %v, want 2 (the successes)", got)
+	}
+	// The backlog was seen while there was work, and drops to zero.
+	waitFor(t, "pending back to zero", func() bool {
+		got := gather(t, reg, "switchyard_queue_pending")
+		_, api := got["app=api"]
+		return api && got["app=api"] == 0 && got["app=bad"] == 0
+	})
+	// Counted again when Consume next lists the apps (at most every
+	// deadLetterRefresh).
+	waitFor(t, "dead letters counted", func() bool {
+		return gather(t, reg, "switchyard_dead_letters")[""] == 2
+	})
+}
+
+// gather returns the metric called name by label set ("k=v,k=v"): a
+// counter's or gauge's value, a histogram's sample count.
+func gather(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
+	t.Helper()
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, f := range families {
+		if f.GetName() != name {
+			continue
+		}
+		for _, m := range f.GetMetric() {
+			var labels []string
+			for _, l := range m.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			v := m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			if m.GetHistogram() != nil {
+				v = float64(m.GetHistogram().GetSampleCount())
+			}
+			out[strings.Join(labels, ",")] = v
+		}
+	}
+	return out
+}
