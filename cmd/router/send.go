@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"context"
 	"embed"
 	"flag"
@@ -55,7 +56,7 @@ func cmdSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.
 	source := fs.String("source", "", "source (hook name) to send to")
 	target := fs.String("url", "http://localhost:8080", "router base URL")
 	eventName := fs.String("event", "", "provider event name (GitHub: X-GitHub-Event; default: the sample's, a push)")
-	bodyPath := fs.String("body", "", "payload file (default: a built-in sample of the source's kind, a push where the kind has one)")
+	bodyPath := fs.String("body", "", "payload file, sent as is: for kinds that sign only the body, the router treats the same body under a new delivery id as the same delivery (default: a built-in sample of the source's kind, made unique per delivery id)")
 	delivery := fs.String("delivery", "", "delivery id (default: a fresh one; reuse one to watch deduplication)")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -119,6 +120,8 @@ func signedSample(src *routing.Source, bodyPath, eventName, delivery string) (*i
 		}
 	} else if body, header, err = sampleFor(src.Kind); err != nil {
 		return nil, err
+	} else if _, ok := provider.(ingest.BodySigned); ok {
+		body = stampDelivery(body, delivery)
 	}
 	if eventName == "" {
 		eventName = sampleEvent(header)
@@ -127,6 +130,26 @@ func signedSample(src *routing.Source, bodyPath, eventName, delivery string) (*i
 	signer.Sign(req, eventName, delivery, secret)
 	req.Header.Set("User-Agent", "switchyard-send")
 	return req, nil
+}
+
+// stampDelivery makes the built-in sample's body unique to the delivery:
+// the router deduplicates body-signed kinds on the body as well (a captured
+// body replayed with a new delivery id is the same delivery), so two sends
+// of one sample would otherwise make one run. The same --delivery gives the
+// same body, so a resend still shows deduplication.
+func stampDelivery(body []byte, delivery string) []byte {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 || trimmed[0] != '{' {
+		return body
+	}
+	id, _ := json.Marshal(delivery)
+	out := make([]byte, 0, len(trimmed)+len(id)+32)
+	out = append(out, `{"switchyard_send_delivery":`...)
+	out = append(out, id...)
+	if rest := bytes.TrimLeft(trimmed[1:], " \t\r\n"); len(rest) > 0 && rest[0] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, trimmed[1:]...)
 }
 
 // sampleEvent is the event name in a sample's headers, so that Sign, which

@@ -213,6 +213,7 @@ func driveFrom(t *testing.T, urls func() []string, secret, prefix string, from, 
 }
 
 func postPush(client *http.Client, url, secret, delivery string, body []byte) (int, error) {
+	body = perDelivery(body, delivery)
 	mac := hmac.New(sha256.New, []byte(secret))
 	mac.Write(body)
 	req, err := http.NewRequest(http.MethodPost, url+"/v1/hooks/github", bytes.NewReader(body))
