@@ -550,3 +550,18 @@ func TestMarshalYAMLTypeMeta(t *testing.T) {
 		t.Errorf("YAML of a v1beta1 run lost its apiVersion:\n%s", out)
 	}
 }
+
+// TestAnnotationsUseCanonicalExtensionForm: an extension that is not a
+// string (here binary) is annotated in CloudEvents' canonical string form
+// (base64), not Go's default formatting ("[222 173 190 239]").
+func TestAnnotationsUseCanonicalExtensionForm(t *testing.T) {
+	pr, err := Render(context.Background(), testWork(func(w *queue.Work) {
+		w.Event.SetExtension("revision", []byte{0xde, 0xad, 0xbe, 0xef})
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := pr.Annotations[AnnotationRevision], "3q2+7w=="; got != want {
+		t.Errorf("revision annotation = %q, want %q", got, want)
+	}
+}
