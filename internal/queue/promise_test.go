@@ -104,8 +104,8 @@ func TestDedupSurvivesRestartAfterDispatch(t *testing.T) {
 	e.Shutdown()
 
 	q = openQueue(t, startEmbedded(t, dir), Config{})
-	if err := q.Publish(context.Background(), a); err != nil {
-		t.Fatal(err)
+	if err := q.Publish(context.Background(), a); !errors.Is(err, ErrAlreadyStored) {
+		t.Fatalf("redelivery after a restart: %v, want ErrAlreadyStored", err)
 	}
 	if n := pending(t, q); n != 0 {
 		t.Errorf("redelivery after dispatch and restart stored %d new work messages, want 0", n)
