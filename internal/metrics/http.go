@@ -45,8 +45,8 @@ func NewHTTP(reg prometheus.Registerer, known Known, sources []string) (*HTTP, e
 		}, []string{"source"}),
 	}
 	var err error
-	h.total = register(reg, h.total, &err)
-	h.duration = register(reg, h.duration, &err)
+	h.total = Register(reg, h.total, &err)
+	h.duration = Register(reg, h.duration, &err)
 	if err != nil {
 		return nil, fmt.Errorf("webhook metrics: %w", err)
 	}
@@ -121,9 +121,10 @@ func (s *statusRecorder) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the underlying writer.
 func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
-// register registers c with reg, or returns the collector registered
-// before under its name (a second server in one process, as in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
+// Register registers c with reg, or returns the collector registered
+// before under its name (a second server or queue in one process, as in
+// tests). The first other error is kept in *errp.
+func Register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
 	err := reg.Register(c)
 	var are prometheus.AlreadyRegisteredError
 	switch {

@@ -2,12 +2,12 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/switchyard-dev/switchyard/internal/metrics"
 	"github.com/switchyard-dev/switchyard/internal/policy"
 )
 
@@ -66,36 +66,18 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		pendingApps: map[string]bool{},
 	}
 	var err error
-	m.publish = register(reg, m.publish, &err)
-	m.dispatch = register(reg, m.dispatch, &err)
-	m.dispatchDur = register(reg, m.dispatchDur, &err)
-	m.toRun = register(reg, m.toRun, &err)
-	m.pending = register(reg, m.pending, &err)
-	m.deadLetters = register(reg, m.deadLetters, &err)
+	m.publish = metrics.Register(reg, m.publish, &err)
+	m.dispatch = metrics.Register(reg, m.dispatch, &err)
+	m.dispatchDur = metrics.Register(reg, m.dispatchDur, &err)
+	m.toRun = metrics.Register(reg, m.toRun, &err)
+	m.pending = metrics.Register(reg, m.pending, &err)
+	m.deadLetters = metrics.Register(reg, m.deadLetters, &err)
 	if err != nil {
 		return nil, fmt.Errorf("queue metrics: %w", err)
 	}
 	return m, nil
 }
 
-// register registers c with reg, or returns the collector registered
-// before under its name (a second queue in one process, as in tests).
-func register[C prometheus.Collector](reg prometheus.Registerer, c C, errp *error) C {
-	err := reg.Register(c)
-	var are prometheus.AlreadyRegisteredError
-	switch {
-	case err == nil:
-		return c
-	case errors.As(err, &are):
-		if old, ok := are.ExistingCollector.(C); ok {
-			return old
-		}
-	}
-	if *errp == nil {
-		*errp = err
-	}
-	return c
-}
 
 // deadLetterRefresh is how often Consume counts the dead letters.
 const deadLetterRefresh = 5 * time.Second
