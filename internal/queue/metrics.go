@@ -78,7 +78,6 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	return m, nil
 }
 
-
 // deadLetterRefresh is how often Consume counts the dead letters.
 const deadLetterRefresh = 5 * time.Second
 
