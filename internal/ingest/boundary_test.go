@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -299,5 +301,46 @@ func TestCapturedBodyNewDeliveryID(t *testing.T) {
 	n, err := q.Pending(t.Context())
 	if err != nil || n != 1 {
 		t.Fatalf("work pending %d (%v), want 1", n, err)
+	}
+}
+
+// TestWrongStaticTokenSaysSo: on an endpoint with tokens and OIDC, a wrong
+// static token is answered as a wrong static token, never with an identity
+// provider's network error (issue 18: the resolver's address reached an
+// unauthenticated caller).
+func TestWrongStaticTokenSaysSo(t *testing.T) {
+	root := "apiVersion: switchyard.dev/v1alpha1\nkind: Root\nsources:\n" + ghSource + `apps:
+  - {name: all, manifest: all.yaml, namespaces: [ci], identities: ["endpoint:both"]}
+endpoints:
+  - name: both
+    auth:
+      tokens: {env: T}
+      oidc: {issuer: "https://issuer.invalid", audience: x, when: "claims.sub == 'x'"}
+    scope: {eventTypes: ["com.acme.*"]}
+`
+	app := "apiVersion: switchyard.dev/v1alpha1\nkind: App\nname: all\ntriggers:\n  - {name: any, run: {pipelineRef: noop}}\n"
+	dir := t.TempDir()
+	for name, data := range map[string]string{"root.yaml": root, "all.yaml": app} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := LoadOptions()
+	opts.ResolveSecrets = true
+	env := map[string]string{"S": "x", "T": hashLine("right-token", "bot")}
+	opts.LookupEnv = func(name string) (string, bool) { v, ok := env[name]; return v, ok }
+	rules, err := routing.LoadDir(dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}}))
+	t.Cleanup(srv.Close)
+	for _, tok := range []string{"wrong-token", "a.jwt-shaped.token"} {
+		h := http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/cloudevents+json"}}
+		status, _, out := (&hookServer{url: srv.URL}).send(t, http.MethodPost, "/v1/events/both", h, agentEvent("w-1", "com.acme.x", nil, nil))
+		if status != http.StatusUnauthorized || !strings.Contains(string(out), "not one of the endpoint's static tokens") ||
+			strings.Contains(string(out), "lookup") || strings.Contains(string(out), ":53") {
+			t.Errorf("token %q: %d %s", tok, status, out)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/routing"
@@ -37,8 +38,10 @@ func authenticate(ctx context.Context, h http.Header, ep *routing.Endpoint) (pol
 		if name, ok := ep.MatchToken(raw); ok {
 			return policy.EndpointCaller(ep, name), nil
 		}
-		if ep.OIDC == nil {
-			return policy.Caller{}, fmt.Errorf("%w: the bearer token is not one of the endpoint's tokens", ErrUnauthorized)
+		// A static token that matched nothing is said to be that, not
+		// answered with what an identity provider made of it.
+		if ep.OIDC == nil || strings.Count(raw, ".") != 2 {
+			return policy.Caller{}, fmt.Errorf("%w: the bearer token is not one of the endpoint's static tokens", ErrUnauthorized)
 		}
 	}
 	if ep.OIDC == nil {
@@ -46,6 +49,9 @@ func authenticate(ctx context.Context, h http.Header, ep *routing.Endpoint) (pol
 	}
 	tok, err := verifyOIDCBearer(ctx, h, ep.OIDC)
 	if err != nil {
+		if len(ep.Tokens) > 0 {
+			return policy.Caller{}, fmt.Errorf("%w (and it is not one of the endpoint's static tokens)", err)
+		}
 		return policy.Caller{}, err
 	}
 	var claims map[string]any

@@ -72,19 +72,3 @@ func statusFor(err error) int {
 		return http.StatusInternalServerError
 	}
 }
-
-// decisionFor names the audit decision of an error status.
-func decisionFor(status int) string {
-	switch status {
-	case http.StatusUnauthorized:
-		return policy.DecisionUnauthenticated
-	case http.StatusForbidden:
-		return policy.DecisionDenied
-	case http.StatusTooManyRequests:
-		return policy.DecisionRateLimited
-	case http.StatusServiceUnavailable, http.StatusInternalServerError:
-		return policy.DecisionUnavailable
-	default:
-		return policy.DecisionInvalid
-	}
-}

@@ -267,7 +267,7 @@ func (s *Server) audit(rec policy.Record, out outcome, err error) {
 	rec.Status = out.status
 	if err != nil {
 		rec.EventID, rec.Type = out.eventID, out.eventType
-		rec.Decision, rec.Reason = decisionFor(out.status), err.Error()
+		rec.Decision, rec.Reason = policy.DecisionFor(out.status), err.Error()
 		var d *policy.Denial
 		if errors.As(err, &d) {
 			rec.Rule, rec.Reason = d.Rule, d.Message

@@ -276,3 +276,12 @@ func TestTruncate(t *testing.T) {
 		t.Fatal("a short name changed")
 	}
 }
+
+func TestDecisionFor(t *testing.T) {
+	for status, want := range map[int]string{401: policy.DecisionUnauthenticated, 403: policy.DecisionDenied, 429: policy.DecisionRateLimited,
+		503: policy.DecisionUnavailable, 500: policy.DecisionUnavailable, 400: policy.DecisionInvalid, 404: policy.DecisionInvalid, 413: policy.DecisionInvalid} {
+		if got := policy.DecisionFor(status); got != want {
+			t.Errorf("DecisionFor(%d) = %q, want %q", status, got, want)
+		}
+	}
+}

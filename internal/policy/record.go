@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -17,6 +18,23 @@ const (
 	DecisionInvalid         = "invalid"         // 400, 404, 405, 413, 415
 	DecisionUnavailable     = "unavailable"     // 503: not stored, the sender retries
 )
+
+// DecisionFor names the decision behind an HTTP status that refused a
+// request: the one vocabulary the audit trail and `router audit` use.
+func DecisionFor(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return DecisionUnauthenticated
+	case http.StatusForbidden:
+		return DecisionDenied
+	case http.StatusTooManyRequests:
+		return DecisionRateLimited
+	case http.StatusServiceUnavailable, http.StatusInternalServerError:
+		return DecisionUnavailable
+	default:
+		return DecisionInvalid
+	}
+}
 
 // Record is one decision on a request, for the audit trail. It never holds
 // a credential or a payload.
