@@ -125,7 +125,7 @@ func Kinds() []string {
 func Normalize(kind string, req *Request) (Result, error) {
 	p, ok := Lookup(kind)
 	if !ok {
-		return Result{}, fmt.Errorf("%w: unknown provider %q (known: %v)", ErrUnknownSource, kind, Kinds())
+		return Result{}, fmt.Errorf("%w: %s", ErrUnknownSource, routing.UnknownName("provider kind", kind, Kinds()))
 	}
 	return p.Normalize(req)
 }

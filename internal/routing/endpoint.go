@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -400,7 +401,7 @@ func (l *loader) checkEndpointApps(file string, node *yaml.Node, i int, e *Endpo
 					l.addf(file, at("apps", j), "%s: app %q is not in the endpoint's scope", owner, name)
 				}
 			case a == nil:
-				l.addf(file, at("apps", j), "%s: no app %q", owner, name)
+				l.addf(file, at("apps", j), "%s: %s", owner, UnknownName("app", name, slices.Collect(maps.Keys(apps))))
 			case !a.grantsIdentity(e.Identity()):
 				l.addf(file, at("apps", j), "%s: app %q does not grant identity %q: add it to the app's identities", owner, name, e.Identity())
 			}
@@ -408,7 +409,7 @@ func (l *loader) checkEndpointApps(file string, node *yaml.Node, i int, e *Endpo
 		for j, tr := range sc.Triggers {
 			appName, triggerName, _ := strings.Cut(tr, "/")
 			if !hasTrigger(tr) {
-				l.addf(file, at("triggers", j), "%s: no trigger %q", owner, tr)
+				l.addf(file, at("triggers", j), "%s: %s", owner, UnknownName("trigger", tr, allTriggers(apps)))
 			} else if within != nil && !within.AllowsTarget(appName, triggerName) {
 				l.addf(file, at("triggers", j), "%s: trigger %q is not in the endpoint's scope", owner, tr)
 			}
@@ -418,6 +419,17 @@ func (l *loader) checkEndpointApps(file string, node *yaml.Node, i int, e *Endpo
 	for _, c := range e.Callers {
 		check(fmt.Sprintf("endpoint %q callers[%d]", e.Name, c.Index), []any{"callers", c.Index, "scope"}, &c.Scope, &e.Scope)
 	}
+}
+
+// allTriggers lists every trigger as app/trigger, for unknown-name hints.
+func allTriggers(apps map[string]*app) []string {
+	var out []string
+	for name, a := range apps {
+		for _, t := range a.triggers {
+			out = append(out, name+"/"+t.name)
+		}
+	}
+	return out
 }
 
 // parseTokenHashes reads "sha256:<64 hex> [name]" lines; blank lines and
