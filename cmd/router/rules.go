@@ -14,15 +14,10 @@ import (
 
 // Loading the rules as serve does, at start and at each reload.
 
-// loadOptions are ingest's load options (the kinds it verifies) with the
+// loadOptions are ingest's load options: the kinds it verifies and the
 // event types its providers produce, so a trigger on a misspelt type gets a
 // warning.
-func loadOptions() routing.Options {
-	opts := ingest.LoadOptions()
-	opts.EventTypes = []string{ingest.TypeGitPush, ingest.TypeGitTag, ingest.TypeGitBranchDeleted, ingest.TypeGitTagDeleted,
-		ingest.TypeGitPullRequest, ingest.TypeGitRelease, ingest.TypeImagePush, ingest.TypeImageDelete, ingest.TypeGeneric}
-	return opts
-}
+func loadOptions() routing.Options { return ingest.LoadOptions() }
 
 // logWarnings logs what loaded but is probably a mistake.
 func logWarnings(logger *slog.Logger, rules *routing.Rules) {

@@ -192,11 +192,19 @@ func CheckSource(src *routing.Source) error {
 // LoadOptions are the routing options every command loads rules with: the
 // registered kinds and their own checks.
 func LoadOptions() routing.Options {
-	return routing.Options{SourceKinds: Kinds(), CheckSource: CheckSource}
+	return routing.Options{SourceKinds: Kinds(), CheckSource: CheckSource, EventTypes: NormalizedTypes()}
 }
 
 // Handshaker is implemented by providers whose senders check the endpoint
 // with an OPTIONS request first (the CloudEvents webhook spec).
 type Handshaker interface {
 	Handshake(h http.Header) *Reply
+}
+
+// NormalizedTypes are the provider-independent types the normalizers
+// produce: a trigger or grant that names another dev.switchyard. type gets
+// a warning at load (a typo would never fire).
+func NormalizedTypes() []string {
+	return []string{TypeGitPush, TypeGitTag, TypeGitBranchDeleted, TypeGitTagDeleted,
+		TypeGitPullRequest, TypeGitRelease, TypeImagePush, TypeImageDelete, TypeGeneric}
 }
