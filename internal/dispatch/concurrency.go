@@ -17,8 +17,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 )
 
-// resyncSelector selects every Switchyard run of some concurrency group.
-var resyncSelector = labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy}).String() + "," + LabelConcurrencyGroup
+// ResyncSelector selects every Switchyard run of some concurrency group.
+var ResyncSelector = labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy}).String() + "," + LabelConcurrencyGroup
 
 // AnnotationDispatchedAt orders a group's PipelineRuns: the time dispatch
 // first created each one, with nanoseconds (creationTimestamp has seconds
@@ -123,7 +123,7 @@ func (g groupKey) member(pr *pipelinev1.PipelineRun) bool {
 func (c *Concurrency) Resync(ctx context.Context, namespaces []string) error {
 	var firstErr error
 	for _, ns := range namespaces {
-		list, err := c.client.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{LabelSelector: resyncSelector})
+		list, err := c.client.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{LabelSelector: ResyncSelector})
 		if err != nil {
 			firstErr = cmp.Or(firstErr, fmt.Errorf("list pipelineruns in %s: %w", ns, err))
 			continue

@@ -122,8 +122,8 @@ triggers:
 	get("build", "conc-2", "started after conc-1 finished", started)
 	// Counted, not slept: once the second resync after this point has
 	// begun its list, a whole resync saw conc-2 running and left conc-3.
-	resyncs := proxy.Lists(dispatch.LabelConcurrencyGroup)
-	waitUntil(t, "two more resyncs", time.Minute, func() bool { return proxy.Lists(dispatch.LabelConcurrencyGroup) >= resyncs+2 })
+	resyncs := proxy.Lists(dispatch.ResyncSelector)
+	waitUntil(t, "two more resyncs", time.Minute, func() bool { return proxy.Lists(dispatch.ResyncSelector) >= resyncs+2 })
 	get("build", "conc-3", "still pending (limit 1)", pending)
 	r2.stop()
 }

@@ -344,17 +344,18 @@ func TestThreeRoutersOneKilled(t *testing.T) {
 	// unacknowledged until it dies.
 	proxy, victimConfig := viaProxy(t, kubeconfig)
 	proxy.Hold()
-	var routers []*router
-	for i := range 3 {
-		kc := kubeconfig
-		if i == 0 {
-			kc = victimConfig
-		}
-		routers = append(routers, startRouter(t, routerConfig{rulesDir: rules, dataDir: t.TempDir(), kubeconfig: kc, natsURL: natsProc.url, secret: secret}))
-	}
-	lb := &deadRouterOnce{live: []string{routers[0].url, routers[1].url, routers[2].url}}
+	// The victim starts alone, so the work of the first half is its own
+	// (replicas with free dispatch slots would otherwise take it all
+	// before the victim's first fetch); the others join once it holds work.
+	routers := []*router{startRouter(t, routerConfig{rulesDir: rules, dataDir: t.TempDir(), kubeconfig: victimConfig, natsURL: natsProc.url, secret: secret})}
+	lb := &deadRouterOnce{live: []string{routers[0].url}}
 	before := drive(t, lb.urls, secret, "scale", n/2, 6, nil)
 	waitUntil(t, "the victim router to hold work", time.Minute, func() bool { return proxy.Counts().Held > 0 })
+	for range 2 {
+		r := startRouter(t, routerConfig{rulesDir: rules, dataDir: t.TempDir(), kubeconfig: kubeconfig, natsURL: natsProc.url, secret: secret})
+		routers = append(routers, r)
+		lb.add(r.url)
+	}
 	routers[0].kill()
 	lb.kill(routers[0].url)
 	after := driveFrom(t, lb.urls, secret, "scale", n/2, n-n/2, 6, nil)
