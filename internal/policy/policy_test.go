@@ -8,6 +8,7 @@ import (
 	"testing"
 	"testing/fstest"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
@@ -129,6 +130,7 @@ func TestJudgeOnWhatRuns(t *testing.T) {
 		rule                                 string // "" allowed
 	}{
 		{name: "staging deploy", endpoint: "agent", typ: "com.acme.deploy", data: `{"params":{"environment":"staging"}}`},
+		{name: "two params", endpoint: "agent", typ: "com.acme.deploy", data: `{"params":{"environment":"staging","revision":"abc"}}`},
 		// A struct decoder folds case and read "PARAMS" (staging), while
 		// $(body.params.environment) rendered production.
 		{name: "case variant of params", endpoint: "agent", typ: "com.acme.deploy",
@@ -283,5 +285,78 @@ func TestDecisionFor(t *testing.T) {
 		if got := policy.DecisionFor(status); got != want {
 			t.Errorf("DecisionFor(%d) = %q, want %q", status, got, want)
 		}
+	}
+}
+
+// TestTruncateEdges: a name of exactly the limit is kept whole; a cut never
+// splits a UTF-8 sequence.
+func TestTruncateEdges(t *testing.T) {
+	exact := strings.Repeat("a", 64)
+	if got := policy.Truncate(exact, 64); got != exact {
+		t.Fatalf("a 64-byte name was cut: %q", got)
+	}
+	// Not UTF-8 at all (a path is bytes): cut to the marker, never past the start.
+	if got := policy.Truncate(strings.Repeat("\x80", 100), 64); got != "…" {
+		t.Errorf("Truncate of continuation bytes = %q", got)
+	}
+	for _, s := range []string{strings.Repeat("é", 40), "a" + strings.Repeat("é", 40), strings.Repeat("€", 30)} {
+		got := policy.Truncate(s, 64)
+		if !utf8.ValidString(got) || len(got) > 64 || len(got) < 60 {
+			t.Errorf("Truncate(%q) = %q (%d bytes)", s, got, len(got))
+		}
+	}
+}
+
+// TestMeterEvictsOnlyFullBuckets: past the bound, only buckets that are
+// full again are dropped; a busy caller keeps its state.
+func TestMeterEvictsOnlyFullBuckets(t *testing.T) {
+	rules := load(t)
+	ep := rules.Endpoint("agent")
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	var busy policy.Meter
+	for i := range 4097 {
+		if err := busy.Take(policy.EndpointCaller(ep, fmt.Sprintf("p-%d", i)), 1, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := busy.Len(); n != 4097 {
+		t.Fatalf("%d buckets after 4097 busy callers, want all 4097 kept (none is idle)", n)
+	}
+	var idle policy.Meter
+	for i := range 4096 {
+		if err := idle.Take(policy.EndpointCaller(ep, fmt.Sprintf("p-%d", i)), 1, t0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := idle.Take(policy.EndpointCaller(ep, "late"), 1, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if n := idle.Len(); n != 1 {
+		t.Fatalf("%d buckets after the bound was reached with every other caller idle, want 1", n)
+	}
+}
+
+func TestMayRead(t *testing.T) {
+	rules := load(t)
+	c := policy.EndpointCaller(rules.Endpoint("agent"), "bot-1")
+	st := policy.EventStatus{Identity: "endpoint:agent", Principal: "bot-1"}
+	if !policy.MayRead(rules, c, st) {
+		t.Error("the sender may not read its own event")
+	}
+	for _, other := range []policy.EventStatus{{Identity: "endpoint:agent", Principal: "bot-2"}, {Identity: "endpoint:bots", Principal: "bot-1"}} {
+		if policy.MayRead(rules, c, other) {
+			t.Errorf("%+v readable by another caller", other)
+		}
+	}
+}
+
+func TestDenialText(t *testing.T) {
+	err := error(&policy.Denial{Rule: "scope.params", Message: "param \"x\" may not be set"})
+	if err.Error() != `scope.params: param "x" may not be set` || !errors.Is(err, policy.ErrDenied) {
+		t.Fatalf("Denial = %q", err)
+	}
+	rl := error(&policy.RateLimit{PerMinute: 10, RetryAfter: 1500 * time.Millisecond})
+	if rl.Error() != "rate limited: at most 10 events a minute; retry in 2s" {
+		t.Fatalf("RateLimit = %q", rl)
 	}
 }
