@@ -379,25 +379,9 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	if _, ok := provider.(pathTokenProvider); !ok && r.PathValue("token") != "" {
 		return fail(fmt.Errorf("%w: source %q (kind %s) does not take a token in the path: POST /v1/hooks/%s", ErrUnknownSource, name, src.Kind, name))
 	}
-	req := &Request{Header: r.Header, PathToken: r.PathValue("token")}
-	if ev, ok := provider.(EarlyVerifier); ok {
-		// A credential in the headers or the path is checked before the
-		// body is read: an unauthenticated post costs no body memory.
-		if err := ev.VerifyBeforeBody(req, src); err != nil {
-			return fail(err)
-		}
-	}
-	limit := s.cfg.MaxBody
-	if src.MaxBodyBytes > 0 {
-		limit = min(limit, src.MaxBodyBytes)
-	}
-	body, release, err := s.bodies.readBody(r, limit)
+	req, release, err := s.readVerified(r, src, provider)
 	defer release()
 	if err != nil {
-		return fail(err)
-	}
-	req.Body = body
-	if err := provider.Verify(req, src); err != nil {
 		return fail(err)
 	}
 	out := outcome{caller: policy.SourceCaller(src.Name)}
@@ -428,14 +412,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		accepted[i] = policy.Accepted{Source: src.Name, Event: *ev, Targets: targets}
 	}
 	if _, ok := provider.(BodySigned); ok {
-		// The signature covers only the body: a captured body replayed
-		// with a new delivery id is the same delivery. The events one
-		// body makes (a push of several refs) are told apart by position.
-		sum := sha256.Sum256(body)
-		digest := hex.EncodeToString(sum[:])
-		for i := range accepted {
-			accepted[i].BodyDigest = digest + "/" + strconv.Itoa(i)
-		}
+		setBodyDigests(accepted, req.Body)
 	}
 	if err := s.publish(r.Context(), accepted, &out); err != nil {
 		// Events published before this one are stored; the sender's retry
@@ -444,6 +421,39 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	}
 	out.status, out.reply = http.StatusAccepted, res.Reply
 	return out, nil
+}
+
+// readVerified checks a credential carried in the headers or the path
+// before the body is read (an unauthenticated post then costs no body
+// memory), reads the body within the source's cap and the in-flight
+// budget, and verifies it. release returns the body's share of the budget.
+func (s *Server) readVerified(r *http.Request, src *routing.Source, provider Provider) (req *Request, release func(), err error) {
+	req = &Request{Header: r.Header, PathToken: r.PathValue("token")}
+	if ev, ok := provider.(EarlyVerifier); ok {
+		if err := ev.VerifyBeforeBody(req, src); err != nil {
+			return nil, func() {}, err
+		}
+	}
+	limit := s.cfg.MaxBody
+	if src.MaxBodyBytes > 0 {
+		limit = min(limit, src.MaxBodyBytes)
+	}
+	if req.Body, release, err = s.bodies.readBody(r, limit); err != nil {
+		return nil, release, err
+	}
+	return req, release, provider.Verify(req, src)
+}
+
+// setBodyDigests marks the events of a body whose signature covers only
+// the body: a captured body replayed with a new delivery id is the same
+// delivery. The events one body makes (a push of several refs) are told
+// apart by position.
+func setBodyDigests(accepted []policy.Accepted, body []byte) {
+	sum := sha256.Sum256(body)
+	digest := hex.EncodeToString(sum[:])
+	for i := range accepted {
+		accepted[i].BodyDigest = digest + "/" + strconv.Itoa(i)
+	}
 }
 
 // RouteInput is the routing sequence every path shares (webhooks and
