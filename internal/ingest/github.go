@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"mime"
 	"net/url"
@@ -65,29 +66,32 @@ func (githubProvider) Verify(req *Request, src *routing.Source) error {
 
 // githubPayload extracts the JSON payload. GitHub sends JSON, or with the
 // hook's "application/x-www-form-urlencoded" setting the same JSON in a
-// "payload" form field; the signature covers the raw body either way.
+// "payload" form field; the signature covers the raw body either way. The
+// payload is not validated here: decodeGitHub's one decode does that.
 func githubPayload(req *Request) ([]byte, error) {
 	ct := req.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)
 	if ct == "" || err != nil {
 		return nil, fmt.Errorf("%w: Content-Type %q: GitHub sends application/json", ErrUnsupportedMediaType, ct)
 	}
-	payload := req.Body
 	switch mt {
 	case "application/json":
+		return req.Body, nil
 	case "application/x-www-form-urlencoded":
 		form, err := url.ParseQuery(string(req.Body))
 		if err != nil {
 			return nil, fmt.Errorf("%w: form body: %v", ErrMalformed, err)
 		}
-		payload = []byte(form.Get("payload"))
-	default:
-		return nil, fmt.Errorf("%w: Content-Type %q: GitHub sends application/json", ErrUnsupportedMediaType, mt)
+		return []byte(form.Get("payload")), nil
 	}
-	if !json.Valid(payload) {
-		return nil, fmt.Errorf("%w: body is not valid JSON", ErrMalformed)
-	}
-	return payload, nil
+	return nil, fmt.Errorf("%w: Content-Type %q: GitHub sends application/json", ErrUnsupportedMediaType, mt)
+}
+
+// githubEvent is a GitHub payload decoded for normalization: the common
+// fields and, by event kind, the few more that kind's mapping reads.
+type githubEvent interface {
+	common() *githubCommon
+	normalize(ev *event.Event, kind string) error
 }
 
 // githubCommon is what every GitHub event payload carries.
@@ -102,6 +106,44 @@ type githubCommon struct {
 	} `json:"sender"`
 }
 
+func (c *githubCommon) common() *githubCommon { return c }
+
+// normalize leaves the provider type of the kinds without a mapping.
+func (*githubCommon) normalize(*event.Event, string) error { return nil }
+
+// decodeGitHub decodes payload once, into the struct of kind. Only the
+// fields normalization reads are typed: the rest is skipped, not checked.
+func decodeGitHub(kind string, payload []byte) (githubEvent, error) {
+	var e githubEvent
+	switch kind {
+	case "push":
+		e = new(githubPush)
+	case "pull_request":
+		e = new(githubPullRequest)
+	case "release":
+		e = new(githubRelease)
+	case "create", "delete":
+		e = new(githubRef)
+	case "package":
+		e = new(githubPackageEvent)
+	case "registry_package":
+		e = new(githubRegistryPackageEvent)
+	case "workflow_run":
+		e = new(githubWorkflowRun)
+	case "check_suite":
+		e = new(githubCheckSuite)
+	default:
+		e = new(githubCommon)
+	}
+	if err := json.Unmarshal(payload, e); err != nil {
+		if syntax := (*json.SyntaxError)(nil); errors.As(err, &syntax) {
+			return nil, fmt.Errorf("%w: body is not valid JSON", ErrMalformed)
+		}
+		return nil, fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
+	}
+	return e, nil
+}
+
 func (githubProvider) Normalize(req *Request) (Result, error) {
 	kind := req.Header.Get(githubEventHeader)
 	if kind == "" {
@@ -112,14 +154,18 @@ func (githubProvider) Normalize(req *Request) (Result, error) {
 		return Result{}, err
 	}
 	if kind == "ping" {
+		if !json.Valid(payload) {
+			return Result{}, fmt.Errorf("%w: body is not valid JSON", ErrMalformed)
+		}
 		return Result{Ping: true}, nil
 	}
-	var common githubCommon
-	if err := json.Unmarshal(payload, &common); err != nil {
-		return Result{}, fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
+	e, err := decodeGitHub(kind, payload)
+	if err != nil {
+		return Result{}, err
 	}
 
 	ev := newEvent("github", req.Header.Get(githubDeliveryHeader), "https://github.com", "com.github."+kind, payload)
+	common := e.common()
 	if r := common.Repository; r != nil {
 		setSourceURL(&ev, r.HTMLURL)
 		setExt(&ev, "repository", r.FullName)
@@ -128,48 +174,44 @@ func (githubProvider) Normalize(req *Request) (Result, error) {
 	if common.Sender != nil {
 		setExt(&ev, "actor", common.Sender.Login)
 	}
-
-	switch kind {
-	case "push":
-		err = normalizeGitHubPush(&ev, payload)
-	case "pull_request":
-		err = normalizeGitHubPullRequest(&ev, payload)
-	case "release":
-		err = normalizeGitHubRelease(&ev, payload)
-	case "create", "delete":
-		err = normalizeGitHubRef(&ev, kind, payload)
-	case "package", "registry_package":
-		err = normalizeGitHubPackage(&ev, kind, payload)
-	case "workflow_run", "check_suite":
-		err = normalizeGitHubRun(&ev, kind, payload)
-	}
-	if err != nil {
+	if err := e.normalize(&ev, kind); err != nil {
 		return Result{}, err
 	}
+	// The decode above proved the payload JSON: setData does not scan it.
 	if err := setData(&ev, payload); err != nil {
 		return Result{}, err
 	}
 	return Result{Events: []event.Event{ev}}, nil
 }
 
-// normalizeGitHubPush maps a push to git.push, git.tag or a deletion, with
-// the ref, branch or tag and revision extensions.
-func normalizeGitHubPush(ev *event.Event, payload []byte) error {
-	var push github.PushEvent
-	if err := json.Unmarshal(payload, &push); err != nil {
-		return fmt.Errorf("%w: push payload: %v", ErrMalformed, err)
-	}
-	ref := push.GetRef()
-	if ref == "" {
+// githubPush is the part of a push payload normalization reads.
+type githubPush struct {
+	githubCommon
+	Ref     string `json:"ref"`
+	Before  string `json:"before"`
+	After   string `json:"after"`
+	Deleted bool   `json:"deleted"`
+	Pusher  *struct {
+		Name string `json:"name"`
+	} `json:"pusher"`
+	HeadCommit *struct {
+		Timestamp *github.Timestamp `json:"timestamp"`
+	} `json:"head_commit"`
+}
+
+// normalize maps a push to git.push, git.tag or a deletion, with the ref,
+// branch or tag and revision extensions.
+func (p *githubPush) normalize(ev *event.Event, _ string) error {
+	if p.Ref == "" {
 		return fmt.Errorf("%w: push payload has no ref", ErrMalformed)
 	}
 	// Other refs (notes, pull heads) keep the provider type.
-	applyPush(ev, ref, push.GetBefore(), push.GetAfter(), push.GetDeleted() || push.GetAfter() == zeroSHA)
-	if ev.Extensions()["actor"] == nil && push.GetPusher().GetName() != "" {
-		ev.SetExtension("actor", push.GetPusher().GetName())
+	applyPush(ev, p.Ref, p.Before, p.After, p.Deleted || p.After == zeroSHA)
+	if ev.Extensions()["actor"] == nil && p.Pusher != nil && p.Pusher.Name != "" {
+		ev.SetExtension("actor", p.Pusher.Name)
 	}
-	if ts := push.GetHeadCommit().GetTimestamp(); !ts.IsZero() {
-		ev.SetTime(ts.UTC())
+	if p.HeadCommit != nil && p.HeadCommit.Timestamp != nil && !p.HeadCommit.Timestamp.IsZero() {
+		ev.SetTime(p.HeadCommit.Timestamp.UTC())
 	}
 	return nil
 }
@@ -185,67 +227,87 @@ func (githubProvider) Sign(req *Request, eventName, delivery string, secret []by
 	req.Header.Set(githubSignatureHeader, "sha256="+hexHMAC(secret, req.Body))
 }
 
-// normalizeGitHubPullRequest maps pull_request to git.pullrequest: action
-// (a closed and merged one becomes "merged"), branch = the base (target)
-// branch, headbranch, ref refs/pull/<n>/head, revision = the head sha,
-// pullrequest = the number.
-func normalizeGitHubPullRequest(ev *event.Event, payload []byte) error {
-	var e github.PullRequestEvent
-	if err := json.Unmarshal(payload, &e); err != nil {
-		return fmt.Errorf("%w: pull_request payload: %v", ErrMalformed, err)
-	}
-	pr := e.GetPullRequest()
+// githubPullRequest is the part of a pull_request payload normalization
+// reads.
+type githubPullRequest struct {
+	githubCommon
+	PullRequest *struct {
+		Number    int               `json:"number"`
+		Merged    bool              `json:"merged"`
+		UpdatedAt *github.Timestamp `json:"updated_at"`
+		Base      githubBranch      `json:"base"`
+		Head      githubBranch      `json:"head"`
+	} `json:"pull_request"`
+}
+
+// githubBranch is a pull request's base or head.
+type githubBranch struct {
+	Ref string `json:"ref"`
+	SHA string `json:"sha"`
+}
+
+// normalize maps pull_request to git.pullrequest: action (a closed and
+// merged one becomes "merged"), branch = the base (target) branch,
+// headbranch, ref refs/pull/<n>/head, revision = the head sha, pullrequest
+// = the number.
+func (e *githubPullRequest) normalize(ev *event.Event, _ string) error {
+	pr := e.PullRequest
 	if pr == nil {
 		return fmt.Errorf("%w: pull_request payload has no pull_request", ErrMalformed)
 	}
-	action := e.GetAction()
-	if action == "closed" && pr.GetMerged() {
+	action := e.Action
+	if action == "closed" && pr.Merged {
 		action = "merged"
 	}
 	pullRequest{
 		action:     action,
-		number:     pr.GetNumber(),
-		ref:        fmt.Sprintf("refs/pull/%d/head", pr.GetNumber()),
-		branch:     pr.GetBase().GetRef(),
-		headBranch: pr.GetHead().GetRef(),
-		revision:   pr.GetHead().GetSHA(),
+		number:     pr.Number,
+		ref:        fmt.Sprintf("refs/pull/%d/head", pr.Number),
+		branch:     pr.Base.Ref,
+		headBranch: pr.Head.Ref,
+		revision:   pr.Head.SHA,
 	}.apply(ev)
-	if t := pr.GetUpdatedAt(); !t.IsZero() {
+	if t := pr.UpdatedAt; t != nil && !t.IsZero() {
 		ev.SetTime(t.UTC())
 	}
 	return nil
 }
 
-// normalizeGitHubRelease maps a published release to git.release with its
-// tag; other release actions keep com.github.release.
-func normalizeGitHubRelease(ev *event.Event, payload []byte) error {
-	var e github.ReleaseEvent
-	if err := json.Unmarshal(payload, &e); err != nil {
-		return fmt.Errorf("%w: release payload: %v", ErrMalformed, err)
-	}
-	if tag := e.GetRelease().GetTagName(); tag != "" {
+// githubRelease is the part of a release payload normalization reads.
+type githubRelease struct {
+	githubCommon
+	Release struct {
+		TagName     string            `json:"tag_name"`
+		PublishedAt *github.Timestamp `json:"published_at"`
+	} `json:"release"`
+}
+
+// normalize maps a published release to git.release with its tag; other
+// release actions keep com.github.release.
+func (e *githubRelease) normalize(ev *event.Event, _ string) error {
+	if tag := e.Release.TagName; tag != "" {
 		setRef(ev, "refs/tags/"+tag)
 	}
-	if e.GetAction() == "published" {
+	if e.Action == "published" {
 		ev.SetType(TypeGitRelease)
 	}
-	if t := e.GetRelease().GetPublishedAt(); !t.IsZero() {
+	if t := e.Release.PublishedAt; t != nil && !t.IsZero() {
 		ev.SetTime(t.UTC())
 	}
 	return nil
 }
 
-// normalizeGitHubRef maps create and delete (a branch or tag made or
-// removed, without the push details) to git.push/git.tag and the deletion
-// types. Repository rules see the same types as for a push.
-func normalizeGitHubRef(ev *event.Event, kind string, payload []byte) error {
-	var e struct {
-		Ref     string `json:"ref"`
-		RefType string `json:"ref_type"`
-	}
-	if err := json.Unmarshal(payload, &e); err != nil {
-		return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
-	}
+// githubRef is the part of a create or delete payload normalization reads.
+type githubRef struct {
+	githubCommon
+	Ref     string `json:"ref"`
+	RefType string `json:"ref_type"`
+}
+
+// normalize maps create and delete (a branch or tag made or removed,
+// without the push details) to git.push/git.tag and the deletion types.
+// Repository rules see the same types as for a push.
+func (e *githubRef) normalize(ev *event.Event, kind string) error {
 	// A repository created keeps com.github.create.
 	if ref := typedRef(e.RefType, e.Ref); ref != "" {
 		applyRef(ev, ref, kind == "delete")
@@ -272,24 +334,34 @@ type githubPackage struct {
 	} `json:"package_version"`
 }
 
+// githubPackageEvent is a package payload.
+type githubPackageEvent struct {
+	githubCommon
+	Package githubPackage `json:"package"`
+}
+
+func (e *githubPackageEvent) normalize(ev *event.Event, _ string) error {
+	normalizeGitHubPackage(ev, e.Action, &e.Package)
+	return nil
+}
+
+// githubRegistryPackageEvent is a registry_package payload.
+type githubRegistryPackageEvent struct {
+	githubCommon
+	Package githubPackage `json:"registry_package"`
+}
+
+func (e *githubRegistryPackageEvent) normalize(ev *event.Event, _ string) error {
+	normalizeGitHubPackage(ev, e.Action, &e.Package)
+	return nil
+}
+
 // normalizeGitHubPackage maps a published container package (GHCR) to
 // image.push with repository ghcr.io/<owner>/<name>; other package types
 // keep com.github.<event>.
-func normalizeGitHubPackage(ev *event.Event, kind string, payload []byte) error {
-	var e map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &e); err != nil {
-		return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
-	}
-	var p githubPackage
-	if raw, ok := e[kind]; ok {
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
-		}
-	}
-	var action string
-	_ = json.Unmarshal(e["action"], &action)
+func normalizeGitHubPackage(ev *event.Event, action string, p *githubPackage) {
 	if !strings.EqualFold(p.PackageType, "container") || p.Name == "" || (action != "published" && action != "updated") {
-		return nil
+		return
 	}
 	owner := p.Owner.Login
 	if owner == "" {
@@ -300,33 +372,46 @@ func normalizeGitHubPackage(ev *event.Event, kind string, payload []byte) error 
 	if digest == "" && strings.HasPrefix(p.PackageVersion.Version, "sha256:") {
 		digest = p.PackageVersion.Version
 	}
-	img := newImageEvent("github", ev.ID(), TypeImagePush, "ghcr.io", strings.ToLower(owner+"/"+p.Name), md.Name, digest, payload)
+	// ev has its id already: no payload is needed for a content id.
+	img := newImageEvent("github", ev.ID(), TypeImagePush, "ghcr.io", strings.ToLower(owner+"/"+p.Name), md.Name, digest, nil)
 	for k, v := range ev.Extensions() {
 		if _, set := img.Extensions()[k]; !set {
 			img.SetExtension(k, v)
 		}
 	}
 	*ev = img
+}
+
+// githubRun is a workflow run's or check suite's branch and revision.
+type githubRun struct {
+	HeadBranch string `json:"head_branch"`
+	HeadSHA    string `json:"head_sha"`
+}
+
+// githubWorkflowRun is a workflow_run payload.
+type githubWorkflowRun struct {
+	githubCommon
+	Run githubRun `json:"workflow_run"`
+}
+
+func (e *githubWorkflowRun) normalize(ev *event.Event, _ string) error {
+	e.Run.apply(ev)
 	return nil
 }
 
-// normalizeGitHubRun adds the branch and revision of a workflow_run or
-// check_suite; the type stays com.github.<event>.
-func normalizeGitHubRun(ev *event.Event, kind string, payload []byte) error {
-	var e map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &e); err != nil {
-		return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
-	}
-	var run struct {
-		HeadBranch string `json:"head_branch"`
-		HeadSHA    string `json:"head_sha"`
-	}
-	if raw, ok := e[kind]; ok {
-		if err := json.Unmarshal(raw, &run); err != nil {
-			return fmt.Errorf("%w: %s payload: %v", ErrMalformed, kind, err)
-		}
-	}
-	setExt(ev, "branch", run.HeadBranch)
-	setExt(ev, "revision", run.HeadSHA)
+// githubCheckSuite is a check_suite payload.
+type githubCheckSuite struct {
+	githubCommon
+	Run githubRun `json:"check_suite"`
+}
+
+func (e *githubCheckSuite) normalize(ev *event.Event, _ string) error {
+	e.Run.apply(ev)
 	return nil
+}
+
+// apply adds the branch and revision; the type stays com.github.<event>.
+func (r githubRun) apply(ev *event.Event) {
+	setExt(ev, "branch", r.HeadBranch)
+	setExt(ev, "revision", r.HeadSHA)
 }

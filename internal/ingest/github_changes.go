@@ -62,7 +62,7 @@ func ChangedFiles(ctx context.Context, src *routing.Source, ev *event.Event) *ro
 	if src == nil || src.Kind != "github" || !isGitHubPush(ev) {
 		return nil
 	}
-	var push github.PushEvent
+	var push githubPushChanges
 	if err := json.Unmarshal(ev.Data(), &push); err != nil {
 		return &routing.Changes{Reason: "push payload: " + err.Error()}
 	}
@@ -84,6 +84,27 @@ func ChangedFiles(ctx context.Context, src *routing.Source, ev *event.Event) *ro
 	return fetched
 }
 
+// githubPushChanges is the part of a push payload that says what changed.
+type githubPushChanges struct {
+	Before     string `json:"before"`
+	After      string `json:"after"`
+	Created    bool   `json:"created"`
+	Deleted    bool   `json:"deleted"`
+	Forced     bool   `json:"forced"`
+	Repository struct {
+		FullName string `json:"full_name"`
+	} `json:"repository"`
+	Commits []githubCommitFiles `json:"commits"`
+}
+
+// githubCommitFiles is the paths one pushed commit added, modified and
+// removed.
+type githubCommitFiles struct {
+	Added    []string `json:"added"`
+	Modified []string `json:"modified"`
+	Removed  []string `json:"removed"`
+}
+
 // isGitHubPush reports whether ev was normalized from a GitHub push.
 func isGitHubPush(ev *event.Event) bool {
 	if ev == nil || extensionString(ev, "provider") != "github" {
@@ -103,19 +124,19 @@ func extensionString(ev *event.Event, name string) string {
 
 // payloadChanges applies the rule above to the payload alone, and says
 // whether the compare API could complete it.
-func payloadChanges(push *github.PushEvent) (ch *routing.Changes, needAPI bool) {
+func payloadChanges(push *githubPushChanges) (ch *routing.Changes, needAPI bool) {
 	n := len(push.Commits)
 	switch {
-	case push.GetDeleted() || push.GetAfter() == zeroSHA:
+	case push.Deleted || push.After == zeroSHA:
 		return &routing.Changes{Files: []string{}, Complete: true, Reason: "ref deleted: no file changed"}, false
-	case n == 0 && push.GetCreated():
+	case n == 0 && push.Created:
 		return &routing.Changes{Reason: "new ref without new commits: nothing to compare against"}, false
 	case n == 0:
 		return &routing.Changes{Reason: "the push payload lists no commits"}, true
 	}
 	ch = &routing.Changes{Files: commitFiles(push.Commits)}
 	switch {
-	case push.GetForced():
+	case push.Forced:
 		ch.Reason = "forced push: its commits do not show what it dropped"
 		return ch, true
 	case n >= githubPayloadCommitLimit:
@@ -127,7 +148,7 @@ func payloadChanges(push *github.PushEvent) (ch *routing.Changes, needAPI bool) 
 	return ch, false
 }
 
-func commitFiles(commits []*github.HeadCommit) []string {
+func commitFiles(commits []githubCommitFiles) []string {
 	var files []string
 	for _, c := range commits {
 		files = append(files, c.Added...)
@@ -139,9 +160,9 @@ func commitFiles(commits []*github.HeadCommit) []string {
 }
 
 // compareChanges asks GitHub what changed between before and after.
-func compareChanges(ctx context.Context, src *routing.Source, push *github.PushEvent) (*routing.Changes, error) {
-	owner, repo, ok := strings.Cut(push.GetRepo().GetFullName(), "/")
-	before, after := push.GetBefore(), push.GetAfter()
+func compareChanges(ctx context.Context, src *routing.Source, push *githubPushChanges) (*routing.Changes, error) {
+	owner, repo, ok := strings.Cut(push.Repository.FullName, "/")
+	before, after := push.Before, push.After
 	switch {
 	case !ok || before == "" || after == "":
 		return nil, fmt.Errorf("the payload lacks the repository or the before/after commits")

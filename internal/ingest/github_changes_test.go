@@ -182,6 +182,12 @@ func TestChangedFiles(t *testing.T) {
 			wantReason: "forced push: its commits do not show what it dropped; compare API: GET",
 		},
 		{
+			name: "a null commit lists no file", sample: "push.json", src: source(srv.URL), server: srv,
+			edit:       func(m map[string]any) { m["commits"] = []any{nil, map[string]any{"added": []string{"a.go"}}} },
+			want:       &routing.Changes{Files: []string{"a.go"}, Complete: true},
+			wantReason: "from the 2 commits of the push payload",
+		},
+		{
 			name: "300 files: incomplete", sample: "push.json", src: source(huge.URL), server: huge, wantCalls: 1,
 			edit:       func(m map[string]any) { m["commits"] = []any{}; setSHAs(m) },
 			want:       &routing.Changes{Files: many},
@@ -225,4 +231,20 @@ func manyFiles(n int) []string {
 		out[i] = fmt.Sprintf("f%02d.txt", i)
 	}
 	return out
+}
+
+func BenchmarkGitHubChangedFiles(b *testing.B) {
+	body := readSample(b, "github", "push.json")
+	res, err := Normalize("github", &Request{Header: githubHeader("push", "d"), Body: body})
+	if err != nil {
+		b.Fatal(err)
+	}
+	src := &routing.Source{Name: "github", Kind: "github"}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		if ch := ChangedFiles(context.Background(), src, &res.Events[0]); ch == nil || !ch.Complete {
+			b.Fatalf("changes = %+v", ch)
+		}
+	}
 }

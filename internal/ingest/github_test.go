@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/switchyard-dev/switchyard/internal/routing"
@@ -190,14 +191,21 @@ func TestGitHubNormalizeErrors(t *testing.T) {
 		event   string
 		body    []byte
 		wantErr error
+		wantMsg string // in the error, with wantErr
 		ping    bool
 	}{
 		{name: "form encoded push is accepted", ct: "application/x-www-form-urlencoded", event: "push", body: form},
 		{name: "ping", ct: "application/json", event: "ping", body: readSample(t, "github", "ping.json"), ping: true},
-		{name: "malformed json", ct: "application/json", event: "push", body: []byte(`{"ref":`), wantErr: ErrMalformed},
+		{name: "malformed json", ct: "application/json", event: "push", body: []byte(`{"ref":`), wantErr: ErrMalformed, wantMsg: "not valid JSON"},
 		{name: "missing event header", ct: "application/json", event: "", body: push, wantErr: ErrMalformed},
 		{name: "push without ref", ct: "application/json", event: "push", body: []byte(`{"after":"x"}`), wantErr: ErrMalformed},
 		{name: "wrong type for ref", ct: "application/json", event: "push", body: []byte(`{"ref":42}`), wantErr: ErrMalformed},
+		{name: "bad head commit timestamp", ct: "application/json", event: "push", body: []byte(`{"ref":"refs/heads/x","head_commit":{"timestamp":"soon"}}`), wantErr: ErrMalformed},
+		{name: "a field normalization does not read is not checked", ct: "application/json", event: "push", body: []byte(`{"ref":"refs/heads/x","size":"big","commits":{}}`)},
+		{name: "form without payload", ct: "application/x-www-form-urlencoded", event: "push", body: []byte("a=b"), wantErr: ErrMalformed, wantMsg: "not valid JSON"},
+		{name: "ping must be JSON", ct: "application/json", event: "ping", body: []byte(`{"zen":`), wantErr: ErrMalformed, wantMsg: "not valid JSON"},
+		{name: "pull request number of the wrong type", ct: "application/json", event: "pull_request", body: []byte(`{"pull_request":{"number":"1"}}`), wantErr: ErrMalformed},
+		{name: "pull request without pull_request", ct: "application/json", event: "pull_request", body: []byte(`{"action":"opened"}`), wantErr: ErrMalformed},
 		{name: "xml", ct: "application/xml", event: "push", body: []byte(`<push/>`), wantErr: ErrUnsupportedMediaType},
 		{name: "no content type", ct: "", event: "push", body: push, wantErr: ErrUnsupportedMediaType},
 	}
@@ -210,8 +218,8 @@ func TestGitHubNormalizeErrors(t *testing.T) {
 			}
 			res, err := githubProvider{}.Normalize(&Request{Header: h, Body: tt.body})
 			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				if !errors.Is(err, tt.wantErr) || !strings.Contains(err.Error(), tt.wantMsg) {
+					t.Fatalf("err = %v, want %v %s", err, tt.wantErr, tt.wantMsg)
 				}
 				return
 			}
