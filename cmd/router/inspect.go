@@ -57,7 +57,7 @@ func cmdValidate(_ context.Context, args []string, _ io.Reader, stdout, stderr i
 		printProblems(stdout, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", *dir)
+	fmt.Fprintf(stdout, "%s: ok\nrules revision: %s\n", *dir, rules.Revision())
 	for _, w := range rules.Warnings() {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}

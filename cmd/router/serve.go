@@ -179,7 +179,7 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 		return nil, err
 	}
 	r.holder = routing.NewHolder(rules)
-	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()))
+	logger.Info("rules loaded", "dir", cfg.rulesDir, "sources", len(rules.Sources()), "revision", rules.Revision())
 	logWarnings(logger, rules)
 	if r.ln, err = net.Listen("tcp", cfg.listen); err != nil {
 		return nil, fmt.Errorf("listen: %w", err)

@@ -56,6 +56,9 @@ const (
 	// agent token's subject.
 	AnnotationPrincipal    = "switchyard.dev/principal"
 	AnnotationRouterSource = "switchyard.dev/router-source"
+	// AnnotationRulesRevision is the revision of the rules that routed the
+	// event (routing.Rules.Revision): which rules started this run.
+	AnnotationRulesRevision = "switchyard.dev/rules-revision"
 	// The concurrency settings travel on the PipelineRun, so the controller
 	// that starts pending runs needs no other state: it survives restarts.
 	AnnotationConcurrencyGroup = "switchyard.dev/concurrency-group"
@@ -232,6 +235,7 @@ func ownMetadata(w queue.Work) (labels, annotations map[string]string) {
 	setIf(annotations, AnnotationRevision, extension(ev, extRevision))
 	setIf(annotations, AnnotationIdentity, extension(ev, extIdentity))
 	setIf(annotations, AnnotationPrincipal, extension(ev, extPrincipal))
+	setIf(annotations, AnnotationRulesRevision, t.RulesRevision)
 	labels = map[string]string{
 		LabelApp:       t.App,
 		LabelTrigger:   t.Trigger,

@@ -565,3 +565,26 @@ func TestAnnotationsUseCanonicalExtensionForm(t *testing.T) {
 		t.Errorf("revision annotation = %q, want %q", got, want)
 	}
 }
+
+// TestRenderRulesRevision: the revision of the rules that routed the event
+// is on the run, whether rendered from a pipelineRef or a template; a work
+// item without one (routed before revisions existed) gets no annotation.
+func TestRenderRulesRevision(t *testing.T) {
+	const rev = "sha256:ab12cd34ef56,git:0123456789ab"
+	for name, w := range map[string]queue.Work{
+		"pipelineRef": testWork(),
+		"template": templateWork(`{"apiVersion":"tekton.dev/v1","kind":"PipelineRun",
+			"metadata":{"annotations":{"team":"shop"}},"spec":{"pipelineRef":{"name":"build"}}}`),
+	} {
+		w.Target.RulesRevision = rev
+		if got := mustRender(t, w).Annotations[AnnotationRulesRevision]; got != rev {
+			t.Errorf("%s: %s = %q, want %q", name, AnnotationRulesRevision, got, rev)
+		}
+	}
+	if got, ok := mustRender(t, testWork()).Annotations[AnnotationRulesRevision]; ok {
+		t.Errorf("no revision: %s = %q, want unset", AnnotationRulesRevision, got)
+	}
+	if !IsReservedKey(AnnotationRulesRevision) {
+		t.Errorf("%s is not reserved: a template could forge it", AnnotationRulesRevision)
+	}
+}

@@ -528,7 +528,8 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "draining: shutting down"})
 		return
 	}
-	if s.cfg.Rules.Rules() == nil {
+	rules := s.cfg.Rules.Rules()
+	if rules == nil {
 		writeJSON(w, http.StatusServiceUnavailable, ErrorResponse{Error: "no rules loaded"})
 		return
 	}
@@ -541,7 +542,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp := map[string]string{"status": "ready"}
+	resp := map[string]string{"status": "ready", "rulesRevision": rules.Revision()}
 	if s.cfg.Rules.LastError() != nil {
 		// Still ready: the last good rules are in force. The problems
 		// (with file paths) are in the router's log, not on this

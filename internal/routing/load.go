@@ -102,7 +102,12 @@ func LoadDir(dir string, opts Options) (*Rules, error) {
 		return nil, Problems{{File: dir, Msg: fmt.Sprintf("open rules directory: %v", unwrapPathError(err))}}
 	}
 	defer root.Close()
-	return Load(root.FS(), dir, opts)
+	rules, err := Load(root.FS(), dir, opts)
+	if err != nil {
+		return nil, err
+	}
+	rules.revision = withCommit(rules.revision, dir)
+	return rules, nil
 }
 
 // Load loads and compiles the manifest rooted at root.yaml in fsys. dir is
@@ -119,6 +124,7 @@ func Load(fsys fs.FS, dir string, opts Options) (*Rules, error) {
 		return nil, l.problems
 	}
 	rules.warnings = l.warnings
+	rules.revision = contentRevision(l.files)
 	return rules, nil
 }
 
@@ -160,6 +166,8 @@ type loader struct {
 	// hundreds of microseconds, and apps often share a condition. A
 	// compiled program is immutable and safe to share.
 	conditions map[string]condResult
+	// files are the digests of the files read, for the revision.
+	files fileDigests
 	// tokenHeaders are the sources' `header:` names, known once the
 	// sources compile; rules may not read them.
 	tokenHeaders []string
@@ -191,6 +199,7 @@ func (l *loader) read(name string) ([]byte, bool) {
 		l.addf(l.display(name), 0, "read: %v", unwrapPathError(err))
 		return nil, false
 	}
+	l.recordFile(name, data)
 	return data, true
 }
 

@@ -160,7 +160,7 @@ func (r *Reloader) Reload() error {
 		r.cfg.Holder.SetError(err)
 		return err
 	}
-	r.logger.Info("rules reloaded", "dir", r.cfg.Dir, "sources", len(rules.sources), "apps", len(rules.apps), "triggers", len(rules.triggers))
+	r.logger.Info("rules reloaded", "dir", r.cfg.Dir, "sources", len(rules.sources), "apps", len(rules.apps), "triggers", len(rules.triggers), "revision", rules.revision)
 	r.cfg.Holder.Swap(rules)
 	return nil
 }

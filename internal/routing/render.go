@@ -132,6 +132,7 @@ func (t *trigger) target(st *routeState) (Target, error) {
 		TasksTimeout:   t.tasksTimeout,
 		FinallyTimeout: t.finallyTimeout,
 		Workspaces:     slices.Clone(t.workspaces),
+		RulesRevision:  st.rules.revision,
 	}
 	if t.concurrency != nil {
 		c, err := t.resolveConcurrency(st)

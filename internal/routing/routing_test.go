@@ -156,6 +156,7 @@ triggers:
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := Input{Source: tt.source, Event: pushEvent(t, tt.typ, tt.ext, body), Header: header}
+			tt.want = withRevision(tt.want, rules.Revision())
 			got := rules.Route(in)
 			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("Route:\n got  %+v\n want %+v", got, tt.want)

@@ -34,6 +34,7 @@ type Rules struct {
 	anyRepo   []int32
 	usesPaths bool
 	warnings  Problems
+	revision  string
 }
 
 // Source is one webhook source declared in the root manifest.

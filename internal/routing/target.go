@@ -51,6 +51,9 @@ type Target struct {
 	// Notes say what routing assumed to match, such as a paths condition it
 	// could not check because the event did not list every changed file.
 	Notes []string `json:"notes,omitempty"`
+	// RulesRevision is the revision of the rules that routed the event
+	// (Rules.Revision), for the audit trail on the PipelineRun.
+	RulesRevision string `json:"rulesRevision,omitempty"`
 }
 
 // maxNameLen is the DNS label limit Kubernetes applies to PipelineRun names

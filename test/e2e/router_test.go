@@ -26,6 +26,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 	"github.com/switchyard-dev/switchyard/test/k8senv"
@@ -375,6 +376,8 @@ func TestSignedPushCreatesPipelineRun(t *testing.T) {
 		"switchyard.dev/event-source": "https://github.com/acme/web",
 		"switchyard.dev/revision":     "7c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d",
 		"switchyard.dev/identity":     "source:github",
+		// The revision the router logged at load: which rules routed it.
+		dispatch.AnnotationRulesRevision: loadedRevision(t, r),
 	} {
 		if pr.Annotations[k] != v {
 			t.Errorf("annotation %s = %q, want %q", k, pr.Annotations[k], v)
@@ -386,6 +389,20 @@ func TestSignedPushCreatesPipelineRun(t *testing.T) {
 	if err := stored.Validate(ctx); err != nil {
 		t.Errorf("stored PipelineRun fails Tekton validation: %v", err)
 	}
+}
+
+// loadedRevision is the rules revision r logged at start.
+func loadedRevision(t *testing.T, r *router) string {
+	t.Helper()
+	recs := r.logs.records("rules loaded")
+	if len(recs) == 0 {
+		t.Fatal("no rules loaded record")
+	}
+	rev, _ := recs[0]["revision"].(string)
+	if !strings.HasPrefix(rev, "sha256:") {
+		t.Fatalf("rules loaded with revision %q, want sha256:...", rev)
+	}
+	return rev
 }
 
 // TestRedeliveryAndRestartLeaveOneRun crashes the router while its
