@@ -158,13 +158,16 @@ type trigger struct {
 	params      []paramSpec
 	paramsBound bool // some param value holds a $(...) expression
 	// concurrency, when set, holds the unresolved group template.
-	concurrency    *Concurrency
-	bindingParams  []triggersv1.Param
-	bindsBody      bool // some binding reads $(body...): the resolver parses the payload
-	timeout        string
-	tasksTimeout   string
-	finallyTimeout string
-	workspaces     []pipelinev1.WorkspaceBinding
+	concurrency   *Concurrency
+	bindingParams []triggersv1.Param
+	bindsBody     bool // some binding reads $(body...): the resolver parses the payload
+	// bodyPaths and groupPaths are what the bindings and the concurrency
+	// group read of the body; nil when that is not known.
+	bodyPaths, groupPaths *bodyPaths
+	timeout               string
+	tasksTimeout          string
+	finallyTimeout        string
+	workspaces            []pipelinev1.WorkspaceBinding
 	// A template run (bindingParams are its bindings).
 	template    *triggersv1.TriggerTemplate
 	templateRaw []byte
@@ -215,6 +218,10 @@ func (r *Rules) index() {
 			r.triggers = append(r.triggers, t)
 			if !t.paths.empty() {
 				r.usesPaths = true
+			}
+			t.bodyPaths = bodyPathsOf(bindingValues(t.bindingParams)...)
+			if t.concurrency != nil {
+				t.groupPaths = bodyPathsOf(t.concurrency.Group)
 			}
 			lits := t.repositories.literals()
 			if lits == nil {
@@ -304,7 +311,11 @@ type routeState struct {
 	body       map[string]any
 	bodyErr    error
 	bodyParsed bool
-	eventMap   map[string]any
+	// object is the body when it is a valid JSON object, for the parts
+	// of it bindings and conditions read (bodyPart).
+	object        []byte
+	objectChecked bool
+	eventMap      map[string]any
 
 	// The app of the last trigger visited, and why it refuses the event.
 	app       *app
@@ -366,6 +377,20 @@ func (st *routeState) parseBody() error {
 		}
 	}
 	return st.bodyErr
+}
+
+// conditionBody is CEL's body variable for a condition that reads paths:
+// only their part when it is known, the whole payload otherwise.
+func (st *routeState) conditionBody(paths *bodyPaths) (map[string]any, error) {
+	if paths != nil {
+		if part, ok := st.bodyPart(paths); ok {
+			return part, nil
+		}
+	}
+	if err := st.parseBody(); err != nil {
+		return nil, err
+	}
+	return st.body, nil
 }
 
 // eventVar is CEL's event variable: the CloudEvent's attributes.
@@ -538,12 +563,14 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 		}
 	}
 	if c := t.when; c != nil {
+		var body map[string]any
 		if c.usesBody {
-			if err := st.parseBody(); err != nil {
+			var err error
+			if body, err = st.conditionBody(c.bodyPaths); err != nil {
 				return st.why(func() string { return fmt.Sprintf("when: %v", err) }), ""
 			}
 		}
-		ok, err := c.eval(celVars{st})
+		ok, err := c.eval(celVars{st, body})
 		if err != nil {
 			return st.why(func() string { return fmt.Sprintf("when %q: %v", c.expr, err) }), ""
 		}
