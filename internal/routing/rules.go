@@ -28,10 +28,11 @@ type Rules struct {
 	// in file order); a trigger's ordinal is its index here.
 	triggers []*trigger
 	// byRepo indexes the triggers whose repositories are all literal, by
-	// repository; anyRepo lists the others. Route visits only
-	// byRepo[repository] and anyRepo, merged by ordinal.
-	byRepo    map[string][]int32
-	anyRepo   []int32
+	// repository; anyRepo lists the others. byType and anyType do the same
+	// by event type. Route visits only the shorter of byRepo[repository]
+	// with anyRepo and byType[type] with anyType, merged by ordinal.
+	byRepo, byType   map[string][]int32
+	anyRepo, anyType []int32
 	usesPaths bool
 	warnings  Problems
 }
@@ -209,9 +210,9 @@ func (r *Rules) LimitedNamespaces() []string {
 }
 
 // index numbers the triggers in fan-out order and builds the repository
-// index Route uses.
+// and type indexes Route uses.
 func (r *Rules) index() {
-	r.byRepo = map[string][]int32{}
+	r.byRepo, r.byType = map[string][]int32{}, map[string][]int32{}
 	for _, a := range r.apps {
 		for _, t := range a.triggers {
 			t.ordinal = int32(len(r.triggers))
@@ -223,17 +224,24 @@ func (r *Rules) index() {
 			if t.concurrency != nil {
 				t.groupPaths = bodyPathsOf(t.concurrency.Group)
 			}
-			lits := t.repositories.literals()
-			if lits == nil {
-				r.anyRepo = append(r.anyRepo, t.ordinal)
-				continue
-			}
-			for _, repo := range lits {
-				// A repository listed twice must not fire the trigger twice.
-				if l := r.byRepo[repo]; len(l) == 0 || l[len(l)-1] != t.ordinal {
-					r.byRepo[repo] = append(l, t.ordinal)
-				}
-			}
+			indexBy(r.byRepo, &r.anyRepo, t.repositories, t.ordinal)
+			indexBy(r.byType, &r.anyType, t.types, t.ordinal)
+		}
+	}
+}
+
+// indexBy lists the trigger under each of its literal values, or in
+// rest when some value is a pattern or there is none.
+func indexBy(by map[string][]int32, rest *[]int32, g globList, ordinal int32) {
+	lits := g.literals()
+	if lits == nil {
+		*rest = append(*rest, ordinal)
+		return
+	}
+	for _, v := range lits {
+		// A value listed twice must not fire the trigger twice.
+		if l := by[v]; len(l) == 0 || l[len(l)-1] != ordinal {
+			by[v] = append(l, ordinal)
 		}
 	}
 }
@@ -433,8 +441,12 @@ func (r *Rules) evaluate(in Input, explain bool) Decision {
 		}
 		return d
 	}
-	// Only the triggers that can match this repository, in fan-out order.
+	// Only the triggers that can match this repository, or this type when
+	// fewer can, in fan-out order.
 	lit, wild := r.byRepo[st.repo], r.anyRepo
+	if lt, wt := r.byType[st.typ], r.anyType; len(lt)+len(wt) < len(lit)+len(wild) {
+		lit, wild = lt, wt
+	}
 	for i, j := 0, 0; i < len(lit) || j < len(wild); {
 		var k int32
 		if j == len(wild) || (i < len(lit) && lit[i] < wild[j]) {
