@@ -121,23 +121,32 @@ func (st *routeState) bodyPart(paths *bodyPaths) (map[string]any, bool) {
 	}
 	if !st.objectChecked {
 		st.objectChecked = true
-		// Valid as a whole, as a full decode would require.
+		// Valid as a whole, as a full decode would require; the top level
+		// scanned once for every binding and condition of the event.
 		if data := st.in.Event.Data(); json.Valid(data) {
 			if t := bytes.TrimLeft(data, jsonSpace); len(t) > 0 && t[0] == '{' {
-				st.object = t
+				st.fields = make([]rawField, 0, 32)
+				st.objectOK = eachField(t, func(key, val []byte) error {
+					st.fields = append(st.fields, rawField{key, val})
+					return nil
+				}) == nil
 			}
 		}
 	}
-	if st.object == nil {
+	if !st.objectOK {
 		return nil, false
 	}
-	part, err := paths.pick(st.object)
-	if err != nil {
-		return nil, false
+	out := make(map[string]any, len(paths.fields))
+	for _, f := range st.fields {
+		if err := paths.pickField(out, f.key, f.val); err != nil {
+			return nil, false
+		}
 	}
-	m, ok := part.(map[string]any)
-	return m, ok
+	return out, true
 }
+
+// rawField is one field of a JSON object: its quoted key and raw value.
+type rawField struct{ key, val []byte }
 
 const jsonSpace = " \t\r\n"
 
@@ -150,17 +159,20 @@ func (p *bodyPaths) pick(raw []byte) (any, error) {
 		return v, err
 	}
 	out := make(map[string]any, len(p.fields))
-	err := eachField(raw, func(key, val []byte) error {
-		name, sub, err := p.field(key)
-		if sub == nil || err != nil {
-			return err
-		}
-		// A key given twice keeps its last value, as a full decode does.
-		v, err := sub.pick(val)
-		out[name] = v
-		return err
-	})
+	err := eachField(raw, func(key, val []byte) error { return p.pickField(out, key, val) })
 	return out, err
+}
+
+// pickField adds to out what the paths read of one field, if any.
+func (p *bodyPaths) pickField(out map[string]any, key, val []byte) error {
+	name, sub, err := p.field(key)
+	if sub == nil || err != nil {
+		return err
+	}
+	// A key given twice keeps its last value, as a full decode does.
+	v, err := sub.pick(val)
+	out[name] = v
+	return err
 }
 
 // field returns a quoted key, decoded, and the paths under it; nil paths
@@ -219,21 +231,29 @@ func eachField(obj []byte, fn func(key, val []byte) error) error {
 }
 
 func skipSpace(b []byte, i int) int {
-	for i < len(b) && strings.IndexByte(jsonSpace, b[i]) >= 0 {
+	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\r' || b[i] == '\n') {
 		i++
 	}
 	return i
 }
 
-// skipString returns the index after the string starting at b[i].
+// skipString returns the index after the string starting at b[i]: at the
+// first quote not escaped by an odd run of backslashes.
 func skipString(b []byte, i int) int {
-	for j := i + 1; j < len(b); j++ {
-		switch b[j] {
-		case '\\':
-			j++
-		case '"':
-			return j + 1
+	for j := i + 1; j < len(b); {
+		k := bytes.IndexByte(b[j:], '"')
+		if k < 0 {
+			break
 		}
+		end := j + k
+		n := 0
+		for end-1-n > i && b[end-1-n] == '\\' {
+			n++
+		}
+		if n%2 == 0 {
+			return end + 1
+		}
+		j = end + 1
 	}
 	return len(b) + 1
 }

@@ -166,3 +166,32 @@ func evalForTest(c *condition, st *routeState, body func() (map[string]any, erro
 	}
 	return c.eval(celVars{st, b})
 }
+
+// FuzzBodyPart checks the scanned part of any body against the part
+// pruned from the fully decoded body.
+func FuzzBodyPart(f *testing.F) {
+	for _, s := range []string{partBody, `{}`, `{"a":{"b":"\\\""}}`, `{"a":1,"a":{"b":[1,{"c":"]"}]}}`, `[1]`, `{"a`, ` {"\u0061":{"b":null}} `} {
+		f.Add(s)
+	}
+	paths := bodyPathsOf("$(body.a.b)", "$(body.repository.owner)", "$(body.dup)", "$(body.k.x)")
+	f.Fuzz(func(t *testing.T, body string) {
+		var whole map[string]any
+		wholeErr := json.Unmarshal([]byte(body), &whole)
+		st := bodyState(t, body)
+		part, ok := st.bodyPart(paths)
+		if !ok {
+			if wholeErr == nil && whole != nil && body != "" {
+				t.Fatalf("no part of %q, which decodes", body)
+			}
+			return
+		}
+		if wholeErr != nil {
+			t.Fatalf("part %v of %q, which does not decode: %v", part, body, wholeErr)
+		}
+		want, _ := json.Marshal(paths.prune(whole))
+		got, _ := json.Marshal(part)
+		if string(got) != string(want) {
+			t.Fatalf("%q: scanned part %s, pruned %s", body, got, want)
+		}
+	})
+}

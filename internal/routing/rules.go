@@ -33,8 +33,8 @@ type Rules struct {
 	// with anyRepo and byType[type] with anyType, merged by ordinal.
 	byRepo, byType   map[string][]int32
 	anyRepo, anyType []int32
-	usesPaths bool
-	warnings  Problems
+	usesPaths        bool
+	warnings         Problems
 }
 
 // Source is one webhook source declared in the root manifest.
@@ -319,11 +319,12 @@ type routeState struct {
 	body       map[string]any
 	bodyErr    error
 	bodyParsed bool
-	// object is the body when it is a valid JSON object, for the parts
-	// of it bindings and conditions read (bodyPart).
-	object        []byte
-	objectChecked bool
-	eventMap      map[string]any
+	// fields are the body's top-level fields when it is a valid JSON
+	// object (objectOK), for the parts bindings and conditions read
+	// (bodyPart).
+	fields                  []rawField
+	objectChecked, objectOK bool
+	eventMap                map[string]any
 
 	// The app of the last trigger visited, and why it refuses the event.
 	app       *app
