@@ -12,9 +12,9 @@ import (
 	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
 )
 
-// bodyPaths is the part of the payload a trigger's bindings read, when
-// every binding expression is a plain dotted path. The resolver then gets
-// only that part, re-encoded from the body parsed once per event, instead
+// bodyPaths is the part of the payload a trigger's bindings (or a `when`
+// condition) read, when every expression reads it by plain dotted paths.
+// Only that part is decoded, and the resolver gets it re-encoded instead
 // of parsing the whole payload again for each target: a path resolves to
 // the same value, or fails the same way, in the part as in the whole.
 type bodyPaths struct {
