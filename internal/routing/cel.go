@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
@@ -69,6 +70,9 @@ type condition struct {
 	// usesBody is set when the expression reads body, so the payload is
 	// parsed only for conditions that need it.
 	usesBody bool
+	// bodyPaths are the body fields it reads, when it reads body only
+	// through field selections (body.a.b); nil otherwise.
+	bodyPaths *bodyPaths
 	// headers are the header names the expression reads by a literal
 	// (header.x, header['x'], header.canonical('x'), 'x' in header), for
 	// load to refuse credential headers.
@@ -97,6 +101,9 @@ func compileCondition(expr string) (*condition, error) {
 		}
 	}
 	c.headers = literalHeaders(checked.NativeRep().Expr())
+	if c.usesBody {
+		c.bodyPaths = selectedBodyPaths(checked.NativeRep().Expr())
+	}
 	c.prg, err = env.Program(checked,
 		cel.EvalOptions(cel.OptOptimize),
 		cel.CostLimit(celCostLimit),
@@ -150,6 +157,58 @@ func literalHeaders(e ast.Expr) []string {
 	return out
 }
 
+// selectedBodyPaths returns the paths an expression reads of body when it
+// reads it only through field selections (body.a.b, has(body.a)); nil when
+// body appears otherwise (size(body), body['a'], body.?a, a comprehension
+// over it), where a condition must see the whole payload.
+func selectedBodyPaths(e ast.Expr) *bodyPaths {
+	type sel struct {
+		id   int64
+		path []string
+	}
+	var (
+		idents   = map[int64]bool{} // ids of the body identifiers
+		operands = map[int64]bool{} // ids of expressions something selects from
+		chains   []sel
+	)
+	ast.PreOrderVisit(e, ast.NewExprVisitor(func(e ast.Expr) {
+		switch e.Kind() {
+		case ast.IdentKind:
+			if e.AsIdent() == "body" {
+				idents[e.ID()] = true
+			}
+		case ast.SelectKind:
+			s := e.AsSelect()
+			operands[s.Operand().ID()] = true
+			path := []string{s.FieldName()}
+			for op := s.Operand(); ; op = op.AsSelect().Operand() {
+				if op.Kind() == ast.IdentKind && op.AsIdent() == "body" {
+					slices.Reverse(path)
+					chains = append(chains, sel{e.ID(), path})
+					break
+				}
+				if op.Kind() != ast.SelectKind {
+					break
+				}
+				path = append(path, op.AsSelect().FieldName())
+			}
+		}
+	}))
+	for id := range idents {
+		if !operands[id] {
+			return nil
+		}
+	}
+	root := &bodyPaths{}
+	for _, c := range chains {
+		// Only whole chains: body.a.b reads b, not all of body.a.
+		if !operands[c.id] {
+			root.add(c.path)
+		}
+	}
+	return root
+}
+
 // compileBool parses and type-checks expr in env. A result type other than
 // bool (or dyn, checked when evaluated, as Tekton does) is an error.
 func compileBool(env *cel.Env, expr string) (*cel.Ast, error) {
@@ -186,15 +245,18 @@ func (c *condition) eval(vars interpreter.Activation) (bool, error) {
 }
 
 // celVars is the activation of one event: the variables are read from the
-// route state, the body parsed on first use.
-type celVars struct{ st *routeState }
+// route state; body is what the condition reads of the payload.
+type celVars struct {
+	st   *routeState
+	body map[string]any
+}
 
 var _ interpreter.Activation = celVars{}
 
 func (v celVars) ResolveName(name string) (any, bool) {
 	switch name {
 	case "body":
-		return v.st.body, true
+		return v.body, true
 	case "header":
 		return v.st.headers(), true
 	case "extensions":

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	pipelinev1beta1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
@@ -31,7 +30,7 @@ func (t *trigger) renderResource(st *routeState, target *Target) error {
 	ev := st.in.Event
 	params, err := template.ResolveParams(
 		template.ResolvedTrigger{BindingParams: t.bindingParams, TriggerTemplate: t.template},
-		t.bindingBody(ev), st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
+		t.bindingBody(st), st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return fmt.Errorf("render bindings: %w", err)
 	}
@@ -165,7 +164,7 @@ func (t *trigger) target(st *routeState) (Target, error) {
 		}
 	}
 	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: bindings},
-		t.bindingBody(ev), st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
+		t.bindingBody(st), st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return Target{}, fmt.Errorf("render params: %w", err)
 	}
@@ -190,7 +189,7 @@ func (t *trigger) resolveConcurrency(st *routeState) (*Concurrency, error) {
 	ev := st.in.Event
 	var body []byte
 	if strings.Contains(c.Group, "$(body") {
-		body = ev.Data()
+		body = st.bodyFor(t.groupPaths)
 	}
 	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: []triggersv1.Param{{Name: "group", Value: c.Group}}},
 		body, st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
@@ -206,10 +205,11 @@ func (t *trigger) resolveConcurrency(st *routeState) (*Concurrency, error) {
 }
 
 // bindingBody is the payload the binding resolver gets: none when no
-// binding reads the body, which spares the resolver a parse.
-func (t *trigger) bindingBody(ev *event.Event) []byte {
+// binding reads the body, which spares the resolver a parse, and only the
+// part the bindings read when that is known.
+func (t *trigger) bindingBody(st *routeState) []byte {
 	if !t.bindsBody {
 		return nil
 	}
-	return ev.Data()
+	return st.bodyFor(t.bodyPaths)
 }

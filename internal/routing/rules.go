@@ -28,13 +28,14 @@ type Rules struct {
 	// in file order); a trigger's ordinal is its index here.
 	triggers []*trigger
 	// byRepo indexes the triggers whose repositories are all literal, by
-	// repository; anyRepo lists the others. Route visits only
-	// byRepo[repository] and anyRepo, merged by ordinal.
-	byRepo    map[string][]int32
-	anyRepo   []int32
-	usesPaths bool
-	warnings  Problems
-	revision  string
+	// repository; anyRepo lists the others. byType and anyType do the same
+	// by event type. Route visits only the shorter of byRepo[repository]
+	// with anyRepo and byType[type] with anyType, merged by ordinal.
+	byRepo, byType   map[string][]int32
+	anyRepo, anyType []int32
+	usesPaths        bool
+	warnings         Problems
+	revision         string
 }
 
 // Source is one webhook source declared in the root manifest.
@@ -159,13 +160,16 @@ type trigger struct {
 	params      []paramSpec
 	paramsBound bool // some param value holds a $(...) expression
 	// concurrency, when set, holds the unresolved group template.
-	concurrency    *Concurrency
-	bindingParams  []triggersv1.Param
-	bindsBody      bool // some binding reads $(body...): the resolver parses the payload
-	timeout        string
-	tasksTimeout   string
-	finallyTimeout string
-	workspaces     []pipelinev1.WorkspaceBinding
+	concurrency   *Concurrency
+	bindingParams []triggersv1.Param
+	bindsBody     bool // some binding reads $(body...): the resolver parses the payload
+	// bodyPaths and groupPaths are what the bindings and the concurrency
+	// group read of the body; nil when that is not known.
+	bodyPaths, groupPaths *bodyPaths
+	timeout               string
+	tasksTimeout          string
+	finallyTimeout        string
+	workspaces            []pipelinev1.WorkspaceBinding
 	// A template run (bindingParams are its bindings).
 	template    *triggersv1.TriggerTemplate
 	templateRaw []byte
@@ -207,9 +211,9 @@ func (r *Rules) LimitedNamespaces() []string {
 }
 
 // index numbers the triggers in fan-out order and builds the repository
-// index Route uses.
+// and type indexes Route uses.
 func (r *Rules) index() {
-	r.byRepo = map[string][]int32{}
+	r.byRepo, r.byType = map[string][]int32{}, map[string][]int32{}
 	for _, a := range r.apps {
 		for _, t := range a.triggers {
 			t.ordinal = int32(len(r.triggers))
@@ -217,17 +221,28 @@ func (r *Rules) index() {
 			if !t.paths.empty() {
 				r.usesPaths = true
 			}
-			lits := t.repositories.literals()
-			if lits == nil {
-				r.anyRepo = append(r.anyRepo, t.ordinal)
-				continue
+			t.bodyPaths = bodyPathsOf(bindingValues(t.bindingParams)...)
+			if t.concurrency != nil {
+				t.groupPaths = bodyPathsOf(t.concurrency.Group)
 			}
-			for _, repo := range lits {
-				// A repository listed twice must not fire the trigger twice.
-				if l := r.byRepo[repo]; len(l) == 0 || l[len(l)-1] != t.ordinal {
-					r.byRepo[repo] = append(l, t.ordinal)
-				}
-			}
+			indexBy(r.byRepo, &r.anyRepo, t.repositories, t.ordinal)
+			indexBy(r.byType, &r.anyType, t.types, t.ordinal)
+		}
+	}
+}
+
+// indexBy lists the trigger under each of its literal values, or in
+// rest when some value is a pattern or there is none.
+func indexBy(by map[string][]int32, rest *[]int32, g globList, ordinal int32) {
+	lits := g.literals()
+	if lits == nil {
+		*rest = append(*rest, ordinal)
+		return
+	}
+	for _, v := range lits {
+		// A value listed twice must not fire the trigger twice.
+		if l := by[v]; len(l) == 0 || l[len(l)-1] != ordinal {
+			by[v] = append(l, ordinal)
 		}
 	}
 }
@@ -305,7 +320,12 @@ type routeState struct {
 	body       map[string]any
 	bodyErr    error
 	bodyParsed bool
-	eventMap   map[string]any
+	// fields are the body's top-level fields when it is a valid JSON
+	// object (objectOK), for the parts bindings and conditions read
+	// (bodyPart).
+	fields                  []rawField
+	objectChecked, objectOK bool
+	eventMap                map[string]any
 
 	// The app of the last trigger visited, and why it refuses the event.
 	app       *app
@@ -369,6 +389,20 @@ func (st *routeState) parseBody() error {
 	return st.bodyErr
 }
 
+// conditionBody is CEL's body variable for a condition that reads paths:
+// only their part when it is known, the whole payload otherwise.
+func (st *routeState) conditionBody(paths *bodyPaths) (map[string]any, error) {
+	if paths != nil {
+		if part, ok := st.bodyPart(paths); ok {
+			return part, nil
+		}
+	}
+	if err := st.parseBody(); err != nil {
+		return nil, err
+	}
+	return st.body, nil
+}
+
 // eventVar is CEL's event variable: the CloudEvent's attributes.
 func (st *routeState) eventVar() map[string]any {
 	if st.eventMap == nil {
@@ -409,8 +443,12 @@ func (r *Rules) evaluate(in Input, explain bool) Decision {
 		}
 		return d
 	}
-	// Only the triggers that can match this repository, in fan-out order.
+	// Only the triggers that can match this repository, or this type when
+	// fewer can, in fan-out order.
 	lit, wild := r.byRepo[st.repo], r.anyRepo
+	if lt, wt := r.byType[st.typ], r.anyType; len(lt)+len(wt) < len(lit)+len(wild) {
+		lit, wild = lt, wt
+	}
 	for i, j := 0, 0; i < len(lit) || j < len(wild); {
 		var k int32
 		if j == len(wild) || (i < len(lit) && lit[i] < wild[j]) {
@@ -539,12 +577,14 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 		}
 	}
 	if c := t.when; c != nil {
+		var body map[string]any
 		if c.usesBody {
-			if err := st.parseBody(); err != nil {
+			var err error
+			if body, err = st.conditionBody(c.bodyPaths); err != nil {
 				return st.why(func() string { return fmt.Sprintf("when: %v", err) }), ""
 			}
 		}
-		ok, err := c.eval(celVars{st})
+		ok, err := c.eval(celVars{st, body})
 		if err != nil {
 			return st.why(func() string { return fmt.Sprintf("when %q: %v", c.expr, err) }), ""
 		}
