@@ -20,7 +20,8 @@ import (
 // and cloudevents kinds, Artifactory's signed payloads) use it; go-github's
 // verifier is GitHub-only.
 func verifyHMACHex(req *Request, src *routing.Source, header, prefix string) error {
-	if len(src.Secret) == 0 {
+	secrets := src.AcceptedSecrets()
+	if len(secrets) == 0 {
 		return fmt.Errorf("%w: source has no secret configured", ErrUnauthorized)
 	}
 	value := strings.TrimSpace(req.Header.Get(header))
@@ -37,7 +38,7 @@ func verifyHMACHex(req *Request, src *routing.Source, header, prefix string) err
 	if err != nil {
 		return fmt.Errorf("%w: %s is not hex", ErrUnauthorized, header)
 	}
-	if !hmac.Equal(got, hmacSHA256(src.Secret, req.Body)) {
+	if !anySecret(secrets, func(secret []byte) bool { return hmac.Equal(got, hmacSHA256(secret, req.Body)) }) {
 		return fmt.Errorf("%w: %s does not match the body", ErrUnauthorized, header)
 	}
 	return nil
@@ -45,17 +46,20 @@ func verifyHMACHex(req *Request, src *routing.Source, header, prefix string) err
 
 // verifyToken compares a presented token with the source's secret in
 // constant time. Both sides are hashed first so the comparison does not
-// leak the secret's length either.
+// leak the secret's length either. Each of the source's secrets is compared.
 func verifyToken(presented string, src *routing.Source, where string) error {
-	if len(src.Secret) == 0 {
+	secrets := src.AcceptedSecrets()
+	if len(secrets) == 0 {
 		return fmt.Errorf("%w: source has no secret configured", ErrUnauthorized)
 	}
 	if presented == "" {
 		return fmt.Errorf("%w: missing %s", ErrUnauthorized, where)
 	}
 	a := sha256.Sum256([]byte(presented))
-	b := sha256.Sum256(src.Secret)
-	if subtle.ConstantTimeCompare(a[:], b[:]) != 1 {
+	if !anySecret(secrets, func(secret []byte) bool {
+		b := sha256.Sum256(secret)
+		return subtle.ConstantTimeCompare(a[:], b[:]) == 1
+	}) {
 		return fmt.Errorf("%w: %s does not match the source's secret", ErrUnauthorized, where)
 	}
 	return nil
@@ -118,6 +122,17 @@ func (pathToken) Sign(req *Request, _, _ string, secret []byte) {
 }
 
 func (pathToken) takesPathToken() {}
+
+// anySecret reports whether match holds for any of secrets. It tries every
+// one, with no early exit, so the time taken does not depend on which
+// secret matched (or on the secrets' bytes).
+func anySecret(secrets [][]byte, match func(secret []byte) bool) bool {
+	ok := false
+	for _, secret := range secrets {
+		ok = match(secret) || ok
+	}
+	return ok
+}
 
 func hmacSHA256(key, msg []byte) []byte {
 	mac := hmac.New(sha256.New, key)

@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -85,7 +86,8 @@ func (genericProvider) Verify(req *Request, src *routing.Source) error {
 // of "v1,<base64>" (several during a secret rotation; other versions are
 // skipped), against the HMAC of "<webhook-id>.<webhook-timestamp>.<body>".
 func verifyStandardWebhook(req *Request, src *routing.Source, now time.Time) error {
-	if len(src.Secret) == 0 {
+	secrets := src.AcceptedSecrets()
+	if len(secrets) == 0 {
 		return fmt.Errorf("%w: source has no secret configured", ErrUnauthorized)
 	}
 	id := req.Header.Get(webhookIDHeader)
@@ -100,16 +102,23 @@ func verifyStandardWebhook(req *Request, src *routing.Source, now time.Time) err
 	if d := now.Sub(time.Unix(sec, 0)); d > webhookTolerance || d < -webhookTolerance {
 		return fmt.Errorf("%w: %s is more than %v from now (a replay, or a clock to set right)", ErrUnauthorized, webhookTimestampHeader, webhookTolerance)
 	}
-	want := standardWebhookMAC(src.Secret, id, ts, req.Body)
+	var sigs [][]byte
 	for _, sig := range strings.Fields(req.Header.Get(webhookSignatureHeader)) {
 		version, value, ok := strings.Cut(sig, ",")
 		if !ok || version != "v1" {
 			continue
 		}
-		got, err := base64.StdEncoding.DecodeString(value)
-		if err == nil && hmac.Equal(got, want) {
-			return nil
+		if got, err := base64.StdEncoding.DecodeString(value); err == nil {
+			sigs = append(sigs, got)
 		}
+	}
+	// Every listed secret against every v1 signature: either side may be
+	// mid-rotation.
+	if anySecret(secrets, func(secret []byte) bool {
+		want := standardWebhookMAC(secret, id, ts, req.Body)
+		return slices.ContainsFunc(sigs, func(got []byte) bool { return hmac.Equal(got, want) })
+	}) {
+		return nil
 	}
 	return fmt.Errorf("%w: no v1 signature in %s matches", ErrUnauthorized, webhookSignatureHeader)
 }

@@ -44,7 +44,8 @@ func (githubProvider) Kind() string { return "github" }
 // attacker would pick. go-github's ValidateSignature compares with
 // hmac.Equal (constant time).
 func (githubProvider) Verify(req *Request, src *routing.Source) error {
-	if len(src.Secret) == 0 {
+	secrets := src.AcceptedSecrets()
+	if len(secrets) == 0 {
 		return fmt.Errorf("%w: source has no secret configured", ErrUnauthorized)
 	}
 	sig := req.Header.Get(githubSignatureHeader)
@@ -58,7 +59,7 @@ func (githubProvider) Verify(req *Request, src *routing.Source) error {
 	if !strings.HasPrefix(sig, prefix) {
 		return fmt.Errorf("%w: %s must be %s<hex>", ErrUnauthorized, githubSignatureHeader, prefix)
 	}
-	if err := github.ValidateSignature(sig, req.Body, src.Secret); err != nil {
+	if !anySecret(secrets, func(secret []byte) bool { return github.ValidateSignature(sig, req.Body, secret) == nil }) {
 		return fmt.Errorf("%w: signature does not match the body", ErrUnauthorized)
 	}
 	return nil

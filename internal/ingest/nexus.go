@@ -48,7 +48,8 @@ func (nexusProvider) Kind() string { return "nexus" }
 // Verify checks the HMAC-SHA1 of the body as received and, since Nexus
 // documents hashing the JSON without whitespace, of its compact form.
 func (nexusProvider) Verify(req *Request, src *routing.Source) error {
-	if len(src.Secret) == 0 {
+	secrets := src.AcceptedSecrets()
+	if len(secrets) == 0 {
 		return fmt.Errorf("%w: source has no secret configured", ErrUnauthorized)
 	}
 	sig := strings.TrimSpace(req.Header.Get(nexusSignatureHeader))
@@ -59,11 +60,15 @@ func (nexusProvider) Verify(req *Request, src *routing.Source) error {
 	if err != nil {
 		return fmt.Errorf("%w: %s is not hex", ErrUnauthorized, nexusSignatureHeader)
 	}
-	ok := hmac.Equal(got, hmacSHA1(src.Secret, req.Body))
 	var compact bytes.Buffer
-	if json.Compact(&compact, req.Body) == nil {
-		ok = hmac.Equal(got, hmacSHA1(src.Secret, compact.Bytes())) || ok
-	}
+	compacted := json.Compact(&compact, req.Body) == nil
+	ok := anySecret(secrets, func(secret []byte) bool {
+		ok := hmac.Equal(got, hmacSHA1(secret, req.Body))
+		if compacted {
+			ok = hmac.Equal(got, hmacSHA1(secret, compact.Bytes())) || ok
+		}
+		return ok
+	})
 	if !ok {
 		return fmt.Errorf("%w: %s does not match the body", ErrUnauthorized, nexusSignatureHeader)
 	}

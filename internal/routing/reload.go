@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -178,6 +180,8 @@ func (r *Reloader) Run(ctx context.Context) error {
 		return fmt.Errorf("watch rules: %w", err)
 	}
 	r.logger.Info("watching rules", "dir", r.cfg.Dir, "debounce", r.cfg.Debounce.String())
+	secrets := map[string][]string{}
+	r.watchSecrets(w, secrets)
 
 	settle := time.NewTimer(time.Hour)
 	settle.Stop()
@@ -204,6 +208,9 @@ func (r *Reloader) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
+			if !secretEvent(secrets, ev.Name) {
+				continue
+			}
 			// A bare Chmod is kept too: `touch root.yaml` is how people
 			// ask for a reload.
 			if ev.Has(fsnotify.Create) {
@@ -222,6 +229,7 @@ func (r *Reloader) Run(ctx context.Context) error {
 			r.logger.Warn("rules watch error", "error", err.Error())
 		case <-settle.C:
 			_ = r.Reload() // reported by Reload
+			r.watchSecrets(w, secrets)
 		}
 	}
 }
@@ -237,4 +245,52 @@ func (r *Reloader) watchTree(w *fsnotify.Watcher, dir string) error {
 		}
 		return nil
 	})
+}
+
+// watchSecrets adds the directories of the secret files the rules in force
+// name, so rotating a secret reloads. A directory is watched rather than
+// the file: editors and Kubernetes secret volumes replace the file (or the
+// ..data link above it) instead of writing it. secrets maps each watched
+// directory outside the rules tree to the file names that count there.
+func (r *Reloader) watchSecrets(w *fsnotify.Watcher, secrets map[string][]string) {
+	rules := r.cfg.Holder.Rules()
+	if rules == nil {
+		return
+	}
+	for _, f := range rules.SecretFiles() {
+		dir, base := filepath.Dir(f), filepath.Base(f)
+		if inTree(r.cfg.Dir, dir) || slices.Contains(secrets[dir], base) {
+			continue // the rules tree is watched whole
+		}
+		if _, watched := secrets[dir]; !watched {
+			if err := w.Add(dir); err != nil {
+				r.logger.Warn("watch secret directory", "dir", dir, "error", err.Error())
+				continue
+			}
+		}
+		secrets[dir] = append(secrets[dir], base)
+	}
+}
+
+// secretEvent says whether an event is worth a reload: everything in the
+// rules tree is, but in a secret file's directory only that file and the
+// "..data" links a Kubernetes secret volume swaps to update it.
+func secretEvent(secrets map[string][]string, name string) bool {
+	names, ok := secrets[filepath.Dir(name)]
+	if !ok {
+		return true
+	}
+	base := filepath.Base(name)
+	return strings.HasPrefix(base, "..") || slices.Contains(names, base)
+}
+
+// inTree says whether dir is root or below it.
+func inTree(root, dir string) bool {
+	root, errRoot := filepath.Abs(root)
+	dir, errDir := filepath.Abs(dir)
+	if errRoot != nil || errDir != nil {
+		return false
+	}
+	rel, err := filepath.Rel(root, dir)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(filepath.Separator))
 }

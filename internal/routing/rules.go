@@ -42,9 +42,13 @@ type Rules struct {
 type Source struct {
 	Name string
 	Kind string
-	// Secret is the resolved secret; nil unless the manifest was loaded
-	// with Options.ResolveSecrets.
+	// Secret is the first resolved secret, the one `router send` signs
+	// with; nil unless the manifest was loaded with Options.ResolveSecrets.
 	Secret []byte
+	// Secrets are all the resolved secrets, Secret first: during a
+	// rotation the file (or variable) lists the new secret and the old one,
+	// one a line, and verification accepts any of them.
+	Secrets [][]byte
 	// SecretRef says where the secret comes from (never the secret).
 	SecretRef secretRef
 	// APIToken is the resolved provider API token (nil without one, or
@@ -77,6 +81,18 @@ type OIDC struct {
 	Issuer, Audience, JWKSURL, Email string
 	// Algorithms accepted; empty means RS256.
 	Algorithms []string
+}
+
+// AcceptedSecrets are the secrets a sender may sign (or authenticate) with:
+// Secrets, or Secret alone for a Source built without the list.
+func (s *Source) AcceptedSecrets() [][]byte {
+	if len(s.Secrets) > 0 {
+		return s.Secrets
+	}
+	if len(s.Secret) > 0 {
+		return [][]byte{s.Secret}
+	}
+	return nil
 }
 
 // SecretEnv and SecretFile name where the secret is read from.
@@ -596,9 +612,14 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 }
 
 // ResolveSecret reads the source's secret from its environment variable or
-// file; `router send` uses it to sign a sample for one source.
+// file; `router send` uses it to sign a sample for one source. With several
+// secrets listed it is the first one.
 func (s *Source) ResolveSecret() ([]byte, error) {
-	return s.SecretRef.resolve(os.LookupEnv)
+	secrets, err := s.SecretRef.resolveAll(os.LookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	return secrets[0], nil
 }
 
 // ResolveAPIToken reads the source's API token from its environment

@@ -49,11 +49,12 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 	default:
 		src.SecretRef = *s.Secret
 		if l.opts.ResolveSecrets {
-			secret, err := s.Secret.resolve(l.opts.LookupEnv)
+			secrets, err := s.Secret.resolveAll(l.opts.LookupEnv)
 			if err != nil {
 				l.addf(file, at("secret"), "source %q: %v", s.Name, err)
+			} else {
+				src.Secret, src.Secrets = secrets[0], secrets
 			}
-			src.Secret = secret
 		}
 	}
 	if s.APIToken != nil {
@@ -106,4 +107,54 @@ func (r secretRef) resolve(lookupEnv func(string) (string, bool)) ([]byte, error
 		return nil, fmt.Errorf("secret file %s is empty", r.File)
 	}
 	return data, nil
+}
+
+// resolveAll reads a source's secrets: one a line, so that during a
+// rotation the new secret and the old one are both accepted. Blank lines and
+// lines starting with # are skipped. A single line is taken whole, exactly
+// as resolve reads it, so a one-secret file behaves as it always has.
+func (r secretRef) resolveAll(lookupEnv func(string) (string, bool)) ([][]byte, error) {
+	data, err := r.resolve(lookupEnv)
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.ContainsRune(data, '\n') {
+		return [][]byte{data}, nil
+	}
+	var secrets [][]byte
+	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if trimmed := bytes.TrimSpace(line); len(trimmed) == 0 || trimmed[0] == '#' {
+			continue
+		}
+		secrets = append(secrets, line)
+	}
+	if len(secrets) == 0 {
+		return nil, fmt.Errorf("secret %s lists no secret (only blank lines and # comments)", r.where())
+	}
+	return secrets, nil
+}
+
+// where names the secret's file or variable, never its value.
+func (r secretRef) where() string {
+	if r.Env != "" {
+		return "environment variable " + r.Env
+	}
+	return "file " + r.File
+}
+
+// SecretFiles lists the files the sources read secrets and API tokens
+// from, so a reloader can watch them: a rotated secret is picked up
+// without a restart.
+func (r *Rules) SecretFiles() []string {
+	var files []string
+	for _, s := range r.sources {
+		for _, f := range []string{s.SecretRef.File, s.APITokenRef.File} {
+			if f != "" && !slices.Contains(files, f) {
+				files = append(files, f)
+			}
+		}
+	}
+	slices.Sort(files)
+	return files
 }
