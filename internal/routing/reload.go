@@ -267,6 +267,7 @@ func (r *Reloader) watchSecrets(w *fsnotify.Watcher, secrets map[string][]string
 				r.logger.Warn("watch secret directory", "dir", dir, "error", err.Error())
 				continue
 			}
+			r.logger.Info("watching secret files", "dir", dir)
 		}
 		secrets[dir] = append(secrets[dir], base)
 	}
