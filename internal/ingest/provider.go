@@ -51,7 +51,7 @@ type Provider interface {
 	// Kind is the source kind in the root manifest ("github").
 	Kind() string
 	// Verify authenticates the raw request with the source's credentials
-	// (src.Secret, or src.OIDC), before anything decodes the body, in
+	// (any of src.AcceptedSecrets(), or src.OIDC), before anything decodes the body, in
 	// constant time. Failures wrap ErrUnauthorized.
 	Verify(req *Request, src *routing.Source) error
 	// Normalize turns a verified request into CloudEvents. It needs no
