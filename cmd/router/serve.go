@@ -78,7 +78,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.drainDelay, "drain-delay", 5*time.Second, "on SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop sending before the listener closes")
 	fs.DurationVar(&c.concurrencyResync, "concurrency-resync", 10*time.Second, "how often the PipelineRuns of concurrency groups with a limit are checked, to start pending ones as earlier ones finish")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.BoolVar(&c.watchRules, "watch-rules", true, "reload the rules when a file under --rules changes (SIGHUP always reloads)")
+	fs.BoolVar(&c.watchRules, "watch-rules", true, "reload the rules when a file under --rules, or a secret file the rules name, changes (SIGHUP always reloads)")
 }
 
 func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
