@@ -12,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,38 +23,6 @@ import (
 // ghSource is one GitHub source, gh, with its secret in S.
 const ghSource = "  - name: gh\n    kind: github\n    secret: {env: S}\n"
 
-// memPublisher stores in memory: ingest needs no NATS server to be tested
-// (the queue has its own tests, and the integration tests join them).
-type memPublisher struct {
-	mu   sync.Mutex
-	got  []policy.Accepted
-	fail error
-}
-
-func (m *memPublisher) Publish(_ context.Context, a policy.Accepted) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.fail != nil {
-		return m.fail
-	}
-	m.got = append(m.got, a)
-	return nil
-}
-
-// memAudit collects audit records.
-type memAudit struct {
-	mu   sync.Mutex
-	recs []policy.Record
-}
-
-func (m *memAudit) add(r policy.Record) { m.mu.Lock(); m.recs = append(m.recs, r); m.mu.Unlock() }
-
-func (m *memAudit) all() []policy.Record {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return append([]policy.Record(nil), m.recs...)
-}
-
 type unavailableErr struct{}
 
 func (unavailableErr) Error() string     { return "store down" }
@@ -66,7 +33,7 @@ func (unavailableErr) Unavailable() bool { return true }
 func TestUnavailableByInterface(t *testing.T) {
 	secret := newSecret(t)
 	rules := mustRules(t, ghSource, map[string]string{"S": string(secret)})
-	pub := &memPublisher{fail: unavailableErr{}}
+	pub := &memStore{fail: unavailableErr{}}
 	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: pub}))
 	t.Cleanup(srv.Close)
 	body := []byte(`{"ref":"refs/heads/main","after":"abc","repository":{"full_name":"acme/web","html_url":"https://github.com/acme/web"}}`)
@@ -153,9 +120,9 @@ func TestBodyBudget(t *testing.T) {
 // identity, and its name is truncated in the answer and the audit record.
 func TestUnknownSourceAudit(t *testing.T) {
 	rules := mustRules(t, ghSource, map[string]string{"S": "x"})
-	audit := &memAudit{}
+	audit := newMemStore()
 	var logs bytes.Buffer
-	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}, Audit: audit.add,
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newMemStore(), Audit: audit.Audit,
 		Logger: slog.New(slog.NewJSONHandler(&logs, nil))}))
 	t.Cleanup(srv.Close)
 	long := strings.Repeat("a", 100_000)
@@ -163,7 +130,7 @@ func TestUnknownSourceAudit(t *testing.T) {
 	if status != http.StatusNotFound || len(body) > 1000 {
 		t.Fatalf("status %d, %d byte answer, want 404 with a short answer", status, len(body))
 	}
-	recs := audit.all()
+	recs := audit.records()
 	if len(recs) != 1 || recs[0].Identity != "" || len(recs[0].Source) > policy.MaxNameLen || len(recs[0].Reason) > 300 {
 		t.Fatalf("audit records %+v, want one without identity and with a truncated name", recs)
 	}
@@ -176,20 +143,20 @@ func TestUnknownSourceAudit(t *testing.T) {
 // number of audit records, and the kept ones count what was dropped.
 func TestUnauthenticatedAuditSampled(t *testing.T) {
 	rules := mustRules(t, ghSource, map[string]string{"S": "x"})
-	audit := &memAudit{}
-	s := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}, Audit: audit.add})
+	audit := newMemStore()
+	s := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newMemStore(), Audit: audit.Audit})
 	t0 := time.Now()
 	s.now = func() time.Time { return t0 }
 	for range 1000 {
 		req := httptest.NewRequest(http.MethodPost, "/v1/hooks/gh", strings.NewReader("{}"))
 		s.ServeHTTP(httptest.NewRecorder(), req)
 	}
-	if n := len(audit.all()); n > 200 || n == 0 {
+	if n := len(audit.records()); n > 200 || n == 0 {
 		t.Fatalf("%d audit records for 1000 unsigned posts in one instant, want at most the 200 burst", n)
 	}
 	s.now = func() time.Time { return t0.Add(time.Second) }
 	s.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/v1/hooks/gh", strings.NewReader("{}")))
-	recs := audit.all()
+	recs := audit.records()
 	if last := recs[len(recs)-1]; last.Suppressed != 800 {
 		t.Fatalf("next kept record counts %d suppressed, want 800", last.Suppressed)
 	}
@@ -205,7 +172,7 @@ func (failedReload) LastError() error {
 // is reported without the files and messages (they are in the log).
 func TestReadyzHidesReloadDetail(t *testing.T) {
 	rules := mustRules(t, ghSource, map[string]string{"S": "x"})
-	s := NewServer(Config{Rules: failedReload{routing.NewHolder(rules)}, Publisher: &memPublisher{}})
+	s := NewServer(Config{Rules: failedReload{routing.NewHolder(rules)}, Publisher: newMemStore()})
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	if rec.Code != http.StatusOK || strings.Contains(rec.Body.String(), "secret-team") || !strings.Contains(rec.Body.String(), "last reload failed") {
@@ -244,7 +211,7 @@ func TestClaimsConditionNotEchoed(t *testing.T) {
 func TestSourceMaxBodyBytes(t *testing.T) {
 	sources := ghSource + "    maxBodyBytes: 100\n  - name: other\n    kind: github\n    secret: {env: S}\n"
 	rules := mustRules(t, sources, map[string]string{"S": "x"})
-	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}}))
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newMemStore()}))
 	t.Cleanup(srv.Close)
 	hs := &hookServer{url: srv.URL}
 	big := bytes.Repeat([]byte(" "), 200)
@@ -260,7 +227,7 @@ func TestSourceMaxBodyBytes(t *testing.T) {
 // wrong token before a byte of the body is read.
 func TestHeaderTokenCheckedBeforeBody(t *testing.T) {
 	rules := mustRules(t, "  - name: gl\n    kind: gitlab\n    secret: {env: S}\n", map[string]string{"S": "right"})
-	s := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}})
+	s := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newMemStore()})
 	body := &countingBody{r: bytes.NewReader(bytes.Repeat([]byte("x"), 1<<20))}
 	req := httptest.NewRequest(http.MethodPost, "/v1/hooks/gl", body)
 	req.Header.Set("X-Gitlab-Token", "wrong")
@@ -273,13 +240,22 @@ func TestHeaderTokenCheckedBeforeBody(t *testing.T) {
 	}
 }
 
+// eventStore is what the tests read back from a Publisher: memStore, or
+// the real queue in queue_integration_test.go.
+type eventStore interface {
+	Publisher
+	StatusReader
+	Pending(ctx context.Context) (uint64, error)
+}
+
 // TestCapturedBodyNewDeliveryID: GitHub signs only the body, so a captured
 // push replayed with a new delivery id verifies; it must not make a second
-// run. The queue finds the body's digest and stores nothing new.
-func TestCapturedBodyNewDeliveryID(t *testing.T) {
+// run. The store finds the body's digest and stores nothing new.
+func TestCapturedBodyNewDeliveryID(t *testing.T) { checkCapturedBodyNewDeliveryID(t, newMemStore()) }
+
+func checkCapturedBodyNewDeliveryID(t *testing.T, q eventStore) {
 	secret := newSecret(t)
 	rules := mustRules(t, ghSource, map[string]string{"S": string(secret)})
-	q := newTestQueue(t)
 	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: q}))
 	t.Cleanup(srv.Close)
 	body := []byte(`{"ref":"refs/heads/main","after":"abc","repository":{"full_name":"acme/web","html_url":"https://github.com/acme/web"}}`)
@@ -333,7 +309,7 @@ endpoints:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}}))
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newMemStore()}))
 	t.Cleanup(srv.Close)
 	for _, tok := range []string{"wrong-token", "a.jwt-shaped.token"} {
 		h := http.Header{"Authorization": {"Bearer " + tok}, "Content-Type": {"application/cloudevents+json"}}

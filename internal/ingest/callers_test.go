@@ -83,7 +83,7 @@ func TestEndpointCallerScopes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := newTestQueue(t)
+	q := newMemStore()
 	hs := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: q, Status: q, Audit: q.Audit, MaxBody: 1 << 20}))
 	t.Cleanup(hs.Close)
 	es := &endpointServer{url: hs.URL}
@@ -160,7 +160,7 @@ func TestEndpointCallerScopesOIDCSubject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q := newTestQueue(t)
+	q := newMemStore()
 	hs := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: q, Status: q, MaxBody: 1 << 20}))
 	t.Cleanup(hs.Close)
 	es := &endpointServer{url: hs.URL}

@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -12,16 +11,14 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 
-	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
-// hookServer is the webhook server as `router serve` runs it, on a real
-// embedded NATS server, with rules holding the given sources and one app,
+// hookServer is the webhook server as `router serve` runs it, on an
+// in-memory store (memStore), with rules holding the given sources and one app,
 // "all", whose trigger "any" fires for every event of every source whose
 // name does not start with "ungranted" (those are declared but granted to
 // no app, so their events are stored with no targets). The provider tests
@@ -36,8 +33,7 @@ type hookServer struct {
 func newHookServer(t testing.TB, sources string, env map[string]string) *hookServer {
 	t.Helper()
 	rules := mustRules(t, sources, env)
-	q := newTestQueue(t)
-	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: q, MaxBody: 1 << 20}))
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newMemStore(), MaxBody: 1 << 20}))
 	t.Cleanup(srv.Close)
 	return &hookServer{url: srv.URL}
 }
@@ -163,25 +159,4 @@ func checkGolden(t *testing.T, name string, events []event.Event) {
 	if !bytes.Equal(bytes.TrimSpace(want), got) {
 		t.Errorf("normalized events differ from %s:\n%s", golden, got)
 	}
-}
-
-// newTestQueue opens the queue on a real embedded NATS server, stopped at
-// the test's end.
-func newTestQueue(t testing.TB) *queue.Queue {
-	t.Helper()
-	nats, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nats.Shutdown)
-	nc, err := nats.Connect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	q, err := queue.Open(context.Background(), nc, queue.Config{PublishTimeout: 5 * time.Second}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q
 }

@@ -402,7 +402,7 @@ func TestPathTokenIsNotLogged(t *testing.T) {
     kind: dockerhub
     secret: {env: SECRET}
 `, map[string]string{"SECRET": secret})
-	srv := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newTestQueue(t), Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	srv := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newMemStore(), Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	body := readSample(t, "dockerhub", "push.json")
 	for _, path := range []string{"/v1/hooks/hub/" + secret, "/v1/hooks/hub/" + secret + "x", "/v1/hooks/hub"} {
 		rec := httptest.NewRecorder()

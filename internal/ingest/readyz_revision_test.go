@@ -13,7 +13,7 @@ import (
 // an operator can tell every replica runs the same revision.
 func TestReadyzShowsRulesRevision(t *testing.T) {
 	rules := mustRules(t, ghSource, map[string]string{"S": "x"})
-	s := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: &memPublisher{}})
+	s := NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newMemStore()})
 	rec := httptest.NewRecorder()
 	s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
 	var body map[string]string

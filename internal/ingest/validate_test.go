@@ -1,14 +1,12 @@
 package ingest
 
 import (
-	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/cloudevents/sdk-go/v2/event"
-	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
@@ -30,9 +28,10 @@ func init() { Register(halfBroken{}) }
 // A delivery whose events are not all valid CloudEvents is refused whole
 // with 400: not even its valid events are stored, so the sender's
 // corrected retry is not half deduplicated away.
-func TestInvalidEventRefusesTheDelivery(t *testing.T) {
+func TestInvalidEventRefusesTheDelivery(t *testing.T) { checkInvalidEventRefused(t, newMemStore()) }
+
+func checkInvalidEventRefused(t *testing.T, q eventStore) {
 	rules := mustRules(t, "  - name: broken\n    kind: test-half-broken\n    secret: {env: S}\n", map[string]string{"S": "x"})
-	q := newTestQueue(t)
 	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: q, MaxBody: 1 << 20}))
 	t.Cleanup(srv.Close)
 	h := &hookServer{url: srv.URL}
@@ -41,7 +40,7 @@ func TestInvalidEventRefusesTheDelivery(t *testing.T) {
 	if code != http.StatusBadRequest || !strings.Contains(string(body), "does not make a valid event") {
 		t.Fatalf("got %d %s, want 400 naming the invalid event", code, body)
 	}
-	if _, err := q.Status(t.Context(), "broken", "good-1"); !errors.Is(err, queue.ErrNotFound) {
+	if _, err := q.Status(t.Context(), "broken", "good-1"); !isNotFound(err) {
 		t.Fatalf("the valid half was stored: %v", err)
 	}
 }
