@@ -496,7 +496,7 @@ func benchSecret() string {
 type benchRouter struct {
 	cmd    *exec.Cmd
 	url    string
-	logs   *k8sTail
+	logs   *k8senv.TailBuffer
 	exited chan struct{}
 }
 
@@ -518,7 +518,7 @@ func startBenchRouter(ctx context.Context, bin, dir, kubeconfig, secret string, 
 	_ = ln.Close()
 	args := []string{"serve", "--rules", filepath.Join(dir, "rules"), "--data-dir", filepath.Join(dir, "data"),
 		"--listen", addr, "--dispatch", "kube", "--kubeconfig", kubeconfig}
-	r := &benchRouter{url: "http://" + addr, logs: &k8sTail{max: 16 << 10}, exited: make(chan struct{})}
+	r := &benchRouter{url: "http://" + addr, logs: k8senv.NewTailBuffer(16 << 10), exited: make(chan struct{})}
 	r.cmd = exec.Command(bin, append(args, extra...)...)
 	r.cmd.Env = append(os.Environ(), "GITHUB_WEBHOOK_SECRET="+secret, "KUBECONFIG=")
 	r.cmd.Stderr = r.logs
@@ -580,29 +580,6 @@ func (r *benchRouter) stop() {
 		_ = r.cmd.Process.Kill()
 		<-r.exited
 	}
-}
-
-// k8sTail keeps the last max bytes written to it.
-type k8sTail struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *k8sTail) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *k8sTail) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }
 
 // loadResult is what runLoad measured.

@@ -16,7 +16,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
 
 	"github.com/switchyard-dev/switchyard/internal/policy"
@@ -364,7 +363,7 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 		targets := rules.Route(routing.Input{Source: se.Source, Event: &ev})
 		// A replay is held to the same policy as the original request:
 		// the sender's identity and principal under today's rules.
-		if err := judgeStored(rules, se.Source, &ev, targets); err != nil {
+		if err := policy.JudgeStored(rules, se.Source, &ev, targets); err != nil {
 			refused++
 			fmt.Fprintf(stdout, "refused %s %s (%s): %v\n", se.Source, ev.ID(), ev.Type(), err)
 			return true
@@ -493,17 +492,4 @@ func cmdAudit(ctx context.Context, args []string, _ io.Reader, stdout, stderr io
 		return 1
 	}
 	return 0
-}
-
-// judgeStored has policy judge a stored event and its targets again, with
-// the caller the event records (its identity and principal extensions).
-func judgeStored(rules *routing.Rules, source string, ev *event.Event, targets []routing.Target) error {
-	ext := ev.Extensions()
-	identity, _ := ext["identity"].(string)
-	principal, _ := ext["principal"].(string)
-	c, err := policy.CallerOf(rules, identity, principal)
-	if err != nil {
-		return err
-	}
-	return policy.Judge(rules, policy.Request{Source: source, Caller: c, Event: ev, Targets: targets})
 }

@@ -25,16 +25,13 @@ type Request struct {
 	Targets []routing.Target
 }
 
-// Judge allows (nil) or denies (a *Denial) one event and its rendered
-// targets under rules. Every target must lie inside the app's grant in
-// force; an endpoint's events must also lie inside the caller's scopes,
-// judged on the attributes routing read and the params the run will get.
+// Judge allows (nil) or denies (a *Denial) one event and the targets these
+// rules rendered for it: an endpoint's events must lie inside the caller's
+// scopes, judged on the attributes routing read and the params the run will
+// get. The grant is not checked again here: the same rules rendered the
+// targets, and rendering keeps them inside it (JudgeStored checks it for
+// targets made under other rules).
 func Judge(rules *routing.Rules, req Request) error {
-	for _, t := range req.Targets {
-		if err := rules.Admits(req.Source, req.Caller.Identity, t); err != nil {
-			return &Denial{Rule: "grant", Message: err.Error()}
-		}
-	}
 	if req.Caller.Endpoint == nil {
 		return nil
 	}
@@ -221,11 +218,12 @@ func renderedParam(t routing.Target, name string) []string {
 	return out
 }
 
-// Recheck judges one queued unit of work again, under the rules in force
-// when it is about to run: the caller is rebuilt from the event's identity
-// and principal, and the target must still be granted and in scope. The
-// work carries no payload, so params are judged as rendered.
-func Recheck(rules *routing.Rules, source string, ev *event.Event, t routing.Target) error {
+// JudgeStored judges a stored event and its targets again under the rules
+// in force (dispatch before it creates, replay before it queues): the caller
+// is rebuilt from the event's identity and principal, every target must
+// still lie inside its app's grant, and then Judge. Work carries no
+// payload, so params are judged as rendered.
+func JudgeStored(rules *routing.Rules, source string, ev *event.Event, targets []routing.Target) error {
 	ext := ev.Extensions()
 	identity, _ := ext["identity"].(string)
 	principal, _ := ext["principal"].(string)
@@ -233,5 +231,15 @@ func Recheck(rules *routing.Rules, source string, ev *event.Event, t routing.Tar
 	if err != nil {
 		return err
 	}
-	return Judge(rules, Request{Source: source, Caller: c, Event: ev, Targets: []routing.Target{t}})
+	for _, t := range targets {
+		if err := rules.Admits(source, c.Identity, t); err != nil {
+			return &Denial{Rule: "grant", Message: err.Error()}
+		}
+	}
+	return Judge(rules, Request{Source: source, Caller: c, Event: ev, Targets: targets})
+}
+
+// Recheck is JudgeStored for one queued unit of work.
+func Recheck(rules *routing.Rules, source string, ev *event.Event, t routing.Target) error {
+	return JudgeStored(rules, source, ev, []routing.Target{t})
 }

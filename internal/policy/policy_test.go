@@ -83,7 +83,7 @@ func load(t testing.TB) *routing.Rules {
 	return rules
 }
 
-func agentEvent(t *testing.T, typ, data string, ext map[string]string) *event.Event {
+func agentEvent(t testing.TB, typ, data string, ext map[string]string) *event.Event {
 	t.Helper()
 	ev := event.New()
 	ev.SetID("e-1")

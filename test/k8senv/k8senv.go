@@ -112,7 +112,7 @@ func Start(ctx context.Context) (*Cluster, error) {
 
 	began := time.Now()
 	var stdout bytes.Buffer
-	tail := &tailBuffer{max: 8 << 10}
+	tail := NewTailBuffer(8 << 10)
 	err = c.script(ctx, &stdout, io.MultiWriter(os.Stderr, tail), []string{
 		"SWITCHYARD_K8S_STATE=" + state,
 		"SWITCHYARD_K8S_OWNER_PID=" + strconv.Itoa(os.Getpid()),
@@ -307,14 +307,19 @@ func lastLine(s string) string {
 	return strings.TrimSpace(lines[len(lines)-1])
 }
 
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
+// TailBuffer keeps the last bytes written to it, for a process's log in a
+// failure message.
+type TailBuffer struct {
 	mu  sync.Mutex
 	max int
 	b   []byte
 }
 
-func (t *tailBuffer) Write(p []byte) (int, error) {
+// NewTailBuffer keeps the last max bytes.
+func NewTailBuffer(max int) *TailBuffer { return &TailBuffer{max: max} }
+
+// Write keeps p, dropping what is older than the last max bytes.
+func (t *TailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	t.b = append(t.b, p...)
@@ -324,7 +329,8 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (t *tailBuffer) String() string {
+// String is what is kept.
+func (t *TailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
