@@ -1,0 +1,63 @@
+package tektonimport
+
+import (
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// runIdentity adds to the grant the namespaces and service accounts the
+// trigger's template creates its runs with: a literal metadata.namespace
+// (else the EventListener's namespace, where Tekton Triggers creates them)
+// and the runs' service accounts (v1 taskRunTemplate.serviceAccountName,
+// v1beta1 serviceAccountName). A value taken from a parameter cannot be
+// granted from the files: a note says so.
+func (t *translator) runIdentity(et elTrigger, g *grant, sas map[string]bool) {
+	spec := et.spec.Template.Spec
+	if ref := et.spec.Template.Ref; ref != nil {
+		s, ok := t.c.TemplateSpecs[*ref]
+		if !ok {
+			return
+		}
+		spec = &s
+	}
+	if spec == nil {
+		return
+	}
+	for _, rt := range spec.ResourceTemplates {
+		var obj struct {
+			Kind     string `json:"kind"`
+			Metadata struct {
+				Namespace string `json:"namespace"`
+			} `json:"metadata"`
+			Spec struct {
+				ServiceAccountName string `json:"serviceAccountName"`
+				TaskRunTemplate    struct {
+					ServiceAccountName string `json:"serviceAccountName"`
+				} `json:"taskRunTemplate"`
+			} `json:"spec"`
+		}
+		if err := json.Unmarshal(rt.Raw, &obj); err != nil {
+			continue // Switchyard's own load reports it
+		}
+		ns := orDefault(obj.Metadata.Namespace, et.namespace)
+		if t.literal(et, "namespace", ns) && !slices.Contains(g.Namespaces, ns) {
+			g.Namespaces = append(g.Namespaces, ns)
+		}
+		sa := orDefault(obj.Spec.ServiceAccountName, obj.Spec.TaskRunTemplate.ServiceAccountName)
+		if t.literal(et, "service account", orDefault(sa, "default")) {
+			// Tekton runs a resource that names none as "default".
+			sas[orDefault(sa, "default")] = true
+		}
+	}
+}
+
+// literal reports whether v is a fixed value; a value with a $(...)
+// expression is noted: only the operator knows the values it may take.
+func (t *translator) literal(et elTrigger, what, v string) bool {
+	if !strings.Contains(v, "$(") {
+		return true
+	}
+	t.note(et.where, "the "+what+" comes from a parameter ("+v+")", "grant each value it may take in root.yaml (the import granted none)")
+	return false
+}
