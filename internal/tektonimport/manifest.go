@@ -59,8 +59,8 @@ type overlay struct {
 
 type run struct {
 	Namespace string    `yaml:"namespace,omitempty"`
-	Bindings []binding `yaml:"bindings,omitempty"`
-	Template template  `yaml:"template"`
+	Bindings  []binding `yaml:"bindings,omitempty"`
+	Template  template  `yaml:"template"`
 }
 
 type binding struct {

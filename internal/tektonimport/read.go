@@ -122,20 +122,20 @@ func (c *Config) addDocument(f *File, doc []byte) error {
 		// v1alpha1 and v1beta1 templates have the same schema.
 		var tt triggersv1.TriggerTemplate
 		if err := yaml.Unmarshal(doc, &tt); err != nil {
-			return fmt.Errorf("TriggerTemplate %s: %w", h.Metadata.Name, err)
+			return fmt.Errorf("kind TriggerTemplate %s: %w", h.Metadata.Name, err)
 		}
 		c.Templates[h.Metadata.Name], f.Resources = f, true
 		c.TemplateSpecs[h.Metadata.Name] = tt.Spec
 	case "EventListener":
 		var el triggersv1.EventListener
 		if err := decode(doc, h.APIVersion, &el, &triggersv1alpha1.EventListener{}); err != nil {
-			return fmt.Errorf("EventListener %s: %w", h.Metadata.Name, err)
+			return fmt.Errorf("kind EventListener %s: %w", h.Metadata.Name, err)
 		}
 		c.EventListeners = append(c.EventListeners, Located[triggersv1.EventListener]{el, f})
 	case "Trigger":
 		var t triggersv1.Trigger
 		if err := decode(doc, h.APIVersion, &t, &triggersv1alpha1.Trigger{}); err != nil {
-			return fmt.Errorf("Trigger %s: %w", h.Metadata.Name, err)
+			return fmt.Errorf("kind Trigger %s: %w", h.Metadata.Name, err)
 		}
 		c.Triggers = append(c.Triggers, Located[triggersv1.Trigger]{t, f})
 	default:
