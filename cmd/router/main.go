@@ -23,6 +23,7 @@ Usage:
   router replay    --id ID | --since D   route stored events again with the current rules
   router status    --source S --id ID    the state of each target of an accepted event
   router audit     [--since D] [--id ID]  every ingest decision (accepted, duplicate, refused and why)
+  router recover   --source S --repository O/R --hook-id N   redeliver what the Git host failed to deliver
 
 Run "router COMMAND -h" for the flags of a command.
 `
@@ -47,6 +48,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"replay":    cmdReplay,
 		"status":    cmdStatus,
 		"audit":     cmdAudit,
+		"recover":   cmdRecover,
 		"bench":     cmdBench,
 	}
 	cmd, ok := commands[args[0]]
