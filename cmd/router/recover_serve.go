@@ -40,6 +40,8 @@ type recoverLoop struct {
 	// now and wait are the clock (a test moves it); nil: the real one.
 	now  func() time.Time
 	wait func(ctx context.Context, d time.Duration) bool
+	// reg registers the metrics; nil: the default registry /metrics serves.
+	reg prometheus.Registerer
 }
 
 // startRecovery runs the recover blocks on q until ctx ends.
@@ -81,7 +83,11 @@ func (l *recoverLoop) run(ctx context.Context, rules func() *routing.Rules, stor
 			names = append(names, s.Name)
 		}
 	}
-	m, err := recovery.NewMetrics(prometheus.DefaultRegisterer, names)
+	reg := l.reg
+	if reg == nil {
+		reg = prometheus.DefaultRegisterer
+	}
+	m, err := recovery.NewMetrics(reg, names)
 	if err != nil {
 		logger.Error("recovery metrics not registered: recovery off", "error", err.Error())
 		return

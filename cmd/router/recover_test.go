@@ -180,6 +180,13 @@ func failedDeliveries(now time.Time) []hookDelivery {
 // github with the given ids, as ingest does (queue.Publish).
 func queueWithStored(t *testing.T, ids ...string) string {
 	t.Helper()
+	url, _ := openQueueWithStored(t, ids...)
+	return url
+}
+
+// openQueueWithStored is queueWithStored, with the queue.
+func openQueueWithStored(t *testing.T, ids ...string) (string, *queue.Queue) {
+	t.Helper()
 	srv := startNATS(t, func(*server.Options) {})
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
@@ -200,7 +207,7 @@ func queueWithStored(t *testing.T, ids ...string) string {
 			t.Fatal(err)
 		}
 	}
-	return srv.ClientURL()
+	return srv.ClientURL(), q
 }
 
 // recoverRules copies the shipped rules and gives the github source an API
