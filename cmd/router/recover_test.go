@@ -53,6 +53,8 @@ type fakeGitHub struct {
 	// hooks maps a hook's path (/repos/acme/web/hooks/123) to its
 	// deliveries, newest first.
 	hooks map[string][]hookDelivery
+	// refuse lists the attempt ids whose redelivery is answered 422.
+	refuse map[string]bool
 
 	mu          sync.Mutex
 	redelivered []string // "<hook path> <attempt id>"
@@ -79,6 +81,11 @@ func (f *fakeGitHub) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if r.Method == http.MethodPost && strings.HasSuffix(rest, "/attempts") {
+		if f.refuse[strings.Split(rest, "/")[1]] {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			fmt.Fprint(w, `{"message":"Validation Failed"}`)
+			return
+		}
 		f.mu.Lock()
 		f.redelivered = append(f.redelivered, base+" "+strings.TrimSuffix(strings.TrimPrefix(rest, "/"), "/attempts"))
 		f.mu.Unlock()
@@ -361,5 +368,26 @@ func TestRecoverOrgAndAppHooks(t *testing.T) {
 	code, _, errOut := runCmd(t, "", "recover", "--rules", plain, "--nats-url", natsURL, "--source", "github", "--app")
 	if code != 1 || !strings.Contains(errOut, "needs the App's credentials") {
 		t.Fatalf("--app without credentials: exit %d, %s", code, errOut)
+	}
+}
+
+// TestRecoverReportsARefusedRedelivery: a redelivery the host refuses is
+// reported on its row and in the exit code; the others still go out.
+func TestRecoverReportsARefusedRedelivery(t *testing.T) {
+	t.Setenv("GITHUB_API_TOKEN", recoverTok)
+	gh := newFakeGitHub(t, recoverTok, map[string][]hookDelivery{repoHook: failedDeliveries(time.Now())})
+	gh.refuse = map[string]bool{"101": true}
+	natsURL := queueWithStored(t, "guid-c")
+	rules := recoverRules(t, gh.srv.URL, "")
+	code, out, errOut := runCmd(t, "", "recover", "--rules", rules, "--nats-url", natsURL, "--source", "github",
+		"--repository", "acme/web", "--hook-id", "123")
+	if code != 1 || !strings.Contains(errOut, "some redeliveries failed: 1 of 2") {
+		t.Fatalf("exit %d, stderr %q", code, errOut)
+	}
+	if row := tableRow(out, "guid-a"); !strings.HasSuffix(row, "redeliver failed: github: 422 Validation Failed") {
+		t.Fatalf("row of guid-a %q", row)
+	}
+	if got, want := gh.redeliveries(), []string{repoHook + " 104"}; !slices.Equal(got, want) {
+		t.Fatalf("redelivered %v, want %v", got, want)
 	}
 }
