@@ -126,9 +126,13 @@ func (l *recoverLoop) recoverSource(ctx context.Context, src *routing.Source, st
 		since = kept
 	}
 	var disabled []string
+	unchecked := 0
 	for _, h := range src.Recover.Hooks {
 		if src.Kind == "gitlab" {
-			if checkGitLabHook(ctx, src, h, logger) {
+			switch known, off := checkGitLabHook(ctx, src, h, logger); {
+			case !known:
+				unchecked++
+			case off:
 				disabled = append(disabled, h.String())
 			}
 			continue
@@ -153,21 +157,23 @@ func (l *recoverLoop) recoverSource(ctx context.Context, src *routing.Source, st
 		}
 		logger.Info("deliveries recovered", attrs...)
 	}
-	if src.Kind == "gitlab" {
+	// A failed check says nothing: the last known state stands.
+	if src.Kind == "gitlab" && (len(disabled) > 0 || unchecked == 0) {
 		m.SetDisabled(src.Name, len(disabled) > 0)
 		l.setDisabled(src.Name, disabled)
 	}
 }
 
-// checkGitLabHook reports whether GitLab disabled hook h, logging it.
-func checkGitLabHook(ctx context.Context, src *routing.Source, h routing.RecoverHook, logger *slog.Logger) bool {
+// checkGitLabHook reports whether GitLab disabled hook h (known: the
+// check succeeded), logging a disabled hook.
+func checkGitLabHook(ctx context.Context, src *routing.Source, h routing.RecoverHook, logger *slog.Logger) (known, disabled bool) {
 	st, err := recovery.CheckGitLabHook(ctx, recovery.GitLabConfig{APIURL: src.APIURL, Token: src.APIToken}, h.Repository, h.HookID)
 	if err != nil {
 		logger.Warn("gitlab hook check failed", "hook", h.String(), "error", err.Error())
-		return false
+		return false, false
 	}
 	if !st.Disabled() {
-		return false
+		return true, false
 	}
 	attrs := []any{"hook", h.String(), "alert_status", st.AlertStatus}
 	if !st.DisabledUntil.IsZero() {
@@ -175,7 +181,7 @@ func checkGitLabHook(ctx context.Context, src *routing.Source, h routing.Recover
 	}
 	// GitLab cannot redeliver what it dropped meanwhile: say what to do.
 	logger.Warn("gitlab disabled the hook after repeated failures: re-enable it in the project's webhook settings; events sent meanwhile are lost (replay them with a manual push or GitLab's resend of recent events)", attrs...)
-	return true
+	return true, true
 }
 
 func (l *recoverLoop) setDisabled(source string, hooks []string) {

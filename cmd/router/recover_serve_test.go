@@ -121,19 +121,7 @@ func TestServeReportsDisabledGitLabHook(t *testing.T) {
 		fmt.Fprintf(w, `{"id":9,"url":"https://router.example.com/v1/hooks/gitlab","alert_status":"temporarily_disabled","disabled_until":%q}`, until)
 	}))
 	t.Cleanup(gl.Close)
-	rules := copyTree(t, "../../rules")
-	root := filepath.Join(rules, "root.yaml")
-	data, err := os.ReadFile(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	source := "sources:\n  - name: gitlab\n    kind: gitlab\n    secret: {env: GITLAB_WEBHOOK_SECRET}\n" +
-		"    apiToken: {env: GITLAB_API_TOKEN}\n    apiURL: " + gl.URL + "/api/v4\n" +
-		"    recover:\n      hooks: [{repository: acme/web, hookID: 9}]\n"
-	if err := os.WriteFile(root, []byte(strings.Replace(string(data), "sources:\n", source, 1)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	r := startRouter(t, t.TempDir(), "--rules", rules)
+	r := startRouter(t, t.TempDir(), "--rules", gitlabRecoverRules(t, gl.URL))
 	waitUntil(t, "the disabled hook's report", func() bool {
 		return len(r.logs.logLines("gitlab disabled the hook after repeated failures: re-enable it in the project's webhook settings; events sent meanwhile are lost (replay them with a manual push or GitLab's resend of recent events)")) > 0
 	})
@@ -169,4 +157,85 @@ func grepLines(s, sub string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestRecoverLoopRefusedTokenNotLogged: a 401 from the host is logged as
+// a failed recovery with the reason, and the token appears nowhere.
+func TestRecoverLoopRefusedTokenNotLogged(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "recover-401-secret")
+	t.Setenv("GITHUB_API_TOKEN", recoverTok)
+	gh := newFakeGitHub(t, "the-right-token", map[string][]hookDelivery{repoHook: failedDeliveries(time.Now())})
+	_, q := openQueueWithStored(t)
+	rules, err := loadRules(recoverRules(t, gh.srv.URL, "    recover:\n      hooks: [{repository: acme/web, hookID: 123}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &syncBuffer{}
+	l := &recoverLoop{wait: func(context.Context, time.Duration) bool { return false }, reg: prometheus.NewRegistry()}
+	l.run(context.Background(), func() *routing.Rules { return rules }, q, slog.New(slog.NewJSONHandler(logs, nil)))
+	failed := logs.logLines("recovery failed")
+	if len(failed) != 1 || !strings.Contains(failed[0]["error"].(string), "401 Bad credentials") {
+		t.Fatalf("recovery failed lines %v", failed)
+	}
+	if strings.Contains(logs.String(), recoverTok) || len(gh.redeliveries()) != 0 {
+		t.Fatalf("token logged or something redelivered: %s", logs.String())
+	}
+}
+
+// gitlabRecoverRules copies the shipped rules and adds a gitlab source
+// whose recover block names project acme/web's hook 9 at apiURL.
+func gitlabRecoverRules(t *testing.T, apiURL string) string {
+	t.Helper()
+	rules := copyTree(t, "../../rules")
+	root := filepath.Join(rules, "root.yaml")
+	data, err := os.ReadFile(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	source := "sources:\n  - name: gitlab\n    kind: gitlab\n    secret: {env: GITLAB_WEBHOOK_SECRET}\n" +
+		"    apiToken: {env: GITLAB_API_TOKEN}\n    apiURL: " + apiURL + "/api/v4\n" +
+		"    recover:\n      hooks: [{repository: acme/web, hookID: 9}]\n"
+	if err := os.WriteFile(root, []byte(strings.Replace(string(data), "sources:\n", source, 1)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return rules
+}
+
+// TestRecoverLoopFollowsGitLabHook: the disabled note follows the hook's
+// state pass by pass; a failed check leaves the last known state.
+func TestRecoverLoopFollowsGitLabHook(t *testing.T) {
+	t.Setenv("GITHUB_WEBHOOK_SECRET", "gitlab-loop-secret")
+	t.Setenv("GITLAB_WEBHOOK_SECRET", "gitlab-loop-hook-secret")
+	t.Setenv("GITLAB_API_TOKEN", "glpat-loop")
+	answers := []string{"disabled", "error", "executable"}
+	var pass atomic.Int32
+	gl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch a := answers[min(int(pass.Load()), len(answers)-1)]; a {
+		case "error":
+			w.WriteHeader(http.StatusBadGateway)
+		default:
+			fmt.Fprintf(w, `{"id":9,"alert_status":%q}`, a)
+		}
+	}))
+	t.Cleanup(gl.Close)
+	rules, err := loadRules(gitlabRecoverRules(t, gl.URL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, q := openQueueWithStored(t)
+	start, offset := time.Now(), time.Duration(0)
+	var noted []bool
+	l := &recoverLoop{now: func() time.Time { return start.Add(offset) }, reg: prometheus.NewRegistry()}
+	l.wait = func(_ context.Context, d time.Duration) bool {
+		if d == 0 || offset%(15*time.Minute) == 0 {
+			noted = append(noted, l.readyDetail()["hooks"] != "")
+			pass.Add(1)
+		}
+		offset += d
+		return offset < 45*time.Minute
+	}
+	l.run(context.Background(), func() *routing.Rules { return rules }, q, slog.New(slog.DiscardHandler))
+	if want := []bool{true, true, false}; !slices.Equal(noted, want) {
+		t.Fatalf("disabled note after each pass %v, want %v", noted, want)
+	}
 }

@@ -150,7 +150,11 @@ func (r secretRef) where() string {
 func (r *Rules) SecretFiles() []string {
 	var files []string
 	for _, s := range r.sources {
-		for _, f := range []string{s.SecretRef.File, s.APITokenRef.File} {
+		refs := []string{s.SecretRef.File, s.APITokenRef.File}
+		if s.Recover != nil {
+			refs = append(refs, s.Recover.AppKeyRef.File)
+		}
+		for _, f := range refs {
 			if f != "" && !slices.Contains(files, f) {
 				files = append(files, f)
 			}
