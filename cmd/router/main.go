@@ -20,10 +20,10 @@ Usage:
   router explain   --source NAME     show which triggers an event fires, and why not the others
   router send      --source NAME     post a signed sample webhook to a running router
   router dlq       list|show|retry   inspect dead-lettered work and queue it again
+  router recover   --source S --repository O/R --hook-id N   redeliver what the Git host failed to deliver
   router replay    --id ID | --since D   route stored events again with the current rules
   router status    --source S --id ID    the state of each target of an accepted event
   router audit     [--since D] [--id ID]  every ingest decision (accepted, duplicate, refused and why)
-  router recover   --source S --repository O/R --hook-id N   redeliver what the Git host failed to deliver
 
 Run "router COMMAND -h" for the flags of a command.
 `
@@ -45,10 +45,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"explain":   cmdExplain,
 		"send":      cmdSend,
 		"dlq":       cmdDLQ,
+		"recover":   cmdRecover,
 		"replay":    cmdReplay,
 		"status":    cmdStatus,
 		"audit":     cmdAudit,
-		"recover":   cmdRecover,
 		"bench":     cmdBench,
 	}
 	cmd, ok := commands[args[0]]
