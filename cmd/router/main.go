@@ -20,6 +20,7 @@ Usage:
   router explain   --source NAME     show which triggers an event fires, and why not the others
   router send      --source NAME     post a signed sample webhook to a running router
   router dlq       list|show|retry   inspect dead-lettered work and queue it again
+  router recover   --source S --repository O/R --hook-id N   redeliver what the Git host failed to deliver
   router replay    --id ID | --since D   route stored events again with the current rules
   router status    --source S --id ID    the state of each target of an accepted event
   router audit     [--since D] [--id ID]  every ingest decision (accepted, duplicate, refused and why)
@@ -45,6 +46,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"explain":   cmdExplain,
 		"send":      cmdSend,
 		"dlq":       cmdDLQ,
+		"recover":   cmdRecover,
 		"replay":    cmdReplay,
 		"status":    cmdStatus,
 		"audit":     cmdAudit,

@@ -153,6 +153,7 @@ type router struct {
 	// lock is the data directory's, held while the embedded store is open.
 	lock      *queue.DataDirLock
 	closeOnce sync.Once
+	recovery  recoverLoop // recover_serve.go
 }
 
 // newRouter locks the data directory, loads the rules, binds the listener
@@ -203,7 +204,7 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	// creates anything: a revoked grant or forged work is dead-lettered.
 	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}))
 	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready,
-		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, MaxInflight: cfg.maxInflight})
+		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, MaxInflight: cfg.maxInflight, ReadyDetail: r.recovery.readyDetail})
 	r.httpServer = &http.Server{
 		Handler:           r.metrics.http.Wrap(r.srv),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -281,6 +282,7 @@ func (r *router) Run(ctx context.Context) error {
 		r.queue.set(q)
 		r.logger.Info("listening", "addr", r.ln.Addr().String())
 		r.startDispatch(consumeCtx, handlerCtx, &wg, q, fail)
+		r.startRecovery(consumeCtx, &wg, q)
 	}
 
 	runErr := r.awaitStop(ctx, errc)

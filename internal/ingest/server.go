@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -64,6 +65,9 @@ type Config struct {
 	Audit func(policy.Record)
 	// Status, when set, serves GET /v1/events/{id}.
 	Status StatusReader
+	// ReadyDetail, when set, adds notes to a ready /readyz (a hook the Git
+	// host disabled); it never makes the router unready.
+	ReadyDetail func() map[string]string
 }
 
 // Server is the HTTP front of the router.
@@ -548,6 +552,9 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 		// (with file paths) are in the router's log, not on this
 		// unauthenticated endpoint.
 		resp["rules"] = "last reload failed; the last good rules are in force (see the router's log)"
+	}
+	if s.cfg.ReadyDetail != nil {
+		maps.Copy(resp, s.cfg.ReadyDetail())
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

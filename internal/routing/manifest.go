@@ -50,6 +50,8 @@ type sourceSpec struct {
 	// MaxBodyBytes caps this source's requests; 0 means the server's
 	// default, at most MaxSourceBodyBytes.
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// Recover asks the Git host for the deliveries it failed (recover.go).
+	Recover *recoverSpec `yaml:"recover"`
 }
 
 // oidcSpec says which OIDC tokens a source accepts.

@@ -80,6 +80,7 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 			l.addf(file, at("apiURL"), "source %q: apiURL is set but apiToken is not: the API is only called with a token", s.Name)
 		}
 	}
+	src.Recover = l.compileRecover(file, at, s)
 	if l.opts.CheckSource != nil && s.Kind != "" {
 		if err := l.opts.CheckSource(src); err != nil {
 			l.addf(file, at("kind"), "source %q: %v", s.Name, err)
@@ -149,7 +150,11 @@ func (r secretRef) where() string {
 func (r *Rules) SecretFiles() []string {
 	var files []string
 	for _, s := range r.sources {
-		for _, f := range []string{s.SecretRef.File, s.APITokenRef.File} {
+		refs := []string{s.SecretRef.File, s.APITokenRef.File}
+		if s.Recover != nil {
+			refs = append(refs, s.Recover.AppKeyRef.File)
+		}
+		for _, f := range refs {
 			if f != "" && !slices.Contains(files, f) {
 				files = append(files, f)
 			}
