@@ -24,6 +24,9 @@ type rootFile struct {
 	Endpoints []endpointSpec `yaml:"endpoints"`
 	// Auditors are identities that may read any event's status.
 	Auditors []string `yaml:"auditors"`
+	// StatusURL is the target URL of the statuses reported to Git hosts, a
+	// template with placeholders such as {namespace} and {name}.
+	StatusURL string `yaml:"statusURL"`
 }
 
 // sourceSpec is one named webhook endpoint, /v1/hooks/<name>.
@@ -50,6 +53,9 @@ type sourceSpec struct {
 	// MaxBodyBytes caps this source's requests; 0 means the server's
 	// default, at most MaxSourceBodyBytes.
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// Report is how the results of the runs this source's events started
+	// go back to the Git host: "status" (commit statuses) or "checks".
+	Report string `yaml:"report"`
 }
 
 // oidcSpec says which OIDC tokens a source accepts.

@@ -36,6 +36,7 @@ type Rules struct {
 	usesPaths        bool
 	warnings         Problems
 	revision         string
+	statusURL        string // see StatusURL
 }
 
 // Source is one webhook source declared in the root manifest.
@@ -70,6 +71,9 @@ type Source struct {
 	// MaxBodyBytes caps a request to this source; 0 means the server's
 	// default. Never above MaxSourceBodyBytes.
 	MaxBodyBytes int64
+	// Report is how run results go back to the Git host: ReportStatus,
+	// ReportChecks, or "" for not at all.
+	Report string
 }
 
 // MaxSourceBodyBytes is the most a source's maxBodyBytes may allow: 25 MiB,

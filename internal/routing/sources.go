@@ -80,6 +80,7 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 			l.addf(file, at("apiURL"), "source %q: apiURL is set but apiToken is not: the API is only called with a token", s.Name)
 		}
 	}
+	l.checkReport(file, at("report"), s, src)
 	if l.opts.CheckSource != nil && s.Kind != "" {
 		if err := l.opts.CheckSource(src); err != nil {
 			l.addf(file, at("kind"), "source %q: %v", s.Name, err)
