@@ -1,6 +1,12 @@
 package report
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-dev/switchyard/internal/metrics"
+)
 
 // Results counted by switchyard_reports_total.
 const (
@@ -26,8 +32,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		Name: "switchyard_reports_total",
 		Help: "Reports of PipelineRun results: commit statuses by Git host, and CDEvents, by result.",
 	}, []string{"provider", "result"})}
-	if err := reg.Register(m.reports); err != nil {
-		return nil, err
+	var err error
+	if m.reports = metrics.Register(reg, m.reports, &err); err != nil {
+		return nil, fmt.Errorf("report metrics: %w", err)
 	}
 	for _, p := range append(Kinds(), ProviderCDEvents) {
 		for _, r := range []string{ResultPosted, ResultSkipped, ResultRetried, ResultRejected, ResultGaveUp} {
