@@ -16,7 +16,8 @@ import (
 const (
 	// ReportStatus posts commit statuses.
 	ReportStatus = "status"
-	// ReportChecks posts GitHub Check Runs.
+	// ReportChecks asks for GitHub Check Runs; refused at load until they
+	// are supported.
 	ReportChecks = "checks"
 )
 
@@ -50,6 +51,9 @@ func (l *loader) checkReport(file string, line int, s sourceSpec, src *Source) {
 		l.addf(file, line, "source %q: report: kind %q has no commit statuses (kinds that do: %s)", s.Name, s.Kind, strings.Join(reportKinds, ", "))
 	case s.Report == ReportChecks && s.Kind != "github":
 		l.addf(file, line, "source %q: report: checks are GitHub's only; use report: status", s.Name)
+	case s.Report == ReportChecks:
+		// Refused rather than quietly posting statuses instead.
+		l.addf(file, line, "source %q: report: checks (GitHub Check Runs) is not supported yet; use report: status", s.Name)
 	case s.APIToken == nil:
 		l.addf(file, line, "source %q: report needs apiToken, a token allowed to write commit statuses", s.Name)
 	case s.APIURL == "" && slices.Contains(apiURLRequired, s.Kind):

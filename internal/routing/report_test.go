@@ -40,7 +40,8 @@ func TestReportSettings(t *testing.T) {
 	}{
 		{name: "status", source: "    kind: github\n    report: status\n    apiToken: {env: GH_TOKEN}\n",
 			extra: "statusURL: https://tekton.example.com/#/namespaces/{namespace}/pipelineruns/{name}\n"},
-		{name: "checks on github", source: "    kind: github\n    report: checks\n    apiToken: {env: GH_TOKEN}\n"},
+		{name: "checks not yet", source: "    kind: github\n    report: checks\n    apiToken: {env: GH_TOKEN}\n",
+			wantErr: `report: checks (GitHub Check Runs) is not supported yet`},
 		{name: "unknown mode", source: "    kind: github\n    report: comments\n    apiToken: {env: GH_TOKEN}\n",
 			wantErr: `rules/root.yaml:7: source "github": report "comments": want status or checks`},
 		{name: "no token", source: "    kind: github\n    report: status\n",
