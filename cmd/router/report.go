@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
@@ -25,11 +27,33 @@ func (r *router) startReport(ctx context.Context, wg *sync.WaitGroup, q *queue.Q
 		}
 		return
 	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.runReport(ctx, q, fail)
+	}()
+}
+
+// runReport builds the watcher and the sender, retrying while JetStream
+// refuses the report stream, and runs them until ctx ends.
+func (r *router) runReport(ctx context.Context, q *queue.Queue, fail func(error)) {
+	delay := queueRetryMin
 	watcher, sender, err := r.newReport(ctx, q)
-	if err != nil {
-		fail(fmt.Errorf("report: %w", err))
-		return
+	for err != nil {
+		if errors.Is(err, errReportConfig) {
+			fail(err)
+			return
+		}
+		r.logger.Warn("report queue not ready: retrying", "error", err.Error(), "retry_in", delay.String())
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, queueRetryMax)
+		watcher, sender, err = r.newReport(ctx, q)
 	}
+	var wg sync.WaitGroup
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -43,17 +67,21 @@ func (r *router) startReport(ctx context.Context, wg *sync.WaitGroup, q *queue.Q
 			fail(fmt.Errorf("report sender: %w", err))
 		}
 	}()
+	wg.Wait()
 }
+
+// errReportConfig marks a report setup error no retry can fix.
+var errReportConfig = errors.New("report")
 
 // newReport builds the watcher and the sender on the report queue.
 func (r *router) newReport(ctx context.Context, q *queue.Queue) (*report.Watcher, *report.Sender, error) {
 	restCfg, err := dispatch.RESTConfig(r.cfg.kubeconfig, float32(r.cfg.kubeQPS), r.cfg.kubeBurst)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: kubernetes config: %w", errReportConfig, err)
 	}
 	client, err := versioned.NewForConfig(restCfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("tekton client: %w", err)
+		return nil, nil, fmt.Errorf("%w: tekton client: %w", errReportConfig, err)
 	}
 	rq, err := report.OpenQueue(ctx, r.nc, r.cfg.streamReplica)
 	if err != nil {
@@ -61,7 +89,7 @@ func (r *router) newReport(ctx context.Context, q *queue.Queue) (*report.Watcher
 	}
 	m, err := report.NewMetrics(prometheus.DefaultRegisterer)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("%w: %w", errReportConfig, err)
 	}
 	var cd *report.CDEvents
 	if r.cfg.cdeventsSink != "" {

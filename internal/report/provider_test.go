@@ -54,7 +54,12 @@ func TestProviderRequests(t *testing.T) {
 			Path: "/api/v3/repos/acme/shop/statuses/9fceb02", Auth: "Bearer " + token,
 			Body: map[string]any{"state": "failure", "context": "switchyard/web/build", "description": "PipelineRun web-build-1 failed", "target_url": st.TargetURL}}},
 		{name: "gitlab nested group", kind: "gitlab", apiPath: "/api/v4",
-			status: func() Status { s := st; s.Repository = "acme/backend/shop"; s.Cancelled, s.State = true, StateError; return s }(),
+			status: func() Status {
+				s := st
+				s.Repository = "acme/backend/shop"
+				s.Cancelled, s.State = true, StateError
+				return s
+			}(),
 			want: captured{Method: "POST", Path: "/api/v4/projects/acme%2Fbackend%2Fshop/statuses/9fceb02", Auth: "PRIVATE-TOKEN " + token,
 				Body: map[string]any{"state": "canceled", "name": "switchyard/web/build", "description": "PipelineRun web-build-1 failed", "target_url": st.TargetURL}}},
 		{name: "gitea", kind: "gitea", apiPath: "/api/v1", status: st, want: captured{Method: "POST",

@@ -89,8 +89,13 @@ func (s *Sender) Run(ctx context.Context) error {
 	errc := make(chan error, len(kinds))
 	for _, kind := range kinds {
 		cons, err := s.q.consumer(ctx, kind, s.cfg.AckWait)
-		if err != nil {
-			return err
+		for err != nil {
+			s.log.Warn("report consumer not ready: retrying", "kind", kind, "error", err.Error())
+			if sleep(ctx, 2*time.Second); ctx.Err() != nil {
+				wg.Wait()
+				return nil
+			}
+			cons, err = s.q.consumer(ctx, kind, s.cfg.AckWait)
 		}
 		workers := s.cfg.Workers
 		if kind == KindCDEvent {
