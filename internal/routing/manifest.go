@@ -56,6 +56,16 @@ type sourceSpec struct {
 	// Report is how the results of the runs this source's events started
 	// go back to the Git host: "status" (commit statuses) or "checks".
 	Report string `yaml:"report"`
+	// GitHubApp is the GitHub App that posts check runs (report: checks).
+	GitHubApp *githubAppSpec `yaml:"githubApp"`
+}
+
+// githubAppSpec names a GitHub App and where its private key is read.
+type githubAppSpec struct {
+	AppID int64 `yaml:"appID"`
+	// InstallationID, when 0, is looked up per repository.
+	InstallationID int64      `yaml:"installationID"`
+	PrivateKey     *secretRef `yaml:"privateKey"`
 }
 
 // oidcSpec says which OIDC tokens a source accepts.

@@ -16,8 +16,7 @@ import (
 const (
 	// ReportStatus posts commit statuses.
 	ReportStatus = "status"
-	// ReportChecks asks for GitHub Check Runs; refused at load until they
-	// are supported.
+	// ReportChecks posts GitHub Check Runs, as a GitHub App.
 	ReportChecks = "checks"
 )
 
@@ -35,8 +34,21 @@ var StatusURLPlaceholders = []string{"namespace", "name", "uid", "app", "trigger
 
 var placeholderRE = regexp.MustCompile(`\{([^{}]*)\}`)
 
+// GitHubApp is a GitHub App's identity, for check runs.
+type GitHubApp struct {
+	AppID int64
+	// InstallationID is 0 when it is looked up per repository.
+	InstallationID int64
+	// PrivateKey is the PEM key (nil unless Options.ResolveSecrets).
+	PrivateKey    []byte
+	PrivateKeyRef secretRef
+}
+
 // checkReport validates a source's report setting and records it on src.
 func (l *loader) checkReport(file string, line int, s sourceSpec, src *Source) {
+	if s.GitHubApp != nil && s.Report != ReportChecks {
+		l.addf(file, line, "source %q: githubApp is only used with report: checks", s.Name)
+	}
 	switch s.Report {
 	case "":
 		return
@@ -52,13 +64,35 @@ func (l *loader) checkReport(file string, line int, s sourceSpec, src *Source) {
 	case s.Report == ReportChecks && s.Kind != "github":
 		l.addf(file, line, "source %q: report: checks are GitHub's only; use report: status", s.Name)
 	case s.Report == ReportChecks:
-		// Refused rather than quietly posting statuses instead.
-		l.addf(file, line, "source %q: report: checks (GitHub Check Runs) is not supported yet; use report: status", s.Name)
+		src.GitHubApp = l.compileGitHubApp(file, line, s)
 	case s.APIToken == nil:
 		l.addf(file, line, "source %q: report needs apiToken, a token allowed to write commit statuses", s.Name)
 	case s.APIURL == "" && slices.Contains(apiURLRequired, s.Kind):
 		l.addf(file, line, "source %q: report needs apiURL for kind %s (the server's API base, e.g. https://git.example.com/api/v1)", s.Name, s.Kind)
 	}
+}
+
+// compileGitHubApp checks the GitHub App of report: checks and reads its
+// private key.
+func (l *loader) compileGitHubApp(file string, line int, s sourceSpec) *GitHubApp {
+	a := s.GitHubApp
+	if a == nil || a.AppID <= 0 || a.InstallationID < 0 || a.PrivateKey == nil {
+		l.addf(file, line, "source %q: report: checks needs githubApp with appID and privateKey (check runs are a GitHub App's)", s.Name)
+		return nil
+	}
+	if (a.PrivateKey.Env == "") == (a.PrivateKey.File == "") {
+		l.addf(file, line, "source %q: githubApp.privateKey needs exactly one of env or file", s.Name)
+		return nil
+	}
+	app := &GitHubApp{AppID: a.AppID, InstallationID: a.InstallationID, PrivateKeyRef: *a.PrivateKey}
+	if l.opts.ResolveSecrets {
+		key, err := a.PrivateKey.resolve(l.opts.LookupEnv)
+		if err != nil {
+			l.addf(file, line, "source %q: githubApp.privateKey: %v", s.Name, err)
+		}
+		app.PrivateKey = key
+	}
+	return app
 }
 
 // compileStatusURL checks the root's statusURL template: known

@@ -40,8 +40,11 @@ func TestReportSettings(t *testing.T) {
 	}{
 		{name: "status", source: "    kind: github\n    report: status\n    apiToken: {env: GH_TOKEN}\n",
 			extra: "statusURL: https://tekton.example.com/#/namespaces/{namespace}/pipelineruns/{name}\n"},
-		{name: "checks not yet", source: "    kind: github\n    report: checks\n    apiToken: {env: GH_TOKEN}\n",
-			wantErr: `report: checks (GitHub Check Runs) is not supported yet`},
+		{name: "checks", source: "    kind: github\n    report: checks\n    githubApp: {appID: 12, privateKey: {file: /k.pem}}\n"},
+		{name: "checks without an app", source: "    kind: github\n    report: checks\n    apiToken: {env: GH_TOKEN}\n",
+			wantErr: `report: checks needs githubApp with appID and privateKey`},
+		{name: "app without checks", source: "    kind: github\n    report: status\n    apiToken: {env: T}\n    githubApp: {appID: 12, privateKey: {file: /k.pem}}\n",
+			wantErr: `githubApp is only used with report: checks`},
 		{name: "unknown mode", source: "    kind: github\n    report: comments\n    apiToken: {env: GH_TOKEN}\n",
 			wantErr: `rules/root.yaml:7: source "github": report "comments": want status or checks`},
 		{name: "no token", source: "    kind: github\n    report: status\n",

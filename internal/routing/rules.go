@@ -74,6 +74,8 @@ type Source struct {
 	// Report is how run results go back to the Git host: ReportStatus,
 	// ReportChecks, or "" for not at all.
 	Report string
+	// GitHubApp posts check runs (ReportChecks); nil otherwise.
+	GitHubApp *GitHubApp
 }
 
 // MaxSourceBodyBytes is the most a source's maxBodyBytes may allow: 25 MiB,

@@ -76,7 +76,7 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			l.addf(file, at("apiURL"), "source %q: apiURL %q must be an http(s) URL such as https://github.example.com/api/v3", s.Name, s.APIURL)
 		}
-		if s.APIToken == nil {
+		if s.APIToken == nil && s.GitHubApp == nil {
 			l.addf(file, at("apiURL"), "source %q: apiURL is set but apiToken is not: the API is only called with a token", s.Name)
 		}
 	}
@@ -150,7 +150,11 @@ func (r secretRef) where() string {
 func (r *Rules) SecretFiles() []string {
 	var files []string
 	for _, s := range r.sources {
-		for _, f := range []string{s.SecretRef.File, s.APITokenRef.File} {
+		files := []string{s.SecretRef.File, s.APITokenRef.File}
+		if s.GitHubApp != nil {
+			files = append(files, s.GitHubApp.PrivateKeyRef.File)
+		}
+		for _, f := range files {
 			if f != "" && !slices.Contains(files, f) {
 				files = append(files, f)
 			}
