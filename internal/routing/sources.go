@@ -150,11 +150,11 @@ func (r secretRef) where() string {
 func (r *Rules) SecretFiles() []string {
 	var files []string
 	for _, s := range r.sources {
-		files := []string{s.SecretRef.File, s.APITokenRef.File}
+		refs := []string{s.SecretRef.File, s.APITokenRef.File}
 		if s.GitHubApp != nil {
-			files = append(files, s.GitHubApp.PrivateKeyRef.File)
+			refs = append(refs, s.GitHubApp.PrivateKeyRef.File)
 		}
-		for _, f := range files {
+		for _, f := range refs {
 			if f != "" && !slices.Contains(files, f) {
 				files = append(files, f)
 			}
