@@ -41,8 +41,11 @@ type Job struct {
 	State string `json:"state"`
 	// Outcome is the final status state, for a finished CDEvent.
 	Outcome string `json:"outcome,omitempty"`
-	// Cancelled marks a final state of a cancelled run.
+	// Cancelled and TimedOut mark a final state of a cancelled or timed-out
+	// run; Tasks are a finished run's children (check run summaries).
 	Cancelled   bool      `json:"cancelled,omitempty"`
+	TimedOut    bool      `json:"timedOut,omitempty"`
+	Tasks       []Task    `json:"tasks,omitempty"`
 	Description string    `json:"description"`
 	Time        time.Time `json:"time"`
 	Run         Run       `json:"run"`
@@ -63,6 +66,13 @@ type Run struct {
 	EventID     string `json:"eventId"`
 	EventSource string `json:"eventSource,omitempty"`
 	EventType   string `json:"eventType,omitempty"`
+}
+
+// Task is one child of a PipelineRun, from its status.childReferences.
+type Task struct {
+	PipelineTask string `json:"pipelineTask"`
+	Kind         string `json:"kind"`
+	Name         string `json:"name"`
 }
 
 // Context is the commit status context of the run: switchyard/<app>/<trigger>.
@@ -106,6 +116,7 @@ var timeoutReasons = []string{
 type result struct {
 	started     bool
 	cancelled   bool
+	timedOut    bool
 	state       string
 	description string
 }
@@ -128,7 +139,7 @@ func resultOf(pr *pipelinev1.PipelineRun) result {
 		case slices.Contains(cancelReasons, c.Reason):
 			res.state, res.description, res.cancelled = StateError, "cancelled", true
 		case slices.Contains(timeoutReasons, c.Reason):
-			res.state, res.description = StateFailure, "timed out"
+			res.state, res.description, res.timedOut = StateFailure, "timed out", true
 		default:
 			res.state, res.description = StateFailure, "failed"
 			if c.Reason != "" && c.Reason != string(pipelinev1.PipelineRunReasonFailed) {
@@ -157,8 +168,11 @@ func jobsFor(pr *pipelinev1.PipelineRun, deleted, status, cdevents bool, now tim
 	}
 	var jobs []Job
 	add := func(kind, state, outcome, desc string, final bool) {
-		jobs = append(jobs, Job{Kind: kind, State: state, Outcome: outcome, Cancelled: final && res.cancelled,
-			Description: trimDescription(desc), Time: now, Run: run})
+		j := Job{Kind: kind, State: state, Outcome: outcome, Description: trimDescription(desc), Time: now, Run: run}
+		if final {
+			j.Cancelled, j.TimedOut, j.Tasks = res.cancelled, res.timedOut, tasksOf(pr)
+		}
+		jobs = append(jobs, j)
 	}
 	if status && run.Revision != "" {
 		if res.state == "" {
@@ -178,6 +192,21 @@ func jobsFor(pr *pipelinev1.PipelineRun, deleted, status, cdevents bool, now tim
 	}
 	return jobs
 }
+
+// tasksOf lists a run's children, at most maxTasks.
+func tasksOf(pr *pipelinev1.PipelineRun) []Task {
+	var out []Task
+	for _, c := range pr.Status.ChildReferences {
+		if len(out) == maxTasks {
+			break
+		}
+		out = append(out, Task{PipelineTask: c.PipelineTaskName, Kind: c.Kind, Name: c.Name})
+	}
+	return out
+}
+
+// maxTasks bounds the tasks a report lists, and so its size.
+const maxTasks = 100
 
 // maxDescription is GitHub's limit on a status description.
 const maxDescription = 140

@@ -116,6 +116,8 @@ type record struct {
 	Claimed  time.Time `json:"claimed,omitzero"`
 	Posted   bool      `json:"posted,omitempty"`
 	Rejected string    `json:"rejected,omitempty"`
+	// CheckRunID is the run's GitHub check run, once created (report: checks).
+	CheckRunID int64 `json:"checkRunId,omitempty"`
 }
 
 func (r record) settled() bool { return r.Posted || r.Rejected != "" }

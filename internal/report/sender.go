@@ -48,9 +48,10 @@ type SenderConfig struct {
 // Sender posts the queued reports. Run it on every router: the consumers
 // are shared, each report goes to one sender at a time.
 type Sender struct {
-	q   *Queue
-	cfg SenderConfig
-	log *slog.Logger
+	q      *Queue
+	cfg    SenderConfig
+	log    *slog.Logger
+	checks *checks
 }
 
 // NewSender returns a Sender of q's reports.
@@ -76,7 +77,7 @@ func NewSender(q *Queue, cfg SenderConfig) *Sender {
 	if cfg.BackoffMax <= 0 {
 		cfg.BackoffMax = 5 * time.Minute
 	}
-	return &Sender{q: q, cfg: cfg, log: cfg.Logger.With("component", "report")}
+	return &Sender{q: q, cfg: cfg, log: cfg.Logger.With("component", "report"), checks: newChecks(cfg.HTTPClient.Transport)}
 }
 
 // Run posts reports until ctx ends.
@@ -220,7 +221,7 @@ func (s *Sender) postStatus(ctx context.Context, j Job) (provider, result string
 		return "", ResultSkipped, nil
 	}
 	newP, ok := providers[src.Kind]
-	if !ok {
+	if !ok && src.Report != routing.ReportChecks {
 		return "", ResultSkipped, nil
 	}
 	provider = src.Kind
@@ -237,15 +238,20 @@ func (s *Sender) postStatus(ctx context.Context, j Job) (provider, result string
 			return provider, "", errBusy{wait: s.cfg.AckWait - age}
 		}
 	}
-	claimed, err := s.q.swap(ctx, key, record{State: j.State, Claimed: time.Now().UTC()}, rev)
+	claimed, err := s.q.swap(ctx, key, record{State: j.State, Claimed: time.Now().UTC(), CheckRunID: rec.CheckRunID}, rev)
 	if errors.Is(err, errConflict) {
 		return provider, "", errBusy{wait: 200 * time.Millisecond}
 	}
 	if err != nil {
 		return provider, "", err
 	}
-	err = s.post(ctx, newP, src, j)
-	done := record{State: j.State, Posted: err == nil}
+	checkRun := rec.CheckRunID
+	if src.Report == routing.ReportChecks {
+		checkRun, err = s.checks.post(ctx, src, j, targetURL(s.cfg.Rules().StatusURL(), j.Run), checkRun)
+	} else {
+		err = s.post(ctx, newP, src, j)
+	}
+	done := record{State: j.State, Posted: err == nil, CheckRunID: checkRun}
 	if permanent(err) {
 		done.Rejected = err.Error()
 	}
