@@ -3,6 +3,7 @@ package report
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -96,7 +97,7 @@ func (c *checks) installation(ctx context.Context, src *routing.Source, base, ow
 	}
 	inst, resp, err := gh.Apps.FindRepositoryInstallation(ctx, owner, name)
 	if err != nil {
-		return 0, redact(fmt.Errorf("github app installation on %s/%s: %w", owner, name, err), responseCode(resp), nil)
+		return 0, checkError(fmt.Errorf("github app installation on %s/%s: %w", owner, name, err), resp)
 	}
 	c.mu.Lock()
 	c.installations[key] = inst.GetID()
@@ -114,11 +115,19 @@ func newGitHubClient(hc *http.Client, base string) (*github.Client, error) {
 	return client, nil
 }
 
-func responseCode(resp *github.Response) int {
-	if resp == nil {
-		return 0
+// checkError is err as a PostError, with the status of GitHub's answer:
+// the call's own, or the installation token's (a wrong App id or key is
+// a 401 there, not worth retrying).
+func checkError(err error, resp *github.Response) error {
+	code := 0
+	if resp != nil {
+		code = resp.StatusCode
 	}
-	return resp.StatusCode
+	var he *ghinstallation.HTTPError
+	if errors.As(err, &he) && he.Response != nil {
+		code = he.Response.StatusCode
+	}
+	return redact(err, code, nil)
 }
 
 // post creates the check run (id 0) or updates it, and returns its id.
@@ -155,7 +164,7 @@ func (c *checks) post(ctx context.Context, src *routing.Source, j Job, detailsUR
 		})
 	}
 	if err != nil {
-		return id, redact(fmt.Errorf("github check run: %w", err), responseCode(resp), nil)
+		return id, checkError(fmt.Errorf("github check run: %w", err), resp)
 	}
 	return run.GetID(), nil
 }

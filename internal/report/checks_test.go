@@ -137,3 +137,15 @@ func TestSenderCheckRuns(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckRunsWrongAppIsRejected: GitHub refusing the App's token (a
+// wrong App id or key) is permanent: reported once, not retried for hours.
+func TestCheckRunsWrongAppIsRejected(t *testing.T) {
+	host := newChecksHost(t)
+	rules := checksRules(t, host.srv.URL, 99) // no such installation: 401
+	c := newChecks(nil)
+	_, err := c.post(context.Background(), rules.Source("github"), testJob(StatePending), "", 0)
+	if err == nil || !permanent(err) {
+		t.Fatalf("err %v, want a permanent error", err)
+	}
+}

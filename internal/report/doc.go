@@ -1,7 +1,8 @@
 // Package report closes the loop: it watches the PipelineRuns Switchyard
 // created (label app.kubernetes.io/managed-by=switchyard) and reports what
-// becomes of them to the Git host that sent the event (commit statuses) and
-// as CDEvents (to an HTTP sink and a NATS subject).
+// becomes of them to the Git host that sent the event (commit statuses, or
+// GitHub check runs as a GitHub App) and as CDEvents (to an HTTP sink and a
+// NATS subject).
 //
 // Flow: Watcher (a client-go informer per granted namespace) turns what it
 // sees into Jobs, which are published on the SWITCHYARD_REPORTS JetStream
@@ -18,7 +19,8 @@
 //     switchyard-reports bucket records the last state posted per run (one
 //     context per run), and `pending` is never posted after a final state.
 //   - Only runs whose event carried a revision, from a source with
-//     `report: status`, get commit statuses.
+//     `report: status` (or `checks`), get commit statuses (or check runs:
+//     one per run, created once and then updated, its id in the bucket).
 //   - 5xx, 429 and network errors are retried with backoff (redelivery with
 //     NakWithDelay); any other 4xx is logged, counted and audited once, and
 //     the report dropped.
