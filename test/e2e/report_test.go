@@ -2,7 +2,11 @@ package e2e
 
 import (
 	"context"
+	crand "crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,8 +19,10 @@ import (
 	"testing"
 	"time"
 
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
 
@@ -403,4 +409,120 @@ func waitReportsDrained(t *testing.T, nc *nats.Conn) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("%d reports still queued", msgs)
+}
+
+// checkRunHost stands in for GitHub's App and Checks APIs.
+type checkRunHost struct {
+	mu     sync.Mutex
+	bodies []map[string]any // check-run requests, with "_method"
+	srv    *httptest.Server
+}
+
+func newCheckRunHost(t *testing.T) *checkRunHost {
+	h := &checkRunHost{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch {
+		case r.URL.Path == "/api/v3/repos/acme/web/installation":
+			_, _ = io.WriteString(w, `{"id": 5}`)
+		case r.URL.Path == "/api/v3/app/installations/5/access_tokens":
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"token": "ghs_e2e", "expires_at": "2099-01-01T00:00:00Z"}`)
+		case strings.HasPrefix(r.URL.Path, "/api/v3/repos/acme/web/check-runs") && r.Header.Get("Authorization") == "token ghs_e2e":
+			var body map[string]any
+			_ = json.NewDecoder(r.Body).Decode(&body)
+			body["_method"] = r.Method + " " + r.URL.Path
+			h.mu.Lock()
+			h.bodies = append(h.bodies, body)
+			h.mu.Unlock()
+			if r.Method == http.MethodPost {
+				w.WriteHeader(http.StatusCreated)
+			}
+			_, _ = io.WriteString(w, `{"id": 31}`)
+		default:
+			w.WriteHeader(http.StatusUnauthorized)
+		}
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *checkRunHost) wait(t *testing.T, n int) []map[string]any {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for time.Now().Before(deadline) {
+		h.mu.Lock()
+		got := slices.Clone(h.bodies)
+		h.mu.Unlock()
+		if len(got) >= n {
+			return got
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("fewer than %d check run requests", n)
+	return nil
+}
+
+// TestReportCheckRuns (issue 13): with report: checks, a push creates a
+// check run in_progress as the GitHub App's installation, and the run's
+// success completes the same check run with a summary naming its tasks.
+func TestReportCheckRuns(t *testing.T) {
+	ctx := context.Background()
+	const ns = "e2e-checks"
+	kubeconfig, err := cluster.RouterKubeconfig(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := newCheckRunHost(t)
+	key, err := rsa.GenerateKey(crand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(t.TempDir(), "app.pem")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := rulesFor(t, ns, "")
+	path := filepath.Join(dir, "root.yaml")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := strings.Replace(string(data), "    secret: {env: GITHUB_WEBHOOK_SECRET}\n", fmt.Sprintf(
+		"    secret: {env: GITHUB_WEBHOOK_SECRET}\n    apiURL: %s/api/v3\n    report: checks\n    githubApp: {appID: 3, privateKey: {file: %s}}\n", host.srv.URL, keyFile), 1)
+	if err := os.WriteFile(path, []byte(root), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secret := newSecret(t)
+	r := startRouter(t, routerConfig{rulesDir: dir, dataDir: t.TempDir(), kubeconfig: kubeconfig, secret: secret})
+	if code := sendPush(t, r.url, secret, "checks-1", samplePush(t)); code != http.StatusAccepted {
+		t.Fatalf("push: status %d", code)
+	}
+	created := host.wait(t, 1)[0]
+	name := routing.PipelineRunName("web", "build", "github", "checks-1")
+	if created["_method"] != "POST /api/v3/repos/acme/web/check-runs" || created["status"] != "in_progress" ||
+		created["head_sha"] != reportRevision || created["name"] != "switchyard/web/build" {
+		t.Fatalf("created %v", created)
+	}
+
+	tekton := adminTekton(t)
+	pr, err := tekton.TektonV1().PipelineRuns(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := metav1.Now()
+	pr.Status.StartTime, pr.Status.CompletionTime = &now, &now
+	pr.Status.Conditions = duckv1.Conditions{{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue, Reason: "Succeeded"}}
+	pr.Status.ChildReferences = []pipelinev1.ChildStatusReference{{Name: name + "-unit", PipelineTaskName: "unit",
+		TypeMeta: runtime.TypeMeta{APIVersion: "tekton.dev/v1", Kind: "TaskRun"}}}
+	if _, err := tekton.TektonV1().PipelineRuns(ns).UpdateStatus(ctx, pr, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	done := host.wait(t, 2)[1]
+	output, _ := done["output"].(map[string]any)
+	summary, _ := output["summary"].(string)
+	if done["_method"] != "PATCH /api/v3/repos/acme/web/check-runs/31" || done["status"] != "completed" || done["conclusion"] != "success" ||
+		!strings.Contains(summary, "| unit | TaskRun | `"+name+"-unit` |") {
+		t.Errorf("completed %v", done)
+	}
 }
