@@ -80,20 +80,20 @@ func NewSender(q *Queue, cfg SenderConfig) *Sender {
 	return &Sender{q: q, cfg: cfg, log: cfg.Logger.With("component", "report"), checks: newChecks(cfg.HTTPClient.Transport)}
 }
 
-// Run posts reports until ctx ends.
+// Run posts reports until ctx ends; it returns nil then (failures are
+// retried and logged, never fatal).
 func (s *Sender) Run(ctx context.Context) error {
 	kinds := []string{KindStatus}
 	if s.cfg.CDEvents != nil {
 		kinds = append(kinds, KindCDEvent)
 	}
 	var wg sync.WaitGroup
-	errc := make(chan error, len(kinds))
+	defer wg.Wait()
 	for _, kind := range kinds {
 		cons, err := s.q.consumer(ctx, kind, s.cfg.AckWait)
 		for err != nil {
 			s.log.Warn("report consumer not ready: retrying", "kind", kind, "error", err.Error())
 			if sleep(ctx, 2*time.Second); ctx.Err() != nil {
-				wg.Wait()
 				return nil
 			}
 			cons, err = s.q.consumer(ctx, kind, s.cfg.AckWait)
@@ -106,24 +106,20 @@ func (s *Sender) Run(ctx context.Context) error {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := s.work(ctx, cons); err != nil {
-					errc <- err
-				}
+				s.work(ctx, cons)
 			}()
 		}
 	}
-	wg.Wait()
-	close(errc)
-	return <-errc
+	return nil
 }
 
 // work fetches one report at a time and handles it, until ctx ends.
-func (s *Sender) work(ctx context.Context, cons jetstream.Consumer) error {
+func (s *Sender) work(ctx context.Context, cons jetstream.Consumer) {
 	for ctx.Err() == nil {
 		batch, err := cons.Fetch(1, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil
+				return
 			}
 			s.log.Warn("report fetch failed", "error", err.Error())
 			sleep(ctx, time.Second)
@@ -133,7 +129,6 @@ func (s *Sender) work(ctx context.Context, cons jetstream.Consumer) error {
 			s.handle(ctx, msg)
 		}
 	}
-	return nil
 }
 
 // errBusy says the record is being written by another sender: try again soon.
@@ -174,6 +169,8 @@ func (s *Sender) handle(ctx context.Context, msg jetstream.Msg) {
 		_ = msg.Ack()
 	case errors.As(err, &busy):
 		_ = msg.NakWithDelay(busy.wait)
+	case ctx.Err() != nil:
+		_ = msg.Nak() // stopping: another sender takes it
 	case permanent(err):
 		s.cfg.Metrics.count(provider, ResultRejected)
 		s.log.Error("report rejected: dropped", append(attrs, "error", err.Error())...)
