@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -211,9 +213,30 @@ func (c *CDEvents) post(ctx context.Context, ce *cloudevents.Event) error {
 	if cloudevents.IsACK(res) {
 		return nil
 	}
+	msg := c.redactSink(fmt.Sprintf("cdevent to sink: %v", res))
 	var hr *cehttp.Result
 	if errors.As(res, &hr) {
-		return &PostError{StatusCode: hr.StatusCode, msg: fmt.Sprintf("cdevent to sink: %v", res)}
+		return &PostError{StatusCode: hr.StatusCode, msg: msg}
 	}
-	return &PostError{msg: fmt.Sprintf("cdevent to sink: %v", res)}
+	return &PostError{msg: msg}
+}
+
+// redactSink removes the sink URL's credentials (user info, query) from
+// msg: the URL is in the flag, its secrets must not reach a log.
+func (c *CDEvents) redactSink(msg string) string {
+	u, err := url.Parse(c.Sink)
+	if err != nil {
+		return strings.ReplaceAll(msg, c.Sink, "[sink]")
+	}
+	if u.User != nil {
+		msg = strings.ReplaceAll(msg, u.User.String(), "REDACTED")
+		msg = strings.ReplaceAll(msg, u.User.Username(), "REDACTED")
+		if p, ok := u.User.Password(); ok {
+			msg = strings.ReplaceAll(msg, p, "REDACTED")
+		}
+	}
+	if u.RawQuery != "" {
+		msg = strings.ReplaceAll(msg, u.RawQuery, "REDACTED")
+	}
+	return msg
 }

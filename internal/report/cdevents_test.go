@@ -1,7 +1,12 @@
 package report
 
 import (
+	"context"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +54,35 @@ func TestCDEventsAreValid(t *testing.T) {
 		}
 		if data.Subject.Content.Outcome != tc.wantOutcome {
 			t.Errorf("%s: outcome %q, want %q", tc.phase, data.Subject.Content.Outcome, tc.wantOutcome)
+		}
+	}
+}
+
+// TestCDEventsSinkCredentialsNotInErrors: a sink URL's user info and query
+// (a token) never reach an error, so never a log.
+func TestCDEventsSinkCredentialsNotInErrors(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusForbidden)
+	}))
+	defer srv.Close()
+	u, _ := url.Parse(srv.URL)
+	for _, sink := range []string{
+		"http://sinkuser:sinkpass@" + u.Host + "/events?token=sinktoken",
+		"http://sinkuser:sinkpass@127.0.0.1:1/events?token=sinktoken", // nothing listens
+	} {
+		c := &CDEvents{Sink: sink}
+		ce, err := c.Event(Job{Kind: KindCDEvent, State: PhaseQueued, Time: time.Now(), Run: testJob(StatePending).Run})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.post(context.Background(), ce)
+		if err == nil {
+			t.Fatal("no error")
+		}
+		for _, secret := range []string{"sinkuser", "sinkpass", "sinktoken"} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error holds %s: %v", secret, err)
+			}
 		}
 	}
 }
