@@ -25,6 +25,7 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/ingest"
 	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/report"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
@@ -54,6 +55,10 @@ type serveConfig struct {
 	natsAuth          queue.ClientAuth
 	auditMaxBytes     int64
 	maxInflight       int64
+	// Closing the loop (report.go): CDEvents out, and the run watcher.
+	cdeventsSink, cdeventsSubject string
+	reportResync                  time.Duration
+	reportMaxAttempts             int
 }
 
 func (c *serveConfig) flags(fs *flag.FlagSet) {
@@ -79,6 +84,10 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.concurrencyResync, "concurrency-resync", 10*time.Second, "how often the PipelineRuns of concurrency groups with a limit are checked, to start pending ones as earlier ones finish")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.BoolVar(&c.watchRules, "watch-rules", true, "reload the rules when a file under --rules, or a secret file the rules name, changes (SIGHUP always reloads)")
+	fs.StringVar(&c.cdeventsSink, "cdevents-sink", "", "URL CDEvents (pipelinerun queued, started, finished) are posted to as CloudEvents; empty: none (see docs/status.md)")
+	fs.StringVar(&c.cdeventsSubject, "cdevents-subject", report.DefaultCDEventsSubject, "NATS subject prefix CDEvents are also published on (<prefix>pipelinerun.<phase>), with --cdevents-sink; empty: HTTP only")
+	fs.DurationVar(&c.reportResync, "report-resync", time.Minute, "how often the run watcher re-reads the namespaces to watch and looks at every run again")
+	fs.IntVar(&c.reportMaxAttempts, "report-max-attempts", 50, "attempts of a commit status or CDEvent the Git host or sink fails with 5xx or no answer, before it is dropped")
 }
 
 func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
@@ -283,6 +292,7 @@ func (r *router) Run(ctx context.Context) error {
 		r.logger.Info("listening", "addr", r.ln.Addr().String())
 		r.startDispatch(consumeCtx, handlerCtx, &wg, q, fail)
 		r.startRecovery(consumeCtx, &wg, q)
+		r.startReport(consumeCtx, &wg, q, fail)
 	}
 
 	runErr := r.awaitStop(ctx, errc)

@@ -66,6 +66,10 @@ const (
 	AnnotationCancelInProgress = "switchyard.dev/cancel-in-progress"
 )
 
+// AnnotationRepository is the event's repository extension (owner/name):
+// where the run watcher reports the commit status.
+const AnnotationRepository = "switchyard.dev/repository"
+
 // CloudEvent extensions Render reads.
 const (
 	extRevision  = "revision"
@@ -233,6 +237,7 @@ func ownMetadata(w queue.Work) (labels, annotations map[string]string) {
 	}
 	setIf(annotations, AnnotationEventSubject, ev.Subject())
 	setIf(annotations, AnnotationRevision, extension(ev, extRevision))
+	setIf(annotations, AnnotationRepository, extension(ev, "repository"))
 	setIf(annotations, AnnotationIdentity, extension(ev, extIdentity))
 	setIf(annotations, AnnotationPrincipal, extension(ev, extPrincipal))
 	setIf(annotations, AnnotationRulesRevision, t.RulesRevision)

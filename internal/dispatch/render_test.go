@@ -89,6 +89,7 @@ func TestRender(t *testing.T) {
 						"switchyard.dev/event-type":    "dev.switchyard.git.push",
 						"switchyard.dev/event-source":  "https://github.com/acme/shop",
 						"switchyard.dev/event-subject": "refs/heads/main",
+						"switchyard.dev/repository":    "acme/shop",
 						"switchyard.dev/revision":      "9fceb02d0ae598e95dc970b74767f19372d61af8",
 						"switchyard.dev/identity":      "github-acme",
 						"switchyard.dev/router-source": "github-acme",

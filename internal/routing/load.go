@@ -355,6 +355,7 @@ func (l *loader) load() *Rules {
 	}
 	l.checkAuditors(rootName, node, root.Auditors, rules.endpoints)
 	rules.auditors = root.Auditors
+	rules.statusURL = l.compileStatusURL(rootName, node, root.StatusURL)
 	rules.index()
 	return rules
 }

@@ -24,6 +24,9 @@ type rootFile struct {
 	Endpoints []endpointSpec `yaml:"endpoints"`
 	// Auditors are identities that may read any event's status.
 	Auditors []string `yaml:"auditors"`
+	// StatusURL is the target URL of the statuses reported to Git hosts, a
+	// template with placeholders such as {namespace} and {name}.
+	StatusURL string `yaml:"statusURL"`
 }
 
 // sourceSpec is one named webhook endpoint, /v1/hooks/<name>.
@@ -52,6 +55,19 @@ type sourceSpec struct {
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
 	// Recover asks the Git host for the deliveries it failed (recover.go).
 	Recover *recoverSpec `yaml:"recover"`
+	// Report is how the results of the runs this source's events started
+	// go back to the Git host: "status" (commit statuses) or "checks".
+	Report string `yaml:"report"`
+	// GitHubApp is the GitHub App that posts check runs (report: checks).
+	GitHubApp *githubAppSpec `yaml:"githubApp"`
+}
+
+// githubAppSpec names a GitHub App and where its private key is read.
+type githubAppSpec struct {
+	AppID int64 `yaml:"appID"`
+	// InstallationID, when 0, is looked up per repository.
+	InstallationID int64      `yaml:"installationID"`
+	PrivateKey     *secretRef `yaml:"privateKey"`
 }
 
 // oidcSpec says which OIDC tokens a source accepts.

@@ -36,6 +36,7 @@ type Rules struct {
 	usesPaths        bool
 	warnings         Problems
 	revision         string
+	statusURL        string // see StatusURL
 }
 
 // Source is one webhook source declared in the root manifest.
@@ -72,6 +73,11 @@ type Source struct {
 	MaxBodyBytes int64
 	// Recover, when set, is the source's recover block.
 	Recover *Recover
+	// Report is how run results go back to the Git host: ReportStatus,
+	// ReportChecks, or "" for not at all.
+	Report string
+	// GitHubApp posts check runs (ReportChecks); nil otherwise.
+	GitHubApp *GitHubApp
 }
 
 // MaxSourceBodyBytes is the most a source's maxBodyBytes may allow: 25 MiB,

@@ -76,11 +76,12 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			l.addf(file, at("apiURL"), "source %q: apiURL %q must be an http(s) URL such as https://github.example.com/api/v3", s.Name, s.APIURL)
 		}
-		if s.APIToken == nil {
+		if s.APIToken == nil && s.GitHubApp == nil {
 			l.addf(file, at("apiURL"), "source %q: apiURL is set but apiToken is not: the API is only called with a token", s.Name)
 		}
 	}
 	src.Recover = l.compileRecover(file, at, s)
+	l.checkReport(file, at("report"), s, src)
 	if l.opts.CheckSource != nil && s.Kind != "" {
 		if err := l.opts.CheckSource(src); err != nil {
 			l.addf(file, at("kind"), "source %q: %v", s.Name, err)
@@ -153,6 +154,9 @@ func (r *Rules) SecretFiles() []string {
 		refs := []string{s.SecretRef.File, s.APITokenRef.File}
 		if s.Recover != nil {
 			refs = append(refs, s.Recover.AppKeyRef.File)
+		}
+		if s.GitHubApp != nil {
+			refs = append(refs, s.GitHubApp.PrivateKeyRef.File)
 		}
 		for _, f := range refs {
 			if f != "" && !slices.Contains(files, f) {
