@@ -76,6 +76,7 @@ PipelineRuns.`,
 
   # See which triggers an event fires, and why not the others
   router explain --source github -H 'X-GitHub-Event: push' --body push.json`,
+		Version:           versionString(),
 		SilenceErrors:     true,
 		SilenceUsage:      true,
 		ValidArgsFunction: cobra.NoFileCompletions,
@@ -86,6 +87,7 @@ PipelineRuns.`,
 			return exitCode(2)
 		},
 	}
+	root.SetVersionTemplate("{{.Version}}\n")
 	root.AddGroup(&cobra.Group{ID: "rules", Title: "Writing rules:"},
 		&cobra.Group{ID: "run", Title: "Running the router:"},
 		&cobra.Group{ID: "ops", Title: "Operating it:"})
@@ -96,7 +98,7 @@ PipelineRuns.`,
 		}
 	}
 	add("rules", newValidateCmd(s), newNormalizeCmd(s), newExplainCmd(s))
-	add("run", newServeCmd(s), newSendCmd(s), newBenchCmd(s))
+	add("run", newServeCmd(s), newSendCmd(s), newBenchCmd(s), newVersionCmd(s))
 	add("ops", newDLQCmd(s), newReplayCmd(s), newStatusCmd(s), newAuditCmd(s))
 	for name, fn := range commands {
 		add("ops", newLegacyCmd(name, fn, s))
