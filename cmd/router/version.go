@@ -27,8 +27,8 @@ type buildInfo struct {
 	BuildDate string `json:"buildDate,omitempty"`
 	// CommitTime is the commit's date, from the toolchain's VCS data.
 	CommitTime string `json:"commitTime,omitempty"`
-	GoVersion string `json:"goVersion"`
-	Platform  string `json:"platform"`
+	GoVersion  string `json:"goVersion"`
+	Platform   string `json:"platform"`
 }
 
 // readBuildInfo combines the stamped values with the module and VCS data
