@@ -230,6 +230,8 @@ func printJSON(stdout, stderr io.Writer, v any) int {
 // explanation is the JSON form of `router explain -o json`.
 type explanation struct {
 	Event event.Event `json:"event"`
+	// RulesRevision is the revision of the rules explain routed with.
+	RulesRevision string `json:"rulesRevision"`
 	// Changes are the changed files paths conditions saw (GitHub pushes).
 	Changes   *routing.Changes  `json:"changes,omitempty"`
 	Targets   []explainedTarget `json:"targets"`
@@ -341,7 +343,7 @@ func runExplain(ctx context.Context, o explainOptions, s ioStreams) int {
 		// routing (which strips credential headers), then policy.
 		in := ingest.RouteInput(ctx, rules, src, ev, req.Header)
 		d := rules.Explain(in)
-		x := explanation{Event: *ev, Changes: in.Changes, Unmatched: d.Unmatched, Targets: []explainedTarget{}}
+		x := explanation{Event: *ev, RulesRevision: rules.Revision(), Changes: in.Changes, Unmatched: d.Unmatched, Targets: []explainedTarget{}}
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: policy.SourceCaller(src.Name), Event: ev, Targets: d.Targets}); err != nil {
 			x.Refused = err.Error()
 		}
@@ -393,6 +395,7 @@ func printExplanation(w io.Writer, x explanation) {
 		}
 		fmt.Fprintf(w, "  changes  %d files, %s: %s\n", len(c.Files), state, c.Reason)
 	}
+	fmt.Fprintf(w, "\nrules revision %s\n", x.RulesRevision)
 	if x.Refused != "" {
 		fmt.Fprintf(w, "\nrefused by policy: %s (the router answers 403 and stores nothing)\n", x.Refused)
 	}

@@ -21,7 +21,6 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
-	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
 // The operator commands (dlq, replay, status, audit) work on the queue of
@@ -415,126 +414,6 @@ func oneLine(s string, n int) string {
 		s = s[:n-1] + "…"
 	}
 	return s
-}
-
-// replayOptions are the flags of `router replay`.
-type replayOptions struct {
-	rulesDir string
-	id       string
-	source   string
-	since    time.Duration
-	app      string
-	dryRun   bool
-	force    bool
-}
-
-func newReplayCmd(s ioStreams) *cobra.Command {
-	o := replayOptions{}
-	cmd, conn := newOpsCmd("replay", &cobra.Command{
-		Use:   "replay (--id ID | --since DURATION) [--app APP]",
-		Short: "Route stored events again with the current rules",
-		Long: `Routes accepted events again, from the events stream (kept 7 days), with the
-current rules and under today's policy for the original sender. PipelineRuns
-that already exist are not created again unless --force gives them new names.`,
-		Example: `  # What would the last two hours of events start under today's rules?
-  router replay --since 2h --dry-run
-
-  # Run one event's web targets again, as new PipelineRuns
-  router replay --id 3f1c-delivery --source github --app web --force` + fmt.Sprintf(opsExampleConn, "replay --since 2h"),
-		Args: cobra.NoArgs,
-	})
-	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		if (o.id == "") == (o.since == 0) {
-			return errors.New("give exactly one of --id ID or --since DURATION")
-		}
-		return codeErr(runReplay(cmd.Context(), o, conn, s.Out, s.Err))
-	}
-	f := cmd.Flags()
-	f.StringVar(&o.rulesDir, "rules", "./rules", "the rules to route the stored events with (the current ones)")
-	f.StringVar(&o.id, "id", "", "replay the event with this id")
-	f.StringVar(&o.source, "source", "", "with --id: only the event of this source")
-	f.DurationVar(&o.since, "since", 0, "replay every event accepted in this past duration (e.g. 2h)")
-	f.StringVar(&o.app, "app", "", "only the targets of this app")
-	f.BoolVar(&o.dryRun, "dry-run", false, "print what would be queued; queue nothing")
-	f.BoolVar(&o.force, "force", false, "create new PipelineRuns, with new names, even where the event's PipelineRuns exist")
-	cmd.MarkFlagsMutuallyExclusive("id", "since")
-	_ = cmd.MarkFlagDirname("rules")
-	return cmd
-}
-
-func runReplay(ctx context.Context, o replayOptions, conn *opsFlags, stdout, stderr io.Writer) int {
-	rules, err := routing.LoadDir(o.rulesDir, loadOptions())
-	if err != nil {
-		printRulesError(stderr, "replay", o.rulesDir, err)
-		return 1
-	}
-	q, closeAll, err := conn.open(ctx)
-	if err != nil {
-		fmt.Fprintf(stderr, "router replay: %v\n", err)
-		return 1
-	}
-	defer closeAll()
-
-	// The replay's key makes its work messages new to JetStream's duplicate
-	// window; the PipelineRun names keep dispatch from creating anything
-	// twice unless --force gives them new names.
-	stamp := time.Now().UTC().Format("20060102T150405.000Z")
-	key := "replay-" + stamp
-	events, queued, refused := 0, 0, 0
-	var failed error
-	err = q.Events(ctx, sinceTime(o.since), func(se queue.StoredEvent) bool {
-		if o.id != "" && (se.Event.ID() != o.id || (o.source != "" && se.Source != o.source)) {
-			return true
-		}
-		events++
-		ev := se.Event
-		targets := rules.Route(routing.Input{Source: se.Source, Event: &ev})
-		// A replay is held to the same policy as the original request:
-		// the sender's identity and principal under today's rules.
-		if err := policy.JudgeStored(rules, se.Source, &ev, targets); err != nil {
-			refused++
-			fmt.Fprintf(stdout, "refused %s %s (%s): %v\n", se.Source, ev.ID(), ev.Type(), err)
-			return true
-		}
-		for _, t := range targets {
-			if o.app != "" && t.App != o.app {
-				continue
-			}
-			if o.force {
-				t.Name = routing.PipelineRunName(t.App, t.Trigger, se.Source, ev.ID()+"#"+key)
-			}
-			verb := "queued"
-			if o.dryRun {
-				verb = "would queue"
-			} else if err := q.Requeue(ctx, queue.Work{Source: se.Source, Event: ev, Target: t}, key); err != nil {
-				failed = err
-				return false
-			}
-			queued++
-			fmt.Fprintf(stdout, "%s %s %s (%s): %s/%s -> %s/%s\n", verb, se.Source, ev.ID(), ev.Type(), t.App, t.Trigger, t.Namespace, t.Name)
-		}
-		return true
-	})
-	if err == nil {
-		err = failed
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "router replay: %v\n", err)
-		return 1
-	}
-	if events == 0 {
-		fmt.Fprintln(stderr, "router replay: no stored event matched (events are kept for 7 days)")
-		return 1
-	}
-	fmt.Fprintf(stdout, "%d event(s), %d target(s)", events, queued)
-	if refused > 0 {
-		fmt.Fprintf(stdout, ", %d event(s) refused by policy", refused)
-	}
-	if !o.force && !o.dryRun {
-		fmt.Fprint(stdout, "; PipelineRuns that already exist are not created again (use --force for new runs)")
-	}
-	fmt.Fprintln(stdout)
-	return 0
 }
 
 // statusOptions are the flags of `router status`.

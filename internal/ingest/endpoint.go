@@ -120,7 +120,7 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, error) {
 	if err != nil {
 		return fail(err)
 	}
-	out := outcome{caller: c}
+	out := outcome{caller: c, rulesRevision: rules.Revision()}
 	// One event's worth before the body is decoded (so malformed requests
 	// count too), the rest of a batch's once it is: the limit is on events.
 	if err := s.meter.Take(c, 1, s.now()); err != nil {
