@@ -362,6 +362,8 @@ type outcome struct {
 	eventID, eventType string
 	// rulesRevision is the revision of the rules that judged the request.
 	rulesRevision string
+	// tokenLine is the line of the endpoint's static token that matched.
+	tokenLine int
 }
 
 // accept runs one webhook through verify, normalize, route, judge and

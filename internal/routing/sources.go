@@ -144,16 +144,21 @@ func (r secretRef) where() string {
 }
 
 // SecretFiles lists the files the sources read secrets and API tokens
-// from, so a reloader can watch them: a rotated secret is picked up
-// without a restart.
+// from, and the endpoints their static token hashes, so a reloader can
+// watch them: a rotated secret or token is picked up without a restart.
 func (r *Rules) SecretFiles() []string {
 	var files []string
-	for _, s := range r.sources {
-		for _, f := range []string{s.SecretRef.File, s.APITokenRef.File} {
-			if f != "" && !slices.Contains(files, f) {
-				files = append(files, f)
-			}
+	add := func(f string) {
+		if f != "" && !slices.Contains(files, f) {
+			files = append(files, f)
 		}
+	}
+	for _, s := range r.sources {
+		add(s.SecretRef.File)
+		add(s.APITokenRef.File)
+	}
+	for _, e := range r.endpoints {
+		add(e.TokensRef.File)
 	}
 	slices.Sort(files)
 	return files
