@@ -143,14 +143,14 @@ func TestPulumiAppRoutes(t *testing.T) {
 	for _, tc := range []struct {
 		name, sample, kind string
 		edit               func(map[string]any)
-		want               string // app/trigger command environment
+		want               string // app/trigger command environment serviceAccount
 	}{
-		{name: "pull request to main", sample: "pull-request-reopened.json", kind: "pull_request", edit: base("main"), want: "infra/preview-staging preview staging"},
-		{name: "pull request to production", sample: "pull-request-synchronize.json", kind: "pull_request", edit: base("production"), want: "infra/preview-production preview production"},
+		{name: "pull request to main", sample: "pull-request-reopened.json", kind: "pull_request", edit: base("main"), want: "infra/preview-staging preview staging pulumi-preview"},
+		{name: "pull request to production", sample: "pull-request-synchronize.json", kind: "pull_request", edit: base("production"), want: "infra/preview-production preview production pulumi-preview"},
 		{name: "pull request to another branch", sample: "pull-request-reopened.json", kind: "pull_request", edit: base("feature")},
 		{name: "closed pull request", sample: "pull-request-closed.json", kind: "pull_request", edit: base("main")},
-		{name: "push to main", sample: "push.json", kind: "push", edit: pushTo("main"), want: "infra/up-staging up staging"},
-		{name: "push to production", sample: "push.json", kind: "push", edit: pushTo("production"), want: "infra/up-production up production"},
+		{name: "push to main", sample: "push.json", kind: "push", edit: pushTo("main"), want: "infra/up-staging up staging pulumi-staging"},
+		{name: "push to production", sample: "push.json", kind: "push", edit: pushTo("production"), want: "infra/up-production up production pulumi-production"},
 		{name: "push to a feature branch", sample: "push.json", kind: "push", edit: pushTo("feature/x")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -158,9 +158,9 @@ func TestPulumiAppRoutes(t *testing.T) {
 			targets := rules.Route(ingest.RouteInput(ctx, rules, src, ev, http.Header{}))
 			var got []string
 			for _, tg := range targets {
-				got = append(got, tg.App+"/"+tg.Trigger+" "+paramOf(tg, "command")+" "+paramOf(tg, "environment"))
-				if tg.Namespace != "infra-ci" || tg.ServiceAccount != "pulumi-deployer" {
-					t.Errorf("%s/%s runs in %s as %s", tg.App, tg.Trigger, tg.Namespace, tg.ServiceAccount)
+				got = append(got, strings.Join([]string{tg.App + "/" + tg.Trigger, paramOf(tg, "command"), paramOf(tg, "environment"), tg.ServiceAccount}, " "))
+				if tg.Namespace != "infra-ci" {
+					t.Errorf("%s/%s runs in %s", tg.App, tg.Trigger, tg.Namespace)
 				}
 			}
 			if strings.Join(got, ",") != tc.want {
@@ -194,8 +194,8 @@ func TestPulumiAppRoutes(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || len(targets) != 1 || targets[0].Trigger != "up-requested" || paramOf(targets[0], "environment") != tc.env ||
-			paramOf(targets[0], "aws-role-arn") != "arn:aws:iam::111111111111:role/pulumi-"+tc.env {
+		if err != nil || len(targets) != 1 || targets[0].Trigger != "up-requested-"+tc.env || paramOf(targets[0], "environment") != tc.env ||
+			targets[0].ServiceAccount != "pulumi-"+tc.env || paramOf(targets[0], "aws-role-arn") != "arn:aws:iam::111111111111:role/pulumi-"+tc.env {
 			t.Errorf("environment %s: %v, targets %+v", tc.env, err, targets)
 		}
 	}

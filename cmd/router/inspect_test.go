@@ -69,7 +69,7 @@ func TestExplainJSON(t *testing.T) {
 	if !x.Changes.Complete || len(x.Changes.Files) != 5 {
 		t.Errorf("changes = %+v, want the 5 files of the sample's commits", x.Changes)
 	}
-	if len(x.Unmatched) != 10 { // web 3, payments 2, infra 5
+	if len(x.Unmatched) != 11 { // web 3, payments 2, infra 6
 		t.Errorf("unmatched = %+v, want every other trigger with its reason", x.Unmatched)
 	}
 	for _, m := range x.Unmatched {
