@@ -103,6 +103,8 @@ func (o *opsFlags) addFlags(fs stringFlags) {
 
 // newOpsFlagSet returns the flag set of operator command name, with the
 // connection flags registered, for a command that parses its own flags.
+//
+//lint:ignore U1000 kept for commands registered in the commands map (approve, recover) until they are ported.
 func newOpsFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *opsFlags) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
