@@ -88,6 +88,7 @@ PipelineRuns.`,
 		},
 	}
 	root.SetVersionTemplate("{{.Version}}\n")
+	root.SetFlagErrorFunc(singleDashHint)
 	root.AddGroup(&cobra.Group{ID: "rules", Title: "Writing rules:"},
 		&cobra.Group{ID: "run", Title: "Running the router:"},
 		&cobra.Group{ID: "ops", Title: "Operating it:"})
@@ -150,4 +151,19 @@ func checkOutput(format string) error {
 // fixedCompletion completes a flag from a fixed list of values.
 func fixedCompletion(values ...string) cobra.CompletionFunc {
 	return cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp)
+}
+
+// singleDashHint adds to pflag's error for -name (a long flag with one
+// dash, which Go's flag package took and pflag reads as shorthands) the
+// flag meant.
+func singleDashHint(cmd *cobra.Command, err error) error {
+	_, arg, ok := strings.Cut(err.Error(), "' in -")
+	if !ok || !strings.HasPrefix(err.Error(), "unknown shorthand flag") {
+		return err
+	}
+	name, _, _ := strings.Cut(arg, "=")
+	if cmd.Flags().Lookup(name) == nil {
+		return err
+	}
+	return fmt.Errorf("%w (long flags take two dashes: --%s)", err, arg)
 }
