@@ -139,7 +139,8 @@ type eventKey struct{ source, id string }
 // accepted by a router older than the revision have none.
 func originalRevisions(ctx context.Context, q *queue.Queue, from time.Time) (map[eventKey]string, error) {
 	revs := map[eventKey]string{}
-	// The audit record is written just before the event is stored.
+	// The record is written as the request is answered, just after the
+	// event is stored; a minute covers the clocks of other replicas.
 	err := q.AuditRecords(ctx, from.Add(-time.Minute), func(r policy.Record) bool {
 		if r.Decision == policy.DecisionAccepted && r.Kind != replayKind && r.RulesRevision != "" && r.EventID != "" {
 			revs[eventKey{r.Source, r.EventID}] = r.RulesRevision
