@@ -177,7 +177,7 @@ func (rp *replayer) replay(ctx context.Context, se queue.StoredEvent) error {
 	orig := rp.orig[eventKey{se.Source, ev.ID()}]
 	shown := orig
 	if shown == "" {
-		shown = "unknown (accepted before revisions were recorded)"
+		shown = "unknown (no audit record of its acceptance with a revision)"
 	}
 	fmt.Fprintf(rp.out, "event %s %s (%s): first routed by rules %s\n", se.Source, ev.ID(), ev.Type(), shown)
 	rec := policy.Record{Kind: replayKind, Source: se.Source, EventID: ev.ID(), Type: ev.Type(), Identity: identityOf(se),
