@@ -6,7 +6,14 @@ COPY go.mod go.sum ./
 RUN go mod download
 COPY cmd ./cmd
 COPY internal ./internal
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/router ./cmd/router
+# Stamped into `router version`: docker build --build-arg VERSION=v1.2.0
+# --build-arg COMMIT=$(git rev-parse HEAD) --build-arg BUILD_DATE=$(date -u +%FT%TZ) .
+ARG VERSION=devel
+ARG COMMIT=""
+ARG BUILD_DATE=""
+RUN CGO_ENABLED=0 go build -trimpath \
+    -ldflags="-s -w -X main.version=${VERSION} -X main.commit=${COMMIT} -X main.buildDate=${BUILD_DATE}" \
+    -o /out/router ./cmd/router
 
 # Run: distroless static, non-root (uid 65532), nothing but the binary and
 # the example rules. Mount your own rules over /etc/switchyard/rules and a

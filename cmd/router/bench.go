@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -26,6 +25,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/spf13/cobra"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -55,29 +55,42 @@ const (
 	benchRouterNS = "bench"
 )
 
-func cmdBench(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: router bench [flags] [-- router serve flags]\n\n"+
-			"Starts a kube-apiserver + etcd with Tekton's CRDs (test/k8s/up.sh) and an embedded NATS, then\n"+
-			"measures side by side: raw PipelineRun creates, the HTTP + HMAC + one JetStream publish limit,\n"+
-			"and `router serve` end to end (flags after -- are passed to it). Run it from the repository.")
-		fs.PrintDefaults()
-	}
+func newBenchCmd(s ioStreams) *cobra.Command {
 	var cfg benchConfig
-	fs.IntVar(&cfg.events, "events", 3000, "signed GitHub pushes (distinct delivery ids) per phase, and raw creates")
-	fs.IntVar(&cfg.concurrency, "concurrency", 20, "concurrent senders (and concurrent raw creates)")
-	fs.StringVar(&cfg.routerBin, "router-binary", "", "router binary to measure (default: this one), e.g. an older build to compare")
-	fs.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "give up after this long")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cmd := &cobra.Command{
+		Use:   "bench [flags] [-- router serve flags]",
+		Short: "Measure the router against a real kube-apiserver",
+		Long: `Starts a kube-apiserver + etcd with Tekton's CRDs (test/k8s/up.sh) and an embedded NATS, then
+measures side by side: raw PipelineRun creates, the HTTP + HMAC + one JetStream publish limit,
+and ` + "`router serve`" + ` end to end (flags after -- are passed to it). Run it from the repository.`,
+		Example: `  # The default run: 3000 signed pushes per phase, 20 senders
+  router bench
+
+  # Compare an older build, with more dispatch concurrency for the router under test
+  router bench --router-binary /tmp/router-old -- --dispatch-concurrency 64`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if n := cmd.ArgsLenAtDash(); n > 0 || (n < 0 && len(args) > 0) {
+				return errors.New("router serve flags go after --")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if cfg.events <= 0 || cfg.concurrency <= 0 {
+				return errors.New("--events and --concurrency must be positive")
+			}
+			cfg.routerArgs = args
+			return codeErr(runBench(cmd.Context(), cfg, s.Out, s.Err))
+		},
 	}
-	cfg.routerArgs = fs.Args()
-	if cfg.events <= 0 || cfg.concurrency <= 0 {
-		fmt.Fprintln(stderr, "router bench: --events and --concurrency must be positive")
-		return 2
-	}
+	f := cmd.Flags()
+	f.IntVar(&cfg.events, "events", 3000, "signed GitHub pushes (distinct delivery ids) per phase, and raw creates")
+	f.IntVar(&cfg.concurrency, "concurrency", 20, "concurrent senders (and concurrent raw creates)")
+	f.StringVar(&cfg.routerBin, "router-binary", "", "router binary to measure (default: this one), e.g. an older build to compare")
+	f.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "give up after this long")
+	return cmd
+}
+
+func runBench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
 	defer cancel()
 	b := &bench{cfg: cfg, progress: stderr}

@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+
+	"github.com/spf13/cobra"
 
 	"github.com/switchyard-dev/switchyard/internal/ingest"
 	"github.com/switchyard-dev/switchyard/internal/routing"
@@ -18,28 +19,37 @@ type importOptions struct {
 	files []string
 }
 
-func (o *importOptions) flags(fs *flag.FlagSet) {
-	fs.StringVar(&o.out, "o", "", "the rules directory to write (must not hold a root.yaml)")
-}
-
-func cmdImport(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("import", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newImportCmd(s ioStreams) *cobra.Command {
 	var o importOptions
-	o.flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cmd := &cobra.Command{
+		Use:   "import -o DIR FILE...",
+		Short: "Write a rules directory from Tekton Triggers files",
+		Long: `Reads Tekton Triggers YAML (EventListener, Trigger, TriggerGroup,
+TriggerBinding, ClusterTriggerBinding, TriggerTemplate; v1alpha1 or v1beta1)
+and writes a rules directory: root.yaml with one source per interceptor kind
+and the grants the EventListeners imply, one app per EventListener, and the
+Tekton Triggers files copied unchanged as the apps' resources. What it cannot
+translate (webhook interceptors, compareSecret, githubOwners) is listed with
+the manual step. The result is checked as router validate does.`,
+		Example: `  # Import an EventListener with its bindings and templates
+  router import -o rules/ eventlistener.yaml bindings.yaml templates.yaml
+
+  # Every Tekton Triggers file of a directory
+  router import -o rules/ triggers/*.yaml && router validate rules/`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			o.files = args
+			if err := runImport(cmd.Context(), o, s.Out); err != nil {
+				fmt.Fprintf(s.Err, "router import: %v\n", err)
+				return exitCode(1)
+			}
+			return nil
+		},
 	}
-	o.files = fs.Args()
-	if o.out == "" || len(o.files) == 0 {
-		fmt.Fprintln(stderr, "usage: router import -o DIR FILE...")
-		return 2
-	}
-	if err := runImport(ctx, o, stdout); err != nil {
-		fmt.Fprintf(stderr, "router import: %v\n", err)
-		return 1
-	}
-	return 0
+	cmd.Flags().StringVarP(&o.out, "output", "o", "", "the rules directory to write (must not hold a root.yaml)")
+	_ = cmd.MarkFlagRequired("output")
+	_ = cmd.MarkFlagDirname("output")
+	return cmd
 }
 
 // runImport translates Tekton Triggers files into a rules directory, says

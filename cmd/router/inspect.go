@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/spf13/cobra"
 
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/ingest"
@@ -23,32 +23,47 @@ import (
 // The commands people use while writing rules: validate, normalize and
 // explain. None of them needs a secret, a queue or a cluster.
 
-func cmdValidate(_ context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("rules", "rules", "rules directory holding root.yaml (a DIR argument works too)")
-	strict := fs.Bool("strict", false, "also read every secret, API token and tokens file named in the rules, as serve does at start")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: router validate [--strict] [--rules DIR | DIR]\n\nChecks the manifest rooted at DIR/root.yaml (default ./rules) and prints\nevery problem as file:line: message. Exit status 1 when there is any.\nWithout --strict, secrets are not read (CI needs none): what serve would\nstill check is listed.")
-		fs.PrintDefaults()
+// validateOptions are the flags of `router validate`.
+type validateOptions struct {
+	dir    string
+	strict bool
+}
+
+func newValidateCmd(s ioStreams) *cobra.Command {
+	o := validateOptions{}
+	cmd := &cobra.Command{
+		Use:   "validate [DIR]",
+		Short: "Check a rules directory; print every problem as file:line",
+		Long: `Checks the manifest rooted at DIR/root.yaml (default ./rules) and prints
+every problem as file:line: message, then the rules revision. Exit status 1
+when there is any problem. Without --strict, secrets are not read (CI needs
+none): what serve would still check is listed.`,
+		Example: `  # Check ./rules, as CI does
+  router validate
+
+  # Check another directory, reading every secret file as serve would at start
+  router validate --strict deploy/rules`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if cmd.Flags().Changed("rules") && args[0] != o.dir {
+					return errors.New("give the rules directory once: --rules DIR or DIR")
+				}
+				o.dir = args[0]
+			}
+			return codeErr(runValidate(o, s.Out))
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	switch {
-	case fs.NArg() > 1:
-		fs.Usage()
-		return 2
-	case fs.NArg() == 1:
-		if rulesFlagSet(fs) && fs.Arg(0) != *dir {
-			fmt.Fprintln(stderr, "router validate: give the rules directory once: --rules DIR or DIR")
-			return 2
-		}
-		*dir = fs.Arg(0)
-	}
+	cmd.Flags().StringVar(&o.dir, "rules", "rules", "rules directory holding root.yaml (a DIR argument works too)")
+	cmd.Flags().BoolVar(&o.strict, "strict", false, "also read every secret, API token and tokens file named in the rules, as serve does at start")
+	_ = cmd.MarkFlagDirname("rules")
+	return cmd
+}
+
+func runValidate(o validateOptions, stdout io.Writer) int {
 	opts := loadOptions()
-	opts.ResolveSecrets = *strict
-	rules, err := routing.LoadDir(*dir, opts)
+	opts.ResolveSecrets = o.strict
+	rules, err := routing.LoadDir(o.dir, opts)
 	if errors.Is(err, routing.ErrNoRulesDir) {
 		fmt.Fprintf(stdout, "%v: give the directory holding root.yaml (--rules DIR)\n", err)
 		return 1
@@ -57,23 +72,17 @@ func cmdValidate(_ context.Context, args []string, _ io.Reader, stdout, stderr i
 		printProblems(stdout, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok\nrules revision: %s\n", *dir, rules.Revision())
+	fmt.Fprintf(stdout, "%s: ok\nrules revision: %s\n", o.dir, rules.Revision())
 	for _, w := range rules.Warnings() {
 		fmt.Fprintf(stdout, "warning: %s\n", w)
 	}
-	if refs := secretRefs(rules); !*strict && len(refs) > 0 {
+	if refs := secretRefs(rules); !o.strict && len(refs) > 0 {
 		fmt.Fprintln(stdout, "not checked (serve reads these at start; check them with --strict where they are set):")
 		for _, r := range refs {
 			fmt.Fprintf(stdout, "  %s\n", r)
 		}
 	}
 	return 0
-}
-
-func rulesFlagSet(fs *flag.FlagSet) bool {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "rules" })
-	return set
 }
 
 // secretRefs lists where the rules' secrets come from (never a secret).
@@ -147,26 +156,47 @@ func readRequest(headers headerFlags, bodyPath string, stdin io.Reader) (*ingest
 	return &ingest.Request{Header: h, Body: body}, nil
 }
 
-func cmdNormalize(_ context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("normalize", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	provider := fs.String("provider", "", "provider kind: "+strings.Join(ingest.Kinds(), ", "))
-	body := fs.String("body", "", "payload file, or - for standard input")
-	var headers headerFlags
-	fs.Var(&headers, "H", "request header 'Name: value' (repeatable), e.g. -H 'X-GitHub-Event: push'")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// normalizeOptions are the flags of `router normalize`.
+type normalizeOptions struct {
+	provider string
+	body     string
+	headers  headerFlags
+}
+
+func newNormalizeCmd(s ioStreams) *cobra.Command {
+	o := normalizeOptions{}
+	cmd := &cobra.Command{
+		Use:   "normalize --provider KIND --body FILE [-H 'Name: value']...",
+		Short: "Print the CloudEvent a webhook becomes",
+		Long: `Prints, as JSON, the CloudEvent (or events) a provider's webhook is normalized
+to: the attributes and extensions rules match on. Nothing is verified or
+routed; no rules are read.`,
+		Example: `  # A GitHub push, as the router sees it
+  router normalize --provider github -H 'X-GitHub-Event: push' --body push.json
+
+  # A Harbor webhook from standard input
+  curl -s https://example.com/harbor.json | router normalize --provider harbor --body -`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return codeErr(runNormalize(o, s))
+		},
 	}
-	if *provider == "" {
-		fmt.Fprintln(stderr, "router normalize: --provider is required")
-		return 2
-	}
-	req, err := readRequest(headers, *body, stdin)
+	cmd.Flags().StringVar(&o.provider, "provider", "", "provider kind: "+strings.Join(ingest.Kinds(), ", "))
+	cmd.Flags().StringVar(&o.body, "body", "", "payload file, or - for standard input")
+	cmd.Flags().VarP(&o.headers, "header", "H", "request header 'Name: value' (repeatable), e.g. -H 'X-GitHub-Event: push'")
+	_ = cmd.MarkFlagRequired("provider")
+	_ = cmd.RegisterFlagCompletionFunc("provider", fixedCompletion(ingest.Kinds()...))
+	return cmd
+}
+
+func runNormalize(o normalizeOptions, s ioStreams) int {
+	stdin, stdout, stderr := s.In, s.Out, s.Err
+	req, err := readRequest(o.headers, o.body, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "router normalize: %v\n", err)
 		return 2
 	}
-	res, err := ingest.Normalize(*provider, req)
+	res, err := ingest.Normalize(o.provider, req)
 	if err != nil {
 		fmt.Fprintf(stderr, "router normalize: %v\n", err)
 		return 1
@@ -200,6 +230,8 @@ func printJSON(stdout, stderr io.Writer, v any) int {
 // explanation is the JSON form of `router explain -o json`.
 type explanation struct {
 	Event event.Event `json:"event"`
+	// RulesRevision is the revision of the rules explain routed with.
+	RulesRevision string `json:"rulesRevision"`
 	// Changes are the changed files paths conditions saw (GitHub pushes).
 	Changes   *routing.Changes  `json:"changes,omitempty"`
 	Targets   []explainedTarget `json:"targets"`
@@ -219,37 +251,68 @@ type explainedTarget struct {
 	yaml []byte
 }
 
-func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	rulesDir := fs.String("rules", "rules", "rules directory")
-	source := fs.String("source", "", "the source (hook name) the event arrives on")
-	body := fs.String("body", "", "payload file, or - for standard input")
-	output := fs.String("o", "text", "output format: text or json")
-	fetch := fs.Bool("fetch-changes", false, "ask the provider's API for the changed files of a truncated push, with the source's apiToken (read from its env or file); without it explain stays offline")
-	var headers headerFlags
-	fs.Var(&headers, "H", "request header 'Name: value' (repeatable)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// explainOptions are the flags of `router explain`.
+type explainOptions struct {
+	rulesDir string
+	source   string
+	body     string
+	output   string
+	fetch    bool
+	headers  headerFlags
+}
+
+func newExplainCmd(s ioStreams) *cobra.Command {
+	o := explainOptions{}
+	cmd := &cobra.Command{
+		Use:   "explain --source NAME --body FILE [-H 'Name: value']...",
+		Short: "Show which triggers an event fires, and why not the others",
+		Long: `Routes a webhook offline, as serve would: the CloudEvent, the identity, policy,
+every matched trigger with its rendered and validated PipelineRun, and for
+every other trigger the reason it did not match. Signatures are not checked.`,
+		Example: `  # Which triggers does this push fire?
+  router explain --source github -H 'X-GitHub-Event: push' --body push.json
+
+  # The same as JSON, with the PipelineRuns dispatch would create
+  router explain --source github -H 'X-GitHub-Event: push' --body push.json -o json
+
+  # A truncated push: ask GitHub for the changed files with the source's apiToken
+  router explain --source github -H 'X-GitHub-Event: push' --body big-push.json --fetch-changes`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := checkOutput(o.output); err != nil {
+				return err
+			}
+			return codeErr(runExplain(cmd.Context(), o, s))
+		},
 	}
-	if *source == "" {
-		fmt.Fprintln(stderr, "router explain: --source is required")
-		return 2
-	}
-	rules, err := routing.LoadDir(*rulesDir, loadOptions())
+	cmd.Flags().StringVar(&o.rulesDir, "rules", "rules", "rules directory")
+	cmd.Flags().StringVar(&o.source, "source", "", "the source (hook name) the event arrives on")
+	cmd.Flags().StringVar(&o.body, "body", "", "payload file, or - for standard input")
+	cmd.Flags().StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().BoolVar(&o.fetch, "fetch-changes", false, "ask the provider's API for the changed files of a truncated push, with the source's apiToken (read from its env or file); without it explain stays offline")
+	cmd.Flags().VarP(&o.headers, "header", "H", "request header 'Name: value' (repeatable)")
+	_ = cmd.MarkFlagRequired("source")
+	_ = cmd.MarkFlagDirname("rules")
+	_ = cmd.RegisterFlagCompletionFunc("output", fixedCompletion("text", "json"))
+	return cmd
+}
+
+func runExplain(ctx context.Context, o explainOptions, s ioStreams) int {
+	stdin, stdout, stderr := s.In, s.Out, s.Err
+	rules, err := routing.LoadDir(o.rulesDir, loadOptions())
 	if err != nil {
-		printRulesError(stderr, "explain", *rulesDir, err)
+		printRulesError(stderr, "explain", o.rulesDir, err)
 		return 1
 	}
 	for _, w := range rules.Warnings() {
 		fmt.Fprintf(stderr, "warning: %s\n", w)
 	}
-	src := rules.Source(*source)
+	src := rules.Source(o.source)
 	if src == nil {
-		fmt.Fprintf(stderr, "router explain: %s in %s\n", unknownSource(rules, *source), *rulesDir)
+		fmt.Fprintf(stderr, "router explain: %s in %s\n", unknownSource(rules, o.source), o.rulesDir)
 		return 1
 	}
-	if *fetch {
+	if o.fetch {
 		token, err := src.ResolveAPIToken()
 		if err != nil {
 			fmt.Fprintf(stderr, "router explain: --fetch-changes: %v\n", err)
@@ -259,7 +322,7 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		cp.APIToken = token
 		src = &cp
 	}
-	req, err := readRequest(headers, *body, stdin)
+	req, err := readRequest(o.headers, o.body, stdin)
 	if err != nil {
 		fmt.Fprintf(stderr, "router explain: %v\n", err)
 		return 2
@@ -280,7 +343,7 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		// routing (which strips credential headers), then policy.
 		in := ingest.RouteInput(ctx, rules, src, ev, req.Header)
 		d := rules.Explain(in)
-		x := explanation{Event: *ev, Changes: in.Changes, Unmatched: d.Unmatched, Targets: []explainedTarget{}}
+		x := explanation{Event: *ev, RulesRevision: rules.Revision(), Changes: in.Changes, Unmatched: d.Unmatched, Targets: []explainedTarget{}}
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: policy.SourceCaller(src.Name), Event: ev, Targets: d.Targets}); err != nil {
 			x.Refused = err.Error()
 		}
@@ -301,7 +364,7 @@ func cmdExplain(ctx context.Context, args []string, stdin io.Reader, stdout, std
 		}
 		all = append(all, x)
 	}
-	if *output == "json" {
+	if o.output == "json" {
 		var out any = all
 		if len(all) == 1 {
 			out = all[0]
@@ -332,6 +395,7 @@ func printExplanation(w io.Writer, x explanation) {
 		}
 		fmt.Fprintf(w, "  changes  %d files, %s: %s\n", len(c.Files), state, c.Reason)
 	}
+	fmt.Fprintf(w, "\nrules revision %s\n", x.RulesRevision)
 	if x.Refused != "" {
 		fmt.Fprintf(w, "\nrefused by policy: %s (the router answers 403 and stores nothing)\n", x.Refused)
 	}

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
 func runCmd(t *testing.T, stdin string, args ...string) (int, string, string) {
@@ -51,10 +53,14 @@ func TestExplainJSON(t *testing.T) {
 			PipelineRun                          map[string]any `json:"pipelineRun"`
 			RenderError                          string         `json:"renderError"`
 		} `json:"targets"`
-		Unmatched []struct{ App, Trigger, Reason string } `json:"unmatched"`
+		Unmatched     []struct{ App, Trigger, Reason string } `json:"unmatched"`
+		RulesRevision string                                  `json:"rulesRevision"`
 	}
 	if err := json.Unmarshal([]byte(out), &x); err != nil {
 		t.Fatalf("explain -o json is not JSON: %v\n%s", err, out)
+	}
+	if want := rulesRevision(t, "../../rules"); x.RulesRevision != want {
+		t.Errorf("rulesRevision = %q, want %q", x.RulesRevision, want)
 	}
 	if len(x.Targets) != 1 || x.Targets[0].App != "web" || x.Targets[0].Trigger != "build" || x.Targets[0].Namespace != "ci" ||
 		x.Targets[0].PipelineRef != "build-and-test" || x.Targets[0].PipelineRun == nil || x.Targets[0].RenderError != "" {
@@ -63,7 +69,7 @@ func TestExplainJSON(t *testing.T) {
 	if !x.Changes.Complete || len(x.Changes.Files) != 5 {
 		t.Errorf("changes = %+v, want the 5 files of the sample's commits", x.Changes)
 	}
-	if len(x.Unmatched) != 5 {
+	if len(x.Unmatched) != 11 { // web 3, payments 2, infra 6
 		t.Errorf("unmatched = %+v, want every other trigger with its reason", x.Unmatched)
 	}
 	for _, m := range x.Unmatched {
@@ -93,9 +99,20 @@ func TestExplainTemplateText(t *testing.T) {
 		"|     payments.acme.dev/build-kind: push",
 		"|     serviceAccountName: payments-builder",
 		`web/build: repository "acme/payments-api" does not match acme/web`,
+		"\nrules revision " + rulesRevision(t, "../../rules") + "\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("explain output lacks %q:\n%s", want, out)
 		}
 	}
+}
+
+// rulesRevision is the revision of the rules in dir.
+func rulesRevision(t *testing.T, dir string) string {
+	t.Helper()
+	rules, err := routing.LoadDir(dir, loadOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules.Revision()
 }

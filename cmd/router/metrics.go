@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -42,5 +43,35 @@ func newServeMetrics(holder *routing.Holder) (*serveMetrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	// The latest router of a process (tests run several) reports its rules.
+	metrics.Register(reg, newRulesInfo(), &err).holder.Store(holder)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
 	return &serveMetrics{http: h, queue: q}, nil
+}
+
+// rulesInfo exports switchyard_rules_info{revision="..."} 1 for the rules
+// in force, read at each scrape: a reload replaces the series, so there is
+// only ever one.
+type rulesInfo struct {
+	desc   *prometheus.Desc
+	holder atomic.Pointer[routing.Holder]
+}
+
+func newRulesInfo() *rulesInfo {
+	return &rulesInfo{desc: prometheus.NewDesc("switchyard_rules_info",
+		"The rules in force: 1, labelled with their revision (sha256:<12 hex>[,git:<12 hex>]).", []string{"revision"}, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *rulesInfo) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *rulesInfo) Collect(ch chan<- prometheus.Metric) {
+	h := c.holder.Load()
+	if h == nil || h.Rules() == nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, 1, h.Rules().Revision())
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"os"
@@ -37,7 +38,9 @@ func TestReplayOnRunningRouter(t *testing.T) {
 		t.Fatalf("dry run exited %d: %s %s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "", "replay", "--data-dir", dataDir, "--rules", "../../rules", "--id", "replay-1")
-	if code != 0 || !strings.Contains(out, "queued github replay-1") {
+	rev := rulesRevision(t, "../../rules")
+	if code != 0 || !strings.Contains(out, "queued github replay-1") || !strings.Contains(out, "rules revision now: "+rev+"\n") ||
+		!strings.Contains(out, "event github replay-1 (dev.switchyard.git.push): first routed by rules "+rev+"\n") {
 		t.Fatalf("replay exited %d: %s %s", code, out, errOut)
 	}
 	code, out, errOut = runCmd(t, "", "replay", "--data-dir", dataDir, "--rules", "../../rules", "--id", "replay-1", "--force")
@@ -69,6 +72,30 @@ func TestReplayOnRunningRouter(t *testing.T) {
 	}
 	if code, _, errOut := runCmd(t, "", "replay", "--data-dir", dataDir, "--rules", "../../rules", "--id", "no-such-event"); code != 1 || !strings.Contains(errOut, "no stored event") {
 		t.Fatalf("unknown id: exit %d, %s", code, errOut)
+	}
+	// The audit trail: the webhook's record and each replay's (not the dry
+	// run's) carry the revisions.
+	code, out, errOut = runCmd(t, "", "audit", "--data-dir", dataDir, "--id", "replay-1", "-o", "json")
+	if code != 0 {
+		t.Fatalf("audit exited %d: %s", code, errOut)
+	}
+	var accepted, replays int
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		var r policy.Record
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		switch {
+		case r.Kind == "webhook" && r.Decision == policy.DecisionAccepted && r.RulesRevision == rev && r.OriginalRulesRevision == "":
+			accepted++
+		case r.Kind == "replay" && r.Decision == policy.DecisionAccepted && r.RulesRevision == rev && r.OriginalRulesRevision == rev && r.Targets == 1:
+			replays++
+		default:
+			t.Errorf("unexpected audit record %s", line)
+		}
+	}
+	if accepted != 1 || replays != 2 {
+		t.Fatalf("audit: %d accepted and %d replay records with revision %s, want 1 and 2:\n%s", accepted, replays, rev, out)
 	}
 }
 

@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-dev/switchyard/internal/recovery"
 	"github.com/switchyard-dev/switchyard/internal/routing"
@@ -25,7 +27,7 @@ type recoverOptions struct {
 	progress         io.Writer // long listings report here (stderr); nil: silent
 }
 
-func (o *recoverOptions) flags(fs *flag.FlagSet) {
+func (o *recoverOptions) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.source, "source", "", "the source (in the rules) the hook delivers to: its apiToken and apiURL are used")
 	fs.StringVar(&o.rulesDir, "rules", "./rules", "rules directory holding root.yaml")
 	fs.StringVar(&o.repository, "repository", "", "a repository hook's OWNER/REPO")
@@ -36,9 +38,40 @@ func (o *recoverOptions) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print what would be redelivered; redeliver nothing")
 	fs.IntVar(&o.maxAttempts, "max-attempts", recovery.DefaultMaxAttempts, "do not redeliver a delivery that failed this many times")
 	o.conn.command = "router recover"
-	fs.StringVar(&o.conn.dataDir, "data-dir", "./data", "the router's data directory (its embedded NATS server's connection file, or its store when no router runs)")
-	fs.StringVar(&o.conn.natsURL, "nats-url", "", "the NATS server the routers use (as given to serve --nats-url)")
-	natsAuthFlags(fs, &o.conn.auth)
+	o.conn.addFlags(fs)
+}
+
+func newRecoverCmd(s ioStreams) *cobra.Command {
+	o := recoverOptions{progress: s.Err}
+	cmd := &cobra.Command{
+		Use:   "recover --source NAME (--repository OWNER/REPO --hook-id ID | --org ORG --hook-id ID | --app)",
+		Short: "Redeliver the webhooks the Git host failed to deliver",
+		Long: `Lists a GitHub hook's deliveries through the GitHub API, finds those that
+failed and whose delivery id Switchyard never stored, and asks GitHub to
+redeliver each (GitHub never redelivers on its own). A delivery that was
+stored is never redelivered. serve does the same periodically for sources
+with a recover block.`,
+		Example: `  # What would be redelivered from the last day, changing nothing
+  router recover --source github --repository acme/web --hook-id 123 --dry-run
+
+  # Redeliver an organization hook's failed deliveries of the last 6 hours
+  router recover --source github --org acme --hook-id 7 --since 6h
+
+  # The GitHub App's hook, against the routers' external NATS
+  router recover --source github --app --nats-url nats://nats.switchyard:4222`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if _, err := o.hook(); err != nil {
+				return err
+			}
+			return codeErr(recoverExit(cmd.Context(), o, s))
+		},
+	}
+	o.flags(cmd.Flags())
+	_ = cmd.MarkFlagRequired("source")
+	_ = cmd.MarkFlagDirname("rules")
+	_ = cmd.MarkFlagDirname("data-dir")
+	return cmd
 }
 
 // hook is the hook the flags name.
@@ -61,21 +94,9 @@ func (o *recoverOptions) hook() (recovery.Hook, error) {
 	return h, nil
 }
 
-func cmdRecover(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("recover", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o := recoverOptions{progress: stderr}
-	o.flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if _, err := o.hook(); err != nil || o.source == "" || fs.NArg() > 0 {
-		if err == nil {
-			err = errors.New("--source is required")
-		}
-		fmt.Fprintf(stderr, "router recover: %v\n", err)
-		return 2
-	}
+// recoverExit runs recover and reports its error on stderr: the exit code.
+func recoverExit(ctx context.Context, o recoverOptions, s ioStreams) int {
+	stdout, stderr := s.Out, s.Err
 	if err := runRecover(ctx, o, stdout); err != nil {
 		var ps routing.Problems
 		if errors.As(err, &ps) || errors.Is(err, routing.ErrNoRulesDir) {

@@ -42,6 +42,13 @@ func copyTree(t *testing.T, src string) string {
 // It signs with the shipped rules' source, which the edited copy shares.
 func sendTargets(t *testing.T, url, delivery string) []string {
 	t.Helper()
+	got, _ := sendAccepted(t, url, delivery)
+	return got
+}
+
+// sendAccepted is sendTargets, with the 202's rules revision.
+func sendAccepted(t *testing.T, url, delivery string) ([]string, string) {
+	t.Helper()
 	var out, errOut bytes.Buffer
 	code := run(context.Background(), []string{"send", "--rules", "../../rules", "--source", "github", "--url", url, "--delivery", delivery}, nil, &out, &errOut)
 	if code != 0 {
@@ -49,7 +56,8 @@ func sendTargets(t *testing.T, url, delivery string) []string {
 	}
 	lines := strings.SplitN(out.String(), "\n", 3)
 	var resp struct {
-		Targets []struct{ App, Trigger string } `json:"targets"`
+		Targets       []struct{ App, Trigger string } `json:"targets"`
+		RulesRevision string                          `json:"rulesRevision"`
 	}
 	if err := json.Unmarshal([]byte(lines[2]), &resp); err != nil {
 		t.Fatalf("202 body %q: %v", lines[2], err)
@@ -58,7 +66,25 @@ func sendTargets(t *testing.T, url, delivery string) []string {
 	for _, tg := range resp.Targets {
 		got = append(got, tg.App+"/"+tg.Trigger)
 	}
-	return got
+	return got, resp.RulesRevision
+}
+
+// rulesInfoSeries returns the switchyard_rules_info series /metrics shows.
+func rulesInfoSeries(t *testing.T, url string) []string {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var series []string
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "switchyard_rules_info{") {
+			series = append(series, line)
+		}
+	}
+	return series
 }
 
 // TestServeReloadsChangedRules edits a rule file under a running router: the
@@ -95,8 +121,13 @@ func TestServeReloadsChangedRules(t *testing.T) {
 	url = "http://" + logs.logLines("listening")[0]["addr"].(string)
 	waitLog("watching rules", 1)
 
-	if got := sendTargets(t, url, "reload-1"); strings.Join(got, ",") != "web/build" {
-		t.Fatalf("before the edit the sample fired %v", got)
+	before := rulesRevision(t, rulesDir)
+	got, rev := sendAccepted(t, url, "reload-1")
+	if strings.Join(got, ",") != "web/build" || rev != before {
+		t.Fatalf("before the edit the sample fired %v under rules %q, want web/build under %q", got, rev, before)
+	}
+	if s := rulesInfoSeries(t, url); len(s) != 1 || s[0] != `switchyard_rules_info{revision="`+before+`"} 1` {
+		t.Fatalf("switchyard_rules_info before the edit: %q", s)
 	}
 
 	web := filepath.Join(rulesDir, "apps", "web.yaml")
@@ -109,8 +140,14 @@ func TestServeReloadsChangedRules(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitLog("rules reloaded", 1)
-	if got := sendTargets(t, url, "reload-2"); strings.Join(got, ",") != "web/lint,web/build" {
-		t.Fatalf("after the edit the sample fired %v, want web/lint,web/build", got)
+	after := rulesRevision(t, rulesDir)
+	got, rev = sendAccepted(t, url, "reload-2")
+	if strings.Join(got, ",") != "web/lint,web/build" || rev != after || after == before {
+		t.Fatalf("after the edit the sample fired %v under rules %q, want web/lint,web/build under a new revision %q (was %q)", got, rev, after, before)
+	}
+	// Only the revision in force: the old series is gone.
+	if s := rulesInfoSeries(t, url); len(s) != 1 || s[0] != `switchyard_rules_info{revision="`+after+`"} 1` {
+		t.Fatalf("switchyard_rules_info after the reload: %q", s)
 	}
 
 	broken := strings.Replace(lint, "pipelineRef: lint", "pipelineRef: lint, namespace: kube-system", 1)

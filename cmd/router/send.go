@@ -6,7 +6,6 @@ import (
 	"context"
 	"embed"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/spf13/cobra"
 
 	"github.com/switchyard-dev/switchyard/internal/ingest"
 	"github.com/switchyard-dev/switchyard/internal/routing"
@@ -49,42 +49,70 @@ func sampleFor(kind string) ([]byte, http.Header, error) {
 	return body, h, nil
 }
 
-func cmdSend(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	rulesDir := fs.String("rules", "rules", "rules directory (for the source's kind and secret reference)")
-	source := fs.String("source", "", "source (hook name) to send to")
-	target := fs.String("url", "http://localhost:8080", "router base URL")
-	eventName := fs.String("event", "", "provider event name (GitHub: X-GitHub-Event; default: the sample's, a push)")
-	bodyPath := fs.String("body", "", "payload file, sent as is: for kinds that sign only the body, the router treats the same body under a new delivery id as the same delivery (default: a built-in sample of the source's kind, made unique per delivery id)")
-	delivery := fs.String("delivery", "", "delivery id (default: a fresh one; reuse one to watch deduplication)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+// sendOptions are the flags of `router send`.
+type sendOptions struct {
+	rulesDir  string
+	source    string
+	target    string
+	eventName string
+	bodyPath  string
+	delivery  string
+}
+
+func newSendCmd(s ioStreams) *cobra.Command {
+	o := sendOptions{}
+	cmd := &cobra.Command{
+		Use:   "send --source NAME [--url URL]",
+		Short: "Post a signed sample webhook to a running router",
+		Long: `Signs a webhook as the source's sender would (with the secret the rules name)
+and posts it to a running router: a built-in sample of the source's kind, or
+a payload file. Prints the router's answer.`,
+		Example: `  # A signed GitHub push to the router on localhost:8080
+  GITHUB_WEBHOOK_SECRET=dev-secret router send --source github
+
+  # Send the same delivery twice to watch deduplication
+  router send --source github --delivery d-1 && router send --source github --delivery d-1
+
+  # Your own payload, to a router elsewhere
+  router send --source github --event pull_request --body pr.json --url https://hooks.example.com`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return codeErr(runSend(cmd.Context(), o, s.Out, s.Err))
+		},
 	}
-	if *source == "" {
-		fmt.Fprintln(stderr, "router send: --source is required")
-		return 2
-	}
-	rules, err := routing.LoadDir(*rulesDir, loadOptions())
+	f := cmd.Flags()
+	f.StringVar(&o.rulesDir, "rules", "rules", "rules directory (for the source's kind and secret reference)")
+	f.StringVar(&o.source, "source", "", "source (hook name) to send to")
+	f.StringVar(&o.target, "url", "http://localhost:8080", "router base URL")
+	f.StringVar(&o.eventName, "event", "", "provider event name (GitHub: X-GitHub-Event; default: the sample's, a push)")
+	f.StringVar(&o.bodyPath, "body", "", "payload file, sent as is: for kinds that sign only the body, the router treats the same body under a new delivery id as the same delivery (default: a built-in sample of the source's kind, made unique per delivery id)")
+	f.StringVar(&o.delivery, "delivery", "", "delivery id (default: a fresh one; reuse one to watch deduplication)")
+	_ = cmd.MarkFlagRequired("source")
+	_ = cmd.MarkFlagDirname("rules")
+	return cmd
+}
+
+func runSend(ctx context.Context, o sendOptions, stdout, stderr io.Writer) int {
+	rules, err := routing.LoadDir(o.rulesDir, loadOptions())
 	if err != nil {
-		printRulesError(stderr, "send", *rulesDir, err)
+		printRulesError(stderr, "send", o.rulesDir, err)
 		return 1
 	}
-	src := rules.Source(*source)
+	src := rules.Source(o.source)
 	if src == nil {
-		fmt.Fprintf(stderr, "router send: %s in %s\n", unknownSource(rules, *source), *rulesDir)
+		fmt.Fprintf(stderr, "router send: %s in %s\n", unknownSource(rules, o.source), o.rulesDir)
 		return 1
 	}
-	id := *delivery
+	id := o.delivery
 	if id == "" {
 		id = uuid.NewString()
 	}
-	req, err := signedSample(src, *bodyPath, *eventName, id)
+	req, err := signedSample(src, o.bodyPath, o.eventName, id)
 	if err != nil {
 		fmt.Fprintf(stderr, "router send: %v\n", err)
 		return 1
 	}
-	return post(ctx, stdout, stderr, *target, src.Name, id, req)
+	return post(ctx, stdout, stderr, o.target, src.Name, id, req)
 }
 
 // unknownSource is the message for a source name not in rules.

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/ingest"
@@ -61,7 +62,7 @@ type serveConfig struct {
 	reportMaxAttempts             int
 }
 
-func (c *serveConfig) flags(fs *flag.FlagSet) {
+func (c *serveConfig) flags(fs *pflag.FlagSet) {
 	fs.StringVar(&c.rulesDir, "rules", "./rules", "rules directory holding root.yaml")
 	fs.StringVar(&c.listen, "listen", ":8080", "HTTP listen address")
 	fs.StringVar(&c.dataDir, "data-dir", "./data", "data directory (embedded JetStream store, dispatched YAML in dir mode)")
@@ -90,14 +91,37 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.reportMaxAttempts, "report-max-attempts", 50, "attempts of a commit status or CDEvent the Git host or sink fails with 5xx or no answer, before it is dropped")
 }
 
-func cmdServe(ctx context.Context, args []string, _ io.Reader, _, stderr io.Writer) int {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func newServeCmd(s ioStreams) *cobra.Command {
 	var cfg serveConfig
-	cfg.flags(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "Run the router: webhooks, queue and dispatch",
+		Long: `Serves webhooks (/hooks/<source>) and agent events (/v1/events/<endpoint>),
+queues accepted work on NATS JetStream (an embedded server under --data-dir,
+or --nats-url) and dispatches it as Tekton PipelineRuns: to the cluster of
+--kubeconfig or the in-cluster config, or as YAML files under --data-dir
+when there is none. Logs are JSON on stderr; /healthz, /readyz and /metrics
+are on --listen.`,
+		Example: `  # On a laptop: embedded NATS, PipelineRuns written as YAML under ./data/pipelineruns
+  GITHUB_WEBHOOK_SECRET=dev-secret router serve --rules rules --dispatch dir
+
+  # In a cluster, three replicas against a 3-node NATS cluster
+  router serve --rules /etc/switchyard/rules --nats-url nats://nats:4222 \
+    --nats-creds /var/run/nats/router.creds --stream-replicas 3`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return codeErr(runServe(cmd.Context(), cfg, s.Err))
+		},
 	}
+	cfg.flags(cmd.Flags())
+	_ = cmd.MarkFlagDirname("rules")
+	_ = cmd.MarkFlagDirname("data-dir")
+	_ = cmd.RegisterFlagCompletionFunc("dispatch", fixedCompletion("auto", "kube", "dir"))
+	_ = cmd.RegisterFlagCompletionFunc("log-level", fixedCompletion("debug", "info", "warn", "error"))
+	return cmd
+}
+
+func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) int {
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
 		fmt.Fprintf(stderr, "router serve: --log-level: %v\n", err)

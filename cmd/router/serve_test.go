@@ -7,7 +7,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"flag"
+
 	"io"
 	"log/slog"
 	"net"
@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/spf13/pflag"
 
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
@@ -261,7 +262,7 @@ func TestServeWaitsForJetStream(t *testing.T) {
 	dataDir := t.TempDir()
 
 	var cfg serveConfig
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 	cfg.flags(fs)
 	if err := fs.Parse([]string{"--rules", "../../rules", "--data-dir", dataDir, "--listen", "127.0.0.1:0",
 		"--dispatch", "dir", "--drain-delay", "0", "--nats-url", "nats://" + natsAddr}); err != nil {

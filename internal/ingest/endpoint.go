@@ -28,59 +28,61 @@ type StatusReader interface {
 // authenticate checks the bearer token against the endpoint: a static
 // token (compared as a SHA-256 with every stored hash, in constant time),
 // else an OIDC token (signature, issuer, audience, expiry, algorithms, then
-// the claims condition). The token never appears in an error.
-func authenticate(ctx context.Context, h http.Header, ep *routing.Endpoint) (policy.Caller, error) {
+// the claims condition). The token never appears in an error; tokenLine
+// is the matching static token's line in the tokens file, 0 for OIDC.
+func authenticate(ctx context.Context, h http.Header, ep *routing.Endpoint) (c policy.Caller, tokenLine int, err error) {
 	raw, err := authorizationBearer(h)
 	if err != nil {
-		return policy.Caller{}, err
+		return policy.Caller{}, 0, err
 	}
 	if len(ep.Tokens) > 0 {
-		if name, ok := ep.MatchToken(raw); ok {
-			return policy.EndpointCaller(ep, name), nil
+		if name, line, ok := ep.MatchToken(raw); ok {
+			return policy.EndpointCaller(ep, name), line, nil
 		}
 		// A static token that matched nothing is said to be that, not
 		// answered with what an identity provider made of it.
 		if ep.OIDC == nil || strings.Count(raw, ".") != 2 {
-			return policy.Caller{}, fmt.Errorf("%w: the bearer token is not one of the endpoint's static tokens", ErrUnauthorized)
+			return policy.Caller{}, 0, fmt.Errorf("%w: the bearer token is not one of the endpoint's static tokens", ErrUnauthorized)
 		}
 	}
 	if ep.OIDC == nil {
-		return policy.Caller{}, fmt.Errorf("%w: endpoint %s has no credentials configured", ErrUnauthorized, ep.Name)
+		return policy.Caller{}, 0, fmt.Errorf("%w: endpoint %s has no credentials configured", ErrUnauthorized, ep.Name)
 	}
 	tok, err := verifyOIDCBearer(ctx, h, ep.OIDC)
 	if err != nil {
 		if len(ep.Tokens) > 0 {
-			return policy.Caller{}, fmt.Errorf("%w (and it is not one of the endpoint's static tokens)", err)
+			return policy.Caller{}, 0, fmt.Errorf("%w (and it is not one of the endpoint's static tokens)", err)
 		}
-		return policy.Caller{}, err
+		return policy.Caller{}, 0, err
 	}
 	var claims map[string]any
 	if err := tok.Claims(&claims); err != nil {
-		return policy.Caller{}, fmt.Errorf("%w: token claims: %v", ErrUnauthorized, err)
+		return policy.Caller{}, 0, fmt.Errorf("%w: token claims: %v", ErrUnauthorized, err)
 	}
 	subject, _ := claims[ep.SubjectClaim].(string)
 	if subject == "" {
-		return policy.Caller{}, fmt.Errorf("%w: token has no %q claim", ErrUnauthorized, ep.SubjectClaim)
+		return policy.Caller{}, 0, fmt.Errorf("%w: token has no %q claim", ErrUnauthorized, ep.SubjectClaim)
 	}
 	if c := ep.ClaimsWhen; c != nil {
 		ok, err := c.Eval(claims)
 		if err != nil {
-			return policy.Caller{}, fmt.Errorf("%w: token claims do not satisfy the endpoint's condition: %v", ErrUnauthorized, err)
+			return policy.Caller{}, 0, fmt.Errorf("%w: token claims do not satisfy the endpoint's condition: %v", ErrUnauthorized, err)
 		}
 		if !ok {
 			// The condition itself is not echoed: it tells an attacker
 			// which claims to forge.
-			return policy.Caller{}, fmt.Errorf("%w: token claims do not satisfy the endpoint's condition", ErrUnauthorized)
+			return policy.Caller{}, 0, fmt.Errorf("%w: token claims do not satisfy the endpoint's condition", ErrUnauthorized)
 		}
 	}
-	return policy.EndpointCaller(ep, subject), nil
+	return policy.EndpointCaller(ep, subject), 0, nil
 }
 
 // handleEvents is POST /v1/events/{endpoint}.
 func (s *Server) handleEvents(w http.ResponseWriter, r *http.Request) {
 	name := policy.Truncate(r.PathValue("endpoint"), policy.MaxNameLen)
 	out, err := s.acceptEvents(r, r.PathValue("endpoint"))
-	rec := policy.Record{Kind: "endpoint", Source: name, Remote: remoteHost(r), Identity: out.caller.Identity, Subject: out.caller.Principal}
+	rec := policy.Record{Kind: "endpoint", Source: name, Remote: remoteHost(r), Identity: out.caller.Identity, Subject: out.caller.Principal,
+		TokenLine: out.tokenLine}
 	s.audit(rec, out, err)
 	log := s.logger.With("endpoint", name, "status", out.status, "principal", out.caller.Principal)
 	if err != nil {
@@ -116,11 +118,11 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, error) {
 	}
 	// The token is checked before the body is read: an unauthenticated
 	// caller costs no body memory.
-	c, err := authenticate(r.Context(), r.Header, ep)
+	c, tokenLine, err := authenticate(r.Context(), r.Header, ep)
 	if err != nil {
 		return fail(err)
 	}
-	out := outcome{caller: c}
+	out := outcome{caller: c, rulesRevision: rules.Revision(), tokenLine: tokenLine}
 	// One event's worth before the body is decoded (so malformed requests
 	// count too), the rest of a batch's once it is: the limit is on events.
 	if err := s.meter.Take(c, 1, s.now()); err != nil {
@@ -192,7 +194,7 @@ func (s *Server) handleEventStatus(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	for _, ep := range candidates {
-		got, err := authenticate(r.Context(), r.Header, ep)
+		got, _, err := authenticate(r.Context(), r.Header, ep)
 		if err == nil {
 			c, authErr = got, nil
 			break

@@ -173,6 +173,9 @@ type EventResult struct {
 type AcceptedResponse struct {
 	EventResult
 	Events []EventResult `json:"events,omitempty"`
+	// RulesRevision is the revision of the rules that routed the request
+	// (routing.Rules.Revision).
+	RulesRevision string `json:"rulesRevision,omitempty"`
 }
 
 // ErrorResponse is the body of every error answer.
@@ -247,7 +250,7 @@ func writeError(w http.ResponseWriter, out outcome, err error) {
 // writeAccepted answers a 202: the first (or only) event's id, type and
 // targets, and every event when there are several.
 func writeAccepted(w http.ResponseWriter, out outcome) {
-	resp := AcceptedResponse{Events: out.events}
+	resp := AcceptedResponse{Events: out.events, RulesRevision: out.rulesRevision}
 	if len(out.events) > 0 {
 		resp.EventResult = out.events[0]
 	}
@@ -268,7 +271,7 @@ func (s *Server) audit(rec policy.Record, out outcome, err error) {
 	if s.cfg.Audit == nil {
 		return
 	}
-	rec.Status = out.status
+	rec.Status, rec.RulesRevision = out.status, out.rulesRevision
 	if err != nil {
 		rec.EventID, rec.Type = out.eventID, out.eventType
 		rec.Decision, rec.Reason = policy.DecisionFor(out.status), err.Error()
@@ -361,6 +364,10 @@ type outcome struct {
 	// eventID and eventType name the event a refusal is about, when one
 	// was read.
 	eventID, eventType string
+	// rulesRevision is the revision of the rules that judged the request.
+	rulesRevision string
+	// tokenLine is the line of the endpoint's static token that matched.
+	tokenLine int
 }
 
 // accept runs one webhook through verify, normalize, route, judge and
@@ -388,7 +395,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	if err != nil {
 		return fail(err)
 	}
-	out := outcome{caller: policy.SourceCaller(src.Name)}
+	out := outcome{caller: policy.SourceCaller(src.Name), rulesRevision: rules.Revision()}
 	res, err := provider.Normalize(req)
 	if err != nil {
 		return out.fail(err)

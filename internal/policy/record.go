@@ -60,6 +60,17 @@ type Record struct {
 	// Suppressed counts the unauthenticated records sampled away since the
 	// previous one that was kept (see Sampler).
 	Suppressed int `json:"suppressed,omitempty"`
+	// TokenLine is the line of the endpoint's tokens file (or variable)
+	// whose static token matched, never the token: during a rotation it
+	// shows whether the old line is still used.
+	TokenLine int `json:"tokenLine,omitempty"`
+	// RulesRevision is the revision of the rules that made the decision
+	// (routing.Rules.Revision); empty when none judged it (an unknown
+	// source, a failed credential).
+	RulesRevision string `json:"rulesRevision,omitempty"`
+	// OriginalRulesRevision, on a replay's record, is the revision that
+	// routed the event when it was first accepted.
+	OriginalRulesRevision string `json:"originalRulesRevision,omitempty"`
 }
 
 // Accepted is what policy allowed to be stored for one event: the event and

@@ -138,12 +138,17 @@ func (e *Endpoint) Identity() string { return endpointIdentityPrefix + e.Name }
 type TokenHash struct {
 	Sum  [sha256.Size]byte
 	Name string
+	// Line is the token's line in the tokens file or variable (1-based,
+	// blank and comment lines counted), so an audit record can say which
+	// token of a rotation was used without naming it.
+	Line int
 }
 
 // MatchToken returns the name of the static token presented (its label,
-// or "token:<first hex digits of its hash>"), comparing with every hash in
-// constant time.
-func (e *Endpoint) MatchToken(presented string) (string, bool) {
+// or "token:<first hex digits of its hash>") and its line, comparing with
+// every hash in constant time: during a rotation the old and the new
+// token are both listed, and either is accepted.
+func (e *Endpoint) MatchToken(presented string) (name string, line int, ok bool) {
 	sum := sha256.Sum256([]byte(presented))
 	match := -1
 	for i, h := range e.Tokens {
@@ -152,12 +157,13 @@ func (e *Endpoint) MatchToken(presented string) (string, bool) {
 		}
 	}
 	if match < 0 {
-		return "", false
+		return "", 0, false
 	}
-	if name := e.Tokens[match].Name; name != "" {
-		return name, true
+	t := e.Tokens[match]
+	if t.Name != "" {
+		return t.Name, t.Line, true
 	}
-	return "token:" + hex.EncodeToString(e.Tokens[match].Sum[:4]), true
+	return "token:" + hex.EncodeToString(t.Sum[:4]), t.Line, true
 }
 
 // Scope is what an endpoint's callers may do.
@@ -453,7 +459,7 @@ func parseTokenHashes(data []byte) ([]TokenHash, error) {
 		}
 		var th TokenHash
 		copy(th.Sum[:], sum)
-		th.Name = strings.TrimSpace(name)
+		th.Name, th.Line = strings.TrimSpace(name), n
 		out = append(out, th)
 	}
 	if len(out) == 0 {

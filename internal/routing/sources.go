@@ -146,23 +146,27 @@ func (r secretRef) where() string {
 }
 
 // SecretFiles lists the files the sources read secrets and API tokens
-// from, so a reloader can watch them: a rotated secret is picked up
-// without a restart.
+// from, and the endpoints their static token hashes, so a reloader can
+// watch them: a rotated secret or token is picked up without a restart.
 func (r *Rules) SecretFiles() []string {
 	var files []string
+	add := func(f string) {
+		if f != "" && !slices.Contains(files, f) {
+			files = append(files, f)
+		}
+	}
 	for _, s := range r.sources {
-		refs := []string{s.SecretRef.File, s.APITokenRef.File}
+		add(s.SecretRef.File)
+		add(s.APITokenRef.File)
 		if s.Recover != nil {
-			refs = append(refs, s.Recover.AppKeyRef.File)
+			add(s.Recover.AppKeyRef.File)
 		}
 		if s.GitHubApp != nil {
-			refs = append(refs, s.GitHubApp.PrivateKeyRef.File)
+			add(s.GitHubApp.PrivateKeyRef.File)
 		}
-		for _, f := range refs {
-			if f != "" && !slices.Contains(files, f) {
-				files = append(files, f)
-			}
-		}
+	}
+	for _, e := range r.endpoints {
+		add(e.TokensRef.File)
 	}
 	slices.Sort(files)
 	return files
