@@ -45,7 +45,7 @@ func (artifactoryProvider) Kind() string { return "artifactory" }
 func (artifactoryProvider) Verify(req *Request, src *routing.Source) error {
 	header := cmp.Or(src.Header, artifactoryAuthHeader)
 	if value := strings.TrimSpace(req.Header.Get(header)); value == "" || len(src.AcceptedSecrets()) == 0 {
-		return verifyToken(value, src, header+" header") // says which is missing
+		return verifyToken(req, value, src, header+" header") // says which is missing
 	}
 	// The token itself (after "Bearer "/"Basic " in Authorization, as for
 	// the other header kinds), or the body's HMAC keyed with it.
@@ -62,7 +62,7 @@ func (artifactoryProvider) VerifyBeforeBody(req *Request, src *routing.Source) e
 	header := cmp.Or(src.Header, artifactoryAuthHeader)
 	value := strings.TrimSpace(req.Header.Get(header))
 	if value == "" || len(src.AcceptedSecrets()) == 0 {
-		return verifyToken(value, src, header+" header") // says which is missing
+		return verifyToken(req, value, src, header+" header") // says which is missing
 	}
 	if verifyHeaderToken(req, src, header) == nil || looksLikeHexSHA256(value) {
 		return nil

@@ -38,7 +38,7 @@ func verifyHMACHex(req *Request, src *routing.Source, header, prefix string) err
 	if err != nil {
 		return fmt.Errorf("%w: %s is not hex", ErrUnauthorized, header)
 	}
-	if !anySecret(secrets, func(secret []byte) bool { return hmac.Equal(got, hmacSHA256(secret, req.Body)) }) {
+	if !anySecret(req, secrets, func(secret []byte) bool { return hmac.Equal(got, hmacSHA256(secret, req.Body)) }) {
 		return fmt.Errorf("%w: %s does not match the body", ErrUnauthorized, header)
 	}
 	return nil
@@ -47,7 +47,7 @@ func verifyHMACHex(req *Request, src *routing.Source, header, prefix string) err
 // verifyToken compares a presented token with the source's secret in
 // constant time. Both sides are hashed first so the comparison does not
 // leak the secret's length either. Each of the source's secrets is compared.
-func verifyToken(presented string, src *routing.Source, where string) error {
+func verifyToken(req *Request, presented string, src *routing.Source, where string) error {
 	secrets := src.AcceptedSecrets()
 	if len(secrets) == 0 {
 		return fmt.Errorf("%w: source has no secret configured", ErrUnauthorized)
@@ -56,7 +56,7 @@ func verifyToken(presented string, src *routing.Source, where string) error {
 		return fmt.Errorf("%w: missing %s", ErrUnauthorized, where)
 	}
 	a := sha256.Sum256([]byte(presented))
-	if !anySecret(secrets, func(secret []byte) bool {
+	if !anySecret(req, secrets, func(secret []byte) bool {
 		b := sha256.Sum256(secret)
 		return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 	}) {
@@ -82,15 +82,15 @@ func verifyHeaderToken(req *Request, src *routing.Source, def string) error {
 		if scheme, token, ok := strings.Cut(value, " "); ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "Basic")) {
 			// Either the token after the scheme or the whole value may be
 			// what the operator stored; check both in constant time.
-			errToken := verifyToken(strings.TrimSpace(token), src, header)
-			errWhole := verifyToken(value, src, header)
+			errToken := verifyToken(req, strings.TrimSpace(token), src, header)
+			errWhole := verifyToken(req, value, src, header)
 			if errToken == nil || errWhole == nil {
 				return nil
 			}
 			return errToken
 		}
 	}
-	return verifyToken(value, src, header)
+	return verifyToken(req, value, src, header)
 }
 
 // pathToken authenticates senders that can neither sign nor set headers
@@ -107,7 +107,7 @@ var (
 
 // Verify compares the token in the hook path with the source's secret.
 func (pathToken) Verify(req *Request, src *routing.Source) error {
-	return verifyToken(req.PathToken, src, "token in the hook path (/v1/hooks/{source}/{token})")
+	return verifyToken(req, req.PathToken, src, "token in the hook path (/v1/hooks/{source}/{token})")
 }
 
 // VerifyBeforeBody checks the path token: it does not depend on the body.
@@ -123,15 +123,21 @@ func (pathToken) Sign(req *Request, _, _ string, secret []byte) {
 
 func (pathToken) takesPathToken() {}
 
-// anySecret reports whether match holds for any of secrets. It tries every
-// one, with no early exit, so the time taken does not depend on which
-// secret matched (or on the secrets' bytes).
-func anySecret(secrets [][]byte, match func(secret []byte) bool) bool {
-	ok := false
-	for _, secret := range secrets {
-		ok = match(secret) || ok
+// anySecret reports whether match holds for any of secrets, and records
+// on req the line (1-based) of the first that did, for the audit trail. It
+// tries every one, with no early exit, so the time taken does not depend
+// on which secret matched (or on the secrets' bytes).
+func anySecret(req *Request, secrets [][]byte, match func(secret []byte) bool) bool {
+	line := 0
+	for i, secret := range secrets {
+		if match(secret) && line == 0 {
+			line = i + 1
+		}
 	}
-	return ok
+	if line > 0 && req.SecretLine == 0 {
+		req.SecretLine = line
+	}
+	return line > 0
 }
 
 func hmacSHA256(key, msg []byte) []byte {

@@ -104,7 +104,7 @@ func verifyCloudEventsToken(req *Request, src *routing.Source) error {
 	}
 	token, err := authorizationBearer(req.Header)
 	if err == nil {
-		err = verifyToken(token, src, "bearer token")
+		err = verifyToken(req, token, src, "bearer token")
 	}
 	if err != nil {
 		return fmt.Errorf("verify cloudevents: %w", err)

@@ -114,7 +114,7 @@ func verifyStandardWebhook(req *Request, src *routing.Source, now time.Time) err
 	}
 	// Every listed secret against every v1 signature: either side may be
 	// mid-rotation.
-	if anySecret(secrets, func(secret []byte) bool {
+	if anySecret(req, secrets, func(secret []byte) bool {
 		want := standardWebhookMAC(secret, id, ts, req.Body)
 		return slices.ContainsFunc(sigs, func(got []byte) bool { return hmac.Equal(got, want) })
 	}) {

@@ -59,7 +59,7 @@ func (githubProvider) Verify(req *Request, src *routing.Source) error {
 	if !strings.HasPrefix(sig, prefix) {
 		return fmt.Errorf("%w: %s must be %s<hex>", ErrUnauthorized, githubSignatureHeader, prefix)
 	}
-	if !anySecret(secrets, func(secret []byte) bool { return github.ValidateSignature(sig, req.Body, secret) == nil }) {
+	if !anySecret(req, secrets, func(secret []byte) bool { return github.ValidateSignature(sig, req.Body, secret) == nil }) {
 		return fmt.Errorf("%w: signature does not match the body", ErrUnauthorized)
 	}
 	return nil

@@ -37,7 +37,7 @@ func (gitlabProvider) Kind() string { return "gitlab" }
 
 // Verify compares X-Gitlab-Token with the source's secret in constant time.
 func (gitlabProvider) Verify(req *Request, src *routing.Source) error {
-	return verifyToken(req.Header.Get(gitlabTokenHeader), src, gitlabTokenHeader+" header")
+	return verifyToken(req, req.Header.Get(gitlabTokenHeader), src, gitlabTokenHeader+" header")
 }
 
 // VerifyBeforeBody checks the token: it is a header, not a signature.

@@ -25,6 +25,8 @@ import (
 // send through it to check status codes end to end.
 type hookServer struct {
 	url string
+	// store holds what the server published and audited.
+	store *memStore
 }
 
 // newHookServer starts the server. sources is the YAML list under
@@ -33,9 +35,10 @@ type hookServer struct {
 func newHookServer(t testing.TB, sources string, env map[string]string) *hookServer {
 	t.Helper()
 	rules := mustRules(t, sources, env)
-	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: newMemStore(), MaxBody: 1 << 20}))
+	store := newMemStore()
+	srv := httptest.NewServer(NewServer(Config{Rules: routing.NewHolder(rules), Publisher: store, Audit: store.Audit, MaxBody: 1 << 20}))
 	t.Cleanup(srv.Close)
-	return &hookServer{url: srv.URL}
+	return &hookServer{url: srv.URL, store: store}
 }
 
 // mustRules loads rules with the given sources and the catch-all app

@@ -62,7 +62,7 @@ func (nexusProvider) Verify(req *Request, src *routing.Source) error {
 	}
 	var compact bytes.Buffer
 	compacted := json.Compact(&compact, req.Body) == nil
-	ok := anySecret(secrets, func(secret []byte) bool {
+	ok := anySecret(req, secrets, func(secret []byte) bool {
 		ok := hmac.Equal(got, hmacSHA1(secret, req.Body))
 		if compacted {
 			ok = hmac.Equal(got, hmacSHA1(secret, compact.Bytes())) || ok

@@ -24,6 +24,11 @@ type Request struct {
 	// that can neither sign nor set headers (Docker Hub, Quay). Never
 	// logged.
 	PathToken string
+	// SecretLine is set by verification: which of the source's accepted
+	// secrets (1-based) verified the request, 0 for none. The audit record
+	// carries its line in the secret file (routing.Source.SecretLine), never
+	// the secret: during a rotation it shows whether the old one is used.
+	SecretLine int
 }
 
 // Result is what a provider made of a verified request.

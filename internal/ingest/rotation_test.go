@@ -36,7 +36,7 @@ func TestVerifyHelpersAcceptEverySecret(t *testing.T) {
 		{
 			name:   "verifyToken",
 			sign:   func(req *Request, secret []byte) { req.PathToken = string(secret) },
-			verify: func(req *Request, src *routing.Source) error { return verifyToken(req.PathToken, src, "token") },
+			verify: func(req *Request, src *routing.Source) error { return verifyToken(req, req.PathToken, src, "token") },
 		},
 		{
 			name:   "verifyHeaderToken bearer",
@@ -82,12 +82,15 @@ func TestVerifyHelpersAcceptEverySecret(t *testing.T) {
 			for _, c := range []struct {
 				what   string
 				secret []byte
-				ok     bool
-			}{{"old", oldSecret, true}, {"new", newSecret, true}, {"unlisted", other, false}} {
+				line   int // the secret's line in src, for the audit record; 0: refused
+			}{{"old", oldSecret, 2}, {"new", newSecret, 1}, {"unlisted", other, 0}} {
 				req := &Request{Header: http.Header{}, Body: body}
 				tc.sign(req, c.secret)
-				if err := tc.verify(req, src); (err == nil) != c.ok {
-					t.Errorf("signed with the %s secret: err = %v, want accepted %v", c.what, err, c.ok)
+				if err := tc.verify(req, src); (err == nil) != (c.line > 0) {
+					t.Errorf("signed with the %s secret: err = %v, want accepted %v", c.what, err, c.line > 0)
+				}
+				if req.SecretLine != c.line {
+					t.Errorf("signed with the %s secret: SecretLine = %d, want %d", c.what, req.SecretLine, c.line)
 				}
 			}
 		})
@@ -154,15 +157,20 @@ func TestGitHubHTTPRotation(t *testing.T) {
 		what   string
 		secret []byte
 		status int
+		line   int // the secret's line in the file, as the audit record names it
 	}{
-		{"old", oldSecret, http.StatusAccepted},
-		{"new", newSecret, http.StatusAccepted},
-		{"unlisted", []byte("guess"), http.StatusUnauthorized},
+		{"old", oldSecret, http.StatusAccepted, 5},
+		{"new", newSecret, http.StatusAccepted, 2},
+		{"unlisted", []byte("guess"), http.StatusUnauthorized, 0},
 	} {
 		hd := githubHeader("push", "rot-"+string(rune('a'+i)))
 		hd.Set("X-Hub-Signature-256", signGitHub(c.secret, push))
 		if status, _, body := h.send(t, http.MethodPost, "/v1/hooks/gh", hd, push); status != c.status {
 			t.Errorf("signed with the %s secret: status %d, want %d: %s", c.what, status, c.status, body)
+		}
+		recs := h.store.records()
+		if last := recs[len(recs)-1]; last.SecretLine != c.line {
+			t.Errorf("signed with the %s secret: audit record names secret line %d, want %d: %+v", c.what, last.SecretLine, c.line, last)
 		}
 	}
 }

@@ -188,7 +188,7 @@ type ErrorResponse struct {
 func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 	name := policy.Truncate(r.PathValue("source"), policy.MaxNameLen)
 	out, err := s.accept(r, r.PathValue("source"))
-	rec := policy.Record{Kind: "webhook", Source: name, Remote: remoteHost(r), Identity: out.caller.Identity}
+	rec := policy.Record{Kind: "webhook", Source: name, Remote: remoteHost(r), Identity: out.caller.Identity, SecretLine: out.secretLine}
 	s.audit(rec, out, err)
 	// The path token is never logged: only the source name is.
 	log := s.logger.With("source", name, "status", out.status)
@@ -368,6 +368,8 @@ type outcome struct {
 	rulesRevision string
 	// tokenLine is the line of the endpoint's static token that matched.
 	tokenLine int
+	// secretLine is the line of the source's secret that verified it.
+	secretLine int
 }
 
 // accept runs one webhook through verify, normalize, route, judge and
@@ -395,7 +397,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	if err != nil {
 		return fail(err)
 	}
-	out := outcome{caller: policy.SourceCaller(src.Name), rulesRevision: rules.Revision()}
+	out := outcome{caller: policy.SourceCaller(src.Name), rulesRevision: rules.Revision(), secretLine: src.SecretLine(req.SecretLine)}
 	res, err := provider.Normalize(req)
 	if err != nil {
 		return out.fail(err)

@@ -64,6 +64,9 @@ type Record struct {
 	// whose static token matched, never the token: during a rotation it
 	// shows whether the old line is still used.
 	TokenLine int `json:"tokenLine,omitempty"`
+	// SecretLine is the line of the webhook source's secret file (or
+	// variable) whose secret verified the request, never the secret.
+	SecretLine int `json:"secretLine,omitempty"`
 	// RulesRevision is the revision of the rules that made the decision
 	// (routing.Rules.Revision); empty when none judged it (an unknown
 	// source, a failed credential).

@@ -50,6 +50,8 @@ type Source struct {
 	// rotation the file (or variable) lists the new secret and the old one,
 	// one a line, and verification accepts any of them.
 	Secrets [][]byte
+	// secretLines are the lines of Secrets in their file or variable.
+	secretLines []int
 	// SecretRef says where the secret comes from (never the secret).
 	SecretRef secretRef
 	// APIToken is the resolved provider API token (nil without one, or
@@ -89,6 +91,16 @@ type OIDC struct {
 	Issuer, Audience, JWKSURL, Email string
 	// Algorithms accepted; empty means RS256.
 	Algorithms []string
+}
+
+// SecretLine is the line, in the source's secret file or variable, of the
+// i-th accepted secret (1-based, as ingest reports the one that verified a
+// request): what the audit trail names instead of the secret. 0 stays 0.
+func (s *Source) SecretLine(i int) int {
+	if i > 0 && i <= len(s.secretLines) {
+		return s.secretLines[i-1]
+	}
+	return i
 }
 
 // AcceptedSecrets are the secrets a sender may sign (or authenticate) with:

@@ -49,11 +49,11 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 	default:
 		src.SecretRef = *s.Secret
 		if l.opts.ResolveSecrets {
-			secrets, err := s.Secret.resolveAll(l.opts.LookupEnv)
+			secrets, lines, err := s.Secret.resolveLines(l.opts.LookupEnv)
 			if err != nil {
 				l.addf(file, at("secret"), "source %q: %v", s.Name, err)
 			} else {
-				src.Secret, src.Secrets = secrets[0], secrets
+				src.Secret, src.Secrets, src.secretLines = secrets[0], secrets, lines
 			}
 		}
 	}
@@ -116,25 +116,35 @@ func (r secretRef) resolve(lookupEnv func(string) (string, bool)) ([]byte, error
 // lines starting with # are skipped. A single line is taken whole, exactly
 // as resolve reads it, so a one-secret file behaves as it always has.
 func (r secretRef) resolveAll(lookupEnv func(string) (string, bool)) ([][]byte, error) {
+	secrets, _, err := r.resolveLines(lookupEnv)
+	return secrets, err
+}
+
+// resolveLines is resolveAll with the line (1-based) of each secret in the
+// file or variable, which the audit trail names instead of the secret.
+func (r secretRef) resolveLines(lookupEnv func(string) (string, bool)) ([][]byte, []int, error) {
 	data, err := r.resolve(lookupEnv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !bytes.ContainsRune(data, '\n') {
-		return [][]byte{data}, nil
+		return [][]byte{data}, []int{1}, nil
 	}
 	var secrets [][]byte
+	var lines []int
+	n := 0
 	for line := range bytes.SplitSeq(data, []byte("\n")) {
+		n++
 		line = bytes.TrimSuffix(line, []byte("\r"))
 		if trimmed := bytes.TrimSpace(line); len(trimmed) == 0 || trimmed[0] == '#' {
 			continue
 		}
-		secrets = append(secrets, line)
+		secrets, lines = append(secrets, line), append(lines, n)
 	}
 	if len(secrets) == 0 {
-		return nil, fmt.Errorf("secret %s lists no secret (only blank lines and # comments)", r.where())
+		return nil, nil, fmt.Errorf("secret %s lists no secret (only blank lines and # comments)", r.where())
 	}
-	return secrets, nil
+	return secrets, lines, nil
 }
 
 // where names the secret's file or variable, never its value.
