@@ -373,7 +373,7 @@ func cmdReplay(ctx context.Context, args []string, _ io.Reader, stdout, stderr i
 				continue
 			}
 			if *force {
-				t.Name = routing.PipelineRunName(t.App, t.Trigger, se.Source, ev.ID()+"#"+key)
+				t.Name = routing.RunName(t.App, t.Trigger, se.Source, ev.ID()+"#"+key, t.Index)
 			}
 			verb := "queued"
 			if *dryRun {

@@ -187,8 +187,8 @@ type trigger struct {
 	finallyTimeout        string
 	workspaces            []pipelinev1.WorkspaceBinding
 	// A template run (bindingParams are its bindings).
-	template    *triggersv1.TriggerTemplate
-	templateRaw []byte
+	template *triggersv1.TriggerTemplate
+	// templateUID says some resource template reads $(uid).
 	templateUID bool
 }
 
@@ -489,12 +489,14 @@ func (st *routeState) visit(t *trigger, d *Decision) {
 		reason, note = st.mismatch(t)
 	}
 	if reason == "" {
-		target, err := t.target(st)
+		targets, err := t.targets(st)
 		if err == nil {
-			if note != "" {
-				target.Notes = append(target.Notes, note)
+			for _, target := range targets {
+				if note != "" {
+					target.Notes = append(target.Notes, note)
+				}
+				d.Targets = append(d.Targets, target)
 			}
-			d.Targets = append(d.Targets, target)
 			return
 		}
 		reason = err.Error()

@@ -25,8 +25,8 @@ import (
 // Tekton Triggers compatibility: an app lists TriggerBinding,
 // ClusterTriggerBinding and TriggerTemplate files (kubectl-ready YAML,
 // unchanged) in its resources, and a trigger runs a template with bindings
-// as a Tekton Trigger does. Switchyard renders exactly one tekton.dev
-// PipelineRun per trigger and holds it to the app's grant.
+// as a Tekton Trigger does. Switchyard renders the template's tekton.dev
+// PipelineRuns and TaskRuns and holds each to the app's grant.
 
 // triggersAPIVersion is the Tekton Triggers API version resources use.
 const triggersAPIVersion = "triggers.tekton.dev/v1beta1"
@@ -359,9 +359,10 @@ func (l *loader) compileTemplateRun(file string, at func(...any) int, ts trigger
 	}
 	t.bindsBody = slices.ContainsFunc(t.bindingParams, func(p triggersv1.Param) bool { return strings.Contains(p.Value, "$(body") })
 	t.template = tt
-	t.templateRaw = tt.Spec.ResourceTemplates[0].Raw
-	t.templateUID = bytes.Contains(t.templateRaw, uidVariable)
-	t.pipelineRef = staticPipelineRef(t.templateRaw)
+	t.pipelineRef = staticRef(tt.Spec.ResourceTemplates[0].Raw)
+	t.templateUID = slices.ContainsFunc(tt.Spec.ResourceTemplates, func(rt triggersv1.TriggerResourceTemplate) bool {
+		return bytes.Contains(rt.Raw, uidVariable)
+	})
 }
 
 // compileBindings resolves a template run's bindings into t.bindingParams
@@ -411,31 +412,70 @@ func (l *loader) compileBindings(file string, at func(...any) int, ts triggerSpe
 	return bound
 }
 
-// allowedPipelineRunVersions are the tekton.dev versions a template may
-// render; v1beta1 is converted to v1.
-var allowedPipelineRunVersions = []string{"tekton.dev/v1", "tekton.dev/v1beta1"}
+// The runs a template may render: tekton.dev PipelineRuns and TaskRuns,
+// v1 or v1beta1 (converted to v1). Nothing else: a root grants an app
+// namespaces and service accounts to run pipelines and tasks in, not the
+// right to create arbitrary objects there.
+var (
+	allowedRunKinds    = []string{KindPipelineRun, KindTaskRun}
+	allowedRunVersions = []string{"tekton.dev/v1", "tekton.dev/v1beta1"}
+)
+
+const allowedRunsText = "templates render only tekton.dev PipelineRuns and TaskRuns (tekton.dev/v1 or v1beta1)"
 
 // checkTemplate checks what can be known of a template before any event:
-// one PipelineRun, namespace and service accounts within the grant where
-// they are not templated, and every parameter without a default bound.
+// each resource a PipelineRun or a TaskRun, namespace and service accounts
+// within the grant where they are not templated, and every parameter
+// without a default bound.
 func checkTemplate(tt *triggersv1.TriggerTemplate, a *app, bound map[string]bool) []string {
 	rts := tt.Spec.ResourceTemplates
-	if len(rts) != 1 {
-		return []string{fmt.Sprintf("has %d resource templates: Switchyard renders exactly one PipelineRun per trigger", len(rts))}
-	}
-	var obj map[string]any
-	if err := json.Unmarshal(rts[0].Raw, &obj); err != nil {
-		return []string{fmt.Sprintf("resource template is not an object: %v", err)}
+	if len(rts) == 0 {
+		return []string{"has no resource templates"}
 	}
 	var msgs []string
+	for i, rt := range rts {
+		prefix := ""
+		if len(rts) > 1 {
+			prefix = fmt.Sprintf("resource %d: ", i)
+		}
+		for _, m := range checkRunTemplate(rt.Raw, a) {
+			msgs = append(msgs, prefix+m)
+		}
+	}
+	for _, p := range tt.Spec.Params {
+		if p.Default == nil && !bound[p.Name] {
+			msgs = append(msgs, fmt.Sprintf("param %q has no default and no binding", p.Name))
+		}
+	}
+	return msgs
+}
+
+// rendersTaskRun reports whether some resource of tt is a TaskRun.
+func rendersTaskRun(tt *triggersv1.TriggerTemplate) bool {
+	return slices.ContainsFunc(tt.Spec.ResourceTemplates, func(rt triggersv1.TriggerResourceTemplate) bool {
+		var tm metav1.TypeMeta
+		return json.Unmarshal(rt.Raw, &tm) == nil && tm.Kind == KindTaskRun
+	})
+}
+
+// checkRunTemplate checks one resource template: its kind, and its
+// namespace and service accounts where they are not templated.
+func checkRunTemplate(raw []byte, a *app) []string {
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return []string{fmt.Sprintf("resource template is not an object: %v", err)}
+	}
 	apiVersion, _ := obj["apiVersion"].(string)
 	kind, _ := obj["kind"].(string)
-	if kind != "PipelineRun" || !slices.Contains(allowedPipelineRunVersions, apiVersion) {
-		return []string{fmt.Sprintf("renders %s %s: only tekton.dev PipelineRuns (tekton.dev/v1 or v1beta1) are allowed", apiVersion, kind)}
+	if !slices.Contains(allowedRunKinds, kind) || !slices.Contains(allowedRunVersions, apiVersion) {
+		return []string{fmt.Sprintf("renders %s %s: %s", apiVersion, kind, allowedRunsText)}
 	}
+	var msgs []string
 	if ns := staticString(obj, "metadata", "namespace"); ns != "" && !slices.Contains(a.namespaces, ns) {
 		msgs = append(msgs, fmt.Sprintf("namespace %q exceeds the grant of app %q (namespaces: %s)", ns, a.name, strings.Join(a.namespaces, ", ")))
 	}
+	// A TaskRun's spec.serviceAccountName; a PipelineRun's (v1beta1
+	// spec.serviceAccountName, v1 taskRunTemplate, and per task).
 	sas := []string{staticString(obj, "spec", "taskRunTemplate", "serviceAccountName"), staticString(obj, "spec", "serviceAccountName")}
 	if spec, ok := obj["spec"].(map[string]any); ok {
 		if trs, ok := spec["taskRunSpecs"].([]any); ok {
@@ -447,11 +487,6 @@ func checkTemplate(tt *triggersv1.TriggerTemplate, a *app, bound map[string]bool
 	for _, sa := range sas {
 		if sa != "" && !slices.Contains(a.serviceAccounts, sa) {
 			msgs = append(msgs, fmt.Sprintf("service account %q exceeds the grant of app %q (serviceAccounts: %s)", sa, a.name, strings.Join(a.serviceAccounts, ", ")))
-		}
-	}
-	for _, p := range tt.Spec.Params {
-		if p.Default == nil && !bound[p.Name] {
-			msgs = append(msgs, fmt.Sprintf("param %q has no default and no binding", p.Name))
 		}
 	}
 	return msgs
@@ -532,14 +567,18 @@ func staticString(v any, path ...string) string {
 	return s
 }
 
-// staticPipelineRef returns spec.pipelineRef.name of a template when it is
-// not templated, for explain.
-func staticPipelineRef(raw []byte) string {
+// staticRef returns spec.pipelineRef.name, or a TaskRun's
+// spec.taskRef.name, of a resource template when it is not templated, for
+// explain.
+func staticRef(raw []byte) string {
 	var obj map[string]any
 	if json.Unmarshal(raw, &obj) != nil {
 		return ""
 	}
-	return staticString(obj, "spec", "pipelineRef", "name")
+	if ref := staticString(obj, "spec", "pipelineRef", "name"); ref != "" {
+		return ref
+	}
+	return staticString(obj, "spec", "taskRef", "name")
 }
 
 // oneLine makes a Tekton field error fit a file:line: message line.

@@ -28,6 +28,9 @@ func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerS
 	}
 	if c := ts.Concurrency; c != nil {
 		l.compileConcurrency(file, at, ts.Name, c, t)
+		if t.template != nil && rendersTaskRun(t.template) {
+			l.addf(file, at("concurrency"), "trigger %q: concurrency groups hold PipelineRuns, and template %q renders a TaskRun: drop concurrency or render PipelineRuns only", ts.Name, t.template.Name)
+		}
 	}
 	if len(l.problems) > before {
 		return nil
