@@ -137,8 +137,8 @@ type appManifest struct {
 }
 
 // loadApp decodes an app's manifest files and its Tekton resources, then
-// compiles the triggers. Files a glob matched that are Tekton Triggers
-// objects are skipped: they are resources, listed by the app's manifests.
+// compiles the triggers. Files a glob matched that are Tekton objects are
+// skipped: they are resources, listed by the app's manifests.
 func (l *loader) loadApp(a *app, files []string, glob bool) bool {
 	before := len(l.problems)
 	var manifests []appManifest
@@ -150,7 +150,7 @@ func (l *loader) loadApp(a *app, files []string, glob bool) bool {
 		}
 		if glob {
 			var h header
-			if yaml.Unmarshal(data, &h) == nil && isTektonKind(h.APIVersion, h.Kind) {
+			if yaml.Unmarshal(data, &h) == nil && isTektonFile(h.APIVersion) {
 				resourcesOnly = true
 				continue
 			}
