@@ -80,6 +80,7 @@ func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant,
 		sources:         g.Sources,
 		identities:      g.Identities,
 		eventTypes:      types,
+		openExtensions:  opensExtensions(g.Sources, g.Identities, sources),
 	}
 	files := []string{pattern}
 	glob := isGlob(pattern)
@@ -249,4 +250,25 @@ func sourceNames(sources map[string]*Source) []string {
 		names = append(names, n)
 	}
 	return names
+}
+
+// opensExtensions reports whether some caller an app grants sends its own
+// CloudEvent extensions: a source of kind cloudevents, or an identity that
+// is not a webhook source's (an endpoint's callers).
+func opensExtensions(granted, identities []string, sources map[string]*Source) bool {
+	for _, name := range granted {
+		if s := sources[name]; s != nil && s.Kind == "cloudevents" {
+			return true
+		}
+	}
+	for _, id := range identities {
+		name, isSource := strings.CutPrefix(id, identitySourcePrefix)
+		if !isSource {
+			return true
+		}
+		if s := sources[name]; s != nil && s.Kind == "cloudevents" {
+			return true
+		}
+	}
+	return false
 }

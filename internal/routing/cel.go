@@ -81,11 +81,21 @@ type condition struct {
 
 // compileCondition parses, type-checks (compileBool) and plans expr.
 func compileCondition(expr string) (*condition, error) {
+	return compileCEL(expr, true)
+}
+
+// compileCEL parses, type-checks and plans expr; wantBool requires a bool
+// (or dyn) result, as conditions do; overlays take any.
+func compileCEL(expr string, wantBool bool) (*condition, error) {
 	env, err := celEnv()
 	if err != nil {
 		return nil, fmt.Errorf("build CEL environment: %w", err)
 	}
-	checked, err := compileBool(env, expr)
+	compile := compileAny
+	if wantBool {
+		compile = compileBool
+	}
+	checked, err := compile(env, expr)
 	if err != nil {
 		return nil, err
 	}
@@ -212,6 +222,18 @@ func selectedBodyPaths(e ast.Expr) *bodyPaths {
 // compileBool parses and type-checks expr in env. A result type other than
 // bool (or dyn, checked when evaluated, as Tekton does) is an error.
 func compileBool(env *cel.Env, expr string) (*cel.Ast, error) {
+	ast, err := compileAny(env, expr)
+	if err != nil {
+		return nil, err
+	}
+	if out := ast.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
+		return nil, fmt.Errorf("must be a bool expression, it is %s", out)
+	}
+	return ast, nil
+}
+
+// compileAny parses and type-checks expr in env, whatever its type.
+func compileAny(env *cel.Env, expr string) (*cel.Ast, error) {
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
 		var msgs []string
@@ -223,9 +245,6 @@ func compileBool(env *cel.Env, expr string) (*cel.Ast, error) {
 			msgs = append(msgs, at+": "+e.Message)
 		}
 		return nil, errors.New(strings.Join(msgs, "; "))
-	}
-	if out := ast.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
-		return nil, fmt.Errorf("must be a bool expression, it is %s", out)
 	}
 	return ast, nil
 }

@@ -30,9 +30,13 @@ var uidVariable = []byte("$(uid)")
 // the grant. One $(uid) serves every run of the event, as in Triggers.
 func (t *trigger) renderResources(st *routeState, base Target) ([]Target, error) {
 	ev := st.in.Event
+	ext, err := t.extensions(st)
+	if err != nil {
+		return nil, err
+	}
 	params, err := template.ResolveParams(
 		template.ResolvedTrigger{BindingParams: t.bindingParams, TriggerTemplate: t.template},
-		t.bindingBody(st), st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
+		t.bindingBody(st), st.headers(), ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return nil, fmt.Errorf("render bindings: %w", err)
 	}
@@ -290,8 +294,12 @@ func (t *trigger) target(st *routeState) (Target, error) {
 			bindings[i] = triggersv1.Param{Name: p.Name, Value: p.Value}
 		}
 	}
+	ext, err := t.extensions(st)
+	if err != nil {
+		return Target{}, err
+	}
 	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: bindings},
-		t.bindingBody(st), st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
+		t.bindingBody(st), st.headers(), ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return Target{}, fmt.Errorf("render params: %w", err)
 	}
@@ -318,8 +326,12 @@ func (t *trigger) resolveConcurrency(st *routeState) (*Concurrency, error) {
 	if strings.Contains(c.Group, "$(body") {
 		body = st.bodyFor(t.groupPaths)
 	}
+	ext, err := t.extensions(st)
+	if err != nil {
+		return nil, err
+	}
 	resolved, err := template.ResolveParams(template.ResolvedTrigger{BindingParams: []triggersv1.Param{{Name: "group", Value: c.Group}}},
-		body, st.headers(), st.ext, template.NewTriggerContext(ev.ID()))
+		body, st.headers(), ext, template.NewTriggerContext(ev.ID()))
 	if err != nil {
 		return nil, fmt.Errorf("render concurrency group: %w", err)
 	}

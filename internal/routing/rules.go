@@ -108,6 +108,10 @@ type app struct {
 	identities      []string
 	eventTypes      globList
 	triggers        []*trigger
+	// openExtensions is set when some caller of the app sends its own
+	// CloudEvent extensions (a cloudevents source, an endpoint): a binding
+	// reading an extension Switchyard does not set is then only warned of.
+	openExtensions bool
 }
 
 // admits reports whether the grant lets an event from source, authenticated
@@ -186,6 +190,11 @@ type trigger struct {
 	tasksTimeout          string
 	finallyTimeout        string
 	workspaces            []pipelinev1.WorkspaceBinding
+	// overlays are the trigger's CEL overlays, in order.
+	overlays []overlay
+	// readsChangedFiles is set when a binding reads
+	// $(extensions.changed_files).
+	readsChangedFiles bool
 	// A template run (bindingParams are its bindings).
 	template *triggersv1.TriggerTemplate
 	// templateUID says some resource template reads $(uid).

@@ -20,6 +20,7 @@ func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerS
 	}
 	t := &trigger{app: a, name: ts.Name, file: file, line: at()}
 	l.compileMatch(file, at, ts, a, t)
+	l.compileOverlays(file, at, ts, t)
 	run := ts.Run
 	if run.Template != nil || len(run.Bindings) > 0 {
 		l.compileTemplateRun(file, at, ts, a, t, objs)
@@ -31,6 +32,9 @@ func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerS
 		if t.template != nil && rendersTaskRun(t.template) {
 			l.addf(file, at("concurrency"), "trigger %q: concurrency groups hold PipelineRuns, and template %q renders a TaskRun: drop concurrency or render PipelineRuns only", ts.Name, t.template.Name)
 		}
+	}
+	if len(l.problems) == before {
+		l.checkExtensions(file, at("run"), t, a.openExtensions, t.expressionValues())
 	}
 	if len(l.problems) > before {
 		return nil
