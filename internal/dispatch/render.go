@@ -42,6 +42,15 @@ const (
 	ManagedBy = "switchyard"
 )
 
+// Labels Tekton Triggers' EventListener puts on what it creates, set the
+// same way so setups that select runs by them keep working. Switchyard has
+// no EventListener: its value is the router source the event came through.
+const (
+	LabelTektonEventListener = "triggers.tekton.dev/eventlistener"
+	LabelTektonTrigger       = "triggers.tekton.dev/trigger"
+	LabelTektonEventID       = "triggers.tekton.dev/triggers-eventid" // EventIDLabelValue
+)
+
 // Annotations Switchyard puts on every PipelineRun it creates. They carry the
 // CloudEvent attributes verbatim; the optional ones are set only when the
 // event has them.
@@ -246,10 +255,15 @@ func ownMetadata(w queue.Work) (labels, annotations map[string]string) {
 	setIf(annotations, AnnotationPrincipal, extension(ev, extPrincipal))
 	setIf(annotations, AnnotationRulesRevision, t.RulesRevision)
 	labels = map[string]string{
-		LabelApp:       t.App,
-		LabelTrigger:   t.Trigger,
-		LabelEventID:   EventIDLabelValue(ev.ID()),
-		LabelManagedBy: ManagedBy,
+		LabelApp:           t.App,
+		LabelTrigger:       t.Trigger,
+		LabelEventID:       EventIDLabelValue(ev.ID()),
+		LabelManagedBy:     ManagedBy,
+		LabelTektonTrigger: t.Trigger,
+		LabelTektonEventID: EventIDLabelValue(ev.ID()),
+	}
+	if len(validation.IsValidLabelValue(w.Source)) == 0 {
+		labels[LabelTektonEventListener] = w.Source
 	}
 	if c := t.Concurrency; c != nil {
 		labels[LabelConcurrencyGroup] = GroupLabelValue(t.App, c.Group)

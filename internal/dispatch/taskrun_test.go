@@ -45,6 +45,9 @@ func TestRenderTaskRun(t *testing.T) {
 	if tr.Labels[LabelApp] != "shop" || tr.Labels[LabelManagedBy] != ManagedBy || tr.Labels["team"] != "shop" || tr.Annotations[AnnotationEventID] != testDeliveryID {
 		t.Errorf("metadata = %v %v", tr.Labels, tr.Annotations)
 	}
+	if tr.Labels[LabelTektonTrigger] != "build" || tr.Labels[LabelTektonEventListener] != "github-acme" || tr.Labels[LabelTektonEventID] != testDeliveryID {
+		t.Errorf("Tekton Triggers' labels missing: %v", tr.Labels)
+	}
 	if tr.Spec.ServiceAccountName != "shop-builder" || tr.Spec.TaskRef.Name != "lint" {
 		t.Errorf("spec = %+v", tr.Spec)
 	}
