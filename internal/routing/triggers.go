@@ -248,14 +248,28 @@ func validExpression(expr string) bool {
 	return false
 }
 
-// warnUnproducedTypes warns of literal types in the router's namespace
-// (dev.switchyard.) that no source produces: a typo there loads fine and
-// the trigger never fires.
+// normalizedAway are provider types no delivery keeps: the providers
+// always normalize these events (internal/ingest), to the type given.
+var normalizedAway = map[string]string{
+	"com.github.pull_request":  "dev.switchyard.git.pullrequest",
+	"com.gitlab.merge_request": "dev.switchyard.git.pullrequest",
+	"com.gitlab.push":          "dev.switchyard.git.push (dev.switchyard.git.branch.deleted for a deletion)",
+	"com.gitlab.tag_push":      "dev.switchyard.git.tag (dev.switchyard.git.tag.deleted for a deletion)",
+}
+
+// warnUnproducedTypes warns of literal types that no source produces: in
+// the router's namespace (dev.switchyard.), where a typo loads fine and the
+// trigger never fires, and provider types whose events are always
+// normalized (a Tekton user's com.github.pull_request).
 func (l *loader) warnUnproducedTypes(file string, at func(j int) int, owner string, types []string) {
 	if l.opts.EventTypes == nil {
 		return
 	}
 	for j, typ := range types {
+		if instead, ok := normalizedAway[typ]; ok {
+			l.warnf(file, at(j), "%s: no source produces event type %q, so nothing fires on it: those deliveries become %s", owner, typ, instead)
+			continue
+		}
 		if !strings.HasPrefix(typ, reservedTypePrefix) || strings.ContainsAny(typ, "*?[{!") || slices.Contains(l.opts.EventTypes, typ) {
 			continue
 		}
