@@ -73,6 +73,10 @@ type condition struct {
 	// bodyPaths are the body fields it reads, when it reads body only
 	// through field selections (body.a.b); nil otherwise.
 	bodyPaths *bodyPaths
+	// changedFiles is set when the expression may read
+	// extensions.changed_files, which is then computed for it (as
+	// Tekton's GitHub interceptor adds it before a CEL interceptor runs).
+	changedFiles bool
 	// headers are the header names the expression reads by a literal
 	// (header.x, header['x'], header.canonical('x'), 'x' in header), for
 	// load to refuse credential headers.
@@ -99,7 +103,7 @@ func compileCEL(expr string, wantBool bool) (*condition, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &condition{expr: expr}
+	c := &condition{expr: expr, changedFiles: strings.Contains(expr, changedFilesExtension)}
 	for _, ref := range checked.NativeRep().ReferenceMap() {
 		if ref.Name == "body" {
 			c.usesBody = true
@@ -268,6 +272,8 @@ func (c *condition) eval(vars interpreter.Activation) (bool, error) {
 type celVars struct {
 	st   *routeState
 	body map[string]any
+	// changedFiles adds changed_files to extensions (condition.changedFiles).
+	changedFiles bool
 }
 
 var _ interpreter.Activation = celVars{}
@@ -279,6 +285,9 @@ func (v celVars) ResolveName(name string) (any, bool) {
 	case "header":
 		return v.st.headers(), true
 	case "extensions":
+		if v.changedFiles {
+			return v.st.extWithChangedFiles(), true
+		}
 		return v.st.ext, true
 	case "requestURL":
 		return "/v1/hooks/" + v.st.in.Source, true

@@ -129,7 +129,7 @@ func (t *trigger) extensions(st *routeState) (map[string]any, error) {
 		ext = map[string]any{}
 	}
 	if t.readsChangedFiles {
-		ext[changedFilesExtension] = st.changedFiles()
+		ext[changedFilesExtension] = st.changedFilesValue()
 	}
 	if len(t.overlays) == 0 {
 		return ext, nil
@@ -140,7 +140,7 @@ func (t *trigger) extensions(st *routeState) (map[string]any, error) {
 		if err != nil {
 			return nil, fmt.Errorf("overlay %q: %w", o.key, err)
 		}
-		out, _, err := o.c.prg.Eval(celVars{st: st, body: body})
+		out, _, err := o.c.prg.Eval(celVars{st: st, body: body, changedFiles: o.c.changedFiles})
 		if err != nil {
 			return nil, fmt.Errorf("overlay %q: %w", o.key, err)
 		}
@@ -206,6 +206,28 @@ func overlayJSON(val ref.Val) ([]byte, error) {
 		}
 		return raw.([]byte), nil
 	}
+}
+
+// extWithChangedFiles is the event's extensions with changed_files, for
+// CEL expressions that read it; made once per event.
+func (st *routeState) extWithChangedFiles() map[string]any {
+	if st.extChanged == nil {
+		st.extChanged = maps.Clone(st.ext)
+		if st.extChanged == nil {
+			st.extChanged = map[string]any{}
+		}
+		st.extChanged[changedFilesExtension] = st.changedFilesValue()
+	}
+	return st.extChanged
+}
+
+// changedFilesValue is changedFiles, computed once per event.
+func (st *routeState) changedFilesValue() string {
+	if st.changed == nil {
+		s := st.changedFiles()
+		st.changed = &s
+	}
+	return *st.changed
 }
 
 // changedFilesExtension is the extension Tekton's GitHub interceptor sets

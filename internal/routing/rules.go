@@ -352,6 +352,11 @@ type routeState struct {
 	objectChecked, objectOK bool
 	eventMap                map[string]any
 
+	// changed and extChanged are changed_files and the extensions with it,
+	// made on first use.
+	changed    *string
+	extChanged map[string]any
+
 	// The app of the last trigger visited, and why it refuses the event.
 	app       *app
 	appReason string
@@ -611,7 +616,7 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 				return st.why(func() string { return fmt.Sprintf("when: %v", err) }), ""
 			}
 		}
-		ok, err := c.eval(celVars{st, body})
+		ok, err := c.eval(celVars{st, body, c.changedFiles})
 		if err != nil {
 			return st.why(func() string { return fmt.Sprintf("when %q: %v", c.expr, err) }), ""
 		}
