@@ -28,7 +28,7 @@ const quayLegacyPush = `{
 func TestQuayLegacyPayload(t *testing.T) {
 	for name, body := range map[string]string{
 		"legacy": quayLegacyPush,
-		"today":  strings.Replace(quayLegacyPush, `{
+		"today": strings.Replace(quayLegacyPush, `{
     "latest": "b750fe79269d2ec9a3c593ef05b4332b1d1a02a62b4accb2c21d589ff2f5f2dc",
     "22.04": "b750fe79269d2ec9a3c593ef05b4332b1d1a02a62b4accb2c21d589ff2f5f2dc"
   }`, `["22.04", "latest"]`, 1),
