@@ -101,6 +101,9 @@ triggers:
 		if tr.Spec.TaskRef == nil || len(tr.Spec.Params) != 1 || tr.Spec.Params[0].Value.StringVal != "7c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d" {
 			t.Errorf("TaskRun %s spec %+v, want its taskRef and the bound revision", name, tr.Spec)
 		}
+		if l := tr.Labels; l["triggers.tekton.dev/trigger"] != "build" || l["triggers.tekton.dev/eventlistener"] != "github" || l["triggers.tekton.dev/triggers-eventid"] != "taskruns-1" {
+			t.Errorf("TaskRun %s labels %v, want Tekton Triggers' own", name, l)
+		}
 		if tr.Spec.ServiceAccountName != "pipeline-runner" {
 			t.Errorf("TaskRun %s service account %q, want the app's pipeline-runner", name, tr.Spec.ServiceAccountName)
 		}
