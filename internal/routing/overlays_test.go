@@ -149,3 +149,27 @@ func TestOverlayErrors(t *testing.T) {
 		t.Errorf("Load = %v, want an overlay reading a credential refused", err)
 	}
 }
+
+// TestBitbucketOncePerDelivery: the one-line `when` that
+// docs/migrate-from-tekton-triggers.md gives to fire once per Bitbucket
+// delivery, as Tekton does, keeps only the first change's event.
+func TestBitbucketOncePerDelivery(t *testing.T) {
+	rules := mustLoad(t, map[string]string{
+		"root.yaml": templateRoot,
+		"apps/shop/app.yaml": `apiVersion: switchyard.dev/v1alpha1
+kind: App
+name: shop
+triggers:
+  - name: build
+    match: {when: "!event.id.matches('/[1-9][0-9]*$')"}
+    run: {pipelineRef: build}
+`,
+	})
+	for id, fires := range map[string]bool{"a1b2/0": true, "a1b2/1": false, "a1b2/12": false, "c3d4": true} {
+		ev := pushEvent(t, "dev.switchyard.git.push", nil, "{}")
+		ev.SetID(id)
+		if got := len(rules.Route(Input{Source: "github", Event: ev})) == 1; got != fires {
+			t.Errorf("event %s fired = %v, want %v", id, got, fires)
+		}
+	}
+}
