@@ -29,7 +29,7 @@ var overlays = []overlaySpec{
 	{"files", "body.commits.map(c, c.modified).flatten()"},
 }
 
-func overlayFiles(t *testing.T, extra string) map[string]string {
+func overlayFiles(t testing.TB, extra string) map[string]string {
 	t.Helper()
 	var b strings.Builder
 	for _, o := range overlays {
@@ -59,7 +59,7 @@ triggers:
 	}
 }
 
-func mustJSON(t *testing.T, v any) string {
+func mustJSON(t testing.TB, v any) string {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -170,6 +170,20 @@ triggers:
 		ev.SetID(id)
 		if got := len(rules.Route(Input{Source: "github", Event: ev})) == 1; got != fires {
 			t.Errorf("event %s fired = %v, want %v", id, got, fires)
+		}
+	}
+}
+
+// BenchmarkRouteOverlays: routing a push through a trigger with seven
+// overlays and changed_files.
+func BenchmarkRouteOverlays(b *testing.B) {
+	rules := mustLoad(b, overlayFiles(b, ""))
+	in := Input{Source: "github", Event: pushEvent(b, "dev.switchyard.git.push", map[string]string{"revision": "abc"}, overlayPush),
+		Header: http.Header{"X-Tier": []string{"gold"}}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if len(rules.Route(in)) != 1 {
+			b.Fatal("no target")
 		}
 	}
 }
