@@ -163,6 +163,22 @@ func TestTemplateRunsConcurrency(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "concurrency groups hold PipelineRuns") {
 		t.Errorf("Load = %v, want concurrency refused for a TaskRun template", err)
 	}
+	two := strings.Replace(runsTemplate, "kind: TaskRun", "kind: PipelineRun", -1)
+	two = strings.Replace(two, "taskRef: {name: lint}", "pipelineRef: {name: lint}", 1)
+	two = strings.Replace(two, "taskRef: {name: test}", "pipelineRef: {name: test}", 1)
+	two = strings.Replace(two, "        serviceAccountName: $(tt.params.sa)\n", "", 1)
+	two = strings.Replace(two, "        podTemplate: {nodeSelector: {pool: ci}}\n", "", 1)
+	files := runsFiles(runsTrigger + "    concurrency: {cancelInProgress: true}\n")
+	files["apps/shop/tekton/tt.yaml"] = two
+	_, err = Load(mapFS(files), "rules", Options{})
+	if err == nil || !strings.Contains(err.Error(), "cancelInProgress would cancel each with the next") {
+		t.Errorf("Load = %v, want cancelInProgress refused for a template of several runs", err)
+	}
+	files = runsFiles(runsTrigger + "    concurrency: {limit: 1}\n")
+	files["apps/shop/tekton/tt.yaml"] = two
+	if _, err := Load(mapFS(files), "rules", Options{}); err != nil {
+		t.Errorf("Load with a limit = %v, want it accepted", err)
+	}
 }
 
 func TestRunName(t *testing.T) {

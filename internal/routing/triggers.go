@@ -31,6 +31,8 @@ func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerS
 		l.compileConcurrency(file, at, ts.Name, c, t)
 		if t.template != nil && rendersTaskRun(t.template) {
 			l.addf(file, at("concurrency"), "trigger %q: concurrency groups hold PipelineRuns, and template %q renders a TaskRun: drop concurrency or render PipelineRuns only", ts.Name, t.template.Name)
+		} else if t.template != nil && c.CancelInProgress && len(t.template.Spec.ResourceTemplates) > 1 {
+			l.addf(file, at("concurrency", "cancelInProgress"), "trigger %q: template %q renders %d PipelineRuns per event, and cancelInProgress would cancel each with the next: use a limit", ts.Name, t.template.Name, len(t.template.Spec.ResourceTemplates))
 		}
 	}
 	if len(l.problems) == before {
