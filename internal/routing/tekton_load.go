@@ -231,6 +231,8 @@ func (l *loader) ignoreObject(file string, n *yaml.Node, h header) {
 		l.warnf(file, n.Line, "ignored %s: Switchyard's triggers are declared in the app manifest (triggers[], with run.bindings and run.template)", what)
 	case group == triggersGroup && (h.Kind == "Interceptor" || h.Kind == "ClusterInterceptor"):
 		l.warnf(file, n.Line, "ignored %s: sources verify webhooks, and match conditions and CEL overlays do the interceptors' work", what)
+	case h.APIVersion == "v1" && h.Kind == "Secret":
+		l.warnf(file, n.Line, "ignored %s: a webhook secret is read from the file or environment variable a root source names (secret: {file: ...} or {env: ...}), never from the rules", what)
 	default:
 		l.warnf(file, n.Line, "ignored %s: Switchyard reads only TriggerBindings, ClusterTriggerBindings and TriggerTemplates from resources (apply the rest with kubectl)", what)
 	}

@@ -114,7 +114,7 @@ triggers:
 		`triggers.yaml:1: ignored EventListener "listener" (triggers.tekton.dev/v1alpha1): the Switchyard manifest replaces EventListeners`,
 		`triggers.yaml:11: ignored Trigger "on-push" (triggers.tekton.dev/v1beta1): Switchyard's triggers are declared in the app manifest`,
 		`triggers.yaml:19: ignored Pipeline "build" (tekton.dev/v1beta1): Switchyard reads only TriggerBindings, ClusterTriggerBindings and TriggerTemplates`,
-		`triggers.yaml:26: ignored Secret "github-secret" (v1)`,
+		`triggers.yaml:26: ignored Secret "github-secret" (v1): a webhook secret is read from the file or environment variable a root source names`,
 		`triggers.yaml:32: ignored RoleBinding "triggers-binding" (rbac.authorization.k8s.io/v1)`,
 	} {
 		if !strings.Contains(all, want) {
