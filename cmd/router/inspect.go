@@ -352,12 +352,12 @@ func runExplain(ctx context.Context, o explainOptions, s ioStreams) int {
 		}
 		for _, t := range d.Targets {
 			et := explainedTarget{Target: t}
-			pr, err := dispatch.Render(ctx, queue.Work{Source: src.Name, Event: *ev, Target: t})
+			pr, err := dispatch.RenderAny(ctx, queue.Work{Source: src.Name, Event: *ev, Target: t})
 			if err != nil {
 				et.RenderError = err.Error()
 			} else if et.PipelineRun, err = json.Marshal(pr); err != nil {
 				et.RenderError = err.Error()
-			} else if et.yaml, err = dispatch.MarshalYAML(pr); err != nil {
+			} else if et.yaml, err = dispatch.MarshalRunYAML(pr); err != nil {
 				et.RenderError = err.Error()
 			}
 			x.Targets = append(x.Targets, et)
@@ -408,7 +408,7 @@ func printExplanation(w io.Writer, x explanation) {
 				ref += ", pipelineRef " + t.PipelineRef
 			}
 		}
-		fmt.Fprintf(w, "  %s/%s -> PipelineRun %s/%s (%s)\n", t.App, t.Trigger, t.Namespace, t.Name, ref)
+		fmt.Fprintf(w, "  %s/%s -> %s %s/%s (%s)\n", t.App, t.Trigger, t.RunKind(), t.Namespace, t.Name, ref)
 		for _, p := range t.Params {
 			fmt.Fprintf(w, "      param %s = %q\n", p.Name, p.Value)
 		}

@@ -196,7 +196,7 @@ func (rp *replayer) replay(ctx context.Context, se queue.StoredEvent) error {
 			continue
 		}
 		if rp.o.force {
-			t.Name = routing.PipelineRunName(t.App, t.Trigger, se.Source, ev.ID()+"#"+rp.key)
+			t.Name = routing.RunName(t.App, t.Trigger, se.Source, ev.ID()+"#"+rp.key, t.Index)
 		}
 		verb := "queued"
 		if rp.o.dryRun {

@@ -29,37 +29,37 @@ var _ Creator = DirCreator{}
 // then a link or rename into place), so readers never see a partial file.
 // See Creator for the error contract.
 func (c DirCreator) Create(ctx context.Context, pr *pipelinev1.PipelineRun) error {
-	if err := c.create(ctx, pr); err != nil {
+	b, err := MarshalYAML(pr)
+	if err != nil {
+		return queue.Permanent(err)
+	}
+	if err := c.write(ctx, pr.Namespace, pr.Name, b); err != nil {
 		return fmt.Errorf("write pipelinerun %s/%s: %w", pr.Namespace, pr.Name, err)
 	}
 	return nil
 }
 
-func (c DirCreator) create(ctx context.Context, pr *pipelinev1.PipelineRun) error {
+// write writes one run's YAML b to Dir/namespace/name.yaml, once.
+func (c DirCreator) write(ctx context.Context, namespace, name string, b []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	// Render already validated both as DNS names; checked again because
 	// they become path elements.
-	for _, elem := range []string{pr.Namespace, pr.Name} {
+	for _, elem := range []string{namespace, name} {
 		if !safePathElem(elem) {
 			return queue.Permanent(fmt.Errorf("unsafe path element %q", elem))
 		}
 	}
-	dir := filepath.Join(c.Dir, pr.Namespace)
-	path := filepath.Join(dir, pr.Name+".yaml")
+	dir := filepath.Join(c.Dir, namespace)
+	path := filepath.Join(dir, name+".yaml")
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("%w: %s", ErrAlreadyExists, path)
-	}
-
-	b, err := MarshalYAML(pr)
-	if err != nil {
-		return queue.Permanent(err)
 	}
 	if err := os.MkdirAll(dir, dirMode); err != nil {
 		return err
 	}
-	tmp, err := writeTemp(dir, "."+pr.Name+".yaml.*", b)
+	tmp, err := writeTemp(dir, "."+name+".yaml.*", b)
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 
 	"github.com/switchyard-dev/switchyard/internal/queue"
@@ -66,7 +67,7 @@ func New(c Creator, logger *slog.Logger, opts ...Option) *Dispatcher {
 }
 
 // Handle checks w against the Grant (WithGrant), renders the PipelineRun
-// for w and creates it. A PipelineRun that already exists is success (the
+// or TaskRun for w and creates it. A run that already exists is success (the
 // work was done before). Work the Grant refuses is a queue.Permanent error
 // ("grant: ..."), logged here as a warning, and nothing is created. Other
 // errors keep their queue.Permanent mark and are left to the caller, the
@@ -75,17 +76,15 @@ func (d *Dispatcher) Handle(ctx context.Context, w queue.Work) error {
 	if err := d.admit(ctx, w); err != nil {
 		return err
 	}
-	pr, err := Render(ctx, w)
-	if err == nil {
-		err = d.creator.Create(ctx, pr)
-	}
-	msg := "pipelinerun created"
+	ns, name, err := createRun(ctx, d.creator, w)
+	kind := strings.ToLower(w.Target.RunKind())
+	msg := kind + " created"
 	switch {
 	case err == nil:
 		d.created.Add(1)
 	case errors.Is(err, ErrAlreadyExists):
 		d.existed.Add(1)
-		msg = "pipelinerun already exists"
+		msg = kind + " already exists"
 	case queue.IsPermanent(err):
 		d.permanent.Add(1)
 		return err
@@ -97,8 +96,8 @@ func (d *Dispatcher) Handle(ctx context.Context, w queue.Work) error {
 		slog.String("event_id", w.Event.ID()),
 		slog.String("app", w.Target.App),
 		slog.String("trigger", w.Target.Trigger),
-		slog.String("namespace", pr.Namespace),
-		slog.String("name", pr.Name),
+		slog.String("namespace", ns),
+		slog.String("name", name),
 	)
 	return nil
 }

@@ -1,4 +1,6 @@
-// Package dispatch turns one unit of queued work into one Tekton PipelineRun.
+// Package dispatch turns one unit of queued work into one Tekton PipelineRun,
+// or one TaskRun when a Tekton Triggers template rendered one (RenderTaskRun,
+// created by a Creator that is also a TaskRunCreator).
 //
 // Render builds the PipelineRun from a queue.Work (the routed target plus the
 // CloudEvent attributes, never the provider payload: dispatch does not parse
@@ -8,10 +10,10 @@
 // queue's handler, does both and counts the outcome.
 //
 // Invariants:
-//   - A PipelineRun's name is deterministic (routing.PipelineRunName), so a
-//     redelivered work item maps to the object it already created; a Creator
-//     reports that case with ErrAlreadyExists and Handle treats it as success.
-//     Exactly one PipelineRun per (event, app, trigger) follows.
+//   - A run's name is deterministic (routing.RunName), so a redelivered work
+//     item maps to the object it already created; a Creator reports that
+//     case with ErrAlreadyExists and Handle treats it as success. Exactly one
+//     run per (event, app, trigger, index) follows.
 //   - Errors marked with queue.Permanent (an invalid PipelineRun, a forbidden or
 //     missing namespace) cannot be fixed by retrying: the queue dead-letters
 //     them at once. Every other error is transient and the queue redelivers
@@ -19,7 +21,7 @@
 //   - The queue is not trusted: with WithGrant, Handle asks the Grant (the
 //     rules in force) before rendering, and creates nothing for work it
 //     refuses.
-//   - Every PipelineRun carries app.kubernetes.io/managed-by=switchyard and
+//   - Every run carries app.kubernetes.io/managed-by=switchyard and
 //     Switchyard's switchyard.dev/* keys; a template may set none of them
 //     (IsReservedKey). The concurrency controller acts only on Switchyard's
 //     runs of one app and group, so one app can never cancel or start

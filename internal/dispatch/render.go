@@ -42,6 +42,15 @@ const (
 	ManagedBy = "switchyard"
 )
 
+// Labels Tekton Triggers' EventListener puts on what it creates, set the
+// same way so setups that select runs by them keep working. Switchyard has
+// no EventListener: its value is the router source the event came through.
+const (
+	LabelTektonEventListener = "triggers.tekton.dev/eventlistener"
+	LabelTektonTrigger       = "triggers.tekton.dev/trigger"
+	LabelTektonEventID       = "triggers.tekton.dev/triggers-eventid" // EventIDLabelValue
+)
+
 // Annotations Switchyard puts on every PipelineRun it creates. They carry the
 // CloudEvent attributes verbatim; the optional ones are set only when the
 // event has them.
@@ -173,23 +182,11 @@ var pipelineRunType = metav1.TypeMeta{
 // starts from that PipelineRun; its name, namespace and service account are
 // forced to the target's, which routing held to the app's grant.
 func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
-	t, ev := w.Target, w.Event
-	var errs []error
-
-	if msgs := validation.IsDNS1123Label(t.Namespace); len(msgs) > 0 {
-		errs = append(errs, fmt.Errorf("invalid namespace %q: %s", t.Namespace, strings.Join(msgs, "; ")))
+	t := w.Target
+	errs := checkWork(w)
+	if t.RunKind() != routing.KindPipelineRun {
+		errs = append(errs, fmt.Errorf("target is a %s, not a PipelineRun", t.RunKind()))
 	}
-	if ev.ID() == "" {
-		errs = append(errs, errors.New("event has no id"))
-	}
-	for _, l := range []struct{ key, value string }{{LabelApp, t.App}, {LabelTrigger, t.Trigger}} {
-		if l.value == "" {
-			errs = append(errs, fmt.Errorf("label %s: empty value", l.key))
-		} else if msgs := validation.IsValidLabelValue(l.value); len(msgs) > 0 {
-			errs = append(errs, fmt.Errorf("label %s: invalid value %q: %s", l.key, l.value, strings.Join(msgs, "; ")))
-		}
-	}
-
 	var pr *pipelinev1.PipelineRun
 	if len(t.Resource) > 0 {
 		var err error
@@ -211,7 +208,7 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 		// group has room (at once, usually).
 		pr.Spec.Status = pipelinev1.PipelineRunSpecStatusPending
 	}
-	if err := mergeTemplateMetadata(pr, labels, annotations); err != nil {
+	if err := mergeTemplateMetadata(pr.Labels, pr.Annotations, labels, annotations); err != nil {
 		return nil, err
 	}
 
@@ -223,6 +220,27 @@ func build(w queue.Work) (*pipelinev1.PipelineRun, error) {
 		Annotations: annotations,
 	}
 	return pr, nil
+}
+
+// checkWork checks what every run needs of its work: a valid namespace,
+// an event id, and app and trigger names that are label values.
+func checkWork(w queue.Work) []error {
+	t, ev := w.Target, w.Event
+	var errs []error
+	if msgs := validation.IsDNS1123Label(t.Namespace); len(msgs) > 0 {
+		errs = append(errs, fmt.Errorf("invalid namespace %q: %s", t.Namespace, strings.Join(msgs, "; ")))
+	}
+	if ev.ID() == "" {
+		errs = append(errs, errors.New("event has no id"))
+	}
+	for _, l := range []struct{ key, value string }{{LabelApp, t.App}, {LabelTrigger, t.Trigger}} {
+		if l.value == "" {
+			errs = append(errs, fmt.Errorf("label %s: empty value", l.key))
+		} else if msgs := validation.IsValidLabelValue(l.value); len(msgs) > 0 {
+			errs = append(errs, fmt.Errorf("label %s: invalid value %q: %s", l.key, l.value, strings.Join(msgs, "; ")))
+		}
+	}
+	return errs
 }
 
 // ownMetadata returns the labels and annotations Switchyard sets on the
@@ -242,10 +260,15 @@ func ownMetadata(w queue.Work) (labels, annotations map[string]string) {
 	setIf(annotations, AnnotationPrincipal, extension(ev, extPrincipal))
 	setIf(annotations, AnnotationRulesRevision, t.RulesRevision)
 	labels = map[string]string{
-		LabelApp:       t.App,
-		LabelTrigger:   t.Trigger,
-		LabelEventID:   EventIDLabelValue(ev.ID()),
-		LabelManagedBy: ManagedBy,
+		LabelApp:           t.App,
+		LabelTrigger:       t.Trigger,
+		LabelEventID:       EventIDLabelValue(ev.ID()),
+		LabelManagedBy:     ManagedBy,
+		LabelTektonTrigger: t.Trigger,
+		LabelTektonEventID: EventIDLabelValue(ev.ID()),
+	}
+	if len(validation.IsValidLabelValue(w.Source)) == 0 {
+		labels[LabelTektonEventListener] = w.Source
 	}
 	if c := t.Concurrency; c != nil {
 		labels[LabelConcurrencyGroup] = GroupLabelValue(t.App, c.Group)
@@ -261,18 +284,18 @@ func ownMetadata(w queue.Work) (labels, annotations map[string]string) {
 }
 
 // mergeTemplateMetadata adds the labels and annotations of a template's
-// PipelineRun (pr's own) to labels and annotations. It refuses reserved
-// keys (IsReservedKey): the concurrency controller acts on runs by them, so
-// a template setting them could act on another app's runs.
-func mergeTemplateMetadata(pr *pipelinev1.PipelineRun, labels, annotations map[string]string) error {
-	errs := append(reservedKeys("label", pr.Labels), reservedKeys("annotation", pr.Annotations)...)
+// run (tmplLabels, tmplAnnotations) to labels and annotations. It refuses
+// reserved keys (IsReservedKey): the concurrency controller acts on runs by
+// them, so a template setting them could act on another app's runs.
+func mergeTemplateMetadata(tmplLabels, tmplAnnotations, labels, annotations map[string]string) error {
+	errs := append(reservedKeys("label", tmplLabels), reservedKeys("annotation", tmplAnnotations)...)
 	// Tekton's validation does not check metadata; the API server would.
-	for k, v := range pr.Labels {
+	for k, v := range tmplLabels {
 		if msgs := append(validation.IsQualifiedName(k), validation.IsValidLabelValue(v)...); len(msgs) > 0 {
 			errs = append(errs, fmt.Errorf("label %s=%q: %s", k, v, strings.Join(msgs, "; ")))
 		}
 	}
-	for k := range pr.Annotations {
+	for k := range tmplAnnotations {
 		if msgs := validation.IsQualifiedName(k); len(msgs) > 0 {
 			errs = append(errs, fmt.Errorf("annotation %s: %s", k, strings.Join(msgs, "; ")))
 		}
@@ -282,12 +305,12 @@ func mergeTemplateMetadata(pr *pipelinev1.PipelineRun, labels, annotations map[s
 	}
 	// Every key Switchyard sets is reserved, so none can clash; ours win
 	// regardless.
-	for k, v := range pr.Labels {
+	for k, v := range tmplLabels {
 		if _, ours := labels[k]; !ours {
 			labels[k] = v
 		}
 	}
-	for k, v := range pr.Annotations {
+	for k, v := range tmplAnnotations {
 		if _, ours := annotations[k]; !ours {
 			annotations[k] = v
 		}

@@ -83,6 +83,10 @@ func TestRender(t *testing.T) {
 						"switchyard.dev/trigger":       "build",
 						"switchyard.dev/event-id":      testDeliveryID,
 						"app.kubernetes.io/managed-by": "switchyard",
+						// Tekton Triggers' own, for setups that chain on them.
+						"triggers.tekton.dev/eventlistener":    "github-acme",
+						"triggers.tekton.dev/trigger":          "build",
+						"triggers.tekton.dev/triggers-eventid": testDeliveryID,
 					},
 					Annotations: map[string]string{
 						"switchyard.dev/event-id":      testDeliveryID,
@@ -128,10 +132,13 @@ func TestRender(t *testing.T) {
 					Name:      "shop-scan-0123456789",
 					Namespace: "shop-ci",
 					Labels: map[string]string{
-						"switchyard.dev/app":           "shop",
-						"switchyard.dev/trigger":       "scan",
-						"switchyard.dev/event-id":      "evt-1",
-						"app.kubernetes.io/managed-by": "switchyard",
+						"switchyard.dev/app":                   "shop",
+						"switchyard.dev/trigger":               "scan",
+						"switchyard.dev/event-id":              "evt-1",
+						"app.kubernetes.io/managed-by":         "switchyard",
+						"triggers.tekton.dev/eventlistener":    "agents",
+						"triggers.tekton.dev/trigger":          "scan",
+						"triggers.tekton.dev/triggers-eventid": "evt-1",
 					},
 					Annotations: map[string]string{
 						"switchyard.dev/event-id":      "evt-1",
@@ -158,6 +165,7 @@ func TestRender(t *testing.T) {
 			want: func() *pipelinev1.PipelineRun {
 				pr := mustRender(t, full)
 				pr.Labels[LabelEventID] = "sha256-" + "09ecb6ebc8bcefc733f6f2ec44f791abeed6a99edf0cc31519637898aebd52d8"[:56]
+				pr.Labels[LabelTektonEventID] = pr.Labels[LabelEventID]
 				pr.Annotations[AnnotationEventID] = longID
 				return pr
 			}(),
@@ -168,6 +176,7 @@ func TestRender(t *testing.T) {
 			want: func() *pipelinev1.PipelineRun {
 				pr := mustRender(t, full)
 				pr.Labels[LabelEventID] = EventIDLabelValue("gitlab:push/42 #1")
+				pr.Labels[LabelTektonEventID] = pr.Labels[LabelEventID]
 				pr.Annotations[AnnotationEventID] = "gitlab:push/42 #1"
 				return pr
 			}(),

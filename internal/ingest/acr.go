@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/binding"
@@ -16,10 +18,11 @@ import (
 // Azure Container Registry event types, as Event Grid names them
 // (https://learn.microsoft.com/azure/event-grid/event-schema-container-registry).
 const (
-	acrImagePushed       = "Microsoft.ContainerRegistry.ImagePushed"
-	acrImageDeleted      = "Microsoft.ContainerRegistry.ImageDeleted"
-	acrChartPushed       = "Microsoft.ContainerRegistry.ChartPushed"
-	acrChartDeleted      = "Microsoft.ContainerRegistry.ChartDeleted"
+	acrTypePrefix        = "Microsoft.ContainerRegistry."
+	acrImagePushed       = acrTypePrefix + "ImagePushed"
+	acrImageDeleted      = acrTypePrefix + "ImageDeleted"
+	acrChartPushed       = acrTypePrefix + "ChartPushed"
+	acrChartDeleted      = acrTypePrefix + "ChartDeleted"
 	eventGridValidation  = "Microsoft.EventGrid.SubscriptionValidationEvent"
 	acrWebhookTypePrefix = "com.azure.containerregistry."
 )
@@ -216,8 +219,13 @@ func acrEventGridEvent(id, egType, topic, eventTime string, data []byte) (event.
 	if err := json.Unmarshal(data, &p); err != nil {
 		return event.Event{}, fmt.Errorf("%w: event %q data: %v", ErrMalformed, id, err)
 	}
+	// Some Event Grid topics name the types without their namespace
+	// ("ImagePushed"): they are the same events.
 	typ := egType
-	switch egType {
+	if !strings.Contains(egType, ".") && slices.Contains([]string{acrImagePushed, acrImageDeleted, acrChartPushed, acrChartDeleted}, acrTypePrefix+egType) {
+		typ = acrTypePrefix + egType
+	}
+	switch typ {
 	case acrImagePushed:
 		typ = TypeImagePush
 	case acrImageDeleted:

@@ -181,9 +181,10 @@ func (sr scopeRule) checkTarget(t routing.Target) error {
 }
 
 // renderedParam returns the values the run's param name will have: from
-// the target's params, or from the PipelineRun a template rendered. A
-// value that is not a string (an array or object param) is returned as
-// its JSON text, which no environments list allows.
+// the target's params, or from the PipelineRun or TaskRun a template
+// rendered (both keep them in spec.params). A value that is not a string
+// (an array or object param) is returned as its JSON text, which no
+// environments list allows.
 func renderedParam(t routing.Target, name string) []string {
 	var out []string
 	for _, p := range t.Params {

@@ -165,18 +165,22 @@ func TestJudgeOnWhatRuns(t *testing.T) {
 	}
 }
 
-// TestJudgeTemplateParams: a template's rendered PipelineRun is judged on
-// its spec.params, whatever shape the value has.
+// TestJudgeTemplateParams: a template's rendered PipelineRun or TaskRun is
+// judged on its spec.params, whatever shape the value has.
 func TestJudgeTemplateParams(t *testing.T) {
 	rules := load(t)
 	ep := rules.Endpoint("agent")
 	ev := agentEvent(t, "com.acme.deploy", `{}`, nil)
 	for _, tc := range []struct {
-		value string
-		ok    bool
-	}{{`"staging"`, true}, {`"production"`, false}, {`["staging"]`, false}} {
-		res := fmt.Sprintf(`{"apiVersion":"tekton.dev/v1","kind":"PipelineRun","spec":{"params":[{"name":"environment","value":%s}]}}`, tc.value)
+		kind, value string
+		ok          bool
+	}{{"PipelineRun", `"staging"`, true}, {"PipelineRun", `"production"`, false}, {"PipelineRun", `["staging"]`, false},
+		{"TaskRun", `"staging"`, true}, {"TaskRun", `"production"`, false}} {
+		res := fmt.Sprintf(`{"apiVersion":"tekton.dev/v1","kind":%q,"spec":{"params":[{"name":"environment","value":%s}]}}`, tc.kind, tc.value)
 		target := routing.Target{App: "web", Trigger: "deploy", Namespace: "web-ci", Resource: json.RawMessage(res)}
+		if tc.kind == routing.KindTaskRun {
+			target.Kind = routing.KindTaskRun
+		}
 		err := policy.Judge(rules, policy.Request{Source: "agent", Caller: policy.EndpointCaller(ep, ""), Event: ev, Targets: []routing.Target{target}})
 		if (err == nil) != tc.ok {
 			t.Errorf("environment %s: Judge = %v, want ok=%v", tc.value, err, tc.ok)

@@ -90,7 +90,7 @@ func (q *Queue) RetryDeadLetter(ctx context.Context, seq uint64) (Work, error) {
 // drop it; dispatch's own deduplication is the PipelineRun name in the
 // work's target.
 func (q *Queue) Requeue(ctx context.Context, w Work, key string) error {
-	m, err := workMessage(w, workMsgID(w.Source, w.Event.ID(), w.Target.App, w.Target.Trigger)+"/"+key)
+	m, err := workMessage(w, workMsgID(w.Source, w.Event.ID(), w.Target.App, w.Target.Unit())+"/"+key)
 	if err != nil {
 		return err
 	}

@@ -159,6 +159,8 @@ type AcceptedTarget struct {
 	Trigger   string `json:"trigger"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
+	// Index is routing.Target.Index: which run of a template this is.
+	Index int `json:"index,omitempty"`
 }
 
 // AcceptedRecord is what the accepted-events bucket keeps of an event.
@@ -180,7 +182,7 @@ func acceptedRecord(a policy.Accepted) AcceptedRecord {
 	r.Identity, _ = ext["identity"].(string)
 	r.Principal, _ = ext["principal"].(string)
 	for _, t := range a.Targets {
-		r.Targets = append(r.Targets, AcceptedTarget{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name})
+		r.Targets = append(r.Targets, AcceptedTarget{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name, Index: t.Index})
 	}
 	return r
 }
@@ -232,7 +234,7 @@ func buildMessages(a policy.Accepted) ([]outMsg, error) {
 	})
 	for _, t := range a.Targets {
 		w := Work{Source: a.Source, Event: a.Event, Target: t}
-		m, err := workMessage(w, workMsgID(a.Source, eventID, w.Target.App, w.Target.Trigger))
+		m, err := workMessage(w, workMsgID(a.Source, eventID, w.Target.App, w.Target.Unit()))
 		if err != nil {
 			return nil, err
 		}

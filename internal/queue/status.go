@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-dev/switchyard/internal/policy"
+	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
 // The status vocabulary is policy's: GET /v1/events/{id} reports it.
@@ -34,7 +35,7 @@ func statusKey(eventKey, app, trigger string) string {
 }
 
 func workStatusKey(w Work) string {
-	return statusKey(acceptedKey(w.Source, w.Event.ID()), w.Target.App, w.Target.Trigger)
+	return statusKey(acceptedKey(w.Source, w.Event.ID()), w.Target.App, w.Target.Unit())
 }
 
 // setStatus records a target's state. It is best effort: the state is
@@ -82,7 +83,7 @@ func (q *Queue) Status(ctx context.Context, source, eventID string) (EventStatus
 	eventKey := acceptedKey(source, eventID)
 	for _, t := range rec.Targets {
 		st := TargetStatus{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name, State: StateQueued}
-		entry, err := q.status.Get(ctx, statusKey(eventKey, t.App, t.Trigger))
+		entry, err := q.status.Get(ctx, statusKey(eventKey, t.App, routing.Target{Trigger: t.Trigger, Index: t.Index}.Unit()))
 		switch {
 		case err == nil:
 			if err := json.Unmarshal(entry.Value(), &st); err != nil {

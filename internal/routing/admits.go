@@ -25,8 +25,8 @@ func notGranted(format string, args ...any) error { return grantError(fmt.Sprint
 // authenticated as identity may still run t, a target routed earlier
 // (perhaps by other rules): the app and its trigger exist, the app's grant
 // and the trigger's sources and identities admit the caller as Route
-// does, and the namespace and service accounts, the rendered PipelineRun's
-// included, are granted. Dispatch asks it before creating, so a grant
+// does, and the namespace and service accounts, the rendered run's
+// (PipelineRun or TaskRun) included, are granted. Dispatch asks it before creating, so a grant
 // withdrawn after routing stops the run. The error matches ErrNotGranted
 // and names what is no longer granted.
 func (r *Rules) Admits(source, identity string, t Target) error {
@@ -48,12 +48,15 @@ func (r *Rules) Admits(source, identity string, t Target) error {
 	namespaces := []string{t.Namespace}
 	accounts := []string{t.ServiceAccount}
 	if len(t.Resource) > 0 {
-		pr, err := decodePipelineRun(t.Resource)
+		run, err := decodeRun(t.Resource)
 		if err != nil {
 			return notGranted("app %q: resource: %v", a.name, err)
 		}
-		namespaces = append(namespaces, pr.Namespace)
-		accounts = append(accounts, pipelineRunAccounts(pr)...)
+		if run.kind() != t.RunKind() {
+			return notGranted("app %q: resource is a %s, the target says %s", a.name, run.kind(), t.RunKind())
+		}
+		namespaces = append(namespaces, run.meta().Namespace)
+		accounts = append(accounts, run.accounts()...)
 	}
 	for k, ns := range namespaces {
 		if (k == 0 || ns != "") && !slices.Contains(a.namespaces, ns) {

@@ -81,9 +81,12 @@ spec:
 			want: `app "web" no longer grants namespace "prod"`},
 		{name: "resource task service account withdrawn", rules: after, source: "github", target: with(build, resource("ci", "runner", "deployer")),
 			want: `app "web" no longer grants service account "deployer"`},
-		{name: "resource not a PipelineRun", rules: before, source: "github", target: with(build, func(tg *Target) {
+		{name: "resource a TaskRun on a PipelineRun target", rules: before, source: "github", target: with(build, func(tg *Target) {
 			tg.Resource = resourceYAML(t, "apiVersion: tekton.dev/v1\nkind: TaskRun\nmetadata: {name: x}\n")
-		}), want: `app "web": resource: renders tekton.dev/v1 TaskRun: only tekton.dev PipelineRuns are allowed`},
+		}), want: `app "web": resource is a TaskRun, the target says PipelineRun`},
+		{name: "resource not a run", rules: before, source: "github", target: with(build, func(tg *Target) {
+			tg.Resource = resourceYAML(t, "apiVersion: v1\nkind: Pod\nmetadata: {name: x}\n")
+		}), want: `app "web": resource: renders v1 Pod: templates render only tekton.dev PipelineRuns and TaskRuns (tekton.dev/v1 or v1beta1)`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.rules.Admits(tc.source, tc.identity, tc.target)

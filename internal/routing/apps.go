@@ -80,6 +80,7 @@ func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant,
 		sources:         g.Sources,
 		identities:      g.Identities,
 		eventTypes:      types,
+		openExtensions:  opensExtensions(g.Sources, g.Identities, sources),
 	}
 	files := []string{pattern}
 	glob := isGlob(pattern)
@@ -137,8 +138,8 @@ type appManifest struct {
 }
 
 // loadApp decodes an app's manifest files and its Tekton resources, then
-// compiles the triggers. Files a glob matched that are Tekton Triggers
-// objects are skipped: they are resources, listed by the app's manifests.
+// compiles the triggers. Files a glob matched that are Tekton objects are
+// skipped: they are resources, listed by the app's manifests.
 func (l *loader) loadApp(a *app, files []string, glob bool) bool {
 	before := len(l.problems)
 	var manifests []appManifest
@@ -150,7 +151,7 @@ func (l *loader) loadApp(a *app, files []string, glob bool) bool {
 		}
 		if glob {
 			var h header
-			if yaml.Unmarshal(data, &h) == nil && isTektonKind(h.APIVersion, h.Kind) {
+			if yaml.Unmarshal(data, &h) == nil && isTektonFile(h.APIVersion) {
 				resourcesOnly = true
 				continue
 			}
@@ -249,4 +250,25 @@ func sourceNames(sources map[string]*Source) []string {
 		names = append(names, n)
 	}
 	return names
+}
+
+// opensExtensions reports whether some caller an app grants sends its own
+// CloudEvent extensions: a source of kind cloudevents, or an identity that
+// is not a webhook source's (an endpoint's callers).
+func opensExtensions(granted, identities []string, sources map[string]*Source) bool {
+	for _, name := range granted {
+		if s := sources[name]; s != nil && s.Kind == "cloudevents" {
+			return true
+		}
+	}
+	for _, id := range identities {
+		name, isSource := strings.CutPrefix(id, identitySourcePrefix)
+		if !isSource {
+			return true
+		}
+		if s := sources[name]; s != nil && s.Kind == "cloudevents" {
+			return true
+		}
+	}
+	return false
 }

@@ -164,7 +164,7 @@ func evalForTest(c *condition, st *routeState, body func() (map[string]any, erro
 	if err != nil {
 		return false, fmt.Errorf("body: %w", err)
 	}
-	return c.eval(celVars{st, b})
+	return c.eval(celVars{st: st, body: b})
 }
 
 // FuzzBodyPart checks the scanned part of any body against the part

@@ -73,6 +73,10 @@ type condition struct {
 	// bodyPaths are the body fields it reads, when it reads body only
 	// through field selections (body.a.b); nil otherwise.
 	bodyPaths *bodyPaths
+	// changedFiles is set when the expression may read
+	// extensions.changed_files, which is then computed for it (as
+	// Tekton's GitHub interceptor adds it before a CEL interceptor runs).
+	changedFiles bool
 	// headers are the header names the expression reads by a literal
 	// (header.x, header['x'], header.canonical('x'), 'x' in header), for
 	// load to refuse credential headers.
@@ -81,15 +85,25 @@ type condition struct {
 
 // compileCondition parses, type-checks (compileBool) and plans expr.
 func compileCondition(expr string) (*condition, error) {
+	return compileCEL(expr, true)
+}
+
+// compileCEL parses, type-checks and plans expr; wantBool requires a bool
+// (or dyn) result, as conditions do; overlays take any.
+func compileCEL(expr string, wantBool bool) (*condition, error) {
 	env, err := celEnv()
 	if err != nil {
 		return nil, fmt.Errorf("build CEL environment: %w", err)
 	}
-	checked, err := compileBool(env, expr)
+	compile := compileAny
+	if wantBool {
+		compile = compileBool
+	}
+	checked, err := compile(env, expr)
 	if err != nil {
 		return nil, err
 	}
-	c := &condition{expr: expr}
+	c := &condition{expr: expr, changedFiles: strings.Contains(expr, changedFilesExtension)}
 	for _, ref := range checked.NativeRep().ReferenceMap() {
 		if ref.Name == "body" {
 			c.usesBody = true
@@ -212,6 +226,18 @@ func selectedBodyPaths(e ast.Expr) *bodyPaths {
 // compileBool parses and type-checks expr in env. A result type other than
 // bool (or dyn, checked when evaluated, as Tekton does) is an error.
 func compileBool(env *cel.Env, expr string) (*cel.Ast, error) {
+	ast, err := compileAny(env, expr)
+	if err != nil {
+		return nil, err
+	}
+	if out := ast.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
+		return nil, fmt.Errorf("must be a bool expression, it is %s", out)
+	}
+	return ast, nil
+}
+
+// compileAny parses and type-checks expr in env, whatever its type.
+func compileAny(env *cel.Env, expr string) (*cel.Ast, error) {
 	ast, iss := env.Compile(expr)
 	if iss.Err() != nil {
 		var msgs []string
@@ -223,9 +249,6 @@ func compileBool(env *cel.Env, expr string) (*cel.Ast, error) {
 			msgs = append(msgs, at+": "+e.Message)
 		}
 		return nil, errors.New(strings.Join(msgs, "; "))
-	}
-	if out := ast.OutputType(); !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
-		return nil, fmt.Errorf("must be a bool expression, it is %s", out)
 	}
 	return ast, nil
 }
@@ -249,6 +272,8 @@ func (c *condition) eval(vars interpreter.Activation) (bool, error) {
 type celVars struct {
 	st   *routeState
 	body map[string]any
+	// changedFiles adds changed_files to extensions (condition.changedFiles).
+	changedFiles bool
 }
 
 var _ interpreter.Activation = celVars{}
@@ -260,6 +285,9 @@ func (v celVars) ResolveName(name string) (any, bool) {
 	case "header":
 		return v.st.headers(), true
 	case "extensions":
+		if v.changedFiles {
+			return v.st.extWithChangedFiles(), true
+		}
 		return v.st.ext, true
 	case "requestURL":
 		return "/v1/hooks/" + v.st.in.Source, true

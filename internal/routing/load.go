@@ -391,13 +391,26 @@ type header struct {
 }
 
 func (l *loader) compileCondition(expr string) (*condition, error) {
-	if r, ok := l.conditions[expr]; ok {
+	return l.compileCached(expr, true)
+}
+
+// compileExpression compiles an overlay's expression, of any type.
+func (l *loader) compileExpression(expr string) (*condition, error) {
+	return l.compileCached(expr, false)
+}
+
+func (l *loader) compileCached(expr string, wantBool bool) (*condition, error) {
+	key := expr
+	if !wantBool {
+		key = "\x00any\x00" + expr
+	}
+	if r, ok := l.conditions[key]; ok {
 		return r.c, r.err
 	}
-	c, err := compileCondition(expr)
+	c, err := compileCEL(expr, wantBool)
 	if l.conditions == nil {
 		l.conditions = map[string]condResult{}
 	}
-	l.conditions[expr] = condResult{c, err}
+	l.conditions[key] = condResult{c, err}
 	return c, err
 }

@@ -123,6 +123,9 @@ type triggerSpec struct {
 	Match       matchSpec        `yaml:"match"`
 	Run         runSpec          `yaml:"run"`
 	Concurrency *concurrencySpec `yaml:"concurrency"`
+	// Overlays are CEL overlays whose results bindings read as
+	// $(extensions.<key>), as with Tekton's CEL interceptor.
+	Overlays []overlaySpec `yaml:"overlays"`
 }
 
 // concurrencySpec bounds the PipelineRuns of one group (GitHub Actions'

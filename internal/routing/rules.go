@@ -128,6 +128,10 @@ type app struct {
 	identities      []string
 	eventTypes      globList
 	triggers        []*trigger
+	// openExtensions is set when some caller of the app sends its own
+	// CloudEvent extensions (a cloudevents source, an endpoint): a binding
+	// reading an extension Switchyard does not set is then only warned of.
+	openExtensions bool
 }
 
 // admits reports whether the grant lets an event from source, authenticated
@@ -206,9 +210,14 @@ type trigger struct {
 	tasksTimeout          string
 	finallyTimeout        string
 	workspaces            []pipelinev1.WorkspaceBinding
+	// overlays are the trigger's CEL overlays, in order.
+	overlays []overlay
+	// readsChangedFiles is set when a binding reads
+	// $(extensions.changed_files).
+	readsChangedFiles bool
 	// A template run (bindingParams are its bindings).
-	template    *triggersv1.TriggerTemplate
-	templateRaw []byte
+	template *triggersv1.TriggerTemplate
+	// templateUID says some resource template reads $(uid).
 	templateUID bool
 }
 
@@ -363,6 +372,11 @@ type routeState struct {
 	objectChecked, objectOK bool
 	eventMap                map[string]any
 
+	// changed and extChanged are changed_files and the extensions with it,
+	// made on first use.
+	changed    *string
+	extChanged map[string]any
+
 	// The app of the last trigger visited, and why it refuses the event.
 	app       *app
 	appReason string
@@ -509,12 +523,14 @@ func (st *routeState) visit(t *trigger, d *Decision) {
 		reason, note = st.mismatch(t)
 	}
 	if reason == "" {
-		target, err := t.target(st)
+		targets, err := t.targets(st)
 		if err == nil {
-			if note != "" {
-				target.Notes = append(target.Notes, note)
+			for _, target := range targets {
+				if note != "" {
+					target.Notes = append(target.Notes, note)
+				}
+				d.Targets = append(d.Targets, target)
 			}
-			d.Targets = append(d.Targets, target)
 			return
 		}
 		reason = err.Error()
@@ -620,7 +636,7 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 				return st.why(func() string { return fmt.Sprintf("when: %v", err) }), ""
 			}
 		}
-		ok, err := c.eval(celVars{st, body})
+		ok, err := c.eval(celVars{st, body, c.changedFiles})
 		if err != nil {
 			return st.why(func() string { return fmt.Sprintf("when %q: %v", c.expr, err) }), ""
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"strconv"
 	"strings"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -15,12 +16,25 @@ type Param struct {
 	Value string `json:"value"`
 }
 
-// Target is one (app, trigger) that an event matched, with everything
-// dispatch needs to create its PipelineRun. Routing fills it; dispatch never
-// looks at the provider payload.
+// Kinds of run a Target creates (Target.Kind).
+const (
+	KindPipelineRun = "PipelineRun"
+	KindTaskRun     = "TaskRun"
+)
+
+// Target is one run an event causes: an (app, trigger) it matched, and for a
+// template that renders several runs, one of them (Index). It holds
+// everything dispatch needs to create the run. Routing fills it; dispatch
+// never looks at the provider payload.
 type Target struct {
 	App     string `json:"app"`
 	Trigger string `json:"trigger"`
+	// Kind is the run's kind: empty for a PipelineRun (as in work queued
+	// before TaskRuns existed), KindTaskRun for a TaskRun. See RunKind.
+	Kind string `json:"kind,omitempty"`
+	// Index is the position of Resource among the runs the trigger's
+	// template renders; 0 for the first and for pipelineRef runs.
+	Index int `json:"index,omitempty"`
 	// Namespace and Name identify the PipelineRun this target creates. Name
 	// is deterministic (see PipelineRunName) so a redelivered event maps to
 	// the same object and AlreadyExists means "done".
@@ -38,12 +52,13 @@ type Target struct {
 	FinallyTimeout string `json:"finallyTimeout,omitempty"`
 	// Workspaces are the PipelineRun's workspace bindings.
 	Workspaces []pipelinev1.WorkspaceBinding `json:"workspaces,omitempty"`
-	// Resource, when set, is the PipelineRun a Tekton Triggers template
+	// Resource, when set, is the run (Kind) a Tekton Triggers template
 	// rendered, as tekton.dev/v1 JSON; routing has checked its namespace and
 	// service accounts against the app's grant. Dispatch forces its name and
 	// namespace to Name and Namespace, and adds Switchyard's labels. With a
 	// Resource, PipelineRef, Params, timeouts and Workspaces are unused
-	// (PipelineRef names the template's pipelineRef, for display only).
+	// (PipelineRef names the template's pipelineRef or taskRef, for display
+	// only).
 	Resource json.RawMessage `json:"resource,omitempty"`
 	// Concurrency, when set, bounds the PipelineRuns of a group; Group is
 	// resolved for this event.
@@ -54,6 +69,26 @@ type Target struct {
 	// RulesRevision is the revision of the rules that routed the event
 	// (Rules.Revision), for the audit trail on the PipelineRun.
 	RulesRevision string `json:"rulesRevision,omitempty"`
+}
+
+// RunKind returns the kind of run t creates: Kind, KindPipelineRun when
+// empty.
+func (t Target) RunKind() string {
+	if t.Kind == "" {
+		return KindPipelineRun
+	}
+	return t.Kind
+}
+
+// Unit names the target within its event: the trigger, and for the runs
+// of a template after the first, ".<index>" (trigger names hold no dot, so
+// no two units of an event share one). Queue dedup ids and status keys use
+// it, so each run of a template is queued and tracked once.
+func (t Target) Unit() string {
+	if t.Index == 0 {
+		return t.Trigger
+	}
+	return t.Trigger + "." + strconv.Itoa(t.Index)
 }
 
 // maxNameLen is the DNS label limit Kubernetes applies to PipelineRun names
@@ -79,11 +114,27 @@ const hashLen = 16
 // a valid DNS label: app and trigger names are shortened when needed, never
 // the hash.
 func PipelineRunName(app, trigger, source, eventID string) string {
-	sum := sha256.Sum256([]byte(source + "\x00" + eventID))
+	return runName(app, trigger, source+"\x00"+eventID)
+}
+
+func runName(app, trigger, hashed string) string {
+	sum := sha256.Sum256([]byte(hashed))
 	h := hex.EncodeToString(sum[:])[:hashLen]
 	prefix := app + "-" + trigger
 	if room := maxNameLen - hashLen - 1; len(prefix) > room {
 		prefix = strings.TrimRight(prefix[:room], "-")
 	}
 	return prefix + "-" + h
+}
+
+// RunName returns the deterministic name of the index-th run a trigger
+// renders for one event. The first (index 0) is PipelineRunName, so names
+// made before templates could render several runs do not change; the
+// others hash "\x01<index>\x00" before the source, which no source name
+// starts with, so no two (event, index) pairs share a hash input.
+func RunName(app, trigger, source, eventID string, index int) string {
+	if index == 0 {
+		return PipelineRunName(app, trigger, source, eventID)
+	}
+	return runName(app, trigger, "\x01"+strconv.Itoa(index)+"\x00"+source+"\x00"+eventID)
 }

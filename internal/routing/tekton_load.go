@@ -15,6 +15,7 @@ import (
 
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	triggersv1alpha1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1alpha1"
 	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
 	"go.yaml.in/yaml/v3"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -25,11 +26,16 @@ import (
 // Tekton Triggers compatibility: an app lists TriggerBinding,
 // ClusterTriggerBinding and TriggerTemplate files (kubectl-ready YAML,
 // unchanged) in its resources, and a trigger runs a template with bindings
-// as a Tekton Trigger does. Switchyard renders exactly one tekton.dev
-// PipelineRun per trigger and holds it to the app's grant.
+// as a Tekton Trigger does. Switchyard renders the template's tekton.dev
+// PipelineRuns and TaskRuns and holds each to the app's grant.
 
-// triggersAPIVersion is the Tekton Triggers API version resources use.
-const triggersAPIVersion = "triggers.tekton.dev/v1beta1"
+// The Tekton Triggers API versions resources may use: v1alpha1 objects are
+// converted to v1beta1 (see convertV1alpha1).
+const (
+	triggersGroup      = "triggers.tekton.dev"
+	triggersAPIVersion = triggersGroup + "/v1beta1"
+	triggersV1alpha1   = triggersGroup + "/v1alpha1"
+)
 
 // Kinds of Tekton Triggers objects resources hold.
 const (
@@ -43,8 +49,10 @@ const (
 // builds a fresh copy on every call).
 var tektonContext = config.ToContext(context.Background(), config.FromContextOrDefaults(context.Background()))
 
+// isTektonKind reports whether an object is a binding or template of
+// Tekton Triggers, whatever its version.
 func isTektonKind(apiVersion, kind string) bool {
-	if !strings.HasPrefix(apiVersion, "triggers.tekton.dev/") {
+	if !strings.HasPrefix(apiVersion, triggersGroup+"/") {
 		return false
 	}
 	switch kind {
@@ -52,6 +60,13 @@ func isTektonKind(apiVersion, kind string) bool {
 		return true
 	}
 	return false
+}
+
+// isTektonFile reports whether a file starting with an object of
+// apiVersion is a Tekton file (Triggers or Pipelines), not an App manifest.
+func isTektonFile(apiVersion string) bool {
+	group, _, _ := strings.Cut(apiVersion, "/")
+	return group == triggersGroup || group == "tekton.dev"
 }
 
 // tektonObjects are the Tekton Triggers objects an app's resources declare.
@@ -95,8 +110,12 @@ func (l *loader) decodeTektonFile(name string, data []byte, objs *tektonObjects)
 func (l *loader) decodeTektonObject(file string, n *yaml.Node, objs *tektonObjects) {
 	var h header
 	_ = n.Decode(&h) // a malformed header is reported below
-	if h.APIVersion != triggersAPIVersion {
-		l.addf(file, lineOf(n, "apiVersion"), "apiVersion must be %q, got %q", triggersAPIVersion, h.APIVersion)
+	if !isTektonKind(h.APIVersion, h.Kind) {
+		l.ignoreObject(file, n, h)
+		return
+	}
+	if h.APIVersion != triggersAPIVersion && h.APIVersion != triggersV1alpha1 {
+		l.addf(file, lineOf(n, "apiVersion"), "%s: apiVersion must be %q or %q, got %q", h.Kind, triggersAPIVersion, triggersV1alpha1, h.APIVersion)
 		return
 	}
 	var (
@@ -108,25 +127,22 @@ func (l *loader) decodeTektonObject(file string, n *yaml.Node, objs *tektonObjec
 	switch h.Kind {
 	case kindTriggerBinding:
 		var tb triggersv1.TriggerBinding
-		if !l.decodeKube(file, n, &tb) {
+		if !l.decodeTriggers(file, n, h.APIVersion, &triggersv1alpha1.TriggerBinding{}, &tb) {
 			return
 		}
 		meta, params, ferr = tb.ObjectMeta, tb.Spec.Params, tb.Validate(context.Background())
 	case kindClusterTriggerBinding:
 		var ctb triggersv1.ClusterTriggerBinding
-		if !l.decodeKube(file, n, &ctb) {
+		if !l.decodeTriggers(file, n, h.APIVersion, &triggersv1alpha1.ClusterTriggerBinding{}, &ctb) {
 			return
 		}
 		meta, params, ferr = ctb.ObjectMeta, ctb.Spec.Params, ctb.Validate(context.Background())
-	case kindTriggerTemplate:
+	default: // kindTriggerTemplate, as isTektonKind says
 		tt = &triggersv1.TriggerTemplate{}
-		if !l.decodeKube(file, n, tt) {
+		if !l.decodeTriggers(file, n, h.APIVersion, &triggersv1alpha1.TriggerTemplate{}, tt) {
 			return
 		}
 		meta, ferr = tt.ObjectMeta, tt.Validate(context.Background())
-	default:
-		l.addf(file, lineOf(n, "kind"), "kind %q: resources hold TriggerBinding, ClusterTriggerBinding and TriggerTemplate objects", h.Kind)
-		return
 	}
 	if meta.Name == "" {
 		l.addf(file, lineOf(n, "metadata"), "%s: metadata.name is required", h.Kind)
@@ -158,6 +174,67 @@ func (l *loader) decodeTektonObject(file string, n *yaml.Node, objs *tektonObjec
 		objs.templates[key] = tt
 	} else {
 		objs.bindings[key] = params
+	}
+}
+
+// decodeTriggers decodes a Tekton Triggers object of apiVersion into its
+// v1beta1 type v1beta1. A v1alpha1 object is first decoded strictly into
+// Tekton Triggers' own v1alpha1 type (alpha), then converted (see
+// convertV1alpha1).
+func (l *loader) decodeTriggers(file string, n *yaml.Node, apiVersion string, alpha, v1beta1 any) bool {
+	if apiVersion == triggersAPIVersion {
+		return l.decodeKube(file, n, v1beta1)
+	}
+	if !l.decodeKube(file, n, alpha) {
+		return false
+	}
+	if err := convertV1alpha1(alpha, v1beta1); err != nil {
+		l.addf(file, n.Line, "convert %s to %s: %v", triggersV1alpha1, triggersAPIVersion, err)
+		return false
+	}
+	return true
+}
+
+// convertV1alpha1 converts a Tekton Triggers v1alpha1 binding or template
+// into its v1beta1 type. Tekton Triggers v0.37 no longer ships ConvertTo
+// for these kinds (its conversion webhook is gone); their v1alpha1 and
+// v1beta1 schemas are field for field the same, which is what its old
+// ConvertTo did too, so the conversion is a strict JSON round trip through
+// Tekton Triggers' own types of both versions: a field v1beta1 lacks is an
+// error, never dropped.
+func convertV1alpha1(alpha, v1beta1 any) error {
+	b, err := json.Marshal(alpha)
+	if err != nil {
+		return err
+	}
+	_, err = strictJSON(b, v1beta1)
+	return err
+}
+
+// ignoreObject records, as a warning, an object of a resources file that
+// Switchyard does not read, saying what replaces it where something does.
+func (l *loader) ignoreObject(file string, n *yaml.Node, h header) {
+	var meta struct {
+		Metadata struct {
+			Name string `yaml:"name"`
+		} `yaml:"metadata"`
+	}
+	_ = n.Decode(&meta) // only for the message
+	what := fmt.Sprintf("%s %q (%s)", h.Kind, meta.Metadata.Name, h.APIVersion)
+	group, _, _ := strings.Cut(h.APIVersion, "/")
+	switch {
+	case h.Kind == "" || h.APIVersion == "":
+		l.addf(file, n.Line, "an object without apiVersion and kind: resources hold Kubernetes objects such as TriggerBindings and TriggerTemplates")
+	case group == triggersGroup && h.Kind == "EventListener":
+		l.warnf(file, n.Line, "ignored %s: the Switchyard manifest replaces EventListeners (the root's sources receive the webhooks; the app's triggers say what runs)", what)
+	case group == triggersGroup && (h.Kind == "Trigger" || h.Kind == "TriggerGroup"):
+		l.warnf(file, n.Line, "ignored %s: Switchyard's triggers are declared in the app manifest (triggers[], with run.bindings and run.template)", what)
+	case group == triggersGroup && (h.Kind == "Interceptor" || h.Kind == "ClusterInterceptor"):
+		l.warnf(file, n.Line, "ignored %s: sources verify webhooks, and match conditions and CEL overlays do the interceptors' work", what)
+	case h.APIVersion == "v1" && h.Kind == "Secret":
+		l.warnf(file, n.Line, "ignored %s: a webhook secret is read from the file or environment variable a root source names (secret: {file: ...} or {env: ...}), never from the rules", what)
+	default:
+		l.warnf(file, n.Line, "ignored %s: Switchyard reads only TriggerBindings, ClusterTriggerBindings and TriggerTemplates from resources (apply the rest with kubectl)", what)
 	}
 }
 
@@ -359,9 +436,10 @@ func (l *loader) compileTemplateRun(file string, at func(...any) int, ts trigger
 	}
 	t.bindsBody = slices.ContainsFunc(t.bindingParams, func(p triggersv1.Param) bool { return strings.Contains(p.Value, "$(body") })
 	t.template = tt
-	t.templateRaw = tt.Spec.ResourceTemplates[0].Raw
-	t.templateUID = bytes.Contains(t.templateRaw, uidVariable)
-	t.pipelineRef = staticPipelineRef(t.templateRaw)
+	t.pipelineRef = staticRef(tt.Spec.ResourceTemplates[0].Raw)
+	t.templateUID = slices.ContainsFunc(tt.Spec.ResourceTemplates, func(rt triggersv1.TriggerResourceTemplate) bool {
+		return bytes.Contains(rt.Raw, uidVariable)
+	})
 }
 
 // compileBindings resolves a template run's bindings into t.bindingParams
@@ -411,31 +489,70 @@ func (l *loader) compileBindings(file string, at func(...any) int, ts triggerSpe
 	return bound
 }
 
-// allowedPipelineRunVersions are the tekton.dev versions a template may
-// render; v1beta1 is converted to v1.
-var allowedPipelineRunVersions = []string{"tekton.dev/v1", "tekton.dev/v1beta1"}
+// The runs a template may render: tekton.dev PipelineRuns and TaskRuns,
+// v1 or v1beta1 (converted to v1). Nothing else: a root grants an app
+// namespaces and service accounts to run pipelines and tasks in, not the
+// right to create arbitrary objects there.
+var (
+	allowedRunKinds    = []string{KindPipelineRun, KindTaskRun}
+	allowedRunVersions = []string{"tekton.dev/v1", "tekton.dev/v1beta1"}
+)
+
+const allowedRunsText = "templates render only tekton.dev PipelineRuns and TaskRuns (tekton.dev/v1 or v1beta1)"
 
 // checkTemplate checks what can be known of a template before any event:
-// one PipelineRun, namespace and service accounts within the grant where
-// they are not templated, and every parameter without a default bound.
+// each resource a PipelineRun or a TaskRun, namespace and service accounts
+// within the grant where they are not templated, and every parameter
+// without a default bound.
 func checkTemplate(tt *triggersv1.TriggerTemplate, a *app, bound map[string]bool) []string {
 	rts := tt.Spec.ResourceTemplates
-	if len(rts) != 1 {
-		return []string{fmt.Sprintf("has %d resource templates: Switchyard renders exactly one PipelineRun per trigger", len(rts))}
-	}
-	var obj map[string]any
-	if err := json.Unmarshal(rts[0].Raw, &obj); err != nil {
-		return []string{fmt.Sprintf("resource template is not an object: %v", err)}
+	if len(rts) == 0 {
+		return []string{"has no resource templates"}
 	}
 	var msgs []string
+	for i, rt := range rts {
+		prefix := ""
+		if len(rts) > 1 {
+			prefix = fmt.Sprintf("resource %d: ", i)
+		}
+		for _, m := range checkRunTemplate(rt.Raw, a) {
+			msgs = append(msgs, prefix+m)
+		}
+	}
+	for _, p := range tt.Spec.Params {
+		if p.Default == nil && !bound[p.Name] {
+			msgs = append(msgs, fmt.Sprintf("param %q has no default and no binding", p.Name))
+		}
+	}
+	return msgs
+}
+
+// rendersTaskRun reports whether some resource of tt is a TaskRun.
+func rendersTaskRun(tt *triggersv1.TriggerTemplate) bool {
+	return slices.ContainsFunc(tt.Spec.ResourceTemplates, func(rt triggersv1.TriggerResourceTemplate) bool {
+		var tm metav1.TypeMeta
+		return json.Unmarshal(rt.Raw, &tm) == nil && tm.Kind == KindTaskRun
+	})
+}
+
+// checkRunTemplate checks one resource template: its kind, and its
+// namespace and service accounts where they are not templated.
+func checkRunTemplate(raw []byte, a *app) []string {
+	var obj map[string]any
+	if err := json.Unmarshal(raw, &obj); err != nil {
+		return []string{fmt.Sprintf("resource template is not an object: %v", err)}
+	}
 	apiVersion, _ := obj["apiVersion"].(string)
 	kind, _ := obj["kind"].(string)
-	if kind != "PipelineRun" || !slices.Contains(allowedPipelineRunVersions, apiVersion) {
-		return []string{fmt.Sprintf("renders %s %s: only tekton.dev PipelineRuns (tekton.dev/v1 or v1beta1) are allowed", apiVersion, kind)}
+	if !slices.Contains(allowedRunKinds, kind) || !slices.Contains(allowedRunVersions, apiVersion) {
+		return []string{fmt.Sprintf("renders %s %s: %s", apiVersion, kind, allowedRunsText)}
 	}
+	var msgs []string
 	if ns := staticString(obj, "metadata", "namespace"); ns != "" && !slices.Contains(a.namespaces, ns) {
 		msgs = append(msgs, fmt.Sprintf("namespace %q exceeds the grant of app %q (namespaces: %s)", ns, a.name, strings.Join(a.namespaces, ", ")))
 	}
+	// A TaskRun's spec.serviceAccountName; a PipelineRun's (v1beta1
+	// spec.serviceAccountName, v1 taskRunTemplate, and per task).
 	sas := []string{staticString(obj, "spec", "taskRunTemplate", "serviceAccountName"), staticString(obj, "spec", "serviceAccountName")}
 	if spec, ok := obj["spec"].(map[string]any); ok {
 		if trs, ok := spec["taskRunSpecs"].([]any); ok {
@@ -447,11 +564,6 @@ func checkTemplate(tt *triggersv1.TriggerTemplate, a *app, bound map[string]bool
 	for _, sa := range sas {
 		if sa != "" && !slices.Contains(a.serviceAccounts, sa) {
 			msgs = append(msgs, fmt.Sprintf("service account %q exceeds the grant of app %q (serviceAccounts: %s)", sa, a.name, strings.Join(a.serviceAccounts, ", ")))
-		}
-	}
-	for _, p := range tt.Spec.Params {
-		if p.Default == nil && !bound[p.Name] {
-			msgs = append(msgs, fmt.Sprintf("param %q has no default and no binding", p.Name))
 		}
 	}
 	return msgs
@@ -532,14 +644,18 @@ func staticString(v any, path ...string) string {
 	return s
 }
 
-// staticPipelineRef returns spec.pipelineRef.name of a template when it is
-// not templated, for explain.
-func staticPipelineRef(raw []byte) string {
+// staticRef returns spec.pipelineRef.name, or a TaskRun's
+// spec.taskRef.name, of a resource template when it is not templated, for
+// explain.
+func staticRef(raw []byte) string {
 	var obj map[string]any
 	if json.Unmarshal(raw, &obj) != nil {
 		return ""
 	}
-	return staticString(obj, "spec", "pipelineRef", "name")
+	if ref := staticString(obj, "spec", "pipelineRef", "name"); ref != "" {
+		return ref
+	}
+	return staticString(obj, "spec", "taskRef", "name")
 }
 
 // oneLine makes a Tekton field error fit a file:line: message line.

@@ -20,6 +20,7 @@ func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerS
 	}
 	t := &trigger{app: a, name: ts.Name, file: file, line: at()}
 	l.compileMatch(file, at, ts, a, t)
+	l.compileOverlays(file, at, ts, t)
 	run := ts.Run
 	if run.Template != nil || len(run.Bindings) > 0 {
 		l.compileTemplateRun(file, at, ts, a, t, objs)
@@ -28,6 +29,14 @@ func (l *loader) compileTrigger(file string, node *yaml.Node, i int, ts triggerS
 	}
 	if c := ts.Concurrency; c != nil {
 		l.compileConcurrency(file, at, ts.Name, c, t)
+		if t.template != nil && rendersTaskRun(t.template) {
+			l.addf(file, at("concurrency"), "trigger %q: concurrency groups hold PipelineRuns, and template %q renders a TaskRun: drop concurrency or render PipelineRuns only", ts.Name, t.template.Name)
+		} else if t.template != nil && c.CancelInProgress && len(t.template.Spec.ResourceTemplates) > 1 {
+			l.addf(file, at("concurrency", "cancelInProgress"), "trigger %q: template %q renders %d PipelineRuns per event, and cancelInProgress would cancel each with the next: use a limit", ts.Name, t.template.Name, len(t.template.Spec.ResourceTemplates))
+		}
+	}
+	if len(l.problems) == before {
+		l.checkExtensions(file, at("run"), t, a.openExtensions, t.expressionValues())
 	}
 	if len(l.problems) > before {
 		return nil
@@ -241,14 +250,28 @@ func validExpression(expr string) bool {
 	return false
 }
 
-// warnUnproducedTypes warns of literal types in the router's namespace
-// (dev.switchyard.) that no source produces: a typo there loads fine and
-// the trigger never fires.
+// normalizedAway are provider types no delivery keeps: the providers
+// always normalize these events (internal/ingest), to the type given.
+var normalizedAway = map[string]string{
+	"com.github.pull_request":  "dev.switchyard.git.pullrequest",
+	"com.gitlab.merge_request": "dev.switchyard.git.pullrequest",
+	"com.gitlab.push":          "dev.switchyard.git.push (dev.switchyard.git.branch.deleted for a deletion)",
+	"com.gitlab.tag_push":      "dev.switchyard.git.tag (dev.switchyard.git.tag.deleted for a deletion)",
+}
+
+// warnUnproducedTypes warns of literal types that no source produces: in
+// the router's namespace (dev.switchyard.), where a typo loads fine and the
+// trigger never fires, and provider types whose events are always
+// normalized (a Tekton user's com.github.pull_request).
 func (l *loader) warnUnproducedTypes(file string, at func(j int) int, owner string, types []string) {
 	if l.opts.EventTypes == nil {
 		return
 	}
 	for j, typ := range types {
+		if instead, ok := normalizedAway[typ]; ok {
+			l.warnf(file, at(j), "%s: no source produces event type %q, so nothing fires on it: those deliveries become %s", owner, typ, instead)
+			continue
+		}
 		if !strings.HasPrefix(typ, reservedTypePrefix) || strings.ContainsAny(typ, "*?[{!") || slices.Contains(l.opts.EventTypes, typ) {
 			continue
 		}

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -66,7 +67,7 @@ name: web
 triggers:
   - name: build
     match:
-      types: [dev.switchyard.git.psuh, "dev.switchyard.image.*", com.github.issues]
+      types: [dev.switchyard.git.psuh, "dev.switchyard.image.*", com.github.issues, com.github.pull_request]
     run: {pipelineRef: build}
 `
 	fsys := fstest.MapFS{"root.yaml": {Data: []byte(testRoot)}, "apps/web.yaml": {Data: []byte(app)}}
@@ -76,13 +77,41 @@ triggers:
 		t.Fatal(err)
 	}
 	ws := r.Warnings()
-	want := `rules/apps/web.yaml:7: trigger "build": no source produces event type "dev.switchyard.git.psuh", so nothing fires on it (did you mean "dev.switchyard.git.push"?)`
-	if len(ws) != 1 || ws[0].String() != want {
-		t.Fatalf("warnings = %v, want only\n%s", ws, want)
+	want := []string{
+		`rules/apps/web.yaml:7: trigger "build": no source produces event type "dev.switchyard.git.psuh", so nothing fires on it (did you mean "dev.switchyard.git.push"?)`,
+		// A Tekton user's type: GitHub pull requests are always normalized.
+		`rules/apps/web.yaml:7: trigger "build": no source produces event type "com.github.pull_request", so nothing fires on it: those deliveries become dev.switchyard.git.pullrequest`,
+	}
+	if len(ws) != len(want) || ws[0].String() != want[0] || ws[1].String() != want[1] {
+		t.Fatalf("warnings = %v, want only\n%s", ws, strings.Join(want, "\n"))
 	}
 	// Without the list of types, nothing is checked.
 	if r, err := Load(fsys, "rules", Options{}); err != nil || len(r.Warnings()) != 0 {
 		t.Fatalf("without EventTypes: %v, %v", err, r.Warnings())
+	}
+}
+
+// TestShippedRulesWarnNothing: the shipped rules load without a warning
+// (their pull-request trigger once matched com.github.pull_request, which
+// never fires), and a GitHub pull request fires it.
+func TestShippedRulesWarnNothing(t *testing.T) {
+	opts := Options{EventTypes: []string{"dev.switchyard.git.push", "dev.switchyard.git.tag", "dev.switchyard.git.pullrequest",
+		"dev.switchyard.git.branch.deleted", "dev.switchyard.git.tag.deleted", "dev.switchyard.git.release", "dev.switchyard.image.push", "dev.switchyard.image.delete"}}
+	r, err := LoadDir("../../rules", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ws := r.Warnings(); len(ws) != 0 {
+		t.Errorf("shipped rules warn: %v", ws)
+	}
+	ev := pushEvent(t, "dev.switchyard.git.pullrequest", map[string]string{"repository": "acme/payments-api", "action": "opened", "identity": "source:github"},
+		`{"pull_request":{"draft":false,"head":{"sha":"abc"}},"repository":{"clone_url":"https://github.com/acme/payments-api.git"}}`)
+	var fired []string
+	for _, tg := range r.Route(Input{Source: "github", Event: ev}) {
+		fired = append(fired, tg.App+"/"+tg.Trigger)
+	}
+	if !slices.Contains(fired, "payments/pull-request") {
+		t.Errorf("a GitHub pull request fired %v, want payments/pull-request", fired)
 	}
 }
 

@@ -22,8 +22,12 @@ func TestLoadRouterRBACIsLeastPrivilege(t *testing.T) {
 	if got := r.Username(); got != "system:serviceaccount:switchyard:switchyard-router" {
 		t.Errorf("identity %q", got)
 	}
-	if len(r.ClusterRoles) != 1 || len(r.ClusterRoles[0].Rules) != 1 {
-		t.Fatalf("want one ClusterRole with one rule, got %+v", r.ClusterRoles)
+	if len(r.ClusterRoles) != 1 || len(r.ClusterRoles[0].Rules) != 2 {
+		t.Fatalf("want one ClusterRole with two rules, got %+v", r.ClusterRoles)
+	}
+	if tr := r.ClusterRoles[0].Rules[1]; !slices.Equal(tr.APIGroups, []string{"tekton.dev"}) || !slices.Equal(tr.Resources, []string{"taskruns"}) ||
+		!slices.Equal(tr.Verbs, []string{"create"}) || len(tr.ResourceNames) != 0 {
+		t.Errorf("taskruns rule %+v, want create on tekton.dev taskruns only", tr)
 	}
 	rule := r.ClusterRoles[0].Rules[0]
 	if !slices.Equal(rule.APIGroups, []string{"tekton.dev"}) || !slices.Equal(rule.Resources, []string{"pipelineruns"}) ||

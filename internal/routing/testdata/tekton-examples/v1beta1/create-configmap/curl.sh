@@ -1,0 +1,4 @@
+curl -v \
+-H 'Content-Type: application/json' \
+-d '{"action": "opened"}' \
+http://localhost:8080
