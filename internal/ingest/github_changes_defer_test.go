@@ -187,3 +187,22 @@ func TestChangesFetcher(t *testing.T) {
 		}
 	}
 }
+
+// TestExplainInputAsksAtOnce: explain (--fetch-changes) finishes the
+// deferred check itself, so it decides as dispatch would.
+func TestExplainInputAsksAtOnce(t *testing.T) {
+	forward := sampleBefore + "..." + sampleAfter
+	api := newCompareServer(t, map[string]compareAnswer{
+		forward: {200, `{"status":"ahead","files":[{"filename":"docs/only.md","status":"modified"}]}`},
+	})
+	rules := pathsRules(t, api.URL+"/api/v3", newSecret(t))
+	ev := pushSample(t, "push.json", func(m map[string]any) { manyCommits(20)(m); m["before"], m["after"] = sampleBefore, sampleAfter })
+	in := ExplainInput(context.Background(), rules, rules.Source("github"), ev, githubHeader("push", "d-1"))
+	if in.Changes == nil || !in.Changes.Complete || in.Changes.Deferred != nil || api.calls.Load() != 1 {
+		t.Fatalf("Changes = %+v after %d calls, want complete from one call", in.Changes, api.calls.Load())
+	}
+	d := rules.Explain(in)
+	if len(d.Targets) != 0 || len(d.Unmatched) != 1 || !strings.Contains(d.Unmatched[0].Reason, "no changed file matches paths") {
+		t.Errorf("Explain = %+v, want web/code unmatched by its paths", d)
+	}
+}
