@@ -305,7 +305,7 @@ func benchPipelineRun(ctx context.Context, rulesDir string) (*pipelinev1.Pipelin
 		return nil, errors.New("the sample push became no event")
 	}
 	ev := &res.Events[0]
-	targets := rules.Route(ingest.RouteInput(ctx, rules, src, ev, req.Header))
+	targets := rules.Route(ingest.RouteInput(rules, src, ev, req.Header))
 	if len(targets) == 0 {
 		return nil, errors.New("the sample push matched no trigger")
 	}

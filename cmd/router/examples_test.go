@@ -133,7 +133,6 @@ func TestPulumiAppRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 	src := rules.Source("github")
-	ctx := context.Background()
 	base := func(ref string) func(map[string]any) {
 		return func(m map[string]any) { m["pull_request"].(map[string]any)["base"].(map[string]any)["ref"] = ref }
 	}
@@ -155,7 +154,7 @@ func TestPulumiAppRoutes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ev := githubSample(t, tc.sample, tc.kind, tc.edit)
-			targets := rules.Route(ingest.RouteInput(ctx, rules, src, ev, http.Header{}))
+			targets := rules.Route(ingest.RouteInput(rules, src, ev, http.Header{}))
 			var got []string
 			for _, tg := range targets {
 				got = append(got, strings.Join([]string{tg.App + "/" + tg.Trigger, paramOf(tg, "command"), paramOf(tg, "environment"), tg.ServiceAccount}, " "))

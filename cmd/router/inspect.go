@@ -341,7 +341,7 @@ func runExplain(ctx context.Context, o explainOptions, s ioStreams) int {
 		ev := &res.Events[i]
 		// The same sequence as a webhook: identity, changed files,
 		// routing (which strips credential headers), then policy.
-		in := ingest.RouteInput(ctx, rules, src, ev, req.Header)
+		in := ingest.ExplainInput(ctx, rules, src, ev, req.Header)
 		d := rules.Explain(in)
 		x := explanation{Event: *ev, RulesRevision: rules.Revision(), Changes: in.Changes, Unmatched: d.Unmatched, Targets: []explainedTarget{}}
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: policy.SourceCaller(src.Name), Event: ev, Targets: d.Targets}); err != nil {

@@ -235,7 +235,11 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	r.queue.metrics = r.metrics.queue
 	// Dispatch asks policy again, with the rules in force, before it
 	// creates anything: a revoked grant or forged work is dead-lettered.
-	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}))
+	changes, err := changesOption(r.holder) // changes.go
+	if err != nil {
+		return nil, err
+	}
+	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}), changes)
 	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready,
 		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, MaxInflight: cfg.maxInflight, ReadyDetail: r.recovery.readyDetail})
 	r.httpServer = &http.Server{

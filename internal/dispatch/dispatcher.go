@@ -17,6 +17,9 @@ type Dispatcher struct {
 	creator Creator
 	grant   Grant
 	logger  *slog.Logger
+	// changes and pathsMetrics finish deferred paths checks (paths.go).
+	changes      ChangesFetcher
+	pathsMetrics *PathsMetrics
 
 	created, existed, refused, permanent, transient atomic.Uint64
 }
@@ -71,9 +74,16 @@ func New(c Creator, logger *slog.Logger, opts ...Option) *Dispatcher {
 // work was done before). Work the Grant refuses is a queue.Permanent error
 // ("grant: ..."), logged here as a warning, and nothing is created. Other
 // errors keep their queue.Permanent mark and are left to the caller, the
-// queue consumer, to log as it retries or dead-letters the work.
+// queue consumer, to log as it retries or dead-letters the work. A paths
+// condition routing deferred is finished first (WithChanges): no matching
+// file returns queue.Skip and creates nothing; files that cannot be known
+// create the run and return queue.Done with the note.
 func (d *Dispatcher) Handle(ctx context.Context, w queue.Work) error {
 	if err := d.admit(ctx, w); err != nil {
+		return err
+	}
+	note, err := d.checkPaths(ctx, w)
+	if err != nil {
 		return err
 	}
 	ns, name, err := createRun(ctx, d.creator, w)
@@ -99,6 +109,9 @@ func (d *Dispatcher) Handle(ctx context.Context, w queue.Work) error {
 		slog.String("namespace", ns),
 		slog.String("name", name),
 	)
+	if note != "" {
+		return queue.Done(note)
+	}
 	return nil
 }
 

@@ -21,6 +21,10 @@
 //   - The queue is not trusted: with WithGrant, Handle asks the Grant (the
 //     rules in force) before rendering, and creates nothing for work it
 //     refuses.
+//   - A paths condition routing could not decide without GitHub's API
+//     (routing.PathsCheck) is finished here, before anything is created
+//     (WithChanges): no matching file settles the work as queue.Skip; files
+//     that cannot be known create the run with a note (queue.Done).
 //   - Every run carries app.kubernetes.io/managed-by=switchyard and
 //     Switchyard's switchyard.dev/* keys; a template may set none of them
 //     (IsReservedKey). The concurrency controller acts only on Switchyard's

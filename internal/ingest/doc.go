@@ -9,7 +9,9 @@
 //
 // Invariants: a 2xx is sent only after the publisher reported that every
 // message was stored; a request that fails verification never yields a
-// 2xx; secrets and bodies are never logged. Providers are small types
+// 2xx; no network call is made before the answer (a truncated push's
+// changed files are asked of GitHub after it, by dispatch, through
+// ChangesFetcher); secrets and bodies are never logged. Providers are small types
 // registered by kind, one file each; ingest never imports dispatch or
 // Kubernetes packages.
 package ingest

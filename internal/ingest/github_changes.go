@@ -29,12 +29,16 @@ import (
 //     forced (the commits list shows what was added, not what was dropped);
 //   - an incomplete list is completed with GitHub's compare API
 //     (Repositories.CompareCommits before...after, and after...before too
-//     when the head is not simply ahead) when the source has an apiToken;
+//     when the head is not simply ahead) when the source has an apiToken:
+//     not on the request path (a slow GitHub must not make the sender time
+//     out) but by dispatch, after the 202 (ChangesFetcher), or by
+//     `router explain --fetch-changes` (ExplainInput);
 //   - a new ref without new commits (a tag, a branch created at an existing
 //     commit) has nothing to compare against: incomplete;
-//   - whatever stays incomplete (no token, an API error, 300 files or more,
-//     the compare API's maximum) makes paths conditions match, and explain
-//     says why.
+//   - whatever stays incomplete (no token, a 4xx answer, 300 files or more,
+//     the compare API's maximum, a 5xx or timeout after the work's last
+//     attempt) makes paths conditions match, and explain or the target's
+//     state says why.
 
 // githubPayloadCommitLimit is how many commits GitHub puts in a push payload
 // at most; a payload with that many may have been cut.
@@ -49,16 +53,18 @@ const githubAPITimeout = 10 * time.Second
 // githubAPIClient is the HTTP client for GitHub's API.
 var githubAPIClient = &http.Client{Timeout: githubAPITimeout}
 
-// ChangedFiles returns the files a GitHub push event changed, or nil when ev
-// is not a GitHub push (routing then treats paths conditions as
-// unchecked). It reads the payload's commits and, when they may not list
-// every change and src has an API token, asks GitHub's compare API. It
-// never fails: a failed fetch yields incomplete Changes whose Reason says
-// why, and paths conditions then match.
+// ChangedFiles returns the files a GitHub push event changed, as its
+// payload lists them, or nil when ev is not a GitHub push (routing then
+// treats paths conditions as unchecked). It never calls the network: when
+// the payload may not list every change and src has an API token, the
+// Changes are Deferred, naming the push for the compare API, and routing
+// leaves the paths check to dispatch. It never fails: what cannot be known
+// yields incomplete Changes whose Reason says why, and paths conditions
+// then match.
 //
 // The server calls it after Normalize, before routing, when the rules use
 // paths (Rules.UsesPaths); explain calls it offline (no token resolved).
-func ChangedFiles(ctx context.Context, src *routing.Source, ev *event.Event) *routing.Changes {
+func ChangedFiles(src *routing.Source, ev *event.Event) *routing.Changes {
 	if src == nil || src.Kind != "github" || !isGitHubPush(ev) {
 		return nil
 	}
@@ -74,12 +80,34 @@ func ChangedFiles(ctx context.Context, src *routing.Source, ev *event.Event) *ro
 		ch.Reason += " and source " + src.Name + " has no apiToken to ask GitHub's compare API"
 		return ch
 	}
-	ctx, cancel := context.WithTimeout(ctx, githubAPITimeout)
-	defer cancel()
-	fetched, err := compareChanges(ctx, src, &push)
-	if err != nil {
+	q := routing.ChangesQuery{Repository: push.Repository.FullName, Before: push.Before, After: push.After}
+	if err := comparable(q); err != nil {
 		ch.Reason += "; compare API: " + err.Error()
 		return ch
+	}
+	ch.Deferred = &q
+	return ch
+}
+
+// ExplainInput is RouteInput for `router explain`, which may ask GitHub
+// itself: a deferred paths check is finished here, synchronously, with
+// src's API token (set by --fetch-changes), so explain decides as dispatch
+// would.
+func ExplainInput(ctx context.Context, rules *routing.Rules, src *routing.Source, ev *event.Event, header http.Header) routing.Input {
+	in := RouteInput(rules, src, ev, header)
+	in.Changes = completeChanges(ctx, src, in.Changes)
+	return in
+}
+
+// completeChanges asks the compare API for deferred changes; a failure
+// keeps the payload's files, incomplete, with the reason.
+func completeChanges(ctx context.Context, src *routing.Source, ch *routing.Changes) *routing.Changes {
+	if ch == nil || ch.Deferred == nil {
+		return ch
+	}
+	fetched, err := compareChanges(ctx, src, *ch.Deferred)
+	if err != nil {
+		return &routing.Changes{Files: ch.Files, Reason: ch.Reason + "; compare API: " + err.Error()}
 	}
 	return fetched
 }
@@ -159,21 +187,33 @@ func commitFiles(commits []githubCommitFiles) []string {
 	return slices.Compact(files)
 }
 
-// compareChanges asks GitHub what changed between before and after.
-func compareChanges(ctx context.Context, src *routing.Source, push *githubPushChanges) (*routing.Changes, error) {
-	owner, repo, ok := strings.Cut(push.Repository.FullName, "/")
-	before, after := push.Before, push.After
-	switch {
-	case !ok || before == "" || after == "":
-		return nil, fmt.Errorf("the payload lacks the repository or the before/after commits")
-	case before == zeroSHA:
-		return nil, fmt.Errorf("the ref is new: nothing to compare against")
+// comparable reports why the compare API cannot answer q, nil when it
+// can.
+func comparable(q routing.ChangesQuery) error {
+	switch _, _, ok := strings.Cut(q.Repository, "/"); {
+	case !ok || q.Before == "" || q.After == "":
+		return fmt.Errorf("%w: the payload lacks the repository or the before/after commits", errNotComparable)
+	case q.Before == zeroSHA:
+		return fmt.Errorf("%w: the ref is new: nothing to compare against", errNotComparable)
 	}
+	return nil
+}
+
+// compareChanges asks GitHub what changed between q's before and after,
+// within githubAPITimeout.
+func compareChanges(ctx context.Context, src *routing.Source, q routing.ChangesQuery) (*routing.Changes, error) {
+	if err := comparable(q); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, githubAPITimeout)
+	defer cancel()
+	owner, repo, _ := strings.Cut(q.Repository, "/")
+	before, after := q.Before, q.After
 	client := github.NewClient(githubAPIClient).WithAuthToken(string(src.APIToken))
 	if src.APIURL != "" {
 		base, err := url.Parse(strings.TrimSuffix(src.APIURL, "/") + "/")
 		if err != nil {
-			return nil, fmt.Errorf("apiURL: %w", err)
+			return nil, fmt.Errorf("%w: apiURL: %w", errNotComparable, err)
 		}
 		client.BaseURL = base
 	}

@@ -198,7 +198,16 @@ func TestChangedFiles(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			ev := pushSample(t, tt.sample, tt.edit)
 			before := tt.server.calls.Load()
-			got := ChangedFiles(context.Background(), tt.src, ev)
+			// The request path reads the payload only; explain (and
+			// dispatch) ask the API for what it deferred.
+			got := ChangedFiles(tt.src, ev)
+			if calls := tt.server.calls.Load() - before; calls != 0 {
+				t.Errorf("ChangedFiles made %d API calls, want none", calls)
+			}
+			if got != nil && got.Deferred != nil && (got.Deferred.Before != sampleBefore || got.Deferred.Repository != "acme/web") {
+				t.Errorf("Deferred = %+v, want acme/web from %s", got.Deferred, sampleBefore)
+			}
+			got = completeChanges(context.Background(), tt.src, got)
 			if calls := tt.server.calls.Load() - before; calls != tt.wantCalls {
 				t.Errorf("API calls = %d, want %d", calls, tt.wantCalls)
 			}
@@ -243,7 +252,7 @@ func BenchmarkGitHubChangedFiles(b *testing.B) {
 	b.ReportAllocs()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if ch := ChangedFiles(context.Background(), src, &res.Events[0]); ch == nil || !ch.Complete {
+		if ch := ChangedFiles(src, &res.Events[0]); ch == nil || !ch.Complete {
 			b.Fatalf("changes = %+v", ch)
 		}
 	}

@@ -416,7 +416,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	accepted := make([]policy.Accepted, len(res.Events))
 	for i := range res.Events {
 		ev := &res.Events[i]
-		in := RouteInput(r.Context(), rules, src, ev, r.Header)
+		in := RouteInput(rules, src, ev, r.Header)
 		targets := rules.Route(in)
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}); err != nil {
 			out.eventID, out.eventType = ev.ID(), ev.Type()
@@ -471,14 +471,15 @@ func setBodyDigests(accepted []policy.Accepted, body []byte) {
 
 // RouteInput is the routing sequence every path shares (webhooks and
 // explain): the event is stamped with the source's identity and the changed
-// files are fetched when some rule reads paths (the only I/O before
-// routing). Routing itself strips credential headers before any condition
-// or binding reads them (routing.Rules.StripCredentials).
-func RouteInput(ctx context.Context, rules *routing.Rules, src *routing.Source, ev *event.Event, header http.Header) routing.Input {
+// files are read from the payload when some rule reads paths. It does no
+// I/O: a list the payload may have cut is left for dispatch to complete
+// (ChangedFiles). Routing itself strips credential headers before any
+// condition or binding reads them (routing.Rules.StripCredentials).
+func RouteInput(rules *routing.Rules, src *routing.Source, ev *event.Event, header http.Header) routing.Input {
 	ev.SetExtension("identity", policy.SourceIdentity(src.Name))
 	in := routing.Input{Source: src.Name, Event: ev, Header: header}
 	if rules.UsesPaths() {
-		in.Changes = ChangedFiles(ctx, src, ev)
+		in.Changes = ChangedFiles(src, ev)
 	}
 	return in
 }

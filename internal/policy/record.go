@@ -101,6 +101,9 @@ const (
 	StateFailed = "failed"
 	// StateDeadLettered: it will not be retried; see `router dlq`.
 	StateDeadLettered = "dead-lettered"
+	// StateSkipped: nothing was created, by the rules: dispatch checked a
+	// paths condition routing deferred and no changed file matched.
+	StateSkipped = "skipped"
 )
 
 // TargetStatus is one target's dispatch state.

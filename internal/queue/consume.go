@@ -503,7 +503,7 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg, load *appLoad)
 	}
 
 	began := time.Now()
-	herr := c.run(ctx, msg, w)
+	herr := c.run(withAttempt(ctx, attempt, c.cfg.MaxAttempts), msg, w)
 	took := time.Since(began)
 	sctx, cancel := settle()
 	defer cancel()
@@ -526,8 +526,9 @@ type delivery struct {
 func (c *consumer) settle(ctx, sctx context.Context, d delivery, herr error) string {
 	msg, w, log, attempt := d.msg, d.w, d.log, int(d.meta.NumDelivered)
 	result := ResultRetry
+	state, reason, acked := outcomeOf(herr)
 	switch {
-	case herr == nil:
+	case acked:
 		// DoubleAck waits for the server to confirm the ack. A lost ack is
 		// not a loss (the work is redelivered after AckWait and the handler
 		// is idempotent), but a confirmed one is the only way to log it.
@@ -536,9 +537,11 @@ func (c *consumer) settle(ctx, sctx context.Context, d delivery, herr error) str
 			return result
 		}
 		result = ResultDone
-		c.cfg.Metrics.created(d.meta.Timestamp)
-		c.q.setStatus(sctx, w, StateCreated, "", attempt)
-		log.Debug("work dispatched")
+		if state == StateCreated {
+			c.cfg.Metrics.created(d.meta.Timestamp)
+		}
+		c.q.setStatus(sctx, w, state, reason, attempt)
+		log.Debug("work dispatched", "state", state)
 	case permanentAt(herr, attempt):
 		log.Warn("work failed permanently", "err", herr)
 		if c.deadLetter(sctx, msg, log, DeadLetter{

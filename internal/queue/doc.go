@@ -19,8 +19,9 @@
 //   - Every message carries a deduplication id scoped by source
 //     (source/event-id for the event, source/event-id/app/trigger for work),
 //     so a redelivered webhook within the duplicate window stores nothing new.
-//   - Work leaves the work stream only when dispatched (Ack) or when its dead
-//     letter was acknowledged by JetStream (Term): nothing is dropped.
+//   - Work leaves the work stream only when dispatched (Ack; a handler's
+//     Skip counts: the rules said not to run it) or when its dead letter
+//     was acknowledged by JetStream (Term): nothing is dropped.
 //   - Consumers are durable and shared: every router replica pulls from the
 //     same consumers, so each work message goes to one replica at a time.
 //   - One consumer per app, served in turn: a backlog for one app delays

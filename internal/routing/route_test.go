@@ -320,6 +320,23 @@ triggers:
 				"web/no-body", "is false"),
 		},
 		{
+			name: "deferred check: the target carries it for dispatch", typ: "dev.switchyard.git.push",
+			ext: map[string]string{"actor": "renovate[bot]"},
+			changes: &Changes{Files: []string{"docs/a.md"}, Reason: "the push payload lists 20 commits",
+				Deferred: &ChangesQuery{Repository: "acme/web", Before: "b1", After: "a2"}},
+			want: []Target{func() Target {
+				t := tgt("code", "build", "paths checked at dispatch: the push payload lists 20 commits")
+				t.PathsCheck = &PathsCheck{Source: "github", ChangesQuery: ChangesQuery{Repository: "acme/web", Before: "b1", After: "a2"},
+					Paths: []string{"src/**", "go.mod", "!src/**/*_test.go"}, Reason: "the push payload lists 20 commits"}
+				return t
+			}()},
+			misses: with(all("web/code"),
+				"web/humans", "is denied",
+				"web/maintainers", "is not among",
+				"web/opened", "is false",
+				"web/no-body", "is false"),
+		},
+		{
 			name: "no changed-file list at all: paths match, with a note", typ: "dev.switchyard.git.tag",
 			want: []Target{
 				tgt("code", "build", "paths not checked: the event lists no changed files; treated as matched"),

@@ -318,6 +318,10 @@ type Changes struct {
 	Complete bool `json:"complete"`
 	// Reason says where Files came from, or why they are incomplete.
 	Reason string `json:"reason,omitempty"`
+	// Deferred, when set, says Files are incomplete and the provider's API
+	// is to be asked after the event is stored: paths conditions fire their
+	// target with a PathsCheck for dispatch to finish.
+	Deferred *ChangesQuery `json:"deferred,omitempty"`
 }
 
 // Miss is a trigger that did not fire, and why.
@@ -529,6 +533,7 @@ func (st *routeState) visit(t *trigger, d *Decision) {
 				if note != "" {
 					target.Notes = append(target.Notes, note)
 				}
+				target.PathsCheck = st.pathsCheck(t)
 				d.Targets = append(d.Targets, target)
 			}
 			return
@@ -618,10 +623,12 @@ func (st *routeState) mismatch(t *trigger) (reason, note string) {
 		switch ch := st.in.Changes; {
 		case ch == nil:
 			note = "paths not checked: the event lists no changed files; treated as matched"
+		case ch.Deferred != nil:
+			note = "paths checked at dispatch: " + ch.Reason
 		case !ch.Complete:
 			note = "paths not checked: " + ch.Reason + "; treated as matched"
 		default:
-			if !slices.ContainsFunc(ch.Files, t.paths.match) {
+			if !t.paths.matchAny(ch.Files) {
 				return st.why(func() string {
 					return fmt.Sprintf("no changed file matches paths %s (%d files changed)", t.paths.text, len(ch.Files))
 				}), ""

@@ -69,6 +69,9 @@ type Target struct {
 	// RulesRevision is the revision of the rules that routed the event
 	// (Rules.Revision), for the audit trail on the PipelineRun.
 	RulesRevision string `json:"rulesRevision,omitempty"`
+	// PathsCheck, when set, is a paths condition dispatch must finish
+	// before creating anything (see PathsCheck).
+	PathsCheck *PathsCheck `json:"pathsCheck,omitempty"`
 }
 
 // RunKind returns the kind of run t creates: Kind, KindPipelineRun when
