@@ -85,6 +85,8 @@ type appGrant struct {
 	// EventTypes, when set, bounds the event types the app's triggers may
 	// match.
 	EventTypes []string `yaml:"eventTypes"`
+	// Approval, when set, holds the app's matching runs for an approver.
+	Approval *approvalSpec `yaml:"approval"`
 }
 
 // appFile is an app manifest, owned by an app team.

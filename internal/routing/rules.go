@@ -108,6 +108,7 @@ type app struct {
 	identities      []string
 	eventTypes      globList
 	triggers        []*trigger
+	approval        *Approval
 }
 
 // admits reports whether the grant lets an event from source, authenticated
