@@ -46,6 +46,14 @@ func approvalKey(source, eventID string) string {
 	return hex.EncodeToString(sum[:]) + "." + source
 }
 
+// keyToken reports whether name can be one token of a bucket key, as
+// every source and endpoint name (a DNS label) can.
+func keyToken(name string) bool {
+	return name != "" && !strings.ContainsFunc(name, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	})
+}
+
 // approvalsKV returns the approvals bucket, created when create is set
 // (the first held event creates it, with the streams' replicas).
 func (q *Queue) approvalsKV(ctx context.Context, create bool) (jetstream.KeyValue, error) {
@@ -111,6 +119,9 @@ func (q *Queue) hold(ctx context.Context, a policy.Accepted) error {
 // Approvals returns the held events with id eventID: of source, or of
 // any source when source is empty. None is an error wrapping ErrNotFound.
 func (q *Queue) Approvals(ctx context.Context, source, eventID string) ([]policy.Approval, error) {
+	if source != "" && !keyToken(source) {
+		return nil, fmt.Errorf("approval of event %s: source %q: %w", eventID, source, ErrNotFound)
+	}
 	kv, err := q.approvalsKV(ctx, false)
 	if err != nil {
 		return nil, err
