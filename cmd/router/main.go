@@ -23,6 +23,7 @@ Usage:
   router replay    --id ID | --since D   route stored events again with the current rules
   router status    --source S --id ID    the state of each target of an accepted event
   router audit     [--since D] [--id ID]  every ingest decision (accepted, duplicate, refused and why)
+  router approve|reject ID [--source S]  release or drop the targets an approval gate holds
 
 Run "router COMMAND -h" for the flags of a command.
 `
@@ -48,6 +49,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"status":    cmdStatus,
 		"audit":     cmdAudit,
 		"bench":     cmdBench,
+		"approve":   cmdApprove, "reject": cmdReject,
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {

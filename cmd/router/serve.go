@@ -203,7 +203,7 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	// creates anything: a revoked grant or forged work is dead-lettered.
 	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}))
 	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready,
-		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, MaxInflight: cfg.maxInflight})
+		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, Approvals: r.queue, MaxInflight: cfg.maxInflight})
 	r.httpServer = &http.Server{
 		Handler:           r.metrics.http.Wrap(r.srv),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -281,6 +281,7 @@ func (r *router) Run(ctx context.Context) error {
 		r.queue.set(q)
 		r.logger.Info("listening", "addr", r.ln.Addr().String())
 		r.startDispatch(consumeCtx, handlerCtx, &wg, q, fail)
+		r.startApprovalSweeper(consumeCtx, &wg, q)
 	}
 
 	runErr := r.awaitStop(ctx, errc)
