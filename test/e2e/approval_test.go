@@ -159,7 +159,7 @@ func TestApprovalGateOnTheRealAPIServer(t *testing.T) {
 		who, endpoint, id string
 		want              int
 	}{
-		{"bot", "agents", "e2e-prod-1", http.StatusForbidden},    // the sender
+		{"bot", "agents", "e2e-prod-1", http.StatusForbidden},     // the sender
 		{"mallory", "people", "e2e-prod-1", http.StatusForbidden}, // not an approver
 		{"alice", "people", "e2e-nope", http.StatusNotFound},
 		{"", "people", "e2e-prod-1", http.StatusUnauthorized},
