@@ -122,11 +122,13 @@ func MayDecide(rules *routing.Rules, c Caller, a Approval) error {
 	if c.Identity == a.Identity && c.Principal == a.Principal || c.Principal != "" && c.Principal == a.Principal {
 		return &Denial{Rule: "approval.self", Message: fmt.Sprintf("%s sent this event and may not decide on it: another approver must", Decider(c))}
 	}
-	if c.Endpoint == nil {
-		return &Denial{Rule: "approval", Message: "only an endpoint's callers approve"}
+	if c.Endpoint == nil && c.Principal == "" {
+		return &Denial{Rule: "approval", Message: "only a named person approves: an endpoint's caller or a source's user"}
 	}
-	if _, ok := c.Endpoint.CallerScope(c.Principal); !ok {
-		return &Denial{Rule: "callers", Message: fmt.Sprintf("principal %q matches no caller of endpoint %q", c.Principal, c.Endpoint.Name)}
+	if c.Endpoint != nil {
+		if _, ok := c.Endpoint.CallerScope(c.Principal); !ok {
+			return &Denial{Rule: "callers", Message: fmt.Sprintf("principal %q matches no caller of endpoint %q", c.Principal, c.Endpoint.Name)}
+		}
 	}
 	for _, rule := range a.Gates {
 		g := rules.Gate(rule)

@@ -33,7 +33,7 @@ endpoints:
     scope: {apps: [web], eventTypes: ["*"], params: [environment]}
     approval:
       environments: [production]
-      approvers: ["endpoint:people/alice", "endpoint:people/lead"]
+      approvers: ["endpoint:people/alice", "endpoint:people/lead", "source:github/octocat"]
       timeout: 30m
   - name: people
     auth: {tokens: {env: T}}
@@ -139,6 +139,8 @@ func TestMayDecide(t *testing.T) {
 		{"a principal no caller entry matches", policy.EndpointCaller(people, "mallory"), held, "callers"},
 		{"an endpoint not named", policy.EndpointCaller(agent, "alice"), held, "endpoints[agent].approval.approvers"},
 		{"a webhook source", policy.SourceCaller("github"), held, "approval"},
+		{"a source's user not named", policy.Caller{Identity: "source:github", Principal: "hubot"}, held, "endpoints[agent].approval.approvers"},
+		{"a source's user named", policy.Caller{Identity: "source:github", Principal: "Octocat"}, held, ""},
 		{"a gate no longer in force", policy.EndpointCaller(people, "alice"), gone, "endpoints[old].approval"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -157,7 +159,9 @@ func TestMayDecide(t *testing.T) {
 func TestApprovalManifestErrors(t *testing.T) {
 	for _, tc := range []struct{ name, from, to, want string }{
 		{"approver of no endpoint", `"endpoint:people/alice", "endpoint:people/lead"`, `"endpoint:nobody/alice"`, `approver names no endpoint "nobody"`},
-		{"approver not an endpoint", `"endpoint:people/alice", "endpoint:people/lead"`, `"source:github"`, `must be endpoint:<name>`},
+		{"approver not an identity", `"endpoint:people/alice", "endpoint:people/lead"`, `"alice"`, `must be endpoint:<name>`},
+		{"a source approver without a login", `"endpoint:people/alice", "endpoint:people/lead"`, `"source:github"`, `must be source:<name>/<login>`},
+		{"approver of no source", `"endpoint:people/alice", "endpoint:people/lead"`, `"source:gitlab/alice"`, `approver names no source "gitlab"`},
 		{"no approvers", `approvers: ["endpoint:people"], `, ``, `approval needs approvers`},
 		{"timeout too long", `timeout: 30m`, `timeout: 200h`, `at most 168h`},
 		{"unknown trigger", `triggers: [deploy]`, `triggers: [deploi]`, `no trigger "web/deploi"`},

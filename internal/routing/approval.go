@@ -22,8 +22,9 @@ type approvalSpec struct {
 	// Triggers gate these triggers: "app/trigger" on an endpoint, trigger
 	// names on an app grant.
 	Triggers []string `yaml:"triggers"`
-	// Approvers are "endpoint:<name>" (any principal of the endpoint) or
-	// "endpoint:<name>/<principal>".
+	// Approvers are "endpoint:<name>" (any principal of the endpoint),
+	// "endpoint:<name>/<principal>", or "source:<name>/<login>" (a Git
+	// host user, approving with an /approve comment).
 	Approvers []string `yaml:"approvers"`
 	// Timeout is how long a request waits; default DefaultApprovalTimeout.
 	Timeout string `yaml:"timeout"`
@@ -49,8 +50,11 @@ type Approval struct {
 	Timeout      time.Duration
 }
 
-// Approver is one approvers entry: the principals of an endpoint.
+// Approver is one approvers entry: the principals of an endpoint, or one
+// user of a webhook source (a comment's author).
 type Approver struct {
+	// Source is set for a source's user; Endpoint otherwise.
+	Source   string
 	Endpoint string
 	// Principal is the one principal allowed; empty allows every principal
 	// the endpoint authenticates.
@@ -73,12 +77,17 @@ func (a *Approval) Selects(app, trigger string, envs []string) bool {
 // IsApprover reports whether principal, authenticated by endpoint
 // identity ("endpoint:<name>"), is one of the gate's approvers.
 func (a *Approval) IsApprover(identity, principal string) bool {
-	name, ok := strings.CutPrefix(identity, endpointIdentityPrefix)
-	if !ok || principal == "" {
+	if principal == "" {
 		return false
 	}
-	return slices.ContainsFunc(a.Approvers, func(ap Approver) bool {
-		return ap.Endpoint == name && (ap.Principal == "" || ap.Principal == principal)
+	if src, ok := strings.CutPrefix(identity, identitySourcePrefix); ok {
+		return slices.ContainsFunc(a.Approvers, func(ap Approver) bool {
+			return ap.Source == src && strings.EqualFold(ap.Principal, principal) // logins are case-insensitive
+		})
+	}
+	name, ok := strings.CutPrefix(identity, endpointIdentityPrefix)
+	return ok && slices.ContainsFunc(a.Approvers, func(ap Approver) bool {
+		return ap.Source == "" && ap.Endpoint == name && (ap.Principal == "" || ap.Principal == principal)
 	})
 }
 
@@ -128,13 +137,22 @@ func (l *loader) compileApproval(file string, at func(path ...any) int, rule, ow
 		a.Triggers = append(a.Triggers, tr)
 	}
 	if len(s.Approvers) == 0 {
-		l.addf(file, at(), "%s: approval needs approvers: the endpoint identities (endpoint:<name> or endpoint:<name>/<principal>) that may approve", owner)
+		l.addf(file, at(), "%s: approval needs approvers: the identities (endpoint:<name>, endpoint:<name>/<principal>, source:<name>/<login>) that may approve", owner)
 	}
 	for j, id := range s.Approvers {
+		if rest, ok := strings.CutPrefix(id, identitySourcePrefix); ok {
+			name, login, _ := strings.Cut(rest, "/")
+			if name == "" || login == "" {
+				l.addf(file, at("approvers", j), "%s: approver %q must be source:<name>/<login>: a source's approvers are named users", owner, id)
+				continue
+			}
+			a.Approvers = append(a.Approvers, Approver{Source: name, Principal: login})
+			continue
+		}
 		rest, ok := strings.CutPrefix(id, endpointIdentityPrefix)
 		name, principal, _ := strings.Cut(rest, "/")
 		if !ok || name == "" || (strings.Contains(rest, "/") && principal == "") {
-			l.addf(file, at("approvers", j), "%s: approver %q must be endpoint:<name> or endpoint:<name>/<principal>", owner, id)
+			l.addf(file, at("approvers", j), "%s: approver %q must be endpoint:<name>, endpoint:<name>/<principal> or source:<name>/<login>", owner, id)
 			continue
 		}
 		a.Approvers = append(a.Approvers, Approver{Endpoint: name, Principal: principal})
@@ -167,6 +185,12 @@ func (l *loader) checkApprovers(file string, node *yaml.Node, root rootFile, rul
 			return
 		}
 		for j, ap := range a.Approvers {
+			if ap.Source != "" {
+				if rules.sources[ap.Source] == nil {
+					l.addf(file, lineOf(node, append(path, "approvers", j)...), "%s: approver names no source %q", a.Rule, ap.Source)
+				}
+				continue
+			}
 			if rules.endpoints[ap.Endpoint] == nil {
 				l.addf(file, lineOf(node, append(path, "approvers", j)...), "%s: approver names no endpoint %q", a.Rule, ap.Endpoint)
 			}

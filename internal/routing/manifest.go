@@ -50,6 +50,8 @@ type sourceSpec struct {
 	// MaxBodyBytes caps this source's requests; 0 means the server's
 	// default, at most MaxSourceBodyBytes.
 	MaxBodyBytes int64 `yaml:"maxBodyBytes"`
+	// Commands grants pull request comment commands to provider logins.
+	Commands *commandsSpec `yaml:"commands"`
 }
 
 // oidcSpec says which OIDC tokens a source accepts.

@@ -70,6 +70,8 @@ type Source struct {
 	// MaxBodyBytes caps a request to this source; 0 means the server's
 	// default. Never above MaxSourceBodyBytes.
 	MaxBodyBytes int64
+	// Commands grants pull request comment commands; nil: none.
+	Commands *Commands
 }
 
 // MaxSourceBodyBytes is the most a source's maxBodyBytes may allow: 25 MiB,
