@@ -43,3 +43,12 @@ func (r *router) startApprovalSweeper(ctx context.Context, wg *sync.WaitGroup, q
 		q.RunApprovalSweeper(ctx, approvalSweep)
 	}()
 }
+
+// HeldFor lists a pull request's held events once the queue is open.
+func (g *queueGate) HeldFor(ctx context.Context, source, repo, number string) ([]policy.Approval, error) {
+	q := g.q.Load()
+	if q == nil {
+		return nil, errQueueNotOpen
+	}
+	return q.HeldFor(ctx, source, repo, number)
+}

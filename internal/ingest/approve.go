@@ -22,10 +22,12 @@ import (
 // with an id (of source, or of any source when source is empty); none is
 // an error with a NotFound() bool method. Decide approves or rejects; a
 // decision the held event's state refuses (expired, decided otherwise)
-// has a Conflict() bool method.
+// has a Conflict() bool method. HeldFor lists the events of a pull
+// request awaiting approval, for /approve comments.
 type ApprovalStore interface {
 	Approvals(ctx context.Context, source, eventID string) ([]policy.Approval, error)
 	Decide(ctx context.Context, d policy.ApprovalDecision) (policy.Approval, error)
+	HeldFor(ctx context.Context, source, repo, number string) ([]policy.Approval, error)
 }
 
 // ApprovalResponse is the body of a decision's 200: the held event as it

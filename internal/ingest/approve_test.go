@@ -91,6 +91,19 @@ func newApprovalServer(t testing.TB) *approvalServer {
 	if err != nil {
 		t.Fatal(err)
 	}
+	as.q, as.js = newEmbeddedQueue(t)
+	audit := func(r policy.Record) { as.q.Audit(r); as.audits.Audit(r) }
+	as.srv = NewServer(Config{Rules: routing.NewHolder(rules), Publisher: as.q, Status: as.q, Approvals: as.q, Audit: audit})
+	hs := httptest.NewServer(as.srv)
+	t.Cleanup(hs.Close)
+	as.url = hs.URL
+	return as
+}
+
+// newEmbeddedQueue opens a queue on an embedded NATS server, with a
+// JetStream handle to read its streams.
+func newEmbeddedQueue(t testing.TB) (*queue.Queue, jetstream.JetStream) {
+	t.Helper()
 	ns, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -101,18 +114,15 @@ func newApprovalServer(t testing.TB) *approvalServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	if as.q, err = queue.Open(context.Background(), nc, queue.Config{}, nil); err != nil {
+	q, err := queue.Open(context.Background(), nc, queue.Config{}, nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if as.js, err = jetstream.New(nc); err != nil {
+	js, err := jetstream.New(nc)
+	if err != nil {
 		t.Fatal(err)
 	}
-	audit := func(r policy.Record) { as.q.Audit(r); as.audits.Audit(r) }
-	as.srv = NewServer(Config{Rules: routing.NewHolder(rules), Publisher: as.q, Status: as.q, Approvals: as.q, Audit: audit})
-	hs := httptest.NewServer(as.srv)
-	t.Cleanup(hs.Close)
-	as.url = hs.URL
-	return as
+	return q, js
 }
 
 // request posts body to path with principal's token ("" sends none).

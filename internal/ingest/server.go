@@ -413,7 +413,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	for i := range res.Events {
 		ev := &res.Events[i]
 		in := RouteInput(r.Context(), rules, src, ev, r.Header)
-		targets := rules.Route(in)
+		targets := s.holdUntrusted(src, provider, ev, rules.Route(in))
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}); err != nil {
 			out.eventID, out.eventType = ev.ID(), ev.Type()
 			return out.fail(fmt.Errorf("event %q: %w", ev.ID(), err))
@@ -421,6 +421,11 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		accepted[i] = policy.Accepted{Source: src.Name, Event: *ev, Targets: targets,
 			Hold: policy.Gate(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}, s.now())}
 	}
+	cmds, err := s.commandEvents(r.Context(), rules, src, provider, res.Events)
+	if err != nil {
+		return out.fail(err)
+	}
+	accepted = append(accepted, cmds...)
 	if _, ok := provider.(BodySigned); ok {
 		setBodyDigests(accepted, req.Body)
 	}

@@ -316,3 +316,35 @@ func (q *Queue) RunApprovalSweeper(ctx context.Context, interval time.Duration) 
 		}
 	}
 }
+
+// HeldFor returns the events of source awaiting approval whose
+// repository and pullrequest extensions are repo and number: what an
+// /approve comment on that pull request decides on.
+func (q *Queue) HeldFor(ctx context.Context, source, repo, number string) ([]policy.Approval, error) {
+	if !keyToken(source) {
+		return nil, nil
+	}
+	kv, err := q.approvalsKV(ctx, false)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	lister, err := kv.ListKeysFiltered(ctx, "*."+source)
+	if err != nil {
+		return nil, fmt.Errorf("held for pull request: %w: %w", ErrUnavailable, err)
+	}
+	var out []policy.Approval
+	for k := range lister.Keys() {
+		rec, _, err := getApproval(ctx, kv, k)
+		if err != nil || rec.State != policy.StateAwaitingApproval {
+			continue
+		}
+		ext := rec.Event.Extensions()
+		if ext["repository"] == repo && ext["pullrequest"] == number {
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
