@@ -29,7 +29,7 @@ type prComment struct {
 	body     string
 	repo     string // owner/name, as the repository extension says
 	number   string // the pull request's number
-	prAuthor string // who opened the pull request
+	byAuthor bool   // the commenter opened the pull request
 }
 
 // commentProvider is a provider whose comment events carry commands.
@@ -183,7 +183,7 @@ func (s *Server) approveComment(ctx context.Context, rules *routing.Rules, src *
 		r.EventID, r.Rule = ap.Event.ID(), strings.Join(ap.Gates, ",")
 		err := policy.MayDecide(rules, caller, ap)
 		actor, _ := ap.Event.Extensions()["actor"].(string)
-		if err == nil && (strings.EqualFold(c.login, c.prAuthor) || strings.EqualFold(c.login, actor)) {
+		if err == nil && (c.byAuthor || strings.EqualFold(c.login, actor)) {
 			err = &policy.Denial{Rule: "approval.self", Message: c.login + " opened or updated this pull request and may not approve its runs"}
 		}
 		if err == nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -57,7 +56,7 @@ func (githubProvider) prComment(ev *event.Event) (*prComment, error) {
 		return nil, nil // a comment on an issue, not a pull request
 	}
 	return &prComment{id: strconv.FormatInt(p.Comment.ID, 10), created: p.Action == "created", login: p.Comment.User.Login,
-		body: p.Comment.Body, repo: repo, number: strconv.Itoa(p.Issue.Number), prAuthor: p.Issue.User.Login}, nil
+		body: p.Comment.Body, repo: repo, number: strconv.Itoa(p.Issue.Number), byAuthor: strings.EqualFold(p.Comment.User.Login, p.Issue.User.Login)}, nil
 }
 
 // pullRequestAt asks GitHub's API for the pull request (its head moves
@@ -79,17 +78,9 @@ func (githubProvider) pullRequestAt(ctx context.Context, src *routing.Source, c 
 	}
 	req.Header.Set("Accept", "application/vnd.github+json")
 	req.Header.Set("Authorization", "Bearer "+string(src.APIToken))
-	resp, err := githubAPIClient.Do(req)
+	body, err := readAPI(req)
 	if err != nil {
-		return nil, fmt.Errorf("pull request %s: %w: %v", c.number, errHostUnavailable, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 8<<20))
-	switch {
-	case err != nil || resp.StatusCode >= 500 || resp.StatusCode == http.StatusTooManyRequests:
-		return nil, fmt.Errorf("pull request %s: %w: status %d", c.number, errHostUnavailable, resp.StatusCode)
-	case resp.StatusCode != http.StatusOK:
-		return nil, fmt.Errorf("pull request %s: GitHub answered %d", c.number, resp.StatusCode)
+		return nil, fmt.Errorf("pull request %s: %w", c.number, err)
 	}
 	var p githubComment
 	if err := json.Unmarshal(ev.Data(), &p); err != nil {
