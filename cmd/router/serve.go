@@ -203,7 +203,7 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	// creates anything: a revoked grant or forged work is dead-lettered.
 	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}))
 	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready,
-		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, Approvals: r.queue, MaxInflight: cfg.maxInflight})
+		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, Approvals: r.queue, Cancel: newCanceller(cfg, r.queue, logger), MaxInflight: cfg.maxInflight})
 	r.httpServer = &http.Server{
 		Handler:           r.metrics.http.Wrap(r.srv),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -129,12 +129,70 @@ func (s *Server) runCommand(ctx context.Context, rules *routing.Rules, src *rout
 		rec.Decision, rec.Targets = policy.DecisionAccepted, len(a.Targets)
 		s.auditCommand(rec, fmt.Sprintf("re-runs pull request %s at %s", c.number, a.Event.Extensions()["revision"]), nil)
 		return []policy.Accepted{a}, nil
-	case routing.CommandApprove:
-		return nil, s.approveComment(ctx, rules, src, c, rec)
-	default: // cancel: granted in the root, not implemented yet
-		s.auditCommand(rec, "/cancel is not supported yet: cancel the PipelineRuns with kubectl or tkn", nil)
+	}
+	// /approve and /cancel store no run: a marker event records that the
+	// command ran, so a redelivered comment does not run it again.
+	switch done, err := s.commandDone(ctx, src, rec.EventID); {
+	case err != nil:
+		return nil, err
+	case done:
+		s.auditCommand(rec, "duplicate: this comment's command ran before", nil)
 		return nil, nil
 	}
+	var err error
+	if cmd.name == routing.CommandApprove {
+		err = s.approveComment(ctx, rules, src, c, rec)
+	} else {
+		err = s.cancelComment(ctx, src, c, cmd, rec)
+	}
+	if err != nil {
+		return nil, err
+	}
+	marker := ev.Clone()
+	marker.SetID(rec.EventID)
+	marker.SetExtension("command", cmd.name)
+	return []policy.Accepted{{Source: src.Name, Event: marker}}, nil
+}
+
+// commandDone reports whether the command event id was stored before.
+func (s *Server) commandDone(ctx context.Context, src *routing.Source, id string) (bool, error) {
+	if s.cfg.Status == nil {
+		return false, nil
+	}
+	_, err := s.cfg.Status.Status(ctx, src.Name, id)
+	switch {
+	case err == nil:
+		return true, nil
+	case isNotFound(err):
+		return false, nil
+	default:
+		return false, fmt.Errorf("%w: look up command %s: %v", ErrNotReady, id, err)
+	}
+}
+
+// Canceller cancels the running PipelineRuns of a pull request's events
+// (trigger only, when not empty) and says how many it cancelled. A
+// failure a retry may heal has an Unavailable() bool method. cmd/router
+// implements it with the Kubernetes API; ingest never talks to it.
+type Canceller interface {
+	CancelPullRequest(ctx context.Context, source, repo, number, trigger string) (int, error)
+}
+
+// cancelComment runs /cancel [trigger].
+func (s *Server) cancelComment(ctx context.Context, src *routing.Source, c *prComment, cmd command, rec policy.Record) error {
+	if s.cfg.Cancel == nil {
+		s.auditCommand(rec, "this router dispatches to no cluster: nothing to cancel", nil)
+		return nil
+	}
+	n, err := s.cfg.Cancel.CancelPullRequest(ctx, src.Name, c.repo, c.number, cmd.trigger)
+	if isUnavailable(err) {
+		return err
+	}
+	if err == nil {
+		rec.Decision, rec.Targets = policy.DecisionAccepted, n
+	}
+	s.auditCommand(rec, fmt.Sprintf("cancelled %d PipelineRuns of pull request %s", n, c.number), err)
+	return nil
 }
 
 // rerun makes the pull request's event at its head for /retest and

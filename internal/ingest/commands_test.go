@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -213,6 +214,36 @@ func TestCommentCommands(t *testing.T) {
 	}
 	checkCommentAudits(t, cs.audits.records())
 	checkApproveComments(t, cs, id)
+	checkCancelComments(t, cs)
+}
+
+// cancels records what /cancel asked the cluster side to cancel.
+type cancels struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (c *cancels) CancelPullRequest(_ context.Context, source, repo, number, trigger string) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls = append(c.calls, strings.Join([]string{source, repo, number, trigger}, " "))
+	return 1, nil
+}
+
+// checkCancelComments: /cancel [trigger] from a granted commenter reaches
+// the canceller once per comment; anyone else's is ignored.
+func checkCancelComments(t *testing.T, cs *commentServer) {
+	t.Helper()
+	c := &cancels{}
+	cs.srv.cfg.Cancel = c
+	cs.deliver(t, "issue_comment", "x-1", comment(t, "created", 2001, "chhsia0", "/cancel"))
+	cs.deliver(t, "issue_comment", "x-1", comment(t, "created", 2001, "chhsia0", "/cancel"))
+	cs.deliver(t, "issue_comment", "x-2", comment(t, "created", 2002, "lead", "/cancel"))
+	cs.deliver(t, "issue_comment", "x-3", comment(t, "created", 2003, "chhsia0", "/cancel lint"))
+	want := "github chhsia0/knative-route-demo 3 |github chhsia0/knative-route-demo 3 lint"
+	if got := strings.Join(c.calls, "|"); got != want {
+		t.Fatalf("cancels %q, want %q", got, want)
+	}
 }
 
 func checkCommentAudits(t *testing.T, recs []policy.Record) {
@@ -239,6 +270,7 @@ func checkApproveComments(t *testing.T, cs *commentServer, id string) {
 	}
 	cs.deliver(t, "issue_comment", "c-8", comment(t, "created", 1008, "reviewer", "/approve"))
 	cs.deliver(t, "issue_comment", "c-9", comment(t, "created", 1009, "reviewer", "/approve"))
+	cs.deliver(t, "issue_comment", "c-9", comment(t, "created", 1009, "reviewer", "/approve")) // redelivered
 	var previews []string
 	for _, q := range cs.queued(t) {
 		if strings.HasPrefix(q, "preview/") {
@@ -248,12 +280,13 @@ func checkApproveComments(t *testing.T, cs *commentServer, id string) {
 	if len(previews) < 1 || previews[0] != "preview/preview@"+id {
 		t.Fatalf("reviewer's /approve queued %v", previews)
 	}
-	var self, approved bool
+	var self, approved, dup bool
 	for _, r := range cs.audits.records() {
+		dup = dup || r.EventID == "comment-1009-approve" && strings.HasPrefix(r.Reason, "duplicate")
 		self = self || r.Subject == "chhsia0" && r.Type == "/approve" && r.Rule == "approval.self"
 		approved = approved || r.Subject == "reviewer" && r.Decision == policy.DecisionApproved && r.EventID == id
 	}
-	if !self || !approved {
-		t.Fatalf("audit: self-approval refused %v, approval %v", self, approved)
+	if !self || !approved || !dup {
+		t.Fatalf("audit: self-approval refused %v, approval %v, redelivery ignored %v", self, approved, dup)
 	}
 }

@@ -66,6 +66,8 @@ type Config struct {
 	Status StatusReader
 	// Approvals, when set, serves POST /v1/events/{id}/approve and /reject.
 	Approvals ApprovalStore
+	// Cancel, when set, runs /cancel comment commands.
+	Cancel Canceller
 }
 
 // Server is the HTTP front of the router.

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
@@ -229,4 +232,94 @@ func checkExpiryAndOperatorReject(t *testing.T, r *router, tokens map[string]str
 	if err != nil || !strings.Contains(string(out2), "expired") {
 		t.Fatalf("router status of the expired push: %v\n%s", err, out2)
 	}
+}
+
+// TestApprovalCommentCancel: a granted /cancel comment (a real GitHub
+// issue_comment sample, signed) cancels the pull request's running
+// PipelineRun on the real API server: spec.status Cancelled.
+func TestApprovalCommentCancel(t *testing.T) {
+	ctx := context.Background()
+	const ns = "e2e-cancel"
+	kubeconfig, err := cluster.RouterKubeconfig(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	root := fmt.Sprintf(`apiVersion: switchyard.dev/v1alpha1
+kind: Root
+sources:
+  - name: github
+    kind: github
+    secret: {env: GITHUB_WEBHOOK_SECRET}
+    commands: {cancel: [chhsia0], trustAllPullRequests: true}
+apps:
+  - {name: web, manifest: web.yaml, namespaces: [%s], sources: [github]}
+`, ns)
+	web := `apiVersion: switchyard.dev/v1alpha1
+kind: App
+name: web
+triggers:
+  - name: pr
+    match: {types: [dev.switchyard.git.pullrequest]}
+    run: {pipelineRef: ci}
+`
+	for name, data := range map[string]string{"root.yaml": root, "web.yaml": web} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	secret := newSecret(t)
+	r := startRouter(t, routerConfig{rulesDir: dir, dataDir: t.TempDir(), kubeconfig: kubeconfig, secret: secret})
+	pull, err := os.ReadFile("../testdata/github/pull-request.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := sendGitHub(t, r.url, secret, "pull_request", "e2e-pr-1", pull); code != http.StatusAccepted {
+		t.Fatalf("pull_request: %d", code)
+	}
+	tekton := adminTekton(t)
+	run := waitForRunsSettled(t, tekton, ns, 1, 30*time.Second, r.embeddedNATS(t))[0]
+
+	// The sample comment, moved to the sample pull request (baxterthehacker/public-repo#1).
+	raw, err := os.ReadFile("../../internal/ingest/testdata/comments/github-issue-comment.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c map[string]any
+	if err := json.Unmarshal(raw, &c); err != nil {
+		t.Fatal(err)
+	}
+	c["repository"].(map[string]any)["full_name"] = "baxterthehacker/public-repo"
+	c["issue"].(map[string]any)["number"] = 1
+	c["comment"].(map[string]any)["body"] = "/cancel"
+	body, _ := json.Marshal(c)
+	if code := sendGitHub(t, r.url, secret, "issue_comment", "e2e-comment-1", body); code != http.StatusAccepted {
+		t.Fatalf("issue_comment: %d", code)
+	}
+	waitUntil(t, "the run cancelled", 30*time.Second, func() bool {
+		pr, err := tekton.TektonV1().PipelineRuns(ns).Get(ctx, run.Name, metav1.GetOptions{})
+		return err == nil && pr.Spec.Status == "Cancelled"
+	})
+}
+
+// sendGitHub posts body as a GitHub delivery of kind, signed.
+func sendGitHub(t *testing.T, url, secret, kind, delivery string, body []byte) int {
+	t.Helper()
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	req, err := http.NewRequest(http.MethodPost, url+"/v1/hooks/github", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", kind)
+	req.Header.Set("X-GitHub-Delivery", delivery)
+	req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode
 }
