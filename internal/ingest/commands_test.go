@@ -10,7 +10,9 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -75,7 +77,7 @@ type commentServer struct {
 	headSHA  string
 }
 
-func newCommentServer(t *testing.T) *commentServer {
+func newCommentServer(t testing.TB) *commentServer {
 	t.Helper()
 	cs := &commentServer{approvalServer: &approvalServer{audits: newMemStore()}, secret: newSecret(t)}
 	apiToken := hex.EncodeToString(newSecret(t))
@@ -132,7 +134,7 @@ func readComment(t testing.TB, name string) []byte {
 
 // comment is the sample issue_comment with action, comment id, author and
 // body replaced.
-func comment(t *testing.T, action string, id int, login, body string) []byte {
+func comment(t testing.TB, action string, id int, login, body string) []byte {
 	t.Helper()
 	var p map[string]any
 	if err := json.Unmarshal(readComment(t, "github-issue-comment.json"), &p); err != nil {
@@ -289,4 +291,40 @@ func checkApproveComments(t *testing.T, cs *commentServer, id string) {
 	if !self || !approved || !dup {
 		t.Fatalf("audit: self-approval refused %v, approval %v, redelivery ignored %v", self, approved, dup)
 	}
+}
+
+// FuzzCommentCommands: whatever a signed comment says, the answer is 202
+// or 400, never a 5xx, and only a granted login's command queues work;
+// the same comment unsigned is 401 and runs nothing.
+func FuzzCommentCommands(f *testing.F) {
+	f.Add("created", "chhsia0", "/retest\n/retest lint\n/approve\n/cancel pr")
+	f.Add("edited", "chhsia0", "/retest")
+	f.Add("created", "mallory", "/ok-to-test")
+	f.Add("created", "chhsia0", "/retest "+strings.Repeat("a", 70))
+	f.Add("deleted", "", "\x00/retest\r\n")
+	cs := newCommentServer(f)
+	n := 0
+	f.Fuzz(func(t *testing.T, action, login, body string) {
+		n++
+		before := len(cs.work(t))
+		payload := comment(t, action, 500000+n, login, body)
+		h := http.Header{"Content-Type": {"application/json"}, "X-Github-Event": {"issue_comment"}, "X-Github-Delivery": {"fuzz-" + strconv.Itoa(n)}}
+		if code, _, out := (&hookServer{url: cs.url}).send(t, http.MethodPost, "/v1/hooks/github", h, payload); code != http.StatusUnauthorized {
+			t.Fatalf("unsigned: %d %s", code, out)
+		}
+		if len(cs.work(t)) != before {
+			t.Fatal("an unsigned comment queued work")
+		}
+		h.Set("X-Hub-Signature-256", "sha256="+hexHMAC(cs.secret, payload))
+		code, _, out := (&hookServer{url: cs.url}).send(t, http.MethodPost, "/v1/hooks/github", h, payload)
+		switch code {
+		case http.StatusAccepted, http.StatusBadRequest:
+		default:
+			t.Fatalf("status %d: %s", code, out)
+		}
+		granted := slices.ContainsFunc([]string{"chhsia0", "lead", "reviewer"}, func(g string) bool { return strings.EqualFold(g, login) })
+		if len(cs.work(t)) != before && (!granted || action != "created") {
+			t.Fatalf("%s's %s comment %q queued work", login, action, body)
+		}
+	})
 }
