@@ -91,7 +91,11 @@ func (s *Server) commandEvents(ctx context.Context, rules *routing.Rules, src *r
 				s.auditCommand(rec, "an edited comment runs no command", nil)
 				continue
 			}
-			if err := policy.MayCommand(src, cmd.name, c.login); err != nil {
+			teams, err := s.teamsOf(ctx, src, cp, cmd.name, c.login)
+			if err != nil {
+				return nil, err
+			}
+			if err := policy.MayCommand(src, cmd.name, c.login, teams); err != nil {
 				s.auditCommand(rec, "", err)
 				continue
 			}
@@ -103,6 +107,29 @@ func (s *Server) commandEvents(ctx context.Context, rules *routing.Rules, src *r
 		}
 	}
 	return out, nil
+}
+
+// teamMembers is a provider that can say which teams a login is in.
+type teamMembers interface {
+	// memberOf returns those of teams ("org/slug") login is an active
+	// member of; an error a retry may heal has an Unavailable() method.
+	memberOf(ctx context.Context, src *routing.Source, login string, teams []string) ([]string, error)
+}
+
+// teamsOf returns the teams granted command that login is a member of,
+// asked of the host only when the login is not granted by name.
+func (s *Server) teamsOf(ctx context.Context, src *routing.Source, cp commentProvider, command, login string) ([]string, error) {
+	tm, ok := cp.(teamMembers)
+	teams := src.Commands.Teams(command)
+	if !ok || len(teams) == 0 || src.Commands.Allows(command, login, nil) {
+		return nil, nil
+	}
+	member, err := tm.memberOf(ctx, src, login, teams)
+	if err != nil && !isUnavailable(err) {
+		s.logger.Warn("team membership not known", "source", src.Name, "login", login, "error", err.Error())
+		return nil, nil // not known: not granted
+	}
+	return member, err
 }
 
 // commandID is the event id of a command: the comment's id and the command.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -128,3 +129,47 @@ type hostUnavailable struct{}
 
 func (hostUnavailable) Error() string     { return "git host unavailable" }
 func (hostUnavailable) Unavailable() bool { return true }
+
+var _ teamMembers = githubProvider{}
+
+// memberOf asks GitHub's team memberships API, team by team, whether
+// login is an active member.
+func (githubProvider) memberOf(ctx context.Context, src *routing.Source, login string, teams []string) ([]string, error) {
+	if len(src.APIToken) == 0 || !githubLoginRE.MatchString(login) {
+		return nil, nil
+	}
+	base := strings.TrimSuffix(src.APIURL, "/")
+	if base == "" {
+		base = "https://api.github.com"
+	}
+	ctx, cancel := context.WithTimeout(ctx, githubAPITimeout)
+	defer cancel()
+	var out []string
+	for _, team := range teams {
+		org, slug, _ := strings.Cut(team, "/")
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/orgs/"+url.PathEscape(org)+"/teams/"+url.PathEscape(slug)+"/memberships/"+login, nil)
+		if err != nil {
+			return nil, err
+		}
+		req.Header.Set("Accept", "application/vnd.github+json")
+		req.Header.Set("Authorization", "Bearer "+string(src.APIToken))
+		body, err := readAPI(req)
+		if err != nil {
+			if isUnavailable(err) {
+				return nil, err
+			}
+			continue // 404: not a member
+		}
+		var m struct {
+			State string `json:"state"`
+		}
+		if json.Unmarshal(body, &m) == nil && m.State == "active" {
+			out = append(out, team)
+		}
+	}
+	return out, nil
+}
+
+// githubLoginRE is a GitHub login; anything else is never put into an API
+// path.
+var githubLoginRE = regexp.MustCompile(`^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})$`)

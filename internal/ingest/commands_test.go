@@ -34,7 +34,7 @@ sources:
     apiToken: {env: GH_TOKEN}
     apiURL: %API%
     commands:
-      retest: [chhsia0, lead]
+      retest: [chhsia0, lead, "team:acme/maintainers"]
       okToTest: [chhsia0]
       approve: [reviewer, chhsia0]
       cancel: [chhsia0]
@@ -91,6 +91,10 @@ func newCommentServer(t testing.TB) *commentServer {
 	sample.PullRequest["author_association"] = "CONTRIBUTOR"
 	cs.headSHA = sample.PullRequest["head"].(map[string]any)["sha"].(string)
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "Bearer "+apiToken && r.URL.Path == "/orgs/acme/teams/maintainers/memberships/teamie" {
+			_, _ = w.Write([]byte(`{"state":"active","role":"member"}`))
+			return
+		}
 		if r.Header.Get("Authorization") != "Bearer "+apiToken || r.URL.Path != "/repos/chhsia0/knative-route-demo/pulls/3" {
 			http.Error(w, `{"message":"Not Found"}`, http.StatusNotFound)
 			return
@@ -217,6 +221,14 @@ func TestCommentCommands(t *testing.T) {
 	checkCommentAudits(t, cs.audits.records())
 	checkApproveComments(t, cs, id)
 	checkCancelComments(t, cs)
+
+	// A member of a granted team may; someone else may not.
+	cs.deliver(t, "issue_comment", "t-1", comment(t, "created", 3001, "teamie", "/retest pr"))
+	cs.deliver(t, "issue_comment", "t-2", comment(t, "created", 3002, "outsider", "/retest pr"))
+	got = strings.Join(cs.queued(t), " ")
+	if !strings.Contains(got, "web/pr@comment-3001-retest-pr") || strings.Contains(got, "comment-3002") {
+		t.Fatalf("team grant: queued %s", got)
+	}
 }
 
 // cancels records what /cancel asked the cluster side to cancel.

@@ -179,3 +179,38 @@ func TestApprovalManifestErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestCommandsManifest(t *testing.T) {
+	withCommands := func(commands string) string {
+		return strings.Replace(gatedRoot, "secret: {env: GH}}", "secret: {env: GH}, commands: "+commands+"}", 1)
+	}
+	rules, err := loadGated(t, withCommands(`{retest: [alice, "team:acme/ci"], approve: [Bob]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := rules.Source("github")
+	for _, tc := range []struct {
+		command, login string
+		teams          []string
+		rule           string
+	}{
+		{"retest", "alice", nil, ""},
+		{"retest", "ALICE", nil, ""}, // logins are case-insensitive
+		{"retest", "carol", []string{"acme/ci"}, ""},
+		{"retest", "carol", []string{"acme/other"}, "commands.retest"},
+		{"approve", "bob", nil, ""},
+		{"approve", "alice", nil, "commands.approve"},
+		{"cancel", "alice", nil, "commands.cancel"},
+	} {
+		err := policy.MayCommand(src, tc.command, tc.login, tc.teams)
+		var d *policy.Denial
+		if tc.rule == "" && err != nil || tc.rule != "" && (!errors.As(err, &d) || d.Rule != tc.rule) {
+			t.Errorf("%s by %s %v: %v, want rule %q", tc.command, tc.login, tc.teams, err, tc.rule)
+		}
+	}
+	for _, bad := range []string{`{retest: ["*"]}`, `{retest: ["team:acme"]}`, `{okToTest: ["a b"]}`} {
+		if _, err := loadGated(t, withCommands(bad)); err == nil || !strings.Contains(err.Error(), "commands.") {
+			t.Errorf("commands %s: %v", bad, err)
+		}
+	}
+}

@@ -36,10 +36,34 @@ type Commands struct {
 	TrustAll bool
 }
 
-// Allows reports whether login may comment command.
-func (c *Commands) Allows(command, login string) bool {
-	return c != nil && login != "" && slices.ContainsFunc(c.grants[command], func(g string) bool { return strings.EqualFold(g, login) })
+// Allows reports whether login, a member of teams ("org/slug"), may
+// comment command.
+func (c *Commands) Allows(command, login string, teams []string) bool {
+	return c != nil && login != "" && slices.ContainsFunc(c.grants[command], func(g string) bool {
+		if team, ok := strings.CutPrefix(g, teamPrefix); ok {
+			return slices.ContainsFunc(teams, func(t string) bool { return strings.EqualFold(t, team) })
+		}
+		return strings.EqualFold(g, login)
+	})
 }
+
+// Teams returns the teams ("org/slug") command is granted to, whose
+// membership the caller must look up for a login not granted by name.
+func (c *Commands) Teams(command string) []string {
+	if c == nil {
+		return nil
+	}
+	var out []string
+	for _, g := range c.grants[command] {
+		if team, ok := strings.CutPrefix(g, teamPrefix); ok {
+			out = append(out, team)
+		}
+	}
+	return out
+}
+
+// teamPrefix starts a commands entry naming a GitHub team.
+const teamPrefix = "team:"
 
 // HoldsUntrusted reports whether pull requests from authors the provider
 // does not vouch for wait for an /ok-to-test (the default once a source
@@ -47,7 +71,7 @@ func (c *Commands) Allows(command, login string) bool {
 func (c *Commands) HoldsUntrusted() bool { return c != nil && !c.TrustAll }
 
 // compileCommands compiles a source's commands block.
-func (l *loader) compileCommands(file string, at func(path ...any) int, owner string, s *commandsSpec) *Commands {
+func (l *loader) compileCommands(file string, at func(path ...any) int, owner, kind string, s *commandsSpec) *Commands {
 	if s == nil {
 		return nil
 	}
@@ -55,8 +79,15 @@ func (l *loader) compileCommands(file string, at func(path ...any) int, owner st
 		CommandRetest: s.Retest, CommandCancel: s.Cancel, CommandOkToTest: s.OkToTest, CommandApprove: s.Approve}}
 	for field, logins := range map[string][]string{"retest": s.Retest, "cancel": s.Cancel, "okToTest": s.OkToTest, "approve": s.Approve} {
 		for j, login := range logins {
-			if login == "" || strings.ContainsAny(login, " */") {
-				l.addf(file, at(field, j), "%s: commands.%s: %q is not a login (list users by their login; no globs, no teams)", owner, field, login)
+			if team, ok := strings.CutPrefix(login, teamPrefix); ok {
+				org, slug, _ := strings.Cut(team, "/")
+				if kind != "github" || org == "" || slug == "" || strings.ContainsAny(slug, " */") {
+					l.addf(file, at(field, j), "%s: commands.%s: %q: teams are team:<org>/<slug>, on github sources (with an apiToken that may read the org's teams)", owner, field, login)
+				}
+				continue
+			}
+			if login == "" || strings.ContainsAny(login, " */:") {
+				l.addf(file, at(field, j), "%s: commands.%s: %q is not a login (list users by their login, or GitHub teams as team:<org>/<slug>; no globs)", owner, field, login)
 			}
 		}
 	}
