@@ -214,3 +214,24 @@ func TestCommandsManifest(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkGate is the approval gates' share of the request path: one
+// production target held by the endpoint's gate.
+func BenchmarkGate(b *testing.B) {
+	rules, err := routing.Load(fstest.MapFS{"root.yaml": {Data: []byte(gatedRoot)}, "web.yaml": {Data: []byte(gatedWeb)}}, "rules", routing.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := event.New()
+	ev.SetID("e")
+	ev.SetType("com.acme.build")
+	req := policy.Request{Caller: policy.EndpointCaller(rules.Endpoint("agent"), "bot"), Event: &ev,
+		Targets: []routing.Target{{App: "web", Trigger: "build", Params: []routing.Param{{Name: "environment", Value: "production"}}}}}
+	now := time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if policy.Gate(rules, req, now) == nil {
+			b.Fatal("not held")
+		}
+	}
+}

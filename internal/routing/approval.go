@@ -107,12 +107,11 @@ func (r *Rules) Gate(rule string) *Approval {
 	return nil
 }
 
-// AppApproval returns the gate of app's grant, or nil.
-func (r *Rules) AppApproval(app string) *Approval {
-	for _, a := range r.apps {
-		if a.name == app {
-			return a.approval
-		}
+// AppApproval returns the gate of app name's grant, or nil.
+func (r *Rules) AppApproval(name string) *Approval {
+	// Apps are sorted by name at load.
+	if i, ok := slices.BinarySearchFunc(r.apps, name, func(a *app, n string) int { return strings.Compare(a.name, n) }); ok {
+		return r.apps[i].approval
 	}
 	return nil
 }
