@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -99,18 +98,6 @@ func (o *opsFlags) addFlags(fs stringFlags) {
 	fs.StringVar(&o.dataDir, "data-dir", "./data", "the router's data directory (its embedded NATS server's connection file, or its store when no router runs)")
 	fs.StringVar(&o.natsURL, "nats-url", "", "the NATS server the routers use (as given to serve --nats-url)")
 	natsAuthFlags(fs, &o.auth)
-}
-
-// newOpsFlagSet returns the flag set of operator command name, with the
-// connection flags registered, for a command that parses its own flags.
-//
-//lint:ignore U1000 kept for commands registered in the commands map (approve, recover) until they are ported.
-func newOpsFlagSet(name string, stderr io.Writer) (*flag.FlagSet, *opsFlags) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	o := &opsFlags{command: "router " + name}
-	o.addFlags(fs)
-	return fs, o
 }
 
 // newOpsCmd returns cmd with the connection flags on it, and where they go.

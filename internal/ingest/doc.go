@@ -6,6 +6,10 @@
 // them, and hands what policy accepted to its Publisher. It does not import
 // the queue: the publisher and status reader are interfaces in policy's
 // types, and "unavailable" and "not found" are recognised by method.
+// Approvers release held targets through POST /v1/events/{id}/approve (or
+// reject) and Git comment commands (/retest, /ok-to-test, /approve,
+// /cancel) arrive as verified comment events; who may do either is
+// policy's, granted in the root only.
 //
 // Invariants: a 2xx is sent only after the publisher reported that every
 // message was stored; a request that fails verification never yields a

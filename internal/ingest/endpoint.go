@@ -162,7 +162,8 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, error) {
 			out.eventID, out.eventType = ev.ID(), ev.Type()
 			return out.fail(fmt.Errorf("event %q: %w", ev.ID(), err))
 		}
-		accepted[i] = policy.Accepted{Source: ep.Name, Event: *ev, Targets: targets}
+		accepted[i] = policy.Accepted{Source: ep.Name, Event: *ev, Targets: targets,
+			Hold: policy.Gate(rules, policy.Request{Source: ep.Name, Caller: c, Event: ev, Targets: targets}, s.now())}
 	}
 	if err := s.publish(r.Context(), accepted, &out); err != nil {
 		return out.fail(err)

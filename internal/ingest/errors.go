@@ -35,6 +35,10 @@ var (
 // (queue.ErrUnavailable), without ingest importing the queue.
 type unavailable interface{ Unavailable() bool }
 
+// conflict is how the approvals store marks a decision the held event's
+// state refuses (queue.ErrApprovalExpired): 409.
+type conflict interface{ Conflict() bool }
+
 // notFound is how the status reader marks an event it does not hold.
 type notFound interface{ NotFound() bool }
 
@@ -66,6 +70,8 @@ func statusFor(err error) int {
 		return http.StatusForbidden
 	case errors.Is(err, policy.ErrRateLimited):
 		return http.StatusTooManyRequests
+	case errors.As(err, new(conflict)):
+		return http.StatusConflict
 	case isUnavailable(err), errors.Is(err, ErrNotReady), errors.Is(err, ErrBusy):
 		return http.StatusServiceUnavailable
 	default:

@@ -68,6 +68,10 @@ type Config struct {
 	// ReadyDetail, when set, adds notes to a ready /readyz (a hook the Git
 	// host disabled); it never makes the router unready.
 	ReadyDetail func() map[string]string
+	// Approvals, when set, serves POST /v1/events/{id}/approve and /reject.
+	Approvals ApprovalStore
+	// Cancel, when set, runs /cancel comment commands.
+	Cancel Canceller
 }
 
 // Server is the HTTP front of the router.
@@ -112,6 +116,8 @@ func NewServer(cfg Config) *Server {
 	s.mux.HandleFunc("OPTIONS /v1/hooks/{source}/{token}", s.handleHandshake)
 	s.mux.HandleFunc("POST /v1/events/{endpoint}", s.handleEvents)
 	s.mux.HandleFunc("GET /v1/events/{id}", s.handleEventStatus)
+	s.mux.HandleFunc("POST /v1/events/{id}/approve", s.handleDecision(true))
+	s.mux.HandleFunc("POST /v1/events/{id}/reject", s.handleDecision(false))
 	s.mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -156,6 +162,8 @@ type TargetRef struct {
 	Trigger   string `json:"trigger"`
 	Namespace string `json:"namespace"`
 	Name      string `json:"name"`
+	// State is set for a target an approval gate holds: awaiting-approval.
+	State string `json:"state,omitempty"`
 }
 
 // EventResult is one accepted event and what it fired.
@@ -298,6 +306,9 @@ func (s *Server) audit(rec policy.Record, out outcome, err error) {
 		if e.Duplicate {
 			a.Reason = "duplicate"
 		}
+		if held := heldCount(e); held > 0 && !e.Duplicate {
+			a.Decision, a.Reason = policy.DecisionAwaitingApproval, fmt.Sprintf("%d of %d targets await approval", held, len(e.Targets))
+		}
 		s.cfg.Audit(a)
 	}
 }
@@ -417,13 +428,19 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	for i := range res.Events {
 		ev := &res.Events[i]
 		in := RouteInput(rules, src, ev, r.Header)
-		targets := rules.Route(in)
+		targets := s.holdUntrusted(src, provider, ev, rules.Route(in))
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}); err != nil {
 			out.eventID, out.eventType = ev.ID(), ev.Type()
 			return out.fail(fmt.Errorf("event %q: %w", ev.ID(), err))
 		}
-		accepted[i] = policy.Accepted{Source: src.Name, Event: *ev, Targets: targets}
+		accepted[i] = policy.Accepted{Source: src.Name, Event: *ev, Targets: targets,
+			Hold: policy.Gate(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}, s.now())}
 	}
+	cmds, err := s.commandEvents(r.Context(), rules, src, provider, res.Events)
+	if err != nil {
+		return out.fail(err)
+	}
+	accepted = append(accepted, cmds...)
 	if _, ok := provider.(BodySigned); ok {
 		setBodyDigests(accepted, req.Body)
 	}
@@ -533,6 +550,9 @@ func resultOf(a policy.Accepted) EventResult {
 	refs := make([]TargetRef, len(a.Targets))
 	for j, t := range a.Targets {
 		refs[j] = TargetRef{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name}
+		if a.Hold.Holds(t.App, t.Trigger) {
+			refs[j].State = policy.StateAwaitingApproval
+		}
 	}
 	return EventResult{ID: a.Event.ID(), Type: a.Event.Type(), Targets: refs}
 }

@@ -89,6 +89,9 @@ type Accepted struct {
 	// event id, so a captured body replayed with a new delivery id is the
 	// same delivery.
 	BodyDigest string
+	// Hold, when set, names the targets an approval gate holds: stored,
+	// not queued (see Gate).
+	Hold *Hold
 }
 
 // Target states, as GET /v1/events/{id} and `router status` report them.

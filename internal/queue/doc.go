@@ -9,7 +9,9 @@
 // SWITCHYARD_AUDIT keeps the ingest decisions policy names (90 days, at most
 // Config.AuditMaxBytes: the oldest are dropped first). Key-value buckets record the
 // accepted events (deduplication across restarts), each target's dispatch
-// state (Status) and the cross-replica locks (Lock).
+// state (Status) and the cross-replica locks (Lock); switchyard-approvals
+// holds the targets an approval gate keeps out of the work stream until
+// Decide releases (or drops) them.
 //
 // Invariants:
 //   - Publish returns nil only after JetStream acknowledged every message of
@@ -19,6 +21,9 @@
 //   - Every message carries a deduplication id scoped by source
 //     (source/event-id for the event, source/event-id/app/trigger for work),
 //     so a redelivered webhook within the duplicate window stores nothing new.
+//   - A held target is stored before the event counts as accepted, and
+//     released with the work message id Publish would have given it, so a
+//     second approval queues nothing new.
 //   - Work leaves the work stream only when dispatched (Ack; a handler's
 //     Skip counts: the rules said not to run it) or when its dead letter
 //     was acknowledged by JetStream (Term): nothing is dropped.

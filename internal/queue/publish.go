@@ -77,6 +77,11 @@ func (q *Queue) Publish(ctx context.Context, a policy.Accepted) error {
 	case err != nil:
 		return err
 	}
+	if a.Hold != nil {
+		if err := q.hold(ctx, a); err != nil { // held targets: stored, not queued
+			return err
+		}
+	}
 	if err := q.publishAll(ctx, msgs); err != nil {
 		return err
 	}
@@ -233,6 +238,9 @@ func buildMessages(a policy.Accepted) ([]outMsg, error) {
 		id:     baseID,
 	})
 	for _, t := range a.Targets {
+		if a.Hold.Holds(t.App, t.Trigger) {
+			continue // held for approval (see hold)
+		}
 		w := Work{Source: a.Source, Event: a.Event, Target: t}
 		m, err := workMessage(w, workMsgID(a.Source, eventID, w.Target.App, w.Target.Unit()))
 		if err != nil {

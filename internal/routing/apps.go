@@ -81,6 +81,7 @@ func (l *loader) compileApp(rootName string, node *yaml.Node, i int, g appGrant,
 		identities:      g.Identities,
 		eventTypes:      types,
 		openExtensions:  opensExtensions(g.Sources, g.Identities, sources),
+		approval:        l.compileApproval(rootName, func(path ...any) int { return at(append([]any{"approval"}, path...)...) }, approvalRule("apps", g.Name), fmt.Sprintf("app %q", g.Name), g.Name, g.Approval),
 	}
 	files := []string{pattern}
 	glob := isGlob(pattern)

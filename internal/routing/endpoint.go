@@ -34,6 +34,8 @@ type endpointSpec struct {
 	// Callers, when present, narrow the scope per identity behind the
 	// endpoint; a caller matching none of them is refused.
 	Callers []callerSpec `yaml:"callers"`
+	// Approval, when set, holds matching requests for an approver.
+	Approval *approvalSpec `yaml:"approval"`
 }
 
 // callerSpec narrows an endpoint's scope for the principals it matches
@@ -106,6 +108,8 @@ type Endpoint struct {
 	Scope     Scope
 	// Callers narrow Scope per principal; see CallerScope.
 	Callers []Caller
+	// Approval, when set, is the gate on what the endpoint's callers start.
+	Approval *Approval
 }
 
 // Caller is one compiled callers[] entry.
@@ -293,6 +297,7 @@ func (l *loader) compileEndpoint(file string, node *yaml.Node, i int, s endpoint
 	if sc.MaxBodyBytes == 0 {
 		e.Scope.MaxBodyBytes = DefaultEndpointBody
 	}
+	e.Approval = l.compileApproval(file, func(path ...any) int { return at(append([]any{"approval"}, path...)...) }, approvalRule("endpoints", s.Name), "endpoint "+strconv.Quote(s.Name), "", s.Approval)
 	for j, cs := range s.Callers {
 		cat := func(path ...any) int { return at(append([]any{"callers", j}, path...)...) }
 		e.Callers = append(e.Callers, l.compileCaller(file, cat, e, j, cs))

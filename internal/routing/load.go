@@ -354,6 +354,7 @@ func (l *loader) load() *Rules {
 		rules.endpoints[e.Name] = e
 	}
 	l.checkAuditors(rootName, node, root.Auditors, rules.endpoints)
+	l.checkApprovers(rootName, node, root, rules)
 	rules.auditors = root.Auditors
 	rules.statusURL = l.compileStatusURL(rootName, node, root.StatusURL)
 	rules.index()

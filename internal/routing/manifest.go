@@ -60,6 +60,8 @@ type sourceSpec struct {
 	Report string `yaml:"report"`
 	// GitHubApp is the GitHub App that posts check runs (report: checks).
 	GitHubApp *githubAppSpec `yaml:"githubApp"`
+	// Commands grants pull request comment commands to provider logins.
+	Commands *commandsSpec `yaml:"commands"`
 }
 
 // githubAppSpec names a GitHub App and where its private key is read.
@@ -103,6 +105,8 @@ type appGrant struct {
 	// EventTypes, when set, bounds the event types the app's triggers may
 	// match.
 	EventTypes []string `yaml:"eventTypes"`
+	// Approval, when set, holds the app's matching runs for an approver.
+	Approval *approvalSpec `yaml:"approval"`
 }
 
 // appFile is an app manifest, owned by an app team.

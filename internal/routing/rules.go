@@ -80,6 +80,8 @@ type Source struct {
 	Report string
 	// GitHubApp posts check runs (ReportChecks); nil otherwise.
 	GitHubApp *GitHubApp
+	// Commands grants pull request comment commands; nil: none.
+	Commands *Commands
 }
 
 // MaxSourceBodyBytes is the most a source's maxBodyBytes may allow: 25 MiB,
@@ -132,6 +134,7 @@ type app struct {
 	// CloudEvent extensions (a cloudevents source, an endpoint): a binding
 	// reading an extension Switchyard does not set is then only warned of.
 	openExtensions bool
+	approval        *Approval
 }
 
 // admits reports whether the grant lets an event from source, authenticated

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
@@ -26,6 +27,7 @@ func (l *loader) compileSource(file string, node *yaml.Node, i int, s sourceSpec
 		l.addf(file, at("kind"), "source %q: unknown kind %q (known: %s)", s.Name, s.Kind, strings.Join(l.opts.SourceKinds, ", "))
 	}
 	src := &Source{Name: s.Name, Kind: s.Kind, APIURL: s.APIURL, Header: s.Header, AllowSHA1: s.AllowSHA1, MaxBodyBytes: s.MaxBodyBytes}
+	src.Commands = l.compileCommands(file, func(path ...any) int { return lineOf(node, append([]any{"sources", i, "commands"}, path...)...) }, "source "+strconv.Quote(s.Name), s.Kind, s.Commands)
 	if s.MaxBodyBytes < 0 || s.MaxBodyBytes > MaxSourceBodyBytes {
 		l.addf(file, at("maxBodyBytes"), "source %q: maxBodyBytes %d must be between 1 and %d (25 MiB); leave it out for the server's default", s.Name, s.MaxBodyBytes, MaxSourceBodyBytes)
 	}
