@@ -134,7 +134,7 @@ type app struct {
 	// CloudEvent extensions (a cloudevents source, an endpoint): a binding
 	// reading an extension Switchyard does not set is then only warned of.
 	openExtensions bool
-	approval        *Approval
+	approval       *Approval
 }
 
 // admits reports whether the grant lets an event from source, authenticated
