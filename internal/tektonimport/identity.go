@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"slices"
 	"strings"
+
+	triggersv1 "github.com/tektoncd/triggers/pkg/apis/triggers/v1beta1"
 )
 
 // runIdentity adds to the grant the namespaces and service accounts the
@@ -13,18 +15,7 @@ import (
 // v1beta1 serviceAccountName). A value taken from a parameter cannot be
 // granted from the files: a note says so.
 func (t *translator) runIdentity(et elTrigger, g *grant, sas map[string]bool) {
-	spec := et.spec.Template.Spec
-	if ref := et.spec.Template.Ref; ref != nil {
-		s, ok := t.c.TemplateSpecs[*ref]
-		if !ok {
-			return
-		}
-		spec = &s
-	}
-	if spec == nil {
-		return
-	}
-	for _, rt := range spec.ResourceTemplates {
+	for _, rt := range t.resourceTemplates(et) {
 		var obj struct {
 			Kind     string `json:"kind"`
 			Metadata struct {
@@ -60,4 +51,39 @@ func (t *translator) literal(et elTrigger, what, v string) bool {
 	}
 	t.note(et.where, "the "+what+" comes from a parameter ("+v+")", "grant each value it may take in root.yaml (the import granted none)")
 	return false
+}
+
+// resourceTemplates are what the trigger's template creates.
+func (t *translator) resourceTemplates(et elTrigger) []triggersv1.TriggerResourceTemplate {
+	spec := et.spec.Template.Spec
+	if ref := et.spec.Template.Ref; ref != nil {
+		s, ok := t.c.TemplateSpecs[*ref]
+		if !ok {
+			return nil
+		}
+		spec = &s
+	}
+	if spec == nil {
+		return nil
+	}
+	return spec.ResourceTemplates
+}
+
+// otherKind names a resource the trigger's template creates that is not a
+// tekton.dev PipelineRun or TaskRun ("v1 ConfigMap"), or is empty.
+func (t *translator) otherKind(et elTrigger) string {
+	for _, rt := range t.resourceTemplates(et) {
+		var obj struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if json.Unmarshal(rt.Raw, &obj) != nil {
+			continue
+		}
+		group, _, _ := strings.Cut(obj.APIVersion, "/")
+		if group != "tekton.dev" || (obj.Kind != "PipelineRun" && obj.Kind != "TaskRun") {
+			return obj.APIVersion + " " + obj.Kind
+		}
+	}
+	return ""
 }

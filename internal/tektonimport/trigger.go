@@ -93,6 +93,10 @@ func (t *translator) trigger(et elTrigger) (tr trigger, sources []string, files 
 	tr.Match = match{Sources: sources, When: joinConditions(conds)}
 	tr.Run.Namespace = et.namespace
 	used, ok := t.run(et, &tr)
+	if kind := t.otherKind(et); ok && kind != "" {
+		t.note(et.where, "its template creates a "+kind+": Switchyard creates only Tekton PipelineRuns and TaskRuns", "create that object from a step of the pipeline, then add the trigger by hand")
+		return trigger{}, nil, nil, false
+	}
 	return tr, sources, used, ok
 }
 
