@@ -47,6 +47,11 @@ type benchConfig struct {
 	timeout     time.Duration
 	routerBin   string   // the binary run as `router serve`; default this one
 	routerArgs  []string // passed to the child `router serve`
+	// soak, when set, replaces the three phases by one steady run of the
+	// router this long, at soakRate events/s, sampling RSS every soakEvery.
+	soak      time.Duration
+	soakRate  int
+	soakEvery time.Duration
 }
 
 // Namespaces of the two phases that create PipelineRuns.
@@ -67,7 +72,10 @@ and ` + "`router serve`" + ` end to end (flags after -- are passed to it). Run i
   router bench
 
   # Compare an older build, with more dispatch concurrency for the router under test
-  router bench --router-binary /tmp/router-old -- --dispatch-concurrency 64`,
+  router bench --router-binary /tmp/router-old -- --dispatch-concurrency 64
+
+  # Ten minutes at 200 pushes a second: does the router's memory grow?
+  router bench --soak 10m --soak-rate 200`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if n := cmd.ArgsLenAtDash(); n > 0 || (n < 0 && len(args) > 0) {
 				return errors.New("router serve flags go after --")
@@ -78,6 +86,9 @@ and ` + "`router serve`" + ` end to end (flags after -- are passed to it). Run i
 			if cfg.events <= 0 || cfg.concurrency <= 0 {
 				return errors.New("--events and --concurrency must be positive")
 			}
+			if cfg.soak < 0 || cfg.soakRate <= 0 || cfg.soakEvery <= 0 {
+				return errors.New("--soak, --soak-rate and --soak-sample must be positive")
+			}
 			cfg.routerArgs = args
 			return codeErr(runBench(cmd.Context(), cfg, s.Out, s.Err))
 		},
@@ -86,12 +97,15 @@ and ` + "`router serve`" + ` end to end (flags after -- are passed to it). Run i
 	f.IntVar(&cfg.events, "events", 3000, "signed GitHub pushes (distinct delivery ids) per phase, and raw creates")
 	f.IntVar(&cfg.concurrency, "concurrency", 20, "concurrent senders (and concurrent raw creates)")
 	f.StringVar(&cfg.routerBin, "router-binary", "", "router binary to measure (default: this one), e.g. an older build to compare")
-	f.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "give up after this long")
+	f.DurationVar(&cfg.timeout, "timeout", 15*time.Minute, "give up after this long (with --soak: after the soak and this long)")
+	f.DurationVar(&cfg.soak, "soak", 0, "instead of the three phases, run the router end to end this long at --soak-rate and report its memory over time")
+	f.IntVar(&cfg.soakRate, "soak-rate", 100, "with --soak: signed pushes per second")
+	f.DurationVar(&cfg.soakEvery, "soak-sample", 30*time.Second, "with --soak: how often the router's RSS is read")
 	return cmd
 }
 
 func runBench(ctx context.Context, cfg benchConfig, stdout, stderr io.Writer) int {
-	ctx, cancel := context.WithTimeout(ctx, cfg.timeout)
+	ctx, cancel := context.WithTimeout(ctx, cfg.timeout+cfg.soak)
 	defer cancel()
 	b := &bench{cfg: cfg, progress: stderr}
 	rows, err := b.run(ctx)
@@ -147,6 +161,9 @@ func (b *bench) run(ctx context.Context) ([]benchRow, error) {
 	if err := writeFiles(filepath.Join(b.dir, "rules"), map[string]string{"root.yaml": benchRoot, "apps/web.yaml": benchApp}); err != nil {
 		return nil, fmt.Errorf("bench: %w", err)
 	}
+	if b.cfg.soak > 0 {
+		return b.soak(ctx)
+	}
 	var rows []benchRow
 	raw, err := b.rawCreates(ctx)
 	if err != nil {
@@ -193,7 +210,7 @@ func (b *bench) rawCreates(ctx context.Context) ([]benchRow, error) {
 		return nil, err
 	}
 	b.logf("raw creates: %d PipelineRuns, %d concurrent", b.cfg.events, b.cfg.concurrency)
-	res := runLoad(ctx, b.cfg.events, b.cfg.concurrency, b.progressFunc("raw creates"), func(ctx context.Context, i int) (int, error) {
+	res := runLoad(ctx, b.cfg.events, b.cfg.concurrency, 0, b.progressFunc("raw creates"), func(ctx context.Context, i int) (int, error) {
 		pr := template.DeepCopy()
 		pr.Name, pr.Namespace = fmt.Sprintf("raw-%06d", i), benchRawNS
 		_, err := client.TektonV1().PipelineRuns(benchRawNS).Create(ctx, pr, metav1.CreateOptions{})
@@ -629,8 +646,9 @@ func (r loadResult) failures() string {
 
 // runLoad calls do n times, c at a time, and measures each call. do
 // returns a 2xx status for success. progress is called about once a
-// second.
-func runLoad(ctx context.Context, n, c int, progress func(done, total int), do func(ctx context.Context, i int) (int, error)) loadResult {
+// second. With pace > 0 call i starts no earlier than i×pace after the
+// first: a steady rate (the wait is not counted in the call's latency).
+func runLoad(ctx context.Context, n, c int, pace time.Duration, progress func(done, total int), do func(ctx context.Context, i int) (int, error)) loadResult {
 	res := loadResult{codes: map[string]int{}, latencies: make([]time.Duration, 0, n)}
 	var mu sync.Mutex
 	var next, done atomic.Int64
@@ -652,6 +670,13 @@ func runLoad(ctx context.Context, n, c int, progress func(done, total int), do f
 	for range c {
 		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < n && ctx.Err() == nil; i = int(next.Add(1)) - 1 {
+				if pace > 0 {
+					select {
+					case <-time.After(time.Until(start.Add(time.Duration(i) * pace))):
+					case <-ctx.Done():
+						return
+					}
+				}
 				t0 := time.Now()
 				code, err := do(ctx, i)
 				d := time.Since(t0)
@@ -692,13 +717,20 @@ func errorKind(err error) string {
 // sendPushes posts cfg.events signed GitHub pushes to url, each with its
 // own delivery id and its own commit (so no two bodies are alike).
 func sendPushes(ctx context.Context, url, secret, prefix string, cfg benchConfig, progress func(done, total int)) loadResult {
+	send, done := pushSender(url, secret, prefix, cfg.concurrency)
+	defer done()
+	return runLoad(ctx, cfg.events, cfg.concurrency, 0, progress, send)
+}
+
+// pushSender returns a function posting the i-th signed push to url, and
+// one releasing its connections.
+func pushSender(url, secret, prefix string, concurrency int) (send func(ctx context.Context, i int) (int, error), done func()) {
 	client := &http.Client{
 		Timeout:   time.Minute,
-		Transport: &http.Transport{MaxIdleConnsPerHost: cfg.concurrency, MaxConnsPerHost: cfg.concurrency},
+		Transport: &http.Transport{MaxIdleConnsPerHost: concurrency, MaxConnsPerHost: concurrency},
 	}
-	defer client.CloseIdleConnections()
 	after := []byte(`"after": "7c1d2e3f4a5b6c7d8e9f0a1b2c3d4e5f6a7b8c9d"`)
-	return runLoad(ctx, cfg.events, cfg.concurrency, progress, func(ctx context.Context, i int) (int, error) {
+	return func(ctx context.Context, i int) (int, error) {
 		sha := sha256.Sum256([]byte(prefix + strconv.Itoa(i)))
 		body := bytes.Replace(samplePush, after, []byte(`"after": "`+hex.EncodeToString(sha[:20])+`"`), 1)
 		mac := hmac.New(sha256.New, []byte(secret))
@@ -718,7 +750,7 @@ func sendPushes(ctx context.Context, url, secret, prefix string, cfg benchConfig
 		_, _ = io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		return resp.StatusCode, nil
-	})
+	}, client.CloseIdleConnections
 }
 
 func rate(n int, d time.Duration) string {

@@ -8,6 +8,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,22 @@ func TestBenchPipelineRun(t *testing.T) {
 	if pr.Namespace != benchRouterNS || pr.Labels["switchyard.dev/app"] != "web" || len(pr.Spec.Params) != 2 {
 		t.Errorf("rendered %s/%s labels %v params %v; want the web app's build run in %s with 2 params",
 			pr.Namespace, pr.Name, pr.Labels, pr.Spec.Params, benchRouterNS)
+	}
+}
+
+// rssGrowth compares the peaks of the second and last quarters of a soak,
+// so start-up growth is not read as a leak: samples at 30, 40, 50 s peak
+// at 102, those at 80, 90, 100 s at 103.
+func TestRSSGrowth(t *testing.T) {
+	d := 100 * time.Second
+	var samples []soakSample
+	for i, rss := range []float64{50, 90, 100, 101, 100, 102, 101, 100, 103, 102, 101} {
+		samples = append(samples, soakSample{at: time.Duration(i) * 10 * time.Second, rss: rss})
+	}
+	if got, want := rssGrowth(samples, d), "102 MiB (peak of the second quarter) → 103 MiB (peak of the last quarter): +1.0%"; got != want {
+		t.Errorf("rssGrowth = %q, want %q", got, want)
+	}
+	if got := rssGrowth(samples[:2], d); !strings.Contains(got, "too few samples") {
+		t.Errorf("two early samples: %q", got)
 	}
 }

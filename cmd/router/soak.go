@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+)
+
+// soakSample is the router's resident memory at one moment of a soak.
+type soakSample struct {
+	at  time.Duration // since the first send
+	rss float64       // MiB
+}
+
+// soak runs `router serve` end to end for cfg.soak at cfg.soakRate signed
+// pushes a second and samples its resident memory every cfg.soakEvery: a
+// leak shows as memory that keeps growing while the load stays the same.
+func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
+	secret := benchSecret()
+	child, err := startBenchRouter(ctx, b.cfg.routerBin, b.dir, b.kubecfg, secret, b.cfg.routerArgs)
+	if err != nil {
+		return nil, err
+	}
+	defer child.stop()
+	b.logf("soak: router serving on %s (pid %d); %d events/s for %s", child.url, child.cmd.Process.Pid, b.cfg.soakRate, b.cfg.soak)
+	admin, err := versioned.NewForConfig(b.admin)
+	if err != nil {
+		return nil, fmt.Errorf("soak: %w", err)
+	}
+	runs, err := watchRuns(ctx, admin, benchRouterNS)
+	if err != nil {
+		return nil, err
+	}
+	total := int(b.cfg.soak.Seconds() * float64(b.cfg.soakRate))
+	pace := time.Second / time.Duration(b.cfg.soakRate)
+	send, done := pushSender(child.url+"/v1/hooks/github", secret, "soak", b.cfg.concurrency)
+	defer done()
+
+	var mu sync.Mutex
+	var samples []soakSample
+	start := time.Now()
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		t := time.NewTicker(b.cfg.soakEvery)
+		defer t.Stop()
+		for {
+			if rss, err := child.rss(); err == nil {
+				mu.Lock()
+				samples = append(samples, soakSample{time.Since(start), rss})
+				mu.Unlock()
+			}
+			select {
+			case <-sampleCtx.Done():
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	res := runLoad(ctx, total, b.cfg.concurrency, pace, func(done, total int) {
+		if done%(b.cfg.soakRate*30) < b.cfg.soakRate {
+			b.logf("soak: %d/%d sent, %d PipelineRuns, %s", done, total, runs.count(), time.Since(start).Round(time.Second))
+		}
+	}, send)
+	created, err := b.waitForRuns(ctx, runs, res.ok, child)
+	stopSampling()
+	<-sampled
+	if err != nil {
+		return nil, err
+	}
+	return []benchRow{
+		{"soak: router, flags " + flagsLabel(b.cfg.routerArgs),
+			fmt.Sprintf("%d signed pushes at %d/s over %s (%s/s achieved), p50 %s, p99 %s%s",
+				total, b.cfg.soakRate, res.elapsed.Round(time.Second), rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), res.failures())},
+		{"soak: PipelineRuns created", fmt.Sprintf("%d of %d", created, res.ok)},
+		{"soak: RSS every " + b.cfg.soakEvery.String() + " (MiB)", rssSeries(samples)},
+		{"soak: RSS growth", rssGrowth(samples, b.cfg.soak)},
+		{"soak: peak RSS (VmHWM)", child.peakRSS()},
+	}, nil
+}
+
+// rss is the child's VmRSS now, in MiB (Linux only).
+func (r *benchRouter) rss() (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
+			if err != nil {
+				return 0, err
+			}
+			return float64(kb) / 1024, nil
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", r.cmd.Process.Pid)
+}
+
+func rssSeries(samples []soakSample) string {
+	parts := make([]string, len(samples))
+	for i, s := range samples {
+		parts[i] = fmt.Sprintf("%.0f", s.rss)
+	}
+	return strings.Join(parts, " ")
+}
+
+// rssGrowth compares the highest RSS of the second quarter of the run
+// (after start-up and the first garbage collections) with that of the last
+// quarter.
+func rssGrowth(samples []soakSample, d time.Duration) string {
+	peak := func(from, to time.Duration) float64 {
+		m := 0.0
+		for _, s := range samples {
+			if s.at >= from && s.at <= to {
+				m = max(m, s.rss)
+			}
+		}
+		return m
+	}
+	early, late := peak(d/4, d/2), peak(d*3/4, d)
+	if early == 0 || late == 0 {
+		return "n/a (too few samples)"
+	}
+	return fmt.Sprintf("%.0f MiB (peak of the second quarter) → %.0f MiB (peak of the last quarter): %+.1f%%", early, late, (late-early)/early*100)
+}
