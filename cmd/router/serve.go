@@ -41,6 +41,7 @@ type serveConfig struct {
 	kubeQPS       float64
 	kubeBurst     int
 	streamReplica int
+	eventsMaxAge  time.Duration
 	maxAttempts   int
 	concurrency   int
 	shutdownGrace time.Duration
@@ -74,6 +75,7 @@ func (c *serveConfig) flags(fs *pflag.FlagSet) {
 	fs.Float64Var(&c.kubeQPS, "kube-qps", -1, "Kubernetes client queries per second; negative: no client-side limit, the API server's priority and fairness paces dispatch with 429 and Retry-After, which dispatch honours")
 	fs.IntVar(&c.kubeBurst, "kube-burst", 100, "Kubernetes client burst (with a positive --kube-qps)")
 	fs.IntVar(&c.streamReplica, "stream-replicas", 1, "JetStream stream replicas (3 on a NATS cluster)")
+	fs.DurationVar(&c.eventsMaxAge, "events-max-age", 7*24*time.Hour, "how long accepted events, their status and their dedup keys are kept (replay, status, redeliveries as no-ops); the router's memory grows with the events kept (docs/performance.md)")
 	fs.Int64Var(&c.auditMaxBytes, "audit-max-bytes", queue.DefaultAuditMaxBytes, "size cap of the audit stream in bytes (256 MiB); beyond it the oldest records are dropped, so a flood of refused requests cannot fill the store webhooks need")
 	fs.Int64Var(&c.maxInflight, "max-inflight-bytes", ingest.DefaultMaxInflight, "memory all request bodies being read or processed may hold at once (64 MiB); a request that finds no room within 2 s is answered 503 with Retry-After")
 	fs.IntVar(&c.maxAttempts, "max-attempts", 10, "dispatch attempts before work is dead-lettered")
@@ -194,7 +196,7 @@ type router struct {
 // directory or port fails before it opens anything. The queue is opened by
 // Run, which waits for JetStream.
 func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
-	if err := (queue.Config{Replicas: cfg.streamReplica, AuditMaxBytes: cfg.auditMaxBytes}).Validate(); err != nil {
+	if err := (queue.Config{Replicas: cfg.streamReplica, AuditMaxBytes: cfg.auditMaxBytes, EventsMaxAge: cfg.eventsMaxAge}).Validate(); err != nil {
 		return nil, err
 	}
 	r := &router{cfg: cfg, logger: logger, queue: &queueGate{}, natsErr: &lastError{}}
@@ -335,7 +337,7 @@ func (r *router) Run(ctx context.Context) error {
 // cluster electing its leader, a server started after the router). It
 // returns nil when ctx ends first.
 func (r *router) openQueue(ctx context.Context) *queue.Queue {
-	cfg := queue.Config{Replicas: r.cfg.streamReplica, AuditMaxBytes: r.cfg.auditMaxBytes}
+	cfg := queue.Config{Replicas: r.cfg.streamReplica, AuditMaxBytes: r.cfg.auditMaxBytes, EventsMaxAge: r.cfg.eventsMaxAge}
 	delay := queueRetryMin
 	for attempt := 1; ; attempt++ {
 		q, err := queue.Open(ctx, r.nc, cfg, r.logger)

@@ -61,7 +61,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.EventsMaxAge = 7 * 24 * time.Hour
 	}
 	if c.DuplicateWindow == 0 {
-		c.DuplicateWindow = 24 * time.Hour
+		// A day, or less when events are kept less (JetStream refuses a
+		// window longer than the stream's max age).
+		c.DuplicateWindow = min(24*time.Hour, c.EventsMaxAge)
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 5 * time.Second
