@@ -68,6 +68,11 @@ const (
 	// AnnotationRulesRevision is the revision of the rules that routed the
 	// event (routing.Rules.Revision): which rules started this run.
 	AnnotationRulesRevision = "switchyard.dev/rules-revision"
+	// AnnotationTraceparent and AnnotationTracestate carry the W3C trace
+	// context the webhook came with (the CloudEvents distributed-tracing
+	// extension), so a trace can follow a webhook to its runs.
+	AnnotationTraceparent = "switchyard.dev/traceparent"
+	AnnotationTracestate  = "switchyard.dev/tracestate"
 	// The concurrency settings travel on the PipelineRun, so the controller
 	// that starts pending runs needs no other state: it survives restarts.
 	AnnotationConcurrencyGroup = "switchyard.dev/concurrency-group"
@@ -259,6 +264,10 @@ func ownMetadata(w queue.Work) (labels, annotations map[string]string) {
 	setIf(annotations, AnnotationIdentity, extension(ev, extIdentity))
 	setIf(annotations, AnnotationPrincipal, extension(ev, extPrincipal))
 	setIf(annotations, AnnotationRulesRevision, t.RulesRevision)
+	if tp, ts, ok := traceContext(ev); ok {
+		annotations[AnnotationTraceparent] = tp
+		setIf(annotations, AnnotationTracestate, ts)
+	}
 	labels = map[string]string{
 		LabelApp:           t.App,
 		LabelTrigger:       t.Trigger,

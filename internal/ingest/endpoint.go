@@ -157,6 +157,7 @@ func (s *Server) acceptEvents(r *http.Request, name string) (outcome, error) {
 		ev.SetExtension("identity", c.Identity)
 		ev.SetExtension("principal", c.Principal)
 		ev.SetExtension("provider", "endpoint")
+		carryTrace(r.Header, ev)
 		targets := rules.Route(routing.Input{Source: ep.Name, Event: ev, Header: r.Header})
 		if err := policy.Judge(rules, policy.Request{Source: ep.Name, Caller: c, Event: ev, Targets: targets}); err != nil {
 			out.eventID, out.eventType = ev.ID(), ev.Type()

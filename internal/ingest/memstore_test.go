@@ -19,6 +19,8 @@ type memStore struct {
 	bodies map[string]bool               // by memKey(source, body digest)
 	recs   []policy.Record
 	fail   error // when set, Publish returns it and stores nothing
+	// stored are the events stored, in order.
+	stored []policy.Accepted
 }
 
 func newMemStore() *memStore {
@@ -66,6 +68,7 @@ func (m *memStore) Publish(_ context.Context, a policy.Accepted) error {
 		st.Targets = append(st.Targets, policy.TargetStatus{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name, State: policy.StateQueued})
 	}
 	m.events[key] = st
+	m.stored = append(m.stored, a)
 	if a.BodyDigest != "" {
 		m.bodies[memKey(a.Source, a.BodyDigest)] = true
 	}

@@ -427,6 +427,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	accepted := make([]policy.Accepted, len(res.Events))
 	for i := range res.Events {
 		ev := &res.Events[i]
+		carryTrace(r.Header, ev)
 		in := RouteInput(rules, src, ev, r.Header)
 		targets := s.holdUntrusted(src, provider, ev, rules.Route(in))
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}); err != nil {
