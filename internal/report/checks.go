@@ -172,6 +172,9 @@ func (c *checks) post(ctx context.Context, src *routing.Source, j Job, detailsUR
 // checkState maps a job to a check run's status and conclusion: Checks
 // have cancelled and timed_out, so those runs say so in the state itself.
 func checkState(j Job) (status string, conclusion *string) {
+	if j.awaiting() {
+		return "queued", nil // nothing runs until an approver approves
+	}
 	if j.State == StatePending {
 		return "in_progress", nil
 	}
@@ -191,6 +194,12 @@ func checkState(j Job) (status string, conclusion *string) {
 // per task.
 func checkSummary(j Job) string {
 	var b strings.Builder
+	if j.Held != nil {
+		fmt.Fprintf(&b, "Event `%s` (app `%s`, trigger `%s`) is held by %s until %s: %s.\n",
+			j.Run.EventID, j.Run.App, j.Run.Trigger, mdCell(strings.Join(j.Held.Gates, ", ")),
+			j.Held.Deadline.UTC().Format(time.RFC3339), mdCell(j.Description))
+		return b.String()
+	}
 	fmt.Fprintf(&b, "PipelineRun `%s/%s` (app `%s`, trigger `%s`), started by event `%s`.\n",
 		j.Run.Namespace, j.Run.Name, j.Run.App, j.Run.Trigger, j.Run.EventID)
 	if len(j.Tasks) > 0 {

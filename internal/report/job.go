@@ -49,7 +49,22 @@ type Job struct {
 	Description string    `json:"description"`
 	Time        time.Time `json:"time"`
 	Run         Run       `json:"run"`
+	// Held is set on the status of a target an approval gate holds: no run
+	// exists (Run names the event and the target; its UID is HeldUID's).
+	Held *Held `json:"held,omitempty"`
 }
+
+// Held is what a held target's status says: the gates, the deadline and
+// the approvals store's state (awaiting-approval, rejected, expired).
+type Held struct {
+	Gates    []string  `json:"gates"`
+	Deadline time.Time `json:"deadline"`
+	State    string    `json:"state"`
+}
+
+// awaiting reports whether j is the "awaiting approval" status of a held
+// target.
+func (j Job) awaiting() bool { return j.Held != nil && j.State == StatePending }
 
 // Run is what a report says about a PipelineRun and the event behind it,
 // read from the labels and annotations dispatch set.
