@@ -200,8 +200,12 @@ func checkSummary(j Job) string {
 			j.Held.Deadline.UTC().Format(time.RFC3339), mdCell(j.Description))
 		return b.String()
 	}
-	fmt.Fprintf(&b, "PipelineRun `%s/%s` (app `%s`, trigger `%s`), started by event `%s`.\n",
-		j.Run.Namespace, j.Run.Name, j.Run.App, j.Run.Trigger, j.Run.EventID)
+	kind := j.Run.Kind
+	if kind == "" {
+		kind = RunKindPipelineRun
+	}
+	fmt.Fprintf(&b, "%s `%s/%s` (app `%s`, trigger `%s`), started by event `%s`.\n",
+		kind, j.Run.Namespace, j.Run.Name, j.Run.App, j.Run.Trigger, j.Run.EventID)
 	if len(j.Tasks) > 0 {
 		b.WriteString("\n| task | kind | run |\n|---|---|---|\n")
 		for _, t := range j.Tasks {
