@@ -137,7 +137,9 @@ func TestTaskRunCDEventsAreValid(t *testing.T) {
 			t.Errorf("%s: invalid cdevent: %v", tc.phase, err)
 		}
 		var data struct {
-			Subject struct{ Content struct{ TaskName, Outcome string } }
+			Subject struct {
+				Content struct{ TaskName, Outcome string }
+			}
 		}
 		_ = json.Unmarshal(ce.Data(), &data)
 		if data.Subject.Content.TaskName != "unit" {
