@@ -4,6 +4,7 @@ package ingest
 
 import (
 	"encoding/hex"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -26,9 +27,14 @@ sources:
   - name: bitbucket-dc
     kind: bitbucket-server
     secret: {env: BBDC}
-    commands: {retest: [gopher]}
+    commands: {retest: [gopher], approve: [reviewer, gopher]}
 apps:
   - {name: web, manifest: web.yaml, namespaces: [web-ci], sources: [bitbucket, bitbucket-dc]}
+  - name: preview
+    manifest: preview.yaml
+    namespaces: [preview]
+    sources: [bitbucket-dc]
+    approval: {approvers: ["source:bitbucket-dc/reviewer", "source:bitbucket-dc/gopher"]}
 `
 
 // TestCommentCommandsBitbucket: the commands from Bitbucket Cloud's
@@ -38,7 +44,7 @@ apps:
 // redelivery runs nothing again, an ungranted commenter is audited.
 func TestCommentCommandsBitbucket(t *testing.T) {
 	dir := t.TempDir()
-	for name, data := range map[string]string{"root.yaml": bitbucketRoot, "web.yaml": hostsWeb} {
+	for name, data := range map[string]string{"root.yaml": bitbucketRoot, "web.yaml": hostsWeb, "preview.yaml": commentsPreview} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -93,29 +99,41 @@ func TestCommentCommandsBitbucket(t *testing.T) {
 	cloud("pullrequest:comment_updated", "c-2", cloudComment(18, "557058:maint", "/retest"))       // an edit
 	cloud("pullrequest:comment_created", "c-3", cloudComment(19, "557058:mallory", "/retest"))     // not granted
 	cloud("pullrequest:comment_created", "c-1", cloudComment(17, "557058:maint", "/ok-to-test\n")) // redelivered
-	dcComment := withJSON(t, readComment(t, "bitbucket-server-pr-comment-added.json"), func(p map[string]any) {
-		p["comment"].(map[string]any)["text"] = "/retest pr"
-	})
-	dc("pr:comment:added", "d-1", dcComment)
-	dc("pr:comment:added", "d-1", dcComment)
+	dcComment := func(id int, slug, text string) []byte {
+		return withJSON(t, readComment(t, "bitbucket-server-pr-comment-added.json"), func(p map[string]any) {
+			c := p["comment"].(map[string]any)
+			c["id"], c["text"] = id, text
+			c["author"].(map[string]any)["slug"] = slug
+		})
+	}
+	// /retest runs web/pr at once and holds preview for an approver.
+	dc("pr:comment:added", "d-1", dcComment(167, "gopher", "/retest"))
+	dc("pr:comment:added", "d-1", dcComment(167, "gopher", "/retest"))
+	// The pull request's author never approves; another approver does.
+	dc("pr:comment:added", "d-2", dcComment(168, "gopher", "/approve"))
+	if n := len(as.work(t)); n != 2 {
+		t.Fatalf("%d work items after the author's /approve, want 2", n)
+	}
+	dc("pr:comment:added", "d-3", dcComment(169, "reviewer", "/approve"))
 
 	got := map[string]string{}
 	for _, w := range as.work(t) {
 		got[w.Source+"/"+w.Event.ID()+"/"+w.Target.App+"/"+w.Target.Trigger], _ = w.Event.Extensions()["revision"].(string)
 	}
 	want := map[string]string{
-		"bitbucket/comment-17-ok-to-test/web/pr":    "d3022fc0ca3d",
-		"bitbucket-dc/comment-167-retest-pr/web/pr": "50a8ee1fae3abf75738a85f9039b4b2de4947174",
+		"bitbucket/comment-17-ok-to-test/web/pr":          "d3022fc0ca3d",
+		"bitbucket-dc/comment-167-retest/web/pr":          "50a8ee1fae3abf75738a85f9039b4b2de4947174",
+		"bitbucket-dc/comment-167-retest/preview/preview": "50a8ee1fae3abf75738a85f9039b4b2de4947174",
 	}
-	if len(got) != len(want) || got["bitbucket/comment-17-ok-to-test/web/pr"] != want["bitbucket/comment-17-ok-to-test/web/pr"] ||
-		got["bitbucket-dc/comment-167-retest-pr/web/pr"] != want["bitbucket-dc/comment-167-retest-pr/web/pr"] {
+	if !maps.Equal(got, want) {
 		t.Fatalf("queued %v, want %v (audit %+v)", got, want, as.audits.records())
 	}
-	var refused bool
+	var refused, self bool
 	for _, r := range as.audits.records() {
 		refused = refused || r.Source == "bitbucket" && r.Subject == "557058:mallory" && r.Rule == "commands.retest" && r.Decision == policy.DecisionIgnored
+		self = self || r.Source == "bitbucket-dc" && r.Subject == "gopher" && r.Rule == "approval.self"
 	}
-	if !refused {
-		t.Fatal("the ungranted comment is not in the audit trail")
+	if !refused || !self {
+		t.Fatalf("audit trail lacks the ungranted comment (%v) or the author's own approval (%v): %+v", refused, self, as.audits.records())
 	}
 }
