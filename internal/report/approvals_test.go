@@ -306,3 +306,30 @@ var (
 	appKeyOnce sync.Once
 	appKeyPEM  []byte
 )
+
+// TestHeldStatusRetriesAndDrops: an "awaiting approval" status goes
+// through the report queue like a run's: a 5xx is retried and the state
+// posted once, a 4xx is reported once and dropped.
+func TestHeldStatusRetriesAndDrops(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		codes        []int
+		tries, posts int
+	}{
+		{"5xx retried", []int{http.StatusBadGateway, http.StatusServiceUnavailable}, 3, 1},
+		{"4xx dropped", []int{http.StatusForbidden}, 1, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host := newScriptedHost(t, tc.codes...)
+			q, rq := approvalSetup(t, gatedRules(t, routing.ReportStatus, host.srv.URL))
+			if err := q.Publish(context.Background(), heldPush("held-"+tc.name[:3])); err != nil {
+				t.Fatal(err)
+			}
+			waitDelivered(t, rq, KindStatus, 1)
+			drained(t, rq, KindStatus)
+			if tries, posted := host.snapshot(); tries != tc.tries || len(posted) != tc.posts {
+				t.Fatalf("host saw %d tries, posted %v; want %d tries, %d posted", tries, posted, tc.tries, tc.posts)
+			}
+		})
+	}
+}
