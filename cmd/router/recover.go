@@ -176,21 +176,21 @@ func printRecoverReport(w io.Writer, hook recovery.Hook, rep recovery.Report) {
 }
 
 // recoveryHost is the deliveries API of src for hook: the source's
-// apiToken and apiURL, or for the App's hook the App's credentials.
+// apiToken and apiURL, or for the App's hook the source's githubApp.
 func recoveryHost(src *routing.Source, hook recovery.Hook) (*recovery.GitHub, error) {
 	if src.Kind != "github" {
 		return nil, fmt.Errorf("source %s is %s: only GitHub can redeliver past deliveries (GitLab has no such API; serve reports GitLab hooks it disabled)", src.Name, src.Kind)
 	}
 	cfg := recovery.GitHubConfig{APIURL: src.APIURL}
 	if hook.App {
-		if src.Recover == nil || src.Recover.AppID == 0 {
+		if src.GitHubApp == nil || src.GitHubApp.AppID == 0 {
 			return nil, fmt.Errorf("source %s: %w", src.Name, recovery.ErrNoAppCredentials)
 		}
-		key, err := src.Recover.ResolveAppKey()
+		key, err := src.GitHubApp.ResolveKey()
 		if err != nil {
-			return nil, fmt.Errorf("source %s: app private key: %w", src.Name, err)
+			return nil, fmt.Errorf("source %s: githubApp private key: %w", src.Name, err)
 		}
-		cfg.AppID, cfg.AppKey = src.Recover.AppID, key
+		cfg.AppID, cfg.AppKey = src.GitHubApp.AppID, key
 		return recovery.NewGitHub(cfg)
 	}
 	cfg.Token = src.APIToken

@@ -350,8 +350,9 @@ func TestRecoverOrgAndAppHooks(t *testing.T) {
 	gh := newFakeGitHub(t, recoverTok, map[string][]hookDelivery{"/orgs/acme/hooks/7": one(201), "/app/hook": one(301)})
 	gh.appID, gh.appKey = 42, &key.PublicKey
 	natsURL := queueWithStored(t)
-	block := "    recover:\n      hooks: [{organization: acme, hookID: 7}, {app: true}]\n" +
-		"      app: {appID: 42, privateKey: {file: " + keyFile + "}}\n"
+	// The App's hook is listed with the source's githubApp (the credentials of its check runs).
+	block := "    githubApp: {appID: 42, privateKey: {file: " + keyFile + "}}\n" +
+		"    recover:\n      hooks: [{organization: acme, hookID: 7}, {app: true}]\n"
 	rules := recoverRules(t, gh.srv.URL, block)
 	base := []string{"recover", "--rules", rules, "--nats-url", natsURL, "--source", "github"}
 	for _, args := range [][]string{{"--org", "acme", "--hook-id", "7"}, {"--app"}} {

@@ -38,7 +38,7 @@ func (r *router) startReport(ctx context.Context, wg *sync.WaitGroup, q *queue.Q
 // refuses the report stream, and runs them until ctx ends.
 func (r *router) runReport(ctx context.Context, q *queue.Queue, fail func(error)) {
 	delay := queueRetryMin
-	watcher, sender, err := r.newReport(ctx, q)
+	watcher, held, sender, err := r.newReport(ctx, q)
 	for err != nil {
 		if errors.Is(err, errReportConfig) {
 			fail(err)
@@ -51,10 +51,14 @@ func (r *router) runReport(ctx context.Context, q *queue.Queue, fail func(error)
 		case <-time.After(delay):
 		}
 		delay = min(2*delay, queueRetryMax)
-		watcher, sender, err = r.newReport(ctx, q)
+		watcher, held, sender, err = r.newReport(ctx, q)
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
+	wg.Add(3)
+	go func() {
+		defer wg.Done()
+		_ = held.Run(ctx) // retries on its own; nil when ctx ends
+	}()
 	go func() {
 		defer wg.Done()
 		if err := watcher.Run(ctx); err != nil {
@@ -73,23 +77,24 @@ func (r *router) runReport(ctx context.Context, q *queue.Queue, fail func(error)
 // errReportConfig marks a report setup error no retry can fix.
 var errReportConfig = errors.New("report")
 
-// newReport builds the watcher and the sender on the report queue.
-func (r *router) newReport(ctx context.Context, q *queue.Queue) (*report.Watcher, *report.Sender, error) {
+// newReport builds the run and approval watchers and the sender on the
+// report queue.
+func (r *router) newReport(ctx context.Context, q *queue.Queue) (*report.Watcher, *report.ApprovalWatcher, *report.Sender, error) {
 	restCfg, err := dispatch.RESTConfig(r.cfg.kubeconfig, float32(r.cfg.kubeQPS), r.cfg.kubeBurst)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: kubernetes config: %w", errReportConfig, err)
+		return nil, nil, nil, fmt.Errorf("%w: kubernetes config: %w", errReportConfig, err)
 	}
 	client, err := versioned.NewForConfig(restCfg)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: tekton client: %w", errReportConfig, err)
+		return nil, nil, nil, fmt.Errorf("%w: tekton client: %w", errReportConfig, err)
 	}
 	rq, err := report.OpenQueue(ctx, r.nc, r.cfg.streamReplica)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	m, err := report.NewMetrics(prometheus.DefaultRegisterer)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", errReportConfig, err)
+		return nil, nil, nil, fmt.Errorf("%w: %w", errReportConfig, err)
 	}
 	var cd *report.CDEvents
 	if r.cfg.cdeventsSink != "" {
@@ -97,6 +102,10 @@ func (r *router) newReport(ctx context.Context, q *queue.Queue) (*report.Watcher
 		if r.cfg.cdeventsSubject != "" {
 			cd.NATS = r.nc
 		}
+	}
+	reports := func(source string) bool {
+		s := r.holder.Rules().Source(source)
+		return s != nil && s.Report != ""
 	}
 	watcher := report.NewWatcher(report.WatcherConfig{
 		Client: client, Publisher: rq, Logger: r.logger, CDEvents: cd != nil,
@@ -107,15 +116,14 @@ func (r *router) newReport(ctx context.Context, q *queue.Queue) (*report.Watcher
 			}
 			return rules.RunNamespaces()
 		},
-		Status: func(source string) bool {
-			s := r.holder.Rules().Source(source)
-			return s != nil && s.Report != ""
-		},
-		Resync: r.cfg.reportResync,
+		Status: reports, Resync: r.cfg.reportResync,
+	})
+	held := report.NewApprovalWatcher(report.ApprovalWatcherConfig{
+		Store: q, Status: reports, Rules: r.holder.Rules, Publisher: rq, Logger: r.logger,
 	})
 	sender := report.NewSender(rq, report.SenderConfig{
-		Rules: r.holder.Rules, CDEvents: cd, Logger: r.logger, Metrics: m, Audit: q.Audit,
+		Rules: r.holder.Rules, CDEvents: cd, Logger: r.logger, Metrics: m, Audit: q.Audit, Approvals: q,
 		MaxAttempts: r.cfg.reportMaxAttempts, BackoffBase: r.cfg.retryBase, BackoffMax: r.cfg.retryMax,
 	})
-	return watcher, sender, nil
+	return watcher, held, sender, nil
 }

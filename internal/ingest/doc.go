@@ -9,7 +9,9 @@
 // Approvers release held targets through POST /v1/events/{id}/approve (or
 // reject) and Git comment commands (/retest, /ok-to-test, /approve,
 // /cancel) arrive as verified comment events; who may do either is
-// policy's, granted in the root only.
+// policy's, granted in the root only. A GitHub check run's Re-run button
+// (a check_run requested_action) re-runs its target as /retest would,
+// judged with the original sender's identity (rerun.go).
 //
 // Invariants: a 2xx is sent only after the publisher reported that every
 // message was stored; a request that fails verification never yields a

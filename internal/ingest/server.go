@@ -72,6 +72,8 @@ type Config struct {
 	Approvals ApprovalStore
 	// Cancel, when set, runs /cancel comment commands.
 	Cancel Canceller
+	// Events, when set, finds the event a check run's Re-run runs again.
+	Events EventFinder
 }
 
 // Server is the HTTP front of the router.
@@ -442,6 +444,11 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		return out.fail(err)
 	}
 	accepted = append(accepted, cmds...)
+	reruns, err := s.rerunEvents(r.Context(), rules, src, provider, res.Events)
+	if err != nil {
+		return out.fail(err)
+	}
+	accepted = append(accepted, reruns...)
 	if _, ok := provider.(BodySigned); ok {
 		setBodyDigests(accepted, req.Body)
 	}

@@ -348,3 +348,18 @@ func (q *Queue) HeldFor(ctx context.Context, source, repo, number string) ([]pol
 	}
 	return out, nil
 }
+
+// WatchApprovals watches every held event of the approvals bucket (created
+// if no event was held yet), current values first: the report package
+// turns each hold and decision into commit statuses from it.
+func (q *Queue) WatchApprovals(ctx context.Context) (jetstream.KeyWatcher, error) {
+	kv, err := q.approvalsKV(ctx, true)
+	if err != nil {
+		return nil, err
+	}
+	w, err := kv.WatchAll(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("watch approvals: %w: %w", ErrUnavailable, err)
+	}
+	return w, nil
+}

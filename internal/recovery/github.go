@@ -34,7 +34,7 @@ var _ Host = (*GitHub)(nil)
 
 // ErrNoAppCredentials: the App's hook is listed with an App JWT, which needs
 // the App's id and private key.
-var ErrNoAppCredentials = errors.New("the GitHub App's hook needs the App's credentials (the source's recover block: app.appID and app.privateKey)")
+var ErrNoAppCredentials = errors.New("the GitHub App's hook needs the App's credentials (the source's githubApp: appID and privateKey)")
 
 // ErrUnauthorized: the host refused the credentials (401) or their scope
 // (403).

@@ -25,8 +25,8 @@ const DefaultCDEventsSubject = "switchyard.cdevents."
 // DefaultCDEventsSource is the CDEvents context source of the events.
 const DefaultCDEventsSource = "/switchyard"
 
-// CDEvents sends pipelinerun.queued, started and finished CDEvents (spec
-// v0.5) as CloudEvents: over HTTP to Sink and, when NATS is set, on a NATS
+// CDEvents sends pipelinerun.queued, started and finished CDEvents, and
+// taskrun.started and finished (spec v0.5; it has no taskrun.queued), as CloudEvents: over HTTP to Sink and, when NATS is set, on a NATS
 // subject. Each links to the event that started the run through its
 // customData (see Links).
 type CDEvents struct {
@@ -34,7 +34,7 @@ type CDEvents struct {
 	// HTTP); empty: NATS only.
 	Sink string
 	// NATS, when set, also gets each CDEvent (structured JSON) on
-	// Subject + "pipelinerun.<phase>".
+	// Subject + "pipelinerun.<phase>" (or "taskrun.<phase>").
 	NATS    *nats.Conn
 	Subject string // default DefaultCDEventsSubject
 	Source  string // CDEvents context source, default DefaultCDEventsSource
@@ -66,7 +66,7 @@ type Links struct {
 	Revision   string `json:"revision,omitempty"`
 }
 
-// cdEvent is what the three pipelinerun events share.
+// cdEvent is what the pipelinerun and taskrun events share.
 type cdEvent interface {
 	cdevents.CDEventReader
 	SetId(string)
@@ -74,35 +74,54 @@ type cdEvent interface {
 	SetTimestamp(time.Time)
 	SetSubjectId(string)
 	SetSubjectSource(string)
-	SetSubjectPipelineName(string)
 	SetSubjectUri(string)
 	SetCustomData(string, interface{}) error
+}
+
+// finishedEvent is a pipelinerun or taskrun finished event.
+type finishedEvent interface {
+	cdEvent
+	SetSubjectOutcome(string)
+	SetSubjectErrors(string)
+}
+
+// newEvent returns the empty CDEvent of a job's run kind and phase.
+func newEvent(j Job) (cdEvent, error) {
+	var ev cdEvent
+	var err error
+	taskRun := j.Run.Kind == RunKindTaskRun
+	switch {
+	case j.State == PhaseQueued && !taskRun:
+		ev, err = cdeventsv05.NewPipelineRunQueuedEvent()
+	case j.State == PhaseStarted && !taskRun:
+		ev, err = cdeventsv05.NewPipelineRunStartedEvent()
+	case j.State == PhaseStarted:
+		ev, err = cdeventsv05.NewTaskRunStartedEvent()
+	case j.State == PhaseFinished && !taskRun:
+		ev, err = cdeventsv05.NewPipelineRunFinishedEvent()
+	case j.State == PhaseFinished:
+		ev, err = cdeventsv05.NewTaskRunFinishedEvent()
+	default:
+		return nil, fmt.Errorf("cdevent: no %s event for a %s", j.State, j.Run.Kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("cdevent: %w", err)
+	}
+	if f, ok := ev.(finishedEvent); ok {
+		f.SetSubjectOutcome(cdOutcome(j.Outcome))
+		if j.Outcome != StateSuccess {
+			f.SetSubjectErrors(j.Description)
+		}
+	}
+	return ev, nil
 }
 
 // Event builds the CloudEvent of a CDEvents job. Its id is the run's uid
 // and the phase: a redelivery carries the same id.
 func (c *CDEvents) Event(j Job) (*cloudevents.Event, error) {
-	var ev cdEvent
-	var err error
-	switch j.State {
-	case PhaseQueued:
-		ev, err = cdeventsv05.NewPipelineRunQueuedEvent()
-	case PhaseStarted:
-		ev, err = cdeventsv05.NewPipelineRunStartedEvent()
-	case PhaseFinished:
-		var f *cdeventsv05.PipelineRunFinishedEvent
-		if f, err = cdeventsv05.NewPipelineRunFinishedEvent(); err == nil {
-			f.SetSubjectOutcome(cdOutcome(j.Outcome))
-			if j.Outcome != StateSuccess {
-				f.SetSubjectErrors(j.Description)
-			}
-			ev = f
-		}
-	default:
-		return nil, fmt.Errorf("cdevent: unknown phase %q", j.State)
-	}
+	ev, err := newEvent(j)
 	if err != nil {
-		return nil, fmt.Errorf("cdevent: %w", err)
+		return nil, err
 	}
 	r := j.Run
 	ev.SetId(r.UID + "-" + j.State)
@@ -111,10 +130,18 @@ func (c *CDEvents) Event(j Job) (*cloudevents.Event, error) {
 	ev.SetSubjectId(r.Namespace + "/" + r.Name)
 	ev.SetSubjectSource(c.source())
 	name := r.Pipeline
+	if r.Kind == RunKindTaskRun {
+		name = r.Task
+	}
 	if name == "" {
 		name = r.App + "/" + r.Trigger
 	}
-	ev.SetSubjectPipelineName(name)
+	switch e := ev.(type) {
+	case interface{ SetSubjectPipelineName(string) }:
+		e.SetSubjectPipelineName(name)
+	case interface{ SetSubjectTaskName(string) }:
+		e.SetSubjectTaskName(name)
+	}
 	if c.StatusURL != nil {
 		if u := targetURL(c.StatusURL(), r); u != "" {
 			ev.SetSubjectUri(u)
@@ -152,12 +179,21 @@ func (c *CDEvents) source() string {
 	return DefaultCDEventsSource
 }
 
-func (c *CDEvents) subject(phase string) string {
+func (c *CDEvents) subject(phase string) string { // phase: subjectOf's
 	prefix := c.Subject
 	if prefix == "" {
 		prefix = DefaultCDEventsSubject
 	}
-	return prefix + "pipelinerun." + phase
+	return prefix + phase
+}
+
+// subjectOf is a job's NATS subject suffix: pipelinerun.<phase> or
+// taskrun.<phase>.
+func subjectOf(j Job) string {
+	if j.Run.Kind == RunKindTaskRun {
+		return "taskrun." + j.State
+	}
+	return "pipelinerun." + j.State
 }
 
 // send delivers a CDEvents job unless the bucket says it was sent: on NATS
@@ -176,7 +212,7 @@ func (c *CDEvents) send(ctx context.Context, q *Queue, j Job) (string, error) {
 	if c.NATS != nil {
 		data, err := json.Marshal(ce)
 		if err == nil {
-			err = c.NATS.Publish(c.subject(j.State), data)
+			err = c.NATS.Publish(c.subject(subjectOf(j)), data)
 		}
 		if err == nil {
 			err = c.NATS.FlushWithContext(ctx)

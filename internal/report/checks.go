@@ -151,16 +151,22 @@ func (c *checks) post(ctx context.Context, src *routing.Source, j Job, detailsUR
 	if status == "completed" {
 		completedAt = &github.Timestamp{Time: j.Time}
 	}
+	var actions []*github.CheckRunAction
+	if status == "completed" && j.Held == nil && src.Commands != nil {
+		actions = []*github.CheckRunAction{rerunAction}
+	}
+	external := CheckRunExternalID(j.Run)
 	var run *github.CheckRun
 	var resp *github.Response
 	if id == 0 {
 		run, resp, err = gh.Checks.CreateCheckRun(ctx, owner, name, github.CreateCheckRunOptions{
-			Name: j.Run.Context(), HeadSHA: j.Run.Revision, DetailsURL: details, ExternalID: &j.Run.UID,
-			Status: &status, Conclusion: conclusion, CompletedAt: completedAt, Output: output,
+			Name: j.Run.Context(), HeadSHA: j.Run.Revision, DetailsURL: details, ExternalID: &external,
+			Status: &status, Conclusion: conclusion, CompletedAt: completedAt, Output: output, Actions: actions,
 		})
 	} else {
 		run, resp, err = gh.Checks.UpdateCheckRun(ctx, owner, name, id, github.UpdateCheckRunOptions{
-			Name: j.Run.Context(), DetailsURL: details, Status: &status, Conclusion: conclusion, CompletedAt: completedAt, Output: output,
+			Name: j.Run.Context(), DetailsURL: details, ExternalID: &external, Status: &status, Conclusion: conclusion,
+			CompletedAt: completedAt, Output: output, Actions: actions,
 		})
 	}
 	if err != nil {
@@ -169,9 +175,31 @@ func (c *checks) post(ctx context.Context, src *routing.Source, j Job, detailsUR
 	return run.GetID(), nil
 }
 
+// RerunAction is the identifier of a check run's "Re-run" button: GitHub
+// sends it back in a check_run requested_action webhook.
+const RerunAction = "rerun"
+
+// rerunAction is the button of a finished check run (GitHub's limits:
+// label 20, description 40 characters).
+var rerunAction = &github.CheckRunAction{Label: "Re-run", Identifier: RerunAction, Description: "Run this trigger again (new run)"}
+
+// externalIDPrefix starts every check run's external_id.
+const externalIDPrefix = "switchyard:v1:"
+
+// CheckRunExternalID is a check run's external_id: the router source, the
+// app, the trigger and the event id (last: ids are arbitrary text), what a
+// Re-run needs to find the event again (ingest.ParseCheckRunExternalID
+// reads it). Names are DNS labels: no colon.
+func CheckRunExternalID(r Run) string {
+	return externalIDPrefix + r.Source + ":" + r.App + ":" + r.Trigger + ":" + r.EventID
+}
+
 // checkState maps a job to a check run's status and conclusion: Checks
 // have cancelled and timed_out, so those runs say so in the state itself.
 func checkState(j Job) (status string, conclusion *string) {
+	if j.awaiting() {
+		return "queued", nil // nothing runs until an approver approves
+	}
 	if j.State == StatePending {
 		return "in_progress", nil
 	}
@@ -191,8 +219,18 @@ func checkState(j Job) (status string, conclusion *string) {
 // per task.
 func checkSummary(j Job) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "PipelineRun `%s/%s` (app `%s`, trigger `%s`), started by event `%s`.\n",
-		j.Run.Namespace, j.Run.Name, j.Run.App, j.Run.Trigger, j.Run.EventID)
+	if j.Held != nil {
+		fmt.Fprintf(&b, "Event `%s` (app `%s`, trigger `%s`) is held by %s until %s: %s.\n",
+			j.Run.EventID, j.Run.App, j.Run.Trigger, mdCell(strings.Join(j.Held.Gates, ", ")),
+			j.Held.Deadline.UTC().Format(time.RFC3339), mdCell(j.Description))
+		return b.String()
+	}
+	kind := j.Run.Kind
+	if kind == "" {
+		kind = RunKindPipelineRun
+	}
+	fmt.Fprintf(&b, "%s `%s/%s` (app `%s`, trigger `%s`), started by event `%s`.\n",
+		kind, j.Run.Namespace, j.Run.Name, j.Run.App, j.Run.Trigger, j.Run.EventID)
 	if len(j.Tasks) > 0 {
 		b.WriteString("\n| task | kind | run |\n|---|---|---|\n")
 		for _, t := range j.Tasks {

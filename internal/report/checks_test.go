@@ -15,6 +15,7 @@ import (
 	"testing"
 	"testing/fstest"
 
+	"github.com/switchyard-dev/switchyard/internal/ingest"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
@@ -120,7 +121,7 @@ func TestSenderCheckRuns(t *testing.T) {
 			}
 			created, updated := host.bodies[0], host.bodies[1]
 			if created["name"] != "switchyard/web/build" || created["head_sha"] != final.Run.Revision || created["status"] != "in_progress" ||
-				created["external_id"] != final.Run.UID || created["details_url"] != "https://dashboard.example.com/#/namespaces/ci/pipelineruns/web-build-1" {
+				created["external_id"] != CheckRunExternalID(final.Run) || created["details_url"] != "https://dashboard.example.com/#/namespaces/ci/pipelineruns/web-build-1" {
 				t.Errorf("created %v", created)
 			}
 			if updated["status"] != "completed" || updated["conclusion"] != "timed_out" {
@@ -147,5 +148,35 @@ func TestCheckRunsWrongAppIsRejected(t *testing.T) {
 	_, err := c.post(context.Background(), rules.Source("github"), testJob(StatePending), "", 0)
 	if err == nil || !permanent(err) {
 		t.Fatalf("err %v, want a permanent error", err)
+	}
+}
+
+// TestCheckRunRerunAction: a finished check run of a source with comment
+// commands carries the Re-run button, and its external_id names what
+// ingest needs to run the target again.
+func TestCheckRunRerunAction(t *testing.T) {
+	host := newChecksHost(t)
+	rules := gatedRules(t, routing.ReportChecks, host.srv.URL+"/api/v3") // commands: {approve: [carol]}
+	c := newChecks(nil)
+	final := testJob(StateFailure)
+	if _, err := c.post(context.Background(), rules.Source("github"), testJob(StatePending), "", 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.post(context.Background(), rules.Source("github"), final, "", 42); err != nil {
+		t.Fatal(err)
+	}
+	host.mu.Lock()
+	defer host.mu.Unlock()
+	if _, ok := host.bodies[0]["actions"]; ok {
+		t.Errorf("a running check run offers a Re-run: %v", host.bodies[0])
+	}
+	actions, _ := host.bodies[1]["actions"].([]any)
+	if len(actions) != 1 || actions[0].(map[string]any)["identifier"] != RerunAction || actions[0].(map[string]any)["label"] != "Re-run" {
+		t.Errorf("actions %v", host.bodies[1]["actions"])
+	}
+	ext, _ := host.bodies[0]["external_id"].(string)
+	src, app, trigger, id, ok := ingest.ParseCheckRunExternalID(ext)
+	if !ok || src != "github" || app != "web" || trigger != "build" || id != final.Run.EventID {
+		t.Errorf("external_id %q reads %q %q %q %q %v", ext, src, app, trigger, id, ok)
 	}
 }

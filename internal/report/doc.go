@@ -1,11 +1,15 @@
-// Package report closes the loop: it watches the PipelineRuns Switchyard
-// created (label app.kubernetes.io/managed-by=switchyard) and reports what
-// becomes of them to the Git host that sent the event (commit statuses, or
-// GitHub check runs as a GitHub App) and as CDEvents (to an HTTP sink and a
-// NATS subject).
+// Package report closes the loop: it watches the PipelineRuns and TaskRuns
+// Switchyard created (label app.kubernetes.io/managed-by=switchyard; a
+// PipelineRun's own TaskRuns are left to it) and reports what becomes of
+// them to the Git host that sent the event (commit statuses, or GitHub
+// check runs as a GitHub App, with a Re-run button ingest answers) and as
+// CDEvents (to an HTTP sink and a NATS subject). Targets an approval gate
+// holds get "awaiting approval", then "rejected" or "approval expired", on
+// the same context their run would use.
 //
-// Flow: Watcher (a client-go informer per granted namespace) turns what it
-// sees into Jobs, which are published on the SWITCHYARD_REPORTS JetStream
+// Flow: Watcher (client-go informers per granted namespace) and
+// ApprovalWatcher (a watch of the approvals bucket) turn what they see
+// into Jobs, which are published on the SWITCHYARD_REPORTS JetStream
 // stream; a durable consumer shared by every router replica (Sender) posts
 // them.
 //

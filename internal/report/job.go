@@ -7,6 +7,7 @@ import (
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/apis"
 
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
@@ -49,17 +50,37 @@ type Job struct {
 	Description string    `json:"description"`
 	Time        time.Time `json:"time"`
 	Run         Run       `json:"run"`
+	// Held is set on the status of a target an approval gate holds: no run
+	// exists (Run names the event and the target; its UID is HeldUID's).
+	Held *Held `json:"held,omitempty"`
 }
 
-// Run is what a report says about a PipelineRun and the event behind it,
+// Held is what a held target's status says: the gates, the deadline and
+// the approvals store's state (awaiting-approval, rejected, expired).
+type Held struct {
+	Gates    []string  `json:"gates"`
+	Deadline time.Time `json:"deadline"`
+	State    string    `json:"state"`
+}
+
+// awaiting reports whether j is the "awaiting approval" status of a held
+// target.
+func (j Job) awaiting() bool { return j.Held != nil && j.State == StatePending }
+
+// Run is what a report says about a PipelineRun (or TaskRun) and the event behind it,
 // read from the labels and annotations dispatch set.
 type Run struct {
-	UID         string `json:"uid"`
-	Namespace   string `json:"namespace"`
-	Name        string `json:"name"`
-	App         string `json:"app"`
-	Trigger     string `json:"trigger"`
-	Pipeline    string `json:"pipeline,omitempty"`
+	UID       string `json:"uid"`
+	Namespace string `json:"namespace"`
+	Name      string `json:"name"`
+	App       string `json:"app"`
+	Trigger   string `json:"trigger"`
+	// Kind is RunKindPipelineRun (or empty, in jobs queued before TaskRuns
+	// were watched) or RunKindTaskRun.
+	Kind     string `json:"kind,omitempty"`
+	Pipeline string `json:"pipeline,omitempty"`
+	// Task is a TaskRun's taskRef name.
+	Task        string `json:"task,omitempty"`
 	Source      string `json:"source"` // the router source (rules) the event came through
 	Repository  string `json:"repository,omitempty"`
 	Revision    string `json:"revision,omitempty"`
@@ -81,20 +102,59 @@ func (r Run) Context() string { return "switchyard/" + r.App + "/" + r.Trigger }
 // MsgID is the job's JetStream deduplication id: one per (run, kind, state).
 func (j Job) MsgID() string { return j.Run.UID + "/" + j.Kind + "/" + j.State }
 
-// runOf reads the Run of a PipelineRun.
-func runOf(pr *pipelinev1.PipelineRun) Run {
-	r := Run{
-		UID: string(pr.UID), Namespace: pr.Namespace, Name: pr.Name,
-		App: pr.Labels[dispatch.LabelApp], Trigger: pr.Labels[dispatch.LabelTrigger],
-		Source:      pr.Annotations[dispatch.AnnotationRouterSource],
-		Repository:  pr.Annotations[dispatch.AnnotationRepository],
-		Revision:    pr.Annotations[dispatch.AnnotationRevision],
-		EventID:     pr.Annotations[dispatch.AnnotationEventID],
-		EventSource: pr.Annotations[dispatch.AnnotationEventSource],
-		EventType:   pr.Annotations[dispatch.AnnotationEventType],
-	}
+// Run kinds, as Kubernetes names them.
+const (
+	RunKindPipelineRun = "PipelineRun"
+	RunKindTaskRun     = "TaskRun"
+)
+
+// observed is what reports read of a PipelineRun or a TaskRun.
+type observed struct {
+	meta      metav1.ObjectMeta
+	kind      string // RunKindPipelineRun or RunKindTaskRun
+	ref       string // its pipelineRef or taskRef name
+	cond      *apis.Condition
+	startTime *metav1.Time
+	tasks     []Task // a PipelineRun's children
+}
+
+// observePipelineRun reads a PipelineRun.
+func observePipelineRun(pr *pipelinev1.PipelineRun) observed {
+	o := observed{meta: pr.ObjectMeta, kind: RunKindPipelineRun, cond: pr.Status.GetCondition(apis.ConditionSucceeded),
+		startTime: pr.Status.StartTime, tasks: tasksOf(pr)}
 	if pr.Spec.PipelineRef != nil {
-		r.Pipeline = pr.Spec.PipelineRef.Name
+		o.ref = pr.Spec.PipelineRef.Name
+	}
+	return o
+}
+
+// observeTaskRun reads a TaskRun.
+func observeTaskRun(tr *pipelinev1.TaskRun) observed {
+	o := observed{meta: tr.ObjectMeta, kind: RunKindTaskRun, cond: tr.Status.GetCondition(apis.ConditionSucceeded),
+		startTime: tr.Status.StartTime}
+	if tr.Spec.TaskRef != nil {
+		o.ref = tr.Spec.TaskRef.Name
+	}
+	return o
+}
+
+// runOf reads the Run of a PipelineRun or TaskRun.
+func runOf(o observed) Run {
+	m := o.meta
+	r := Run{
+		UID: string(m.UID), Namespace: m.Namespace, Name: m.Name, Kind: o.kind,
+		App: m.Labels[dispatch.LabelApp], Trigger: m.Labels[dispatch.LabelTrigger],
+		Source:      m.Annotations[dispatch.AnnotationRouterSource],
+		Repository:  m.Annotations[dispatch.AnnotationRepository],
+		Revision:    m.Annotations[dispatch.AnnotationRevision],
+		EventID:     m.Annotations[dispatch.AnnotationEventID],
+		EventSource: m.Annotations[dispatch.AnnotationEventSource],
+		EventType:   m.Annotations[dispatch.AnnotationEventType],
+	}
+	if o.kind == RunKindTaskRun {
+		r.Task = o.ref
+	} else {
+		r.Pipeline = o.ref
 	}
 	return r
 }
@@ -104,11 +164,13 @@ var cancelReasons = []string{
 	string(pipelinev1.PipelineRunReasonCancelled), "PipelineRunCancelled",
 	"StoppedRunFinally", "CancelledRunFinally",
 	string(pipelinev1.PipelineRunReasonCancelledRunningFinally), string(pipelinev1.PipelineRunReasonStoppedRunningFinally),
+	string(pipelinev1.TaskRunReasonCancelled),
 }
 
 // timeoutReasons are the Succeeded reasons of a run that timed out.
 var timeoutReasons = []string{
 	string(pipelinev1.PipelineRunReasonTimedOut), string(pipelinev1.PipelineRunReasonTimedOutRunningFinally),
+	string(pipelinev1.TaskRunReasonTimedOut),
 }
 
 // result is what a run's status says: whether it started, and its final
@@ -124,9 +186,9 @@ type result struct {
 // resultOf reads the Succeeded condition. A cancelled run is an error (it
 // did not fail a check; GitHub has no cancelled state), a timed-out run a
 // failure; both say so in the description.
-func resultOf(pr *pipelinev1.PipelineRun) result {
-	c := pr.Status.GetCondition(apis.ConditionSucceeded)
-	res := result{started: pr.Status.StartTime != nil}
+func resultOf(o observed) result {
+	c := o.cond
+	res := result{started: o.startTime != nil}
 	if c == nil {
 		return res
 	}
@@ -159,10 +221,11 @@ func resultOf(pr *pipelinev1.PipelineRun) result {
 // when status is true, CDEvents when cdevents is. A finished run gets only
 // its final status (a pending one after it would be dropped anyway), but
 // every CDEvents phase, so a consumer that missed them still sees queued and
-// started. A deleted unfinished run is an error.
-func jobsFor(pr *pipelinev1.PipelineRun, deleted, status, cdevents bool, now time.Time) []Job {
-	run := runOf(pr)
-	res := resultOf(pr)
+// started. A deleted unfinished run is an error. CDEvents has no
+// taskrun.queued: a TaskRun gets started and finished only.
+func jobsFor(o observed, deleted, status, cdevents bool, now time.Time) []Job {
+	run := runOf(o)
+	res := resultOf(o)
 	if deleted && res.state == "" {
 		res.state, res.description = StateError, "deleted before it finished"
 	}
@@ -170,19 +233,21 @@ func jobsFor(pr *pipelinev1.PipelineRun, deleted, status, cdevents bool, now tim
 	add := func(kind, state, outcome, desc string, final bool) {
 		j := Job{Kind: kind, State: state, Outcome: outcome, Description: trimDescription(desc), Time: now, Run: run}
 		if final {
-			j.Cancelled, j.TimedOut, j.Tasks = res.cancelled, res.timedOut, tasksOf(pr)
+			j.Cancelled, j.TimedOut, j.Tasks = res.cancelled, res.timedOut, o.tasks
 		}
 		jobs = append(jobs, j)
 	}
 	if status && run.Revision != "" {
 		if res.state == "" {
-			add(KindStatus, StatePending, "", "PipelineRun "+run.Name+" created", false)
+			add(KindStatus, StatePending, "", o.kind+" "+run.Name+" created", false)
 		} else {
-			add(KindStatus, res.state, "", "PipelineRun "+run.Name+" "+res.description, true)
+			add(KindStatus, res.state, "", o.kind+" "+run.Name+" "+res.description, true)
 		}
 	}
 	if cdevents {
-		add(KindCDEvent, PhaseQueued, "", "created", false)
+		if o.kind != RunKindTaskRun {
+			add(KindCDEvent, PhaseQueued, "", "created", false)
+		}
 		if res.started || res.state != "" {
 			add(KindCDEvent, PhaseStarted, "", "started", false)
 		}

@@ -56,7 +56,7 @@ func TestJobsFor(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			jobs := jobsFor(tc.pr, tc.deleted, true, true, time.Unix(2, 0))
+			jobs := jobsFor(observePipelineRun(tc.pr), tc.deleted, true, true, time.Unix(2, 0))
 			var phases []string
 			var status []Job
 			for _, j := range jobs {
@@ -83,7 +83,7 @@ func TestJobsFor(t *testing.T) {
 func TestJobsForNeedsRevision(t *testing.T) {
 	pr := testRun("", "", false)
 	delete(pr.Annotations, dispatch.AnnotationRevision)
-	if jobs := jobsFor(pr, false, true, false, time.Now()); len(jobs) != 0 {
+	if jobs := jobsFor(observePipelineRun(pr), false, true, false, time.Now()); len(jobs) != 0 {
 		t.Errorf("jobs %+v", jobs)
 	}
 }

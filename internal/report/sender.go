@@ -34,6 +34,9 @@ type SenderConfig struct {
 	Metrics    *Metrics
 	// Audit, when set, records each report a Git host refused.
 	Audit func(policy.Record)
+	// Approvals, when set, is read before an "awaiting approval" status is
+	// posted: one made stale by a decision is skipped.
+	Approvals ApprovalStore
 	// Workers posting in this process, per kind (default 4).
 	Workers int
 	// AckWait is how long a post may take before the report is handed to
@@ -222,10 +225,18 @@ func (s *Sender) postStatus(ctx context.Context, j Job) (provider, result string
 		return "", ResultSkipped, nil
 	}
 	provider = src.Kind
+	if j.awaiting() {
+		if ok, err := stillAwaiting(ctx, s.cfg.Approvals, j); err != nil || !ok {
+			return provider, ResultSkipped, err
+		}
+	}
 	key := statusKey(j.Run.UID)
 	rec, rev, found, err := s.q.get(ctx, key)
 	if err != nil {
 		return provider, "", err
+	}
+	if !found && j.Held == nil && src.Report == routing.ReportChecks {
+		rec.CheckRunID = s.heldCheckRun(ctx, j.Run) // the released run updates the held target's check run
 	}
 	if found {
 		if stateRank(j.State) < stateRank(rec.State) || (stateRank(j.State) == stateRank(rec.State) && rec.settled()) {
@@ -244,7 +255,7 @@ func (s *Sender) postStatus(ctx context.Context, j Job) (provider, result string
 	}
 	checkRun := rec.CheckRunID
 	if src.Report == routing.ReportChecks {
-		checkRun, err = s.checks.post(ctx, src, j, targetURL(s.cfg.Rules().StatusURL(), j.Run), checkRun)
+		checkRun, err = s.checks.post(ctx, src, j, s.targetURL(j), checkRun)
 	} else {
 		err = s.post(ctx, newP, src, j)
 	}
@@ -270,8 +281,27 @@ func (s *Sender) post(ctx context.Context, newP newPoster, src *routing.Source, 
 	return p.Post(ctx, Status{
 		Repository: j.Run.Repository, Revision: j.Run.Revision, State: j.State, Cancelled: j.Cancelled,
 		Context: j.Run.Context(), Description: j.Description,
-		TargetURL: targetURL(s.cfg.Rules().StatusURL(), j.Run), RepositoryURL: j.Run.EventSource,
+		TargetURL: s.targetURL(j), RepositoryURL: j.Run.EventSource,
 	})
+}
+
+// heldCheckRun returns the check run posted while run's target was held,
+// or 0: a lookup failure only costs a second check run.
+func (s *Sender) heldCheckRun(ctx context.Context, run Run) int64 {
+	rec, _, found, err := s.q.get(ctx, statusKey(HeldUID(run.Source, run.EventID, run.App, run.Trigger)))
+	if err != nil || !found {
+		return 0
+	}
+	return rec.CheckRunID
+}
+
+// targetURL is the link of j's status: none for a held target, whose run
+// does not exist.
+func (s *Sender) targetURL(j Job) string {
+	if j.Held != nil {
+		return ""
+	}
+	return targetURL(s.cfg.Rules().StatusURL(), j.Run)
 }
 
 // targetURL fills in the root's statusURL for a run; "" without one.

@@ -41,7 +41,7 @@ type WatcherConfig struct {
 	Resync time.Duration
 }
 
-// Watcher watches the PipelineRuns Switchyard created, in each namespace
+// Watcher watches the PipelineRuns and TaskRuns Switchyard created, in each namespace
 // (the router's RBAC is per namespace: no cluster-wide list), and publishes
 // the reports their states call for.
 type Watcher struct {
@@ -81,7 +81,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		defer wg.Done()
 		w.publishLoop(ctx)
 	}()
-	running := map[string]informers.SharedInformerFactory{}
+	running := map[string]factories{}
 	defer func() {
 		for _, f := range running {
 			f.Shutdown()
@@ -96,13 +96,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !slices.Contains(want, ns) {
 				f.Shutdown()
 				delete(running, ns)
-				w.log.Info("stopped watching pipelineruns", "namespace", ns)
+				w.log.Info("stopped watching runs", "namespace", ns)
 			}
 		}
 		for _, ns := range want {
 			if _, ok := running[ns]; !ok {
 				running[ns] = w.watch(ctx, ns)
-				w.log.Info("watching pipelineruns", "namespace", ns)
+				w.log.Info("watching runs", "namespace", ns)
 			}
 		}
 		select {
@@ -113,21 +113,39 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 }
 
-// watch starts an informer on one namespace's managed PipelineRuns.
-func (w *Watcher) watch(ctx context.Context, ns string) informers.SharedInformerFactory {
+// watch starts informers on one namespace's managed PipelineRuns and
+// TaskRuns. A TaskRun of a PipelineRun carries its labels (Tekton copies
+// them) but is reported through its PipelineRun: the selector leaves it out.
+func (w *Watcher) watch(ctx context.Context, ns string) factories {
+	managed := dispatch.LabelManagedBy + "=" + dispatch.ManagedBy
 	f := informers.NewSharedInformerFactoryWithOptions(w.cfg.Client, w.cfg.Resync,
 		informers.WithNamespace(ns),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
-			o.LabelSelector = dispatch.LabelManagedBy + "=" + dispatch.ManagedBy
-		}))
-	inf := f.Tekton().V1().PipelineRuns().Informer()
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = managed }))
+	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { w.observe(obj, false) },
 		UpdateFunc: func(_, obj any) { w.observe(obj, false) },
 		DeleteFunc: func(obj any) { w.observe(obj, true) },
-	})
+	}
+	_, _ = f.Tekton().V1().PipelineRuns().Informer().AddEventHandler(handler)
+	tf := informers.NewSharedInformerFactoryWithOptions(w.cfg.Client, w.cfg.Resync,
+		informers.WithNamespace(ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = managed + ",!" + labelPipelineRun }))
+	_, _ = tf.Tekton().V1().TaskRuns().Informer().AddEventHandler(handler)
 	f.Start(ctx.Done())
-	return f
+	tf.Start(ctx.Done())
+	return factories{f, tf}
+}
+
+// labelPipelineRun is the label Tekton puts on a PipelineRun's TaskRuns.
+const labelPipelineRun = "tekton.dev/pipelineRun"
+
+// factories shuts several informer factories down together.
+type factories []informers.SharedInformerFactory
+
+func (fs factories) Shutdown() {
+	for _, f := range fs {
+		f.Shutdown()
+	}
 }
 
 // observe queues the jobs a run's state calls for that were not stored
@@ -136,14 +154,26 @@ func (w *Watcher) observe(obj any, deleted bool) {
 	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = t.Obj
 	}
-	pr, ok := obj.(*pipelinev1.PipelineRun)
-	if !ok || pr.Labels[dispatch.LabelManagedBy] != dispatch.ManagedBy {
+	var o observed
+	switch run := obj.(type) {
+	case *pipelinev1.PipelineRun:
+		o = observePipelineRun(run)
+	case *pipelinev1.TaskRun:
+		if _, child := run.Labels[labelPipelineRun]; child || metav1.GetControllerOf(run) != nil {
+			return // a PipelineRun's task: its PipelineRun reports it
+		}
+		o = observeTaskRun(run)
+	default:
 		return
 	}
-	source := pr.Annotations[dispatch.AnnotationRouterSource]
-	jobs := jobsFor(pr, deleted, w.cfg.Status(source), w.cfg.CDEvents, w.now().UTC())
+	if o.meta.Labels[dispatch.LabelManagedBy] != dispatch.ManagedBy {
+		return
+	}
+	source := o.meta.Annotations[dispatch.AnnotationRouterSource]
+	jobs := jobsFor(o, deleted, w.cfg.Status(source), w.cfg.CDEvents, w.now().UTC())
+	uid := string(o.meta.UID)
 	w.mu.Lock()
-	done, n := w.published[string(pr.UID)], 0
+	done, n := w.published[uid], 0
 	for _, j := range jobs {
 		if id := j.MsgID(); !slices.Contains(done, id) && !w.queued[id] {
 			w.pending = append(w.pending, queued{Job: j, last: deleted})
@@ -152,7 +182,7 @@ func (w *Watcher) observe(obj any, deleted bool) {
 		}
 	}
 	if deleted && n == 0 {
-		delete(w.published, string(pr.UID))
+		delete(w.published, uid)
 	}
 	w.mu.Unlock()
 	select {

@@ -86,7 +86,11 @@ func (l *loader) compileCommands(file string, at func(path ...any) int, owner, k
 				}
 				continue
 			}
-			if login == "" || strings.ContainsAny(login, " */:") {
+			notLogin := " */:"
+			if kind == "bitbucket" {
+				notLogin = " */" // Cloud users are granted by account_id, "557058:c0b7..."
+			}
+			if login == "" || strings.ContainsAny(login, notLogin) {
 				l.addf(file, at(field, j), "%s: commands.%s: %q is not a login (list users by their login, or GitHub teams as team:<org>/<slug>; no globs)", owner, field, login)
 			}
 		}

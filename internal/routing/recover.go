@@ -2,7 +2,6 @@ package routing
 
 import (
 	"fmt"
-	"os"
 	"strings"
 	"time"
 )
@@ -19,8 +18,9 @@ type recoverSpec struct {
 	Every string `yaml:"every"`
 	// Since bounds how far back deliveries are looked at; default 24h.
 	Since string `yaml:"since"`
-	// App holds a GitHub App's credentials, for the App's own hook.
-	App *recoverAppSpec `yaml:"app"`
+	// App was the GitHub App's credentials; they are the source's
+	// githubApp now. Kept only to say so at load.
+	App any `yaml:"app"`
 }
 
 // recoverHookSpec names one hook: a repository's (GitHub repository or
@@ -30,12 +30,6 @@ type recoverHookSpec struct {
 	Organization string `yaml:"organization"`
 	App          bool   `yaml:"app"`
 	HookID       int64  `yaml:"hookID"`
-}
-
-// recoverAppSpec is a GitHub App's id and private key (a reference).
-type recoverAppSpec struct {
-	AppID      int64      `yaml:"appID"`
-	PrivateKey *secretRef `yaml:"privateKey"`
 }
 
 // Defaults and bounds of a recover block.
@@ -50,16 +44,11 @@ const (
 	MaxRecoverSince = 7 * 24 * time.Hour
 )
 
-// Recover is a source's compiled recover block.
+// Recover is a source's compiled recover block. The App's hook is listed
+// with the source's githubApp, the one set of App credentials a source has.
 type Recover struct {
 	Hooks        []RecoverHook
 	Every, Since time.Duration
-	// AppID and AppKeyRef are the GitHub App's, for App hooks (0 and
-	// empty without an app block). AppKey is the resolved key, with
-	// Options.ResolveSecrets.
-	AppID     int64
-	AppKeyRef secretRef
-	AppKey    []byte
 }
 
 // RecoverHook is one hook of a recover block: exactly one of Repository,
@@ -82,18 +71,6 @@ func (h RecoverHook) String() string {
 	return fmt.Sprintf("%s hook %d", h.Repository, h.HookID)
 }
 
-// ResolveAppKey reads the GitHub App's private key from its environment
-// variable or file.
-func (r *Recover) ResolveAppKey() ([]byte, error) {
-	if len(r.AppKey) > 0 {
-		return r.AppKey, nil
-	}
-	if r.AppKeyRef == (secretRef{}) {
-		return nil, fmt.Errorf("recover block has no app credentials")
-	}
-	return r.AppKeyRef.resolve(os.LookupEnv)
-}
-
 // compileRecover checks a source's recover block; nil without one.
 func (l *loader) compileRecover(file string, at func(string) int, s sourceSpec) *Recover {
 	spec := s.Recover
@@ -113,22 +90,8 @@ func (l *loader) compileRecover(file string, at func(string) int, s sourceSpec) 
 	if len(spec.Hooks) == 0 {
 		bad("hooks lists no hook")
 	}
-	if a := spec.App; a != nil {
-		switch {
-		case s.Kind != "github":
-			bad("app credentials are for GitHub Apps")
-		case a.AppID <= 0 || a.PrivateKey == nil || (a.PrivateKey.Env == "") == (a.PrivateKey.File == ""):
-			bad("app needs appID and a privateKey with exactly one of env or file")
-		default:
-			rc.AppID, rc.AppKeyRef = a.AppID, *a.PrivateKey
-			if l.opts.ResolveSecrets {
-				key, err := a.PrivateKey.resolve(l.opts.LookupEnv)
-				if err != nil {
-					bad("app privateKey: %v", err)
-				}
-				rc.AppKey = key
-			}
-		}
+	if spec.App != nil {
+		bad("app was removed: put the App's appID and privateKey in the source's githubApp (one set of App credentials for check runs and the App's hook)")
 	}
 	for i, h := range spec.Hooks {
 		if msg := checkRecoverHook(s, h); msg != "" {
@@ -152,8 +115,8 @@ func checkRecoverHook(s sourceSpec, h recoverHookSpec) string {
 		return "give exactly one of repository, organization or app"
 	case h.App && s.Kind != "github", h.Organization != "" && s.Kind != "github":
 		return "organization and app hooks are GitHub's; a GitLab hook is a project's (repository)"
-	case h.App && (s.Recover.App == nil):
-		return "the App's hook needs the recover block's app credentials (appID, privateKey)"
+	case h.App && s.GitHubApp == nil:
+		return "the App's hook needs the source's githubApp (appID, privateKey)"
 	case h.App && h.HookID != 0:
 		return "the App's hook has no hookID"
 	case !h.App && h.HookID <= 0:

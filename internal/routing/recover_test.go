@@ -19,12 +19,12 @@ func TestRecoverBlock(t *testing.T) {
     kind: github
     secret: {env: GH_SECRET}
     apiToken: {env: GH_TOKEN}
+    githubApp: {appID: 42, privateKey: {file: /keys/app.pem}}
     recover:
       hooks:
         - {repository: acme/web, hookID: 123}
         - {organization: acme, hookID: 7}
         - {app: true}
-      app: {appID: 42, privateKey: {file: /keys/app.pem}}
   - name: gitlab
     kind: gitlab
     secret: {env: GL_SECRET}
@@ -32,8 +32,12 @@ func TestRecoverBlock(t *testing.T) {
     recover: {hooks: [{repository: group/sub/web, hookID: 9}], every: 5m, since: 48h}
 `), "apps/web.yaml": recoverApp})
 	gh := r.Source("github").Recover
-	if gh == nil || gh.Every != DefaultRecoverEvery || gh.Since != DefaultRecoverSince || gh.AppID != 42 || gh.AppKeyRef.File != "/keys/app.pem" {
+	if gh == nil || gh.Every != DefaultRecoverEvery || gh.Since != DefaultRecoverSince {
 		t.Fatalf("github recover = %+v", gh)
+	}
+	// The App's hook is listed with the source's one githubApp, as check runs are posted.
+	if app := r.Source("github").GitHubApp; app == nil || app.AppID != 42 || app.PrivateKeyRef.File != "/keys/app.pem" {
+		t.Fatalf("github app = %+v", app)
 	}
 	want := []RecoverHook{{Repository: "acme/web", HookID: 123}, {Organization: "acme", HookID: 7}, {App: true}}
 	if len(gh.Hooks) != 3 || gh.Hooks[0] != want[0] || gh.Hooks[1] != want[1] || gh.Hooks[2] != want[2] {
@@ -80,9 +84,9 @@ func TestRecoverBlockProblems(t *testing.T) {
 		`rules/root.yaml:7: source "github": recover: since "30d" is not a duration such as 15m`,
 		`rules/root.yaml:7: source "github": recover: hooks[0]: repository "acme" must be owner/name`,
 		`rules/root.yaml:7: source "github": recover: hooks[1]: hookID is required`,
-		`rules/root.yaml:7: source "github": recover: hooks[2]: the App's hook needs the recover block's app credentials`,
+		`rules/root.yaml:7: source "github": recover: hooks[2]: the App's hook needs the source's githubApp`,
 		`rules/root.yaml:7: source "github": recover: hooks[3]: give exactly one of repository, organization or app`,
-		`rules/root.yaml:19: source "gitlab": recover: app credentials are for GitHub Apps`,
+		`rules/root.yaml:19: source "gitlab": recover: app was removed: put the App's appID and privateKey in the source's githubApp`,
 		`rules/root.yaml:19: source "gitlab": recover: hooks[0]: organization and app hooks are GitHub's`,
 		`rules/root.yaml:25: source "harbor": recover: only github and gitlab sources can recover deliveries, not "harbor"`,
 		`rules/root.yaml:25: source "harbor": recover: hooks lists no hook`,

@@ -2,6 +2,7 @@ package routing
 
 import (
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -46,8 +47,11 @@ type GitHubApp struct {
 
 // checkReport validates a source's report setting and records it on src.
 func (l *loader) checkReport(file string, line int, s sourceSpec, src *Source) {
-	if s.GitHubApp != nil && s.Report != ReportChecks {
-		l.addf(file, line, "source %q: githubApp is only used with report: checks", s.Name)
+	switch {
+	case s.GitHubApp != nil && s.Kind != "github":
+		l.addf(file, line, "source %q: githubApp is GitHub's (check runs, the App's hook for recover)", s.Name)
+	case s.GitHubApp != nil:
+		src.GitHubApp = l.compileGitHubApp(file, line, s)
 	}
 	switch s.Report {
 	case "":
@@ -63,8 +67,9 @@ func (l *loader) checkReport(file string, line int, s sourceSpec, src *Source) {
 		l.addf(file, line, "source %q: report: kind %q has no commit statuses (kinds that do: %s)", s.Name, s.Kind, strings.Join(reportKinds, ", "))
 	case s.Report == ReportChecks && s.Kind != "github":
 		l.addf(file, line, "source %q: report: checks are GitHub's only; use report: status", s.Name)
+	case s.Report == ReportChecks && s.GitHubApp == nil:
+		l.addf(file, line, "source %q: report: checks needs githubApp with appID and privateKey (check runs are a GitHub App's)", s.Name)
 	case s.Report == ReportChecks:
-		src.GitHubApp = l.compileGitHubApp(file, line, s)
 	case s.APIToken == nil:
 		l.addf(file, line, "source %q: report needs apiToken, a token allowed to write commit statuses", s.Name)
 	case s.APIURL == "" && slices.Contains(apiURLRequired, s.Kind):
@@ -72,12 +77,12 @@ func (l *loader) checkReport(file string, line int, s sourceSpec, src *Source) {
 	}
 }
 
-// compileGitHubApp checks the GitHub App of report: checks and reads its
-// private key.
+// compileGitHubApp checks the source's GitHub App (report: checks, the
+// App's hook for recover) and reads its private key.
 func (l *loader) compileGitHubApp(file string, line int, s sourceSpec) *GitHubApp {
 	a := s.GitHubApp
-	if a == nil || a.AppID <= 0 || a.InstallationID < 0 || a.PrivateKey == nil {
-		l.addf(file, line, "source %q: report: checks needs githubApp with appID and privateKey (check runs are a GitHub App's)", s.Name)
+	if a.AppID <= 0 || a.InstallationID < 0 || a.PrivateKey == nil {
+		l.addf(file, line, "source %q: githubApp needs appID and privateKey", s.Name)
 		return nil
 	}
 	if (a.PrivateKey.Env == "") == (a.PrivateKey.File == "") {
@@ -93,6 +98,16 @@ func (l *loader) compileGitHubApp(file string, line int, s sourceSpec) *GitHubAp
 		app.PrivateKey = key
 	}
 	return app
+}
+
+// ResolveKey returns the App's private key: the one read at load, else
+// read now from its environment variable or file (the CLI loads rules
+// without resolving secrets).
+func (a *GitHubApp) ResolveKey() ([]byte, error) {
+	if len(a.PrivateKey) > 0 {
+		return a.PrivateKey, nil
+	}
+	return a.PrivateKeyRef.resolve(os.LookupEnv)
 }
 
 // compileStatusURL checks the root's statusURL template: known

@@ -43,8 +43,11 @@ func TestReportSettings(t *testing.T) {
 		{name: "checks", source: "    kind: github\n    report: checks\n    githubApp: {appID: 12, privateKey: {file: /k.pem}}\n"},
 		{name: "checks without an app", source: "    kind: github\n    report: checks\n    apiToken: {env: GH_TOKEN}\n",
 			wantErr: `report: checks needs githubApp with appID and privateKey`},
-		{name: "app without checks", source: "    kind: github\n    report: status\n    apiToken: {env: T}\n    githubApp: {appID: 12, privateKey: {file: /k.pem}}\n",
-			wantErr: `githubApp is only used with report: checks`},
+		// One githubApp serves check runs and recover's App hook: report: status may have one.
+		{name: "app with status", source: "    kind: github\n    report: status\n    apiToken: {env: T}\n    githubApp: {appID: 12, privateKey: {file: /k.pem}}\n"},
+		{name: "app off github", source: "    kind: gitlab\n    report: status\n    apiToken: {env: T}\n    githubApp: {appID: 12, privateKey: {file: /k.pem}}\n",
+			wantErr: `githubApp is GitHub's`},
+		{name: "app without a key", source: "    kind: github\n    githubApp: {appID: 12}\n", wantErr: `githubApp needs appID and privateKey`},
 		{name: "unknown mode", source: "    kind: github\n    report: comments\n    apiToken: {env: GH_TOKEN}\n",
 			wantErr: `rules/root.yaml:7: source "github": report "comments": want status or checks`},
 		{name: "no token", source: "    kind: github\n    report: status\n",

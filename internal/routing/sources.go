@@ -170,9 +170,6 @@ func (r *Rules) SecretFiles() []string {
 	for _, s := range r.sources {
 		add(s.SecretRef.File)
 		add(s.APITokenRef.File)
-		if s.Recover != nil {
-			add(s.Recover.AppKeyRef.File)
-		}
 		if s.GitHubApp != nil {
 			add(s.GitHubApp.PrivateKeyRef.File)
 		}

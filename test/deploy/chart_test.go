@@ -26,6 +26,7 @@ var valueSets = []struct {
 	{name: "nats-cluster", files: []string{"nats-cluster.yaml"}},
 	{name: "git-sync", files: []string{"git-sync.yaml"}},
 	{name: "external-nats", files: []string{"external-nats.yaml"}},
+	{name: "report", files: []string{"report.yaml"}},
 }
 
 func TestHelmLint(t *testing.T) {
@@ -62,6 +63,11 @@ func TestRenderRefusesUnsafeValues(t *testing.T) {
 		// values.schema.json: a misspelt value is an error, not a silent default.
 		{"misspelt value", []string{"nats.mdoe=cluster"}, "additional properties 'mdoe' not allowed"},
 		{"negative drain delay", []string{"shutdown.drainDelaySeconds=-1"}, "/shutdown/drainDelaySeconds"},
+		{"credentials in the CDEvents sink", []string{"report.cdeventsSink=https://u:p@sink.example.com/"}, "use report.cdeventsSinkSecret"},
+		{"token in the CDEvents sink", []string{"report.cdeventsSink=https://sink.example.com/?token=t"}, "use report.cdeventsSinkSecret"},
+		{"two CDEvents sinks", []string{"report.cdeventsSink=https://sink.example.com/", "report.cdeventsSinkSecret.name=s", "report.cdeventsSinkSecret.key=url"}, "not both"},
+		{"CDEvents sink not a URL", []string{"report.cdeventsSink=sink:80"}, "/report/cdeventsSink"},
+		{"report resync not a duration", []string{"report.resync=soon"}, "/report/resync"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -333,7 +333,7 @@ func TestReportStatusesAndCDEvents(t *testing.T) {
 		}
 	}
 	for _, r := range routers {
-		if len(r.logs.records("watching pipelineruns")) == 0 {
+		if len(r.logs.records("watching runs")) == 0 {
 			t.Error("a router is not watching: the no-duplicates check would prove nothing")
 		}
 		if strings.Contains(r.logs.String(), reportToken) {

@@ -26,8 +26,8 @@ func TestLoadRouterRBACIsLeastPrivilege(t *testing.T) {
 		t.Fatalf("want one ClusterRole with two rules, got %+v", r.ClusterRoles)
 	}
 	if tr := r.ClusterRoles[0].Rules[1]; !slices.Equal(tr.APIGroups, []string{"tekton.dev"}) || !slices.Equal(tr.Resources, []string{"taskruns"}) ||
-		!slices.Equal(tr.Verbs, []string{"create"}) || len(tr.ResourceNames) != 0 {
-		t.Errorf("taskruns rule %+v, want create on tekton.dev taskruns only", tr)
+		!slices.Equal(tr.Verbs, []string{"create", "list", "watch"}) || len(tr.ResourceNames) != 0 {
+		t.Errorf("taskruns rule %+v, want create, list and watch on tekton.dev taskruns only", tr)
 	}
 	rule := r.ClusterRoles[0].Rules[0]
 	if !slices.Equal(rule.APIGroups, []string{"tekton.dev"}) || !slices.Equal(rule.Resources, []string{"pipelineruns"}) ||

@@ -74,6 +74,17 @@ app.kubernetes.io/component: nats
 
 {{/* The rules dir the router is started with. */}}
 {{- define "switchyard.rulesDir" -}}
+{{- with .Values.report }}
+{{- if and .cdeventsSink .cdeventsSinkSecret.name }}
+{{- fail "report: set cdeventsSink or cdeventsSinkSecret, not both" }}
+{{- end }}
+{{- if and .cdeventsSinkSecret.name (not .cdeventsSinkSecret.key) }}
+{{- fail "report.cdeventsSinkSecret needs name and key" }}
+{{- end }}
+{{- if regexMatch "://[^/@]*@|[?]" .cdeventsSink }}
+{{- fail "report.cdeventsSink must not hold credentials (the pod spec would show them): use report.cdeventsSinkSecret" }}
+{{- end }}
+{{- end }}
 {{- $src := .Values.rules.source }}
 {{- if eq $src "image" }}/etc/switchyard/rules
 {{- else if eq $src "gitSync" }}{{ printf "/var/run/switchyard/git/current/%s" (trimAll "/" .Values.rules.gitSync.subPath) | trimSuffix "/" }}
