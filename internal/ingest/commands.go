@@ -2,8 +2,10 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 
@@ -325,4 +327,50 @@ func (s *Server) holdUntrusted(src *routing.Source, provider Provider, ev *event
 	}
 	s.logger.Info("pull request waits for /ok-to-test", "source", src.Name, "event_id", ev.ID(), "targets", len(targets))
 	return nil
+}
+
+// apiCall is a GET of a Git host's API: its URL, Accept header and
+// Authorization value (which never appears in an error).
+type apiCall struct{ url, accept, auth string }
+
+// pullRequestEvent reads a pull request from the host's API (its head moves
+// with every push) and normalizes it, with the comment's repository and
+// sender, as the host's pull request delivery id with action: the event a
+// /retest or /ok-to-test runs. eventHeader and deliveryHeader are the
+// host's header names.
+func pullRequestEvent(ctx context.Context, call apiCall, c *prComment, comment *event.Event, action string,
+	normalize func(*Request) (Result, error), eventHeader, deliveryHeader, id string) (*event.Event, error) {
+	ctx, cancel := context.WithTimeout(ctx, githubAPITimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, call.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("pull request %s: %w", c.number, err)
+	}
+	req.Header.Set("Accept", call.accept)
+	req.Header.Set("Authorization", call.auth)
+	body, err := readAPI(req)
+	if err != nil {
+		return nil, fmt.Errorf("pull request %s: %w", c.number, err)
+	}
+	var from struct {
+		Repository json.RawMessage `json:"repository"`
+		Sender     json.RawMessage `json:"sender"`
+	}
+	if err := json.Unmarshal(comment.Data(), &from); err != nil {
+		return nil, fmt.Errorf("comment payload: %w", err)
+	}
+	payload, err := json.Marshal(map[string]any{"action": action, "number": json.Number(c.number),
+		"pull_request": json.RawMessage(body), "repository": from.Repository, "sender": from.Sender})
+	if err != nil {
+		return nil, fmt.Errorf("pull request %s: the API's answer is not JSON: %w", c.number, err)
+	}
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	h.Set(eventHeader, "pull_request")
+	h.Set(deliveryHeader, id)
+	res, err := normalize(&Request{Body: payload, Header: h})
+	if err != nil || len(res.Events) != 1 {
+		return nil, fmt.Errorf("pull request %s: %v", c.number, err)
+	}
+	return &res.Events[0], nil
 }

@@ -37,8 +37,6 @@ type giteaComment struct {
 			Login string `json:"login"`
 		} `json:"user"`
 	} `json:"comment"`
-	Repository json.RawMessage `json:"repository"`
-	Sender     json.RawMessage `json:"sender"`
 }
 
 func (p giteaProvider) prComment(ev *event.Event) (*prComment, error) {
@@ -63,36 +61,8 @@ func (p giteaProvider) pullRequestAt(ctx context.Context, src *routing.Source, c
 	if len(src.APIToken) == 0 || src.APIURL == "" {
 		return nil, fmt.Errorf("source %s needs apiURL and apiToken to read pull request %s from the %s API", src.Name, c.number, p.kind)
 	}
-	ctx, cancel := context.WithTimeout(ctx, githubAPITimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimSuffix(src.APIURL, "/")+"/repos/"+c.repo+"/pulls/"+c.number, nil)
-	if err != nil {
-		return nil, fmt.Errorf("pull request %s: %w", c.number, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("Authorization", "token "+string(src.APIToken))
-	body, err := readAPI(req)
-	if err != nil {
-		return nil, fmt.Errorf("pull request %s: %w", c.number, err)
-	}
-	var cm giteaComment
-	if err := json.Unmarshal(ev.Data(), &cm); err != nil {
-		return nil, fmt.Errorf("issue_comment payload: %w", err)
-	}
-	payload, err := json.Marshal(map[string]any{"action": "synchronized", "number": json.Number(c.number),
-		"pull_request": json.RawMessage(body), "repository": cm.Repository, "sender": cm.Sender})
-	if err != nil {
-		return nil, fmt.Errorf("pull request %s: the API's answer is not JSON: %w", c.number, err)
-	}
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set(p.prefix+"Event", "pull_request")
-	h.Set(p.prefix+"Delivery", id)
-	res, err := p.Normalize(&Request{Body: payload, Header: h})
-	if err != nil || len(res.Events) != 1 {
-		return nil, fmt.Errorf("pull request %s: %v", c.number, err)
-	}
-	return &res.Events[0], nil
+	return pullRequestEvent(ctx, apiCall{url: strings.TrimSuffix(src.APIURL, "/") + "/repos/" + c.repo + "/pulls/" + c.number, accept: "application/json", auth: "token " + string(src.APIToken)},
+		c, ev, "synchronized", p.Normalize, p.prefix+"Event", p.prefix+"Delivery", id)
 }
 
 // trustedPullRequest: Gitea says nothing of the author's standing, so a

@@ -36,8 +36,6 @@ type githubComment struct {
 			Login string `json:"login"`
 		} `json:"user"`
 	} `json:"comment"`
-	Repository json.RawMessage `json:"repository"`
-	Sender     json.RawMessage `json:"sender"`
 }
 
 // githubRepoRE is an owner/name GitHub accepts; anything else is never put
@@ -71,36 +69,8 @@ func (githubProvider) pullRequestAt(ctx context.Context, src *routing.Source, c 
 	if base == "" {
 		base = "https://api.github.com"
 	}
-	ctx, cancel := context.WithTimeout(ctx, githubAPITimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/repos/"+c.repo+"/pulls/"+c.number, nil)
-	if err != nil {
-		return nil, fmt.Errorf("pull request %s: %w", c.number, err)
-	}
-	req.Header.Set("Accept", "application/vnd.github+json")
-	req.Header.Set("Authorization", "Bearer "+string(src.APIToken))
-	body, err := readAPI(req)
-	if err != nil {
-		return nil, fmt.Errorf("pull request %s: %w", c.number, err)
-	}
-	var p githubComment
-	if err := json.Unmarshal(ev.Data(), &p); err != nil {
-		return nil, fmt.Errorf("issue_comment payload: %w", err)
-	}
-	payload, err := json.Marshal(map[string]any{"action": "synchronize", "number": json.Number(c.number),
-		"pull_request": json.RawMessage(body), "repository": p.Repository, "sender": p.Sender})
-	if err != nil {
-		return nil, fmt.Errorf("pull request %s: GitHub's answer is not JSON: %w", c.number, err)
-	}
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set(githubEventHeader, "pull_request")
-	h.Set(githubDeliveryHeader, id)
-	res, err := githubProvider{}.Normalize(&Request{Body: payload, Header: h})
-	if err != nil || len(res.Events) != 1 {
-		return nil, fmt.Errorf("pull request %s: %v", c.number, err)
-	}
-	return &res.Events[0], nil
+	return pullRequestEvent(ctx, apiCall{url: base + "/repos/" + c.repo + "/pulls/" + c.number, accept: "application/vnd.github+json", auth: "Bearer " + string(src.APIToken)},
+		c, ev, "synchronize", githubProvider{}.Normalize, githubEventHeader, githubDeliveryHeader, id)
 }
 
 // trustedPullRequest: GitHub says how the author relates to the
