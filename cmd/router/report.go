@@ -16,8 +16,9 @@ import (
 )
 
 // startReport starts closing the loop (kube dispatch only): the watcher of
-// the PipelineRuns this router's rules create, and the sender of the
-// commit statuses and CDEvents it queues. Both stop when ctx ends. The
+// the PipelineRuns this router's rules create (on the one replica that
+// leads it), and the sender of the commit statuses and CDEvents it queues
+// (on every replica). Both stop when ctx ends. The
 // watcher looks only while some source has `report:` or --cdevents-sink is
 // set; the rules in force are read again on every resync.
 func (r *router) startReport(ctx context.Context, wg *sync.WaitGroup, q *queue.Queue, fail func(error)) {
@@ -54,14 +55,21 @@ func (r *router) runReport(ctx context.Context, q *queue.Queue, fail func(error)
 		watcher, held, sender, err = r.newReport(ctx, q)
 	}
 	var wg sync.WaitGroup
-	wg.Add(3)
+	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		_ = held.Run(ctx) // retries on its own; nil when ctx ends
-	}()
-	go func() {
-		defer wg.Done()
-		if err := watcher.Run(ctx); err != nil {
+		// One watcher per cluster: among the replicas sharing this NATS,
+		// the one holding the lead watches the runs and the held targets;
+		// another takes over within the lock's TTL when it stops.
+		err := q.Lead(ctx, "report-watcher", func(ctx context.Context) error {
+			r.logger.Info("leading the run watcher")
+			var lw sync.WaitGroup
+			lw.Go(func() { _ = held.Run(ctx) }) // retries on its own; nil when ctx ends
+			err := watcher.Run(ctx)
+			lw.Wait()
+			return err
+		})
+		if err != nil {
 			fail(fmt.Errorf("report watcher: %w", err))
 		}
 	}()

@@ -223,8 +223,9 @@ func setCondition(t *testing.T, ns, name string, status corev1.ConditionStatus, 
 // run's Succeeded condition (status subresource) posts success, failure,
 // cancelled and timed-out as error/failure saying so; a run deleted before
 // it finished gets error; a 5xx is retried and posted once; a 403 is
-// reported once and dropped; no state is posted twice although both
-// routers watch; the CDEvents sink receives queued, started and finished.
+// reported once and dropped; no state is posted twice; one router at a time
+// watches, and the other takes over when it crashes; the CDEvents sink
+// receives queued, started and finished.
 func TestReportStatusesAndCDEvents(t *testing.T) {
 	ctx := context.Background()
 	const ns = "e2e-report"
@@ -332,14 +333,30 @@ func TestReportStatusesAndCDEvents(t *testing.T) {
 			t.Errorf("run %s: a state posted twice: %v", name, posted)
 		}
 	}
+	var leaders []*router
 	for _, r := range routers {
-		if len(r.logs.records("watching runs")) == 0 {
-			t.Error("a router is not watching: the no-duplicates check would prove nothing")
+		if len(r.logs.records("leading the run watcher")) > 0 {
+			leaders = append(leaders, r)
 		}
 		if strings.Contains(r.logs.String(), reportToken) {
 			t.Error("the API token is in a router's log")
 		}
 	}
+	if len(leaders) != 1 {
+		t.Fatalf("%d routers lead the run watcher, want exactly 1", len(leaders))
+	}
+	// The leader crashes (its lock is not released): the other router
+	// takes the watcher over once the lock expires, and reports new runs.
+	leaders[0].kill()
+	other := routers[0]
+	if other == leaders[0] {
+		other = routers[1]
+	}
+	waitLogged(t, []*router{other}, "leading the run watcher")
+	if code := sendPush(t, other.url, secret, "report-after-failover", samplePush(t)); code != http.StatusAccepted {
+		t.Fatalf("push after failover: status %d", code)
+	}
+	host.waitPosted(t, routing.PipelineRunName("web", "build", "github", "report-after-failover"), "pending")
 	select {
 	case m := <-onNATS:
 		if !strings.HasPrefix(m.Subject, "switchyard.cdevents.pipelinerun.") {
