@@ -150,3 +150,41 @@ triggers:
 			[]string{`trigger "build": tekton rejects this PipelineRun: invalid value: 2h0m0s should be <= default timeout duration: timeouts.` + field})
 	}
 }
+
+// An app granted no namespace is refused with that reason, and its
+// triggers are still checked (loading goes on to report every problem).
+func TestAppWithoutNamespaces(t *testing.T) {
+	root := `apiVersion: switchyard.dev/v1alpha1
+kind: Root
+sources:
+  - {name: github, kind: github, secret: {env: GH_SECRET}}
+apps:
+  - name: web
+    manifest: apps/web.yaml
+    namespaces: []
+    sources: [github]
+`
+	wantProblems(t, map[string]string{"root.yaml": root, "apps/web.yaml": okWebApp},
+		[]string{`app "web": grant at least one namespace`})
+}
+
+// An endpoint's when condition is compiled and holds for the claims it
+// names only.
+func TestEndpointClaimsCondition(t *testing.T) {
+	root := testRoot + `    identities: ["endpoint:agent"]
+endpoints:
+  - name: agent
+    auth:
+      oidc: {issuer: https://issuer.example, audience: switchyard, when: "claims.repository == 'acme/bot'"}
+    scope: {eventTypes: [com.acme.deploy]}
+`
+	c := mustLoad(t, map[string]string{"root.yaml": root, "apps/web.yaml": okWebApp}).Endpoint("agent").ClaimsWhen
+	if c == nil {
+		t.Fatal("no claims condition compiled")
+	}
+	for repo, want := range map[string]bool{"acme/bot": true, "acme/other": false} {
+		if ok, err := c.Eval(map[string]any{"repository": repo}); ok != want {
+			t.Errorf("repository %s: %v, %v; want %v", repo, ok, err, want)
+		}
+	}
+}
