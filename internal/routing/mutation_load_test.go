@@ -5,6 +5,7 @@ package routing
 
 import (
 	"errors"
+	"strings"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -187,4 +188,39 @@ endpoints:
 			t.Errorf("repository %s: %v, %v; want %v", repo, ok, err, want)
 		}
 	}
+}
+
+// A glob that matches only Tekton resources delegates no App manifest: the
+// load says so.
+func TestGlobOfOnlyTektonResources(t *testing.T) {
+	root := strings.Replace(testRoot, "manifest: apps/web.yaml", `manifest: "apps/web/*.yaml"`, 1)
+	pipeline := `apiVersion: tekton.dev/v1
+kind: Pipeline
+metadata: {name: build}
+spec:
+  tasks:
+    - name: t
+      taskRef: {name: noop}
+`
+	wantProblems(t, map[string]string{"root.yaml": root, "apps/web/pipeline.yaml": pipeline},
+		[]string{`app "web": its manifest glob matches only Tekton resources, no App manifest`})
+}
+
+// A workspace that Kubernetes' decoding refuses with no field to point at
+// (a quantity that is not one) is reported at the workspace's line.
+func TestWorkspaceDecodeErrorLine(t *testing.T) {
+	app := `apiVersion: switchyard.dev/v1alpha1
+kind: App
+name: web
+triggers:
+  - name: build
+    run:
+      pipelineRef: build
+      workspaces:
+        - name: source
+          volumeClaimTemplate:
+            spec: {resources: {requests: {storage: lots}}}
+`
+	wantProblems(t, map[string]string{"root.yaml": testRoot, "apps/web.yaml": app},
+		[]string{`rules/apps/web.yaml:9: trigger "build": workspace: `})
 }
