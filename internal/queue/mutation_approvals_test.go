@@ -1,0 +1,56 @@
+package queue
+
+// Tests added for mutants no queue test ran (docs/testing.md, "Mutation
+// testing"): HeldFor, what an /approve comment on a pull request decides on.
+
+import (
+	"context"
+	"slices"
+	"testing"
+)
+
+func TestHeldForPullRequest(t *testing.T) {
+	ctx := context.Background()
+	q := newQueue(t)
+	if got, err := q.HeldFor(ctx, "github", "acme/widgets", "7"); err != nil || got != nil {
+		t.Fatalf("before any hold (no bucket): %v, %v; want nothing", got, err)
+	}
+	pr := func(id, repo, number string) {
+		t.Helper()
+		a := held("github", id, "prod")
+		a.Event.SetExtension("repository", repo)
+		a.Event.SetExtension("pullrequest", number)
+		if err := q.Publish(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pr("pr7-a", "acme/widgets", "7")
+	pr("pr7-b", "acme/widgets", "7")
+	pr("pr8", "acme/widgets", "8")
+	pr("other-repo", "acme/gadgets", "7")
+	pr("decided", "acme/widgets", "7")
+	if _, err := q.Decide(ctx, Decision{Source: "github", EventID: "decided", By: "endpoint:people alice", Reason: "no"}); err != nil {
+		t.Fatal(err)
+	}
+	other := held("gitlab", "elsewhere", "prod")
+	other.Event.SetExtension("pullrequest", "7")
+	if err := q.Publish(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := q.HeldFor(ctx, "github", "acme/widgets", "7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, a := range got {
+		ids = append(ids, a.Event.ID())
+	}
+	slices.Sort(ids)
+	if !slices.Equal(ids, []string{"pr7-a", "pr7-b"}) {
+		t.Errorf("held for acme/widgets#7: %v, want pr7-a and pr7-b (awaiting approval, this source, repository and number)", ids)
+	}
+	if got, err := q.HeldFor(ctx, "git.hub", "acme/widgets", "7"); err != nil || got != nil {
+		t.Errorf("a source that is no key token: %v, %v; want nothing", got, err)
+	}
+}
