@@ -1,0 +1,42 @@
+package ingest
+
+// Tests added for mutants that lived (docs/testing.md, "Mutation testing").
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+)
+
+// A batch of exactly the caller's events per minute fits the limit.
+func TestEndpointBatchOfExactlyTheLimit(t *testing.T) {
+	es := newEndpointServer(t)
+	t0 := time.Now()
+	es.srv.now = func() time.Time { return t0 }
+	var evs []json.RawMessage
+	for _, id := range []string{"x-1", "x-2", "x-3"} { // release-agent may send 3 a minute
+		evs = append(evs, agentEvent(id, "com.acme.deploy.requested", onMain, map[string]string{"environment": "staging"}))
+	}
+	body, _ := json.Marshal(evs)
+	h := http.Header{"Content-Type": {"application/cloudevents-batch+json"}, "Authorization": {"Bearer " + es.issuer.token(t, nil)}}
+	if status, _, out := (&hookServer{url: es.url}).send(t, http.MethodPost, "/v1/events/release-agent", h, body); status != http.StatusAccepted {
+		t.Fatalf("a batch of 3 with a limit of 3 a minute: %d %s, want 202", status, out)
+	}
+}
+
+// The in-flight body budget is MaxInflight, DefaultMaxInflight when unset
+// (never less than one body).
+func TestServerBodyBudget(t *testing.T) {
+	for _, tc := range []struct {
+		maxInflight, maxBody, want int64
+	}{
+		{0, 1 << 20, DefaultMaxInflight},
+		{8 << 20, 1 << 20, 8 << 20},
+		{1 << 10, 1 << 20, 1 << 20},
+	} {
+		if got := NewServer(Config{MaxInflight: tc.maxInflight, MaxBody: tc.maxBody}).bodies.size; got != tc.want {
+			t.Errorf("MaxInflight %d, MaxBody %d: budget %d, want %d", tc.maxInflight, tc.maxBody, got, tc.want)
+		}
+	}
+}
