@@ -54,3 +54,17 @@ func TestHeldForPullRequest(t *testing.T) {
 		t.Errorf("a source that is no key token: %v, %v; want nothing", got, err)
 	}
 }
+
+// keyToken's character classes, at their edges.
+func TestKeyTokenEdges(t *testing.T) {
+	for _, name := range []string{"a", "z", "A", "Z", "0", "9", "-", "_", "github-1_x"} {
+		if !keyToken(name) {
+			t.Errorf("keyToken(%q) = false, want true", name)
+		}
+	}
+	for _, name := range []string{"", "`", "{", "@", "[", "/", ":", ".", "a.b", "a*", "é"} {
+		if keyToken(name) {
+			t.Errorf("keyToken(%q) = true, want false", name)
+		}
+	}
+}
