@@ -1,0 +1,94 @@
+package dispatch
+
+// Tests added for concurrency mutants that lived (docs/testing.md,
+// "Mutation testing").
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
+
+// groupRuns creates runs of billing/deploy in group c directly (no
+// AfterCreate), dispatched at the given times, with spec.status status.
+func groupRuns(t *testing.T, client *fake.Clientset, c *routing.Concurrency, status pipelinev1.PipelineRunSpecStatus, at map[string]time.Time) map[string]*pipelinev1.PipelineRun {
+	t.Helper()
+	out := map[string]*pipelinev1.PipelineRun{}
+	for id, when := range at {
+		pr := mustRender(t, groupWork("billing", "deploy", id, c))
+		pr.Annotations[AnnotationDispatchedAt] = when.UTC().Format(time.RFC3339Nano)
+		pr.Spec.Status = status
+		if _, err := client.TektonV1().PipelineRuns(pr.Namespace).Create(context.Background(), pr, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		out[id] = pr
+	}
+	return out
+}
+
+// A run with cancelInProgress cancels every older unfinished run of its
+// group, not only the first.
+func TestCancelInProgressCancelsEveryOlderRun(t *testing.T) {
+	client := fake.NewSimpleClientset()
+	kc := NewKubeCreatorForClient(client)
+	c := &routing.Concurrency{Group: "deploy", CancelInProgress: true}
+	t0 := time.Now()
+	runs := groupRuns(t, client, c, "", map[string]time.Time{"old-1": t0, "old-2": t0.Add(time.Second), "new": t0.Add(2 * time.Second)})
+	if err := kc.concurrency.AfterCreate(context.Background(), runs["new"]); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"old-1", "old-2"} {
+		if got := specStatus(t, client, runs[id]); got != pipelinev1.PipelineRunSpecStatusCancelled {
+			t.Errorf("%s: spec.status %q, want cancelled", id, got)
+		}
+	}
+	if got := specStatus(t, client, runs["new"]); got != "" {
+		t.Errorf("new: spec.status %q, want running", got)
+	}
+}
+
+// Runs are ordered by their dispatched-at annotation, not by name or
+// creation time: the newest by dispatch cancels the others.
+func TestGroupOrderIsDispatchTime(t *testing.T) {
+	client := fake.NewSimpleClientset()
+	kc := NewKubeCreatorForClient(client)
+	c := &routing.Concurrency{Group: "deploy", CancelInProgress: true}
+	t0 := time.Now()
+	// Names sort opposite to dispatch times.
+	runs := groupRuns(t, client, c, "", map[string]time.Time{"a-newest": t0.Add(time.Minute), "z-oldest": t0})
+	if err := kc.concurrency.AfterCreate(context.Background(), runs["a-newest"]); err != nil {
+		t.Fatal(err)
+	}
+	if got := specStatus(t, client, runs["z-oldest"]); got != pipelinev1.PipelineRunSpecStatusCancelled {
+		t.Errorf("the older run by dispatch time: spec.status %q, want cancelled", got)
+	}
+}
+
+// With room for N, Resync starts exactly N pending runs, oldest first.
+func TestResyncStartsUpToTheLimit(t *testing.T) {
+	for _, limit := range []int{1, 2} {
+		client := fake.NewSimpleClientset()
+		kc := NewKubeCreatorForClient(client)
+		t0 := time.Now()
+		runs := groupRuns(t, client, &routing.Concurrency{Group: "deploy", Limit: limit}, pipelinev1.PipelineRunSpecStatusPending,
+			map[string]time.Time{"p-1": t0, "p-2": t0.Add(time.Second), "p-3": t0.Add(2 * time.Second)})
+		if err := kc.concurrency.Resync(context.Background(), []string{runs["p-1"].Namespace}); err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range []string{"p-1", "p-2", "p-3"} {
+			want := pipelinev1.PipelineRunSpecStatus("")
+			if i >= limit {
+				want = pipelinev1.PipelineRunSpecStatusPending
+			}
+			if got := specStatus(t, client, runs[id]); got != want {
+				t.Errorf("limit %d, %s: spec.status %q, want %q", limit, id, got, want)
+			}
+		}
+	}
+}
