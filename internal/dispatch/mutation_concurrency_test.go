@@ -92,3 +92,31 @@ func TestResyncStartsUpToTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// Create stamps a grouped run with its dispatch time (the group's order),
+// and leaves a run of no group as rendered.
+func TestCreateStampsDispatchTimeOnGroupedRuns(t *testing.T) {
+	ctx := context.Background()
+	client := fake.NewSimpleClientset()
+	kc := NewKubeCreatorForClient(client)
+	grouped := mustRender(t, groupWork("billing", "deploy", "g-1", &routing.Concurrency{Group: "deploy", Limit: 2}))
+	plain := mustRender(t, groupWork("billing", "deploy", "p-1", nil))
+	for _, pr := range []*pipelinev1.PipelineRun{grouped, plain} {
+		if err := kc.Create(ctx, pr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get := func(pr *pipelinev1.PipelineRun) *pipelinev1.PipelineRun {
+		got, err := client.TektonV1().PipelineRuns(pr.Namespace).Get(ctx, pr.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if _, err := time.Parse(time.RFC3339Nano, get(grouped).Annotations[AnnotationDispatchedAt]); err != nil {
+		t.Errorf("grouped run: dispatched-at %q: %v", get(grouped).Annotations[AnnotationDispatchedAt], err)
+	}
+	if v, ok := get(plain).Annotations[AnnotationDispatchedAt]; ok {
+		t.Errorf("run of no group: dispatched-at %q, want none", v)
+	}
+}
