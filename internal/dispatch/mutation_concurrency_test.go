@@ -120,3 +120,11 @@ func TestCreateStampsDispatchTimeOnGroupedRuns(t *testing.T) {
 		t.Errorf("run of no group: dispatched-at %q, want none", v)
 	}
 }
+
+// A group without a limit (cancelInProgress only) has no limit annotation.
+func TestRenderNoLimitAnnotationWithoutLimit(t *testing.T) {
+	pr := mustRender(t, groupWork("billing", "deploy", "c-1", &routing.Concurrency{Group: "deploy", CancelInProgress: true}))
+	if v, ok := pr.Annotations[AnnotationConcurrencyLimit]; ok {
+		t.Errorf("limit annotation %q on a group with no limit", v)
+	}
+}
