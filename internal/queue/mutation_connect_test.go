@@ -23,3 +23,33 @@ func TestConnectRefusesURLAndFileCredentials(t *testing.T) {
 		})
 	}
 }
+
+// A creds file is checked when the options are made (nats.go would only
+// read it at connect); an existing one is accepted.
+func TestCredsFileCheckedEarly(t *testing.T) {
+	if _, err := (ClientAuth{CredsFile: "/nonexistent/router.creds"}).Options(); err == nil || !strings.Contains(err.Error(), "nats creds file") {
+		t.Errorf("missing creds file: %v, want a creds file error", err)
+	}
+	if _, err := (ClientAuth{CredsFile: writeFile(t, "router.creds", "not read yet")}).Options(); err != nil {
+		t.Errorf("existing creds file: %v", err)
+	}
+}
+
+// User info that does not parse is reported as that, without the secret.
+func TestCheckURLBadUserInfo(t *testing.T) {
+	err := checkURL("nats://router:sec ret@127.0.0.1:1")
+	if err == nil || !strings.Contains(err.Error(), "invalid user info") || strings.Contains(err.Error(), "sec ret") {
+		t.Fatalf("checkURL = %v, want invalid user info, redacted", err)
+	}
+}
+
+func TestRedactURLWithoutScheme(t *testing.T) {
+	for in, want := range map[string]string{
+		"://router:secret@127.0.0.1:4222": "://REDACTED@127.0.0.1:4222",
+		"router:secret@127.0.0.1:4222":    "REDACTED@127.0.0.1:4222",
+	} {
+		if got := RedactURL(in); got != want {
+			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
