@@ -128,3 +128,17 @@ func TestRenderNoLimitAnnotationWithoutLimit(t *testing.T) {
 		t.Errorf("limit annotation %q on a group with no limit", v)
 	}
 }
+
+// The target's service account (the one routing checked against the
+// grant) replaces the template's in a TaskRun.
+func TestRenderTaskRunServiceAccount(t *testing.T) {
+	w := taskRunWork(lintTaskRun)
+	w.Target.ServiceAccount = "granted-sa"
+	tr, err := RenderTaskRun(context.Background(), w)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tr.Spec.ServiceAccountName != "granted-sa" {
+		t.Errorf("serviceAccountName %q, want the target's granted-sa", tr.Spec.ServiceAccountName)
+	}
+}
