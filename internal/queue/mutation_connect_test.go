@@ -3,6 +3,7 @@ package queue
 // Tests added for mutants that lived (docs/testing.md, "Mutation testing").
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,19 @@ func TestRedactURLWithoutScheme(t *testing.T) {
 		if got := RedactURL(in); got != want {
 			t.Errorf("RedactURL(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// redactError removes the URL's user info from an error's text, and
+// returns an error without any unchanged (still wrapping its cause).
+func TestRedactError(t *testing.T) {
+	url := "nats://router:s3cret@127.0.0.1:1"
+	leaky := errors.New("dial " + url + ": refused")
+	if got := redactError(leaky, url).Error(); strings.Contains(got, "s3cret") || !strings.Contains(got, "REDACTED") {
+		t.Errorf("redactError = %q, want the user info redacted", got)
+	}
+	clean := errors.New("no servers available")
+	if got := redactError(clean, url); got != clean {
+		t.Errorf("redactError of an error without user info = %v, want it unchanged", got)
 	}
 }
