@@ -1,0 +1,24 @@
+package policy_test
+
+// Tests added for mutants that lived (docs/testing.md, "Mutation testing").
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
+)
+
+// The sender is recognised by its identity when neither side has a
+// principal (a webhook source deciding on its own event).
+func TestMayDecideSelfWithoutPrincipal(t *testing.T) {
+	rules, err := loadGated(t, gatedRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := policy.Approval{Identity: "source:github", Gates: []string{"apps[web].approval"}}
+	var d *policy.Denial
+	if err := policy.MayDecide(rules, policy.SourceCaller("github"), held); !errors.As(err, &d) || d.Rule != "approval.self" {
+		t.Fatalf("MayDecide = %v, want the denial approval.self", err)
+	}
+}
