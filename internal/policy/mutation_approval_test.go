@@ -22,3 +22,18 @@ func TestMayDecideSelfWithoutPrincipal(t *testing.T) {
 		t.Fatalf("MayDecide = %v, want the denial approval.self", err)
 	}
 }
+
+func TestDecider(t *testing.T) {
+	rules, err := loadGated(t, gatedRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for c, want := range map[policy.Caller]string{
+		policy.SourceCaller("github"):                            "source:github",
+		policy.EndpointCaller(rules.Endpoint("people"), "alice"): "endpoint:people alice",
+	} {
+		if got := policy.Decider(c); got != want {
+			t.Errorf("Decider = %q, want %q", got, want)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Credentials in the URL and in any kind of file are refused, before a
@@ -66,5 +67,24 @@ func TestRedactError(t *testing.T) {
 	clean := errors.New("no servers available")
 	if got := redactError(clean, url); got != clean {
 		t.Errorf("redactError of an error without user info = %v, want it unchanged", got)
+	}
+}
+
+// ConsumerConfig's defaults fill what is unset and keep what is set.
+func TestConsumerConfigDefaults(t *testing.T) {
+	c, err := ConsumerConfig{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AckWait != 30*time.Second || c.BackoffBase != time.Second || c.BackoffMax != 5*time.Minute || c.MaxAttempts != 10 || c.Durable != "dispatch" {
+		t.Errorf("defaults: %+v", c)
+	}
+	set := ConsumerConfig{AckWait: 7 * time.Second, BackoffBase: 2 * time.Second, BackoffMax: time.Minute, MaxAttempts: 3, Durable: "d"}
+	c, err = set.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AckWait != 7*time.Second || c.BackoffBase != 2*time.Second || c.BackoffMax != time.Minute || c.MaxAttempts != 3 || c.Durable != "d" {
+		t.Errorf("set values not kept: %+v", c)
 	}
 }
