@@ -37,3 +37,14 @@ func TestDecider(t *testing.T) {
 		}
 	}
 }
+
+func TestHoldHolds(t *testing.T) {
+	var none *policy.Hold
+	if none.Holds("web", "deploy") {
+		t.Error("a nil hold holds web/deploy")
+	}
+	h := &policy.Hold{Targets: []string{"web/deploy"}}
+	if !h.Holds("web", "deploy") || h.Holds("web", "build") || h.Holds("api", "deploy") {
+		t.Errorf("hold of web/deploy: deploy %v, build %v, api/deploy %v", h.Holds("web", "deploy"), h.Holds("web", "build"), h.Holds("api", "deploy"))
+	}
+}
