@@ -142,3 +142,46 @@ func TestRenderTaskRunServiceAccount(t *testing.T) {
 		t.Errorf("serviceAccountName %q, want the target's granted-sa", tr.Spec.ServiceAccountName)
 	}
 }
+
+// RenderAny renders each kind of work as its own kind.
+func TestRenderAnyKinds(t *testing.T) {
+	if obj, err := RenderAny(context.Background(), taskRunWork(lintTaskRun)); err != nil {
+		t.Errorf("TaskRun work: %v", err)
+	} else if _, ok := obj.(*pipelinev1.TaskRun); !ok {
+		t.Errorf("TaskRun work rendered a %T", obj)
+	}
+	if obj, err := RenderAny(context.Background(), groupWork("billing", "deploy", "r-1", nil)); err != nil {
+		t.Errorf("PipelineRun work: %v", err)
+	} else if _, ok := obj.(*pipelinev1.PipelineRun); !ok {
+		t.Errorf("PipelineRun work rendered a %T", obj)
+	}
+}
+
+// A run cancelled after it started still runs until Tekton stops it, so it
+// takes a slot; one cancelled before it started never runs, and does not.
+func TestCancelledRunsAndTheLimit(t *testing.T) {
+	for _, started := range []bool{true, false} {
+		client := fake.NewSimpleClientset()
+		kc := NewKubeCreatorForClient(client)
+		c := &routing.Concurrency{Group: "deploy", Limit: 1}
+		t0 := time.Now()
+		cancelled := groupRuns(t, client, c, pipelinev1.PipelineRunSpecStatusCancelled, map[string]time.Time{"c-1": t0})["c-1"]
+		if started {
+			cancelled.Status.StartTime = &metav1.Time{Time: t0}
+			if _, err := client.TektonV1().PipelineRuns(cancelled.Namespace).UpdateStatus(context.Background(), cancelled, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		pending := groupRuns(t, client, c, pipelinev1.PipelineRunSpecStatusPending, map[string]time.Time{"p-1": t0.Add(time.Second)})["p-1"]
+		if err := kc.concurrency.Resync(context.Background(), []string{pending.Namespace}); err != nil {
+			t.Fatal(err)
+		}
+		want := pipelinev1.PipelineRunSpecStatus("")
+		if started {
+			want = pipelinev1.PipelineRunSpecStatusPending
+		}
+		if got := specStatus(t, client, pending); got != want {
+			t.Errorf("cancelled run started=%v: pending run's spec.status %q, want %q", started, got, want)
+		}
+	}
+}
