@@ -8,6 +8,8 @@ package ingest
 import (
 	"net/http"
 	"testing"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
 )
 
 // An unauthenticated decision is a 401 with the Bearer challenge; the
@@ -34,5 +36,27 @@ func TestApprovalChallengeAndAuditedType(t *testing.T) {
 	}
 	if found == 0 {
 		t.Error("no audit record of the approval")
+	}
+}
+
+// A rejection is audited as rejected, an approval as approved.
+func TestDecisionsAudited(t *testing.T) {
+	as := newApprovalServer(t)
+	as.deploy(t, "prod-r", "production")
+	as.deploy(t, "prod-a", "production")
+	if code, body := as.request(t, "alice", "/v1/events/prod-r/reject?endpoint=people", nil); code != http.StatusOK {
+		t.Fatalf("rejection by alice: %d %s", code, body)
+	}
+	if code, body := as.request(t, "alice", "/v1/events/prod-a/approve?endpoint=people", nil); code != http.StatusOK {
+		t.Fatalf("approval by alice: %d %s", code, body)
+	}
+	got := map[string]string{}
+	for _, r := range as.audits.records() {
+		if r.Kind == "approval" && r.Status == http.StatusOK {
+			got[r.EventID] = r.Decision
+		}
+	}
+	if got["prod-r"] != policy.DecisionRejected || got["prod-a"] != policy.DecisionApproved {
+		t.Errorf("audited decisions %v, want prod-r %s and prod-a %s", got, policy.DecisionRejected, policy.DecisionApproved)
 	}
 }
