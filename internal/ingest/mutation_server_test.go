@@ -5,6 +5,7 @@ package ingest
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 )
@@ -37,6 +38,26 @@ func TestServerBodyBudget(t *testing.T) {
 	} {
 		if got := NewServer(Config{MaxInflight: tc.maxInflight, MaxBody: tc.maxBody}).bodies.size; got != tc.want {
 			t.Errorf("MaxInflight %d, MaxBody %d: budget %d, want %d", tc.maxInflight, tc.maxBody, got, tc.want)
+		}
+	}
+}
+
+// A provider's reply with a body is JSON unless it says otherwise; an
+// empty reply gets no content type.
+func TestWriteReplyContentType(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		reply Reply
+		want  string
+	}{
+		{"body, no type", Reply{Status: http.StatusOK, Body: []byte(`{"ok":true}`)}, "application/json"},
+		{"own type", Reply{Status: http.StatusOK, Header: http.Header{"Content-Type": {"text/plain"}}, Body: []byte("ok")}, "text/plain"},
+		{"no body", Reply{Status: http.StatusOK}, ""},
+	} {
+		rec := httptest.NewRecorder()
+		writeReply(rec, &tc.reply)
+		if got := rec.Header().Get("Content-Type"); got != tc.want {
+			t.Errorf("%s: Content-Type %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
