@@ -61,3 +61,31 @@ func TestWriteReplyContentType(t *testing.T) {
 		}
 	}
 }
+
+// A 202 lists "events" only when the request carried several.
+func TestAcceptedEventsListOnlyForSeveral(t *testing.T) {
+	for n, want := range map[int]bool{1: false, 2: true} {
+		out := outcome{status: http.StatusAccepted}
+		for i := range n {
+			out.events = append(out.events, EventResult{ID: string(rune('a' + i))})
+		}
+		rec := httptest.NewRecorder()
+		writeAccepted(rec, out)
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m["events"]; ok != want {
+			t.Errorf("%d events: events listed %v, want %v: %s", n, ok, want, rec.Body)
+		}
+	}
+}
+
+// The audited remote is the host, without the port.
+func TestRemoteHost(t *testing.T) {
+	for addr, want := range map[string]string{"10.0.0.1:4321": "10.0.0.1", "[::1]:80": "::1", "10.0.0.2": "10.0.0.2"} {
+		if got := remoteHost(&http.Request{RemoteAddr: addr}); got != want {
+			t.Errorf("remoteHost(%q) = %q, want %q", addr, got, want)
+		}
+	}
+}
