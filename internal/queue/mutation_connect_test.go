@@ -88,3 +88,24 @@ func TestConsumerConfigDefaults(t *testing.T) {
 		t.Errorf("set values not kept: %+v", c)
 	}
 }
+
+// backoff's full jitter stays within [0, min(max, base*2^(attempt-1))]
+// and reaches the upper half of that range (2000 draws per attempt: a
+// ceiling off by a doubling either way fails with certainty in practice).
+func TestBackoffRange(t *testing.T) {
+	base, maxDelay := time.Second, time.Minute
+	for attempt := 1; attempt <= 8; attempt++ {
+		ceil := min(base<<(attempt-1), maxDelay)
+		var top time.Duration
+		for range 2000 {
+			d := backoff(attempt, base, maxDelay)
+			if d < 0 || d > ceil {
+				t.Fatalf("attempt %d: delay %v outside [0, %v]", attempt, d, ceil)
+			}
+			top = max(top, d)
+		}
+		if top <= ceil/2 {
+			t.Errorf("attempt %d: largest of 2000 delays %v, want some above %v", attempt, top, ceil/2)
+		}
+	}
+}
