@@ -68,3 +68,18 @@ func TestKeyTokenEdges(t *testing.T) {
 		}
 	}
 }
+
+// The embedded server is named "switchyard" unless told otherwise.
+func TestEmbeddedServerName(t *testing.T) {
+	for name, want := range map[string]string{"": "switchyard", "router-2": "router-2"} {
+		e, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), ServerName: name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.srv.Name()
+		e.Shutdown()
+		if got != want {
+			t.Errorf("ServerName %q: server named %q, want %q", name, got, want)
+		}
+	}
+}
