@@ -83,3 +83,27 @@ func TestEmbeddedServerName(t *testing.T) {
 		}
 	}
 }
+
+// Listen ports from -1 (any free port) to 65535 are accepted, others not;
+// Connect presents the server's own token.
+func TestEmbeddedListenPortsAndToken(t *testing.T) {
+	for port, ok := range map[string]bool{"-1": true, "-2": false, "65536": false} {
+		e, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Listen: "127.0.0.1:" + port})
+		if ok != (err == nil) {
+			t.Errorf("port %s: %v, want ok=%v", port, err, ok)
+		}
+		if err == nil {
+			e.Shutdown()
+		}
+	}
+	e, err := StartEmbedded(EmbeddedOptions{StoreDir: t.TempDir(), Token: "s3cret-token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Shutdown()
+	nc, err := e.Connect()
+	if err != nil {
+		t.Fatalf("Connect with the server's token: %v", err)
+	}
+	nc.Close()
+}
