@@ -5,6 +5,7 @@ package queue
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 )
@@ -106,4 +107,16 @@ func TestEmbeddedListenPortsAndToken(t *testing.T) {
 		t.Fatalf("Connect with the server's token: %v", err)
 	}
 	nc.Close()
+}
+
+// An event whose JSON data is not JSON is refused, not stored.
+func TestPublishRefusesInvalidJSONData(t *testing.T) {
+	q := newQueue(t)
+	a := accepted("github", "bad-json", "api")
+	a.Event.DataEncoded = []byte(`{"ref": "refs/heads/main"`)
+	a.Event.DataBase64 = false
+	err := q.Publish(context.Background(), a)
+	if err == nil || errors.Is(err, ErrUnavailable) {
+		t.Fatalf("Publish = %v, want a refusal that a retry cannot fix", err)
+	}
 }
