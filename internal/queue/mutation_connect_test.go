@@ -109,3 +109,13 @@ func TestBackoffRange(t *testing.T) {
 		}
 	}
 }
+
+// A reason of exactly 500 bytes is kept whole; one byte more is cut.
+func TestTrimReasonEdge(t *testing.T) {
+	if s := strings.Repeat("a", 500); trimReason(s) != s {
+		t.Errorf("500 bytes: cut to %d", len(trimReason(s)))
+	}
+	if got := trimReason(strings.Repeat("a", 501)); got != strings.Repeat("a", 499)+"…" {
+		t.Errorf("501 bytes: %d bytes, want 499 and an ellipsis", len(got))
+	}
+}
