@@ -25,12 +25,12 @@ func TestACREventGridOtherTypes(t *testing.T) {
 	eg := func(typ, data string) string {
 		return `[{"id":"eg-1","topic":"/subscriptions/s/registries/r","eventType":"` + typ + `","eventTime":"2024-01-02T03:04:05Z","data":` + data + `}]`
 	}
-	chart := normalizeOne(t, "acr", header, eg("Microsoft.ContainerRegistry.ChartPushed",
+	chart := normalizeSample(t, "acr", header, eg("Microsoft.ContainerRegistry.ChartPushed",
 		`{"action":"chart_push","target":{"repository":"charts/app","tag":"1.0.0"},"request":{"host":"demo.azurecr.io"}}`))
 	if chart.Type() != "Microsoft.ContainerRegistry.ChartPushed" || extOf(chart, "repository") != "demo.azurecr.io/charts/app" {
 		t.Errorf("chart push: type %q repository %q, want the Event Grid type and demo.azurecr.io/charts/app", chart.Type(), extOf(chart, "repository"))
 	}
-	other := normalizeOne(t, "acr", header, eg("Microsoft.ContainerRegistry.ImageQuarantined", `{"action":"quarantine"}`))
+	other := normalizeSample(t, "acr", header, eg("Microsoft.ContainerRegistry.ImageQuarantined", `{"action":"quarantine"}`))
 	if other.Type() != "Microsoft.ContainerRegistry.ImageQuarantined" || other.Source() != "/subscriptions/s/registries/r" {
 		t.Errorf("no repository: type %q source %q, want the Event Grid type and topic", other.Type(), other.Source())
 	}
@@ -109,7 +109,7 @@ func TestStandardWebhookToleranceEdges(t *testing.T) {
 
 func githubNormalize(t *testing.T, eventName, body string) event.Event {
 	t.Helper()
-	return normalizeOne(t, "github", map[string]string{"Content-Type": "application/json", githubEventHeader: eventName, githubDeliveryHeader: "d-1"}, body)
+	return normalizeSample(t, "github", map[string]string{"Content-Type": "application/json", githubEventHeader: eventName, githubDeliveryHeader: "d-1"}, body)
 }
 
 // The sender's login is the push's actor; the pusher's name stands in
@@ -158,7 +158,7 @@ func TestQuayReference(t *testing.T) {
 		"repository, no docker_url": {`{"repository":"acme/app","updated_tags":["v1"]}`, "quay.io/acme/app"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := extOf(normalizeOne(t, "quay", header, tc.body), "repository"); got != tc.want {
+			if got := extOf(normalizeSample(t, "quay", header, tc.body), "repository"); got != tc.want {
 				t.Errorf("repository %q, want %q", got, tc.want)
 			}
 		})

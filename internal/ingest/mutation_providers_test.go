@@ -16,9 +16,9 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
-// normalizeOne normalizes body as kind with the given headers and returns
+// normalizeSample normalizes body as kind with the given headers and returns
 // its single event.
-func normalizeOne(t *testing.T, kind string, header map[string]string, body string) event.Event {
+func normalizeSample(t *testing.T, kind string, header map[string]string, body string) event.Event {
 	t.Helper()
 	res, err := normalizeRaw(t, kind, header, body)
 	if err != nil {
@@ -56,7 +56,7 @@ func TestBitbucketServerActorSlugFirst(t *testing.T) {
 		"name only":     {`{"name":"jdoe2"}`, "jdoe2"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := extOf(normalizeOne(t, "bitbucket-server", header, body(tc.actor)), "actor"); got != tc.want {
+			if got := extOf(normalizeSample(t, "bitbucket-server", header, body(tc.actor)), "actor"); got != tc.want {
 				t.Errorf("actor %q, want %q", got, tc.want)
 			}
 		})
@@ -91,7 +91,7 @@ func TestDistributionHostFromRequestThenURL(t *testing.T) {
 		"no host: target url": {"", "from-url.example:5000/team/app"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if got := extOf(normalizeOne(t, "distribution", header, body(tc.host)), "repository"); got != tc.want {
+			if got := extOf(normalizeSample(t, "distribution", header, body(tc.host)), "repository"); got != tc.want {
 				t.Errorf("repository %q, want %q", got, tc.want)
 			}
 		})
@@ -108,7 +108,7 @@ func TestNoProviderTimeIsNotTheEpoch(t *testing.T) {
 			strings.Repeat("d", 64) + `","tag":"v1","resource_url":"harbor.example/acme/app:v1"}],"repository":{"repo_full_name":"acme/app"}}}`},
 	} {
 		t.Run(name, func(t *testing.T) {
-			ev := normalizeOne(t, tc.kind, map[string]string{"Content-Type": tc.contentType}, tc.body)
+			ev := normalizeSample(t, tc.kind, map[string]string{"Content-Type": tc.contentType}, tc.body)
 			if !ev.Time().IsZero() {
 				t.Errorf("time %v, want none", ev.Time())
 			}
@@ -118,7 +118,7 @@ func TestNoProviderTimeIsNotTheEpoch(t *testing.T) {
 
 func TestGARMessageIDSnakeCase(t *testing.T) {
 	data := base64.StdEncoding.EncodeToString([]byte(`{"action":"INSERT","tag":"europe-docker.pkg.dev/p/r/app:v1"}`))
-	ev := normalizeOne(t, "gar", map[string]string{"Content-Type": "application/json"},
+	ev := normalizeSample(t, "gar", map[string]string{"Content-Type": "application/json"},
 		`{"message":{"data":"`+data+`","message_id":"snake-42"},"subscription":"s"}`)
 	if ev.ID() != "snake-42" {
 		t.Errorf("id %q, want the message_id snake-42", ev.ID())
@@ -174,7 +174,7 @@ func TestGiteaActorAndMergedAction(t *testing.T) {
 		"closed, not merged": {`{"login":"alice"}`, "closed", false, "alice", "closed"},
 	} {
 		t.Run(name, func(t *testing.T) {
-			ev := normalizeOne(t, "gitea", header, body(tc.sender, tc.action, tc.merged))
+			ev := normalizeSample(t, "gitea", header, body(tc.sender, tc.action, tc.merged))
 			if got := extOf(ev, "actor"); got != tc.actor {
 				t.Errorf("actor %q, want %q", got, tc.actor)
 			}
@@ -187,7 +187,7 @@ func TestGiteaActorAndMergedAction(t *testing.T) {
 
 func TestHarborOtherTypes(t *testing.T) {
 	header := map[string]string{"Content-Type": "application/json"}
-	ev := normalizeOne(t, "harbor", header, `{"type":"SCANNING_COMPLETED","operator":"auto","event_data":{}}`)
+	ev := normalizeSample(t, "harbor", header, `{"type":"SCANNING_COMPLETED","operator":"auto","event_data":{}}`)
 	if ev.Type() != "io.goharbor.scanning_completed" || extOf(ev, "actor") != "auto" {
 		t.Errorf("type %q actor %q, want io.goharbor.scanning_completed, auto", ev.Type(), extOf(ev, "actor"))
 	}
