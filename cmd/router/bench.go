@@ -585,20 +585,30 @@ func (r *benchRouter) peakRSS() string {
 	if runtime.GOOS != "linux" {
 		return "n/a (not Linux)"
 	}
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
+	mib, err := r.statusMiB("VmHWM")
 	if err != nil {
 		return "n/a: " + err.Error()
 	}
+	return fmt.Sprintf("%.0f MiB", mib)
+}
+
+// statusMiB reads a memory field of the child's /proc/<pid>/status ("VmRSS",
+// "VmHWM"), in MiB.
+func (r *benchRouter) statusMiB(field string) (float64, error) {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
+	if err != nil {
+		return 0, err
+	}
 	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
 			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
 			if err != nil {
-				return strings.TrimSpace(rest)
+				return 0, fmt.Errorf("%s: %w", field, err)
 			}
-			return fmt.Sprintf("%.0f MiB", float64(kb)/1024)
+			return float64(kb) / 1024, nil
 		}
 	}
-	return "n/a"
+	return 0, fmt.Errorf("no %s in /proc/%d/status", field, r.cmd.Process.Pid)
 }
 
 // stop ends the child with SIGTERM, then SIGKILL.

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -52,7 +50,7 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 		t := time.NewTicker(b.cfg.soakEvery)
 		defer t.Stop()
 		for {
-			if rss, err := child.rss(); err == nil {
+			if rss, err := child.statusMiB("VmRSS"); err == nil {
 				mu.Lock()
 				samples = append(samples, soakSample{time.Since(start), rss})
 				mu.Unlock()
@@ -84,24 +82,6 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 		{"soak: RSS growth", rssGrowth(samples, b.cfg.soak)},
 		{"soak: peak RSS (VmHWM)", child.peakRSS()},
 	}, nil
-}
-
-// rss is the child's VmRSS now, in MiB (Linux only).
-func (r *benchRouter) rss() (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", r.cmd.Process.Pid))
-	if err != nil {
-		return 0, err
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(rest), " kB"))
-			if err != nil {
-				return 0, err
-			}
-			return float64(kb) / 1024, nil
-		}
-	}
-	return 0, fmt.Errorf("no VmRSS in /proc/%d/status", r.cmd.Process.Pid)
 }
 
 func rssSeries(samples []soakSample) string {

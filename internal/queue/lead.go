@@ -2,8 +2,6 @@ package queue
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"math/rand/v2"
 	"time"
@@ -28,8 +26,7 @@ var (
 // lead again. A leader that dies loses the lock after LockTTL. Lead
 // returns fn's error, or nil when ctx ends.
 func (q *Queue) Lead(ctx context.Context, key string, fn func(ctx context.Context) error) error {
-	sum := sha256.Sum256([]byte("lead:" + key))
-	k := hex.EncodeToString(sum[:])
+	k := lockKey("lead:" + key)
 	for ctx.Err() == nil {
 		rev, err := q.locks.Create(ctx, k, []byte(key))
 		if err != nil {

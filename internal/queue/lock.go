@@ -22,8 +22,7 @@ const LockTTL = 30 * time.Second
 // exactly one holder exists at a time; a holder that crashes releases it
 // after LockTTL.
 func (q *Queue) Lock(ctx context.Context, key string) (func(), error) {
-	sum := sha256.Sum256([]byte(key))
-	k := hex.EncodeToString(sum[:])
+	k := lockKey(key)
 	for {
 		rev, err := q.locks.Create(ctx, k, []byte(key))
 		if err == nil {
@@ -44,4 +43,11 @@ func (q *Queue) Lock(ctx context.Context, key string) (func(), error) {
 		case <-time.After(10*time.Millisecond + rand.N(40*time.Millisecond)):
 		}
 	}
+}
+
+// lockKey is the bucket key of the lock named key: a hash, since names are
+// arbitrary text and keys are not.
+func lockKey(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
 }

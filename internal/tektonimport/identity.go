@@ -1,6 +1,7 @@
 package tektonimport
 
 import (
+	"cmp"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -31,14 +32,14 @@ func (t *translator) runIdentity(et elTrigger, g *grant, sas map[string]bool) {
 		if err := json.Unmarshal(rt.Raw, &obj); err != nil {
 			continue // Switchyard's own load reports it
 		}
-		ns := orDefault(obj.Metadata.Namespace, et.namespace)
+		ns := cmp.Or(obj.Metadata.Namespace, et.namespace)
 		if t.literal(et, "namespace", ns) && !slices.Contains(g.Namespaces, ns) {
 			g.Namespaces = append(g.Namespaces, ns)
 		}
-		sa := orDefault(obj.Spec.ServiceAccountName, obj.Spec.TaskRunTemplate.ServiceAccountName)
-		if t.literal(et, "service account", orDefault(sa, "default")) {
+		sa := cmp.Or(obj.Spec.ServiceAccountName, obj.Spec.TaskRunTemplate.ServiceAccountName)
+		if t.literal(et, "service account", cmp.Or(sa, "default")) {
 			// Tekton runs a resource that names none as "default".
-			sas[orDefault(sa, "default")] = true
+			sas[cmp.Or(sa, "default")] = true
 		}
 	}
 }

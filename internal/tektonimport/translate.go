@@ -1,6 +1,7 @@
 package tektonimport
 
 import (
+	"cmp"
 	"fmt"
 	"maps"
 	"slices"
@@ -128,7 +129,7 @@ func (t *translator) app(name string, el triggersv1.EventListener) {
 		}
 	}
 	if len(g.Namespaces) == 0 {
-		g.Namespaces = []string{namespaceOf(el.Namespace)}
+		g.Namespaces = []string{cmp.Or(el.Namespace, "default")}
 	}
 	// "default" first: it is what a run that names no service account
 	// gets, in Tekton and in Switchyard (the grant's first).
@@ -145,17 +146,10 @@ func (t *translator) triggers(el triggersv1.EventListener) []elTrigger {
 	out := t.listed(el)
 	for i := range out {
 		if out[i].namespace == "" {
-			out[i].namespace = namespaceOf(el.Namespace)
+			out[i].namespace = cmp.Or(el.Namespace, "default")
 		}
 	}
 	return out
-}
-
-func namespaceOf(ns string) string {
-	if ns == "" {
-		return "default"
-	}
-	return ns
 }
 
 func (t *translator) listed(el triggersv1.EventListener) []elTrigger {
@@ -226,11 +220,11 @@ func (t *translator) selected(where, elNamespace string, namespaces []string, se
 		}
 	}
 	if len(namespaces) == 0 {
-		namespaces = []string{namespaceOf(elNamespace)}
+		namespaces = []string{cmp.Or(elNamespace, "default")}
 	}
 	var out []triggersv1.Trigger
 	for _, tr := range t.c.Triggers {
-		ns := namespaceOf(orDefault(tr.Object.Namespace, elNamespace))
+		ns := cmp.Or(cmp.Or(tr.Object.Namespace, elNamespace), "default")
 		if (slices.Contains(namespaces, "*") || slices.Contains(namespaces, ns)) && s.Matches(labels.Set(tr.Object.Labels)) {
 			out = append(out, tr.Object)
 		}

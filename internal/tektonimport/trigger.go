@@ -1,6 +1,7 @@
 package tektonimport
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -188,7 +189,7 @@ func (t *translator) run(et elTrigger, tr *trigger) ([]*File, bool) {
 		}
 		f, found := decls[b.Ref]
 		if !found {
-			t.note(et.where, fmt.Sprintf("binding %q: no %s of that name in the input", b.Ref, orDefault(kind, "TriggerBinding")), "add the file that declares it to the import")
+			t.note(et.where, fmt.Sprintf("binding %q: no %s of that name in the input", b.Ref, cmp.Or(kind, "TriggerBinding")), "add the file that declares it to the import")
 			return nil, false
 		}
 		files = append(files, f)
@@ -216,13 +217,6 @@ func (t *translator) run(et elTrigger, tr *trigger) ([]*File, bool) {
 		return nil, false
 	}
 	return files, true
-}
-
-func orDefault(s, d string) string {
-	if s == "" {
-		return d
-	}
-	return s
 }
 
 // toNode converts a Tekton object to YAML through its JSON form, so the
