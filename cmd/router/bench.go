@@ -387,6 +387,7 @@ func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
 	res := sendPushes(ctx, child.url+"/v1/hooks/github", secret, "e2e", b.cfg, func(done, total int) {
 		b.logf("router: %d/%d accepted, %d PipelineRuns", done, total, runs.count())
 	})
+	b.logf("router: %d answered in %s: %s/s 202s, p50 %s, p99 %s; %d PipelineRuns so far", res.ok, res.elapsed.Round(time.Millisecond), rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), runs.count())
 	created, err := b.waitForRuns(ctx, runs, res.ok, child)
 	if err != nil {
 		return nil, err
