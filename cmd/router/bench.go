@@ -271,6 +271,7 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 
 	b.logf("ingest limit: %d signed pushes, %d concurrent", b.cfg.events, b.cfg.concurrency)
 	res := sendPushes(ctx, "http://"+ln.Addr().String()+"/", secret, "limit", b.cfg, b.progressFunc("ingest limit"))
+	b.logf("ingest limit: %d answered in %s: %s/s 202s, p50 %s, p99 %s", res.ok, res.elapsed.Round(time.Millisecond), rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)))
 	return []benchRow{{
 		"limit: HTTP + HMAC verify + one synchronous JetStream publish (file store) + 202",
 		fmt.Sprintf("%s/s, p50 %s, p99 %s%s", rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), res.failures()),
