@@ -174,8 +174,12 @@ type EventResult struct {
 	Type    string      `json:"type"`
 	Targets []TargetRef `json:"targets"`
 	// Duplicate says the event was stored before (a redelivery): nothing
-	// new was queued, and its targets run once.
+	// new was queued, and its targets run once. ID and Targets are then
+	// the stored event's: for a captured body replayed under a new
+	// delivery id, the first delivery's.
 	Duplicate bool `json:"duplicate,omitempty"`
+	// sentID is the id the request carried, when ID is another one's.
+	sentID string
 }
 
 // AcceptedResponse is the body of a 202. For a request carrying one event,
@@ -307,6 +311,10 @@ func (s *Server) audit(rec policy.Record, out outcome, err error) {
 		a.EventID, a.Type, a.Targets = e.ID, e.Type, len(e.Targets)
 		if e.Duplicate {
 			a.Reason = "duplicate"
+		}
+		if e.sentID != "" {
+			// Audited under the id sent: a replay is the sender's act.
+			a.EventID, a.Reason = e.sentID, "duplicate of event "+e.ID+" (the same signed body under another delivery id)"
 		}
 		if held := heldCount(e); held > 0 && !e.Duplicate {
 			a.Decision, a.Reason = policy.DecisionAwaitingApproval, fmt.Sprintf("%d of %d targets await approval", held, len(e.Targets))
@@ -520,7 +528,9 @@ func (s *Server) publish(ctx context.Context, accepted []policy.Accepted, out *o
 			return err
 		}
 		res := resultOf(a)
-		res.Duplicate = dup
+		if dup {
+			res = storedResult(a, err)
+		}
 		out.events = append(out.events, res)
 	}
 	return nil
@@ -529,6 +539,33 @@ func (s *Server) publish(ctx context.Context, accepted []policy.Accepted, out *o
 // alreadyStored is the publisher's "stored before" answer to a redelivery
 // (queue.ErrAlreadyStored): a success.
 type alreadyStored interface{ AlreadyStored() bool }
+
+// storedBefore is a "stored before" answer that says what was stored
+// (queue.StoredBefore).
+type storedBefore interface {
+	StoredEvent() (id string, targets []routing.Target)
+}
+
+// storedResult is what the sender of a redelivery is told: the event
+// stored before, with its id and run names. A body-signed delivery
+// replayed under a new delivery id is the first delivery: its runs are
+// the ones that exist.
+func storedResult(a policy.Accepted, err error) EventResult {
+	var sb storedBefore
+	if errors.As(err, &sb) {
+		if id, targets := sb.StoredEvent(); id != "" {
+			res := resultOf(policy.Accepted{Event: a.Event, Targets: targets, Hold: a.Hold})
+			res.ID, res.Duplicate = id, true
+			if id != a.Event.ID() {
+				res.sentID = a.Event.ID()
+			}
+			return res
+		}
+	}
+	res := resultOf(a)
+	res.Duplicate = true
+	return res
+}
 
 // unknownName is the 404 for a source or endpoint the rules in force do not
 // have. After a failed reload the name may be in the files without being in

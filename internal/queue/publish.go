@@ -72,8 +72,8 @@ func (q *Queue) Publish(ctx context.Context, a policy.Accepted) error {
 		keys = append(keys, bodyKey(a.Source, a.BodyDigest))
 	}
 	switch stored, err := q.anyAccepted(ctx, keys); {
-	case stored:
-		return ErrAlreadyStored // stored before: nothing to do
+	case stored != nil:
+		return stored // stored before: nothing to do
 	case err != nil:
 		return err
 	}
@@ -111,44 +111,57 @@ const (
 	acceptedSubjectPrefix = "$KV." + AcceptedBucket + "."
 )
 
-// anyAccepted looks the keys up together and reports whether any of them
-// is in the accepted-events bucket; an error only when none is found and
-// a lookup failed.
-func (q *Queue) anyAccepted(ctx context.Context, keys []string) (bool, error) {
+// anyAccepted looks the keys up together and returns what is stored
+// under the first key found (the event id's before the body's), or an
+// error only when none is found and a lookup failed.
+func (q *Queue) anyAccepted(ctx context.Context, keys []string) (*StoredBefore, error) {
 	type answer struct {
-		stored bool
+		stored *StoredBefore
 		err    error
 	}
-	answers := make(chan answer, len(keys))
-	for _, key := range keys {
+	answers := make([]chan answer, len(keys))
+	for i, key := range keys {
+		answers[i] = make(chan answer, 1)
 		go func() {
 			stored, err := q.isAccepted(ctx, key)
-			answers <- answer{stored, err}
+			answers[i] <- answer{stored, err}
 		}()
 	}
+	var found *StoredBefore
 	var first error
-	stored := false
-	for range keys {
-		a := <-answers
-		stored = stored || a.stored
+	for _, ch := range answers {
+		a := <-ch
+		if found == nil {
+			found = a.stored
+		}
 		if a.err != nil && first == nil {
 			first = a.err
 		}
 	}
-	return stored, first
+	if found != nil {
+		return found, nil
+	}
+	return nil, first
 }
 
-// isAccepted reports whether key is in the accepted-events bucket.
-func (q *Queue) isAccepted(ctx context.Context, key string) (bool, error) {
+// isAccepted returns the record under key in the accepted-events bucket,
+// nil when there is none. A record that does not decode still says the
+// event was stored: its id is then the one asked for.
+func (q *Queue) isAccepted(ctx context.Context, key string) (*StoredBefore, error) {
 	ctx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
 	defer cancel()
-	switch _, err := q.accepted.Get(ctx, key); {
+	entry, err := q.accepted.Get(ctx, key)
+	switch {
 	case err == nil:
-		return true, nil
+		stored := &StoredBefore{}
+		if json.Unmarshal(entry.Value(), &stored.Record) != nil {
+			q.logger.Warn("accepted record does not decode", "key", key)
+		}
+		return stored, nil
 	case errors.Is(err, jetstream.ErrKeyNotFound):
-		return false, nil
+		return nil, nil
 	default:
-		return false, fmt.Errorf("publish: look up accepted event: %w: %w", ErrUnavailable, err)
+		return nil, fmt.Errorf("publish: look up accepted event: %w: %w", ErrUnavailable, err)
 	}
 }
 

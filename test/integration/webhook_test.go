@@ -29,6 +29,7 @@ import (
 
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/ingest"
+	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
@@ -40,6 +41,7 @@ type harness struct {
 	nats    *queue.Embedded
 	tekton  *fake.Clientset
 	js      jetstream.JetStream
+	q       *queue.Queue
 	samples map[string][]byte
 }
 
@@ -100,12 +102,36 @@ func newHarness(t testing.TB) *harness {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
+	h.q = q
 	srv := httptest.NewServer(ingest.NewServer(ingest.Config{
-		Rules: routing.NewHolder(rules), Publisher: q, Ready: q.Ready, MaxBody: 1 << 20,
+		Rules: routing.NewHolder(rules), Publisher: q, Ready: q.Ready, MaxBody: 1 << 20, Audit: q.Audit,
 	}))
 	t.Cleanup(srv.Close)
 	h.url = srv.URL
 	return h
+}
+
+// waitForAudit waits, up to ten seconds, for an audit record that ok
+// accepts.
+func (h *harness) waitForAudit(ok func(policy.Record) bool) {
+	h.t.Helper()
+	var seen []policy.Record
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		seen = seen[:0]
+		found := false
+		err := h.q.AuditRecords(context.Background(), time.Time{}, func(r policy.Record) bool {
+			seen = append(seen, r)
+			found = ok(r)
+			return !found
+		})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if found {
+			return
+		}
+	}
+	h.t.Fatalf("no such audit record; records: %+v", seen)
 }
 
 func (h *harness) sign(body []byte) string {
@@ -266,9 +292,19 @@ func TestSameDeliveryTwiceMakesOneRun(t *testing.T) {
 	}
 	// The first body under a new delivery id is a captured body replayed:
 	// GitHub signs only the body, so it is the first delivery again.
-	if resp, body := h.send(delivery{event: "push", id: "dup-3", body: push}); resp.StatusCode != 202 || !bytes.Contains(body, []byte(`"duplicate":true`)) {
+	resp, body := h.send(delivery{event: "push", id: "dup-3", body: push})
+	var got ingest.AcceptedResponse
+	if resp.StatusCode != 202 || json.Unmarshal(body, &got) != nil || !got.Duplicate {
 		t.Fatalf("replayed body under a new id: %d %s, want 202 marked duplicate", resp.StatusCode, body)
 	}
+	// The answer names what exists: the first delivery and its run, not a
+	// run named after dup-3 that nothing will create.
+	if first := routing.PipelineRunName("web", "build", "github", "dup-1"); got.ID != "dup-1" || len(got.Targets) != 1 || got.Targets[0].Name != first {
+		t.Fatalf("replayed body under a new id answered %s, want id dup-1 and target %s", body, first)
+	}
+	h.waitForAudit(func(r policy.Record) bool {
+		return r.EventID == "dup-3" && strings.Contains(r.Reason, "duplicate of event dup-1")
+	})
 	h.waitForRun("ci", routing.PipelineRunName("web", "build", "github", "dup-1"))
 	h.waitForRun("ci", routing.PipelineRunName("web", "build", "github", "dup-2"))
 	if runs := h.pipelineRuns("ci"); len(runs) != 2 {
