@@ -216,6 +216,10 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 		if e.Duplicate {
 			msg = "webhook duplicate"
 		}
+		if e.sentID != "" {
+			log.Info(msg, "event_id", e.sentID, "duplicate_of", e.ID, "type", e.Type, "targets", len(e.Targets))
+			continue
+		}
 		log.Info(msg, "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
 	}
 	switch {
