@@ -1,7 +1,7 @@
 package ingest
 
 // Tests added for mutants that no test covered (docs/testing.md,
-// "Mutation testing"): a registry's docker events other than a push, and
+// "Mutation testing"): registries' docker events other than a push, and
 // GET /v1/events/{id} with ?endpoint=.
 
 import (
@@ -23,6 +23,24 @@ func TestArtifactoryDockerDeleteAndOthers(t *testing.T) {
 		}
 		if got := res.Events[0].Type(); got != want {
 			t.Errorf("docker %s: type %s, want %s", event, got, want)
+		}
+	}
+}
+
+// Nexus: a docker component deleted is an image delete; another action on
+// one keeps Nexus's own type.
+func TestNexusDockerDeleteAndOthers(t *testing.T) {
+	for action, want := range map[string]string{
+		"DELETED": TypeImageDelete,
+		"UPDATED": "com.sonatype.nexus.repository.component.updated",
+	} {
+		body := `{"repositoryName":"docker-hosted","action":"` + action + `","component":{"format":"docker","name":"app","version":"1.0"}}`
+		res, err := normalizeRaw(t, "nexus", map[string]string{"Content-Type": "application/json", nexusEventHeader: "rm:repository:component"}, body)
+		if err != nil || len(res.Events) != 1 {
+			t.Fatalf("docker %s: %d events, %v", action, len(res.Events), err)
+		}
+		if got := res.Events[0].Type(); got != want {
+			t.Errorf("docker %s: type %s, want %s", action, got, want)
 		}
 	}
 }
