@@ -71,12 +71,19 @@ type approvalServer struct {
 
 func newApprovalServer(t testing.TB) *approvalServer {
 	t.Helper()
+	return newApprovalServerRoot(t, approvalRoot)
+}
+
+// newApprovalServerRoot is newApprovalServer with another root manifest
+// (approvalApp, the same tokens).
+func newApprovalServerRoot(t testing.TB, root string) *approvalServer {
+	t.Helper()
 	as := &approvalServer{tokens: map[string]string{}, audits: newMemStore()}
 	for _, p := range []string{"bot", "lead", "alice", "mallory"} {
 		as.tokens[p] = hex.EncodeToString(newSecret(t))
 	}
 	dir := t.TempDir()
-	for name, data := range map[string]string{"root.yaml": approvalRoot, "web.yaml": approvalApp} {
+	for name, data := range map[string]string{"root.yaml": root, "web.yaml": approvalApp} {
 		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o600); err != nil {
 			t.Fatal(err)
 		}

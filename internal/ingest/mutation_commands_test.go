@@ -50,6 +50,9 @@ func TestTrustedPullRequests(t *testing.T) {
 	mr := func(source, target string) string {
 		return `{"object_attributes":{"source_project_id":` + source + `,"target_project_id":` + target + `}}`
 	}
+	pull := func(head, base string) string {
+		return `{"pull_request":{"head":{"repo":{"full_name":"` + head + `"}},"base":{"repo":{"full_name":"` + base + `"}}}}`
+	}
 	for name, tc := range map[string]struct {
 		p    commentProvider
 		data string
@@ -62,6 +65,10 @@ func TestTrustedPullRequests(t *testing.T) {
 		"github, member":          {githubProvider{}, `{"pull_request":{"author_association":"MEMBER"}}`, true},
 		"github, first-time user": {githubProvider{}, `{"pull_request":{"author_association":"FIRST_TIME_CONTRIBUTOR"}}`, false},
 		"github, not JSON":        {githubProvider{}, `"x"`, false},
+		"gitea, same repository":  {giteaProvider{}, pull("acme/app", "acme/app"), true},
+		"gitea, fork":             {giteaProvider{}, pull("bob/app", "acme/app"), false},
+		"gitea, no repository":    {giteaProvider{}, pull("", ""), false},
+		"gitea, not JSON":         {giteaProvider{}, `"x"`, false},
 	} {
 		if got := tc.p.trustedPullRequest(dataEvent(t, TypeGitPullRequest, tc.data)); got != tc.want {
 			t.Errorf("%s: trusted %v, want %v", name, got, tc.want)
