@@ -116,7 +116,7 @@ func (r *router) newReport(ctx context.Context, q *queue.Queue) (*report.Watcher
 		return s != nil && s.Report != ""
 	}
 	watcher := report.NewWatcher(report.WatcherConfig{
-		Client: client, Publisher: rq, Logger: r.logger, CDEvents: cd != nil,
+		Client: client, Publisher: rq, Live: rq, Logger: r.logger, CDEvents: cd != nil,
 		Namespaces: func() []string {
 			rules := r.holder.Rules()
 			if !rules.Reporting() && cd == nil {

@@ -10,6 +10,7 @@ import (
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	informers "github.com/tektoncd/pipeline/pkg/client/informers/externalversions"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/cache"
 
@@ -35,7 +36,10 @@ type WatcherConfig struct {
 	// CDEvents makes CDEvents jobs for every run.
 	CDEvents  bool
 	Publisher Publisher
-	Logger    *slog.Logger
+	// Live, when set, remembers the runs reported unfinished, so a run
+	// deleted while no watcher ran is still reported (see LiveRuns).
+	Live   LiveRuns
+	Logger *slog.Logger
 	// Resync is how often namespaces are re-read and every run looked at
 	// again, republishing what could not be stored (default 1 min).
 	Resync time.Duration
@@ -105,6 +109,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				w.log.Info("watching runs", "namespace", ns)
 			}
 		}
+		w.sweep(ctx, running)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -126,26 +131,49 @@ func (w *Watcher) watch(ctx context.Context, ns string) factories {
 		UpdateFunc: func(_, obj any) { w.observe(obj, false) },
 		DeleteFunc: func(obj any) { w.observe(obj, true) },
 	}
-	_, _ = f.Tekton().V1().PipelineRuns().Informer().AddEventHandler(handler)
+	prs := f.Tekton().V1().PipelineRuns().Informer()
+	_, _ = prs.AddEventHandler(handler)
 	tf := informers.NewSharedInformerFactoryWithOptions(w.cfg.Client, w.cfg.Resync,
 		informers.WithNamespace(ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = managed + ",!" + labelPipelineRun }))
-	_, _ = tf.Tekton().V1().TaskRuns().Informer().AddEventHandler(handler)
+	trs := tf.Tekton().V1().TaskRuns().Informer()
+	_, _ = trs.AddEventHandler(handler)
 	f.Start(ctx.Done())
 	tf.Start(ctx.Done())
-	return factories{f, tf}
+	return factories{fs: []informers.SharedInformerFactory{f, tf}, infs: []cache.SharedIndexInformer{prs, trs}}
 }
 
 // labelPipelineRun is the label Tekton puts on a PipelineRun's TaskRuns.
 const labelPipelineRun = "tekton.dev/pipelineRun"
 
-// factories shuts several informer factories down together.
-type factories []informers.SharedInformerFactory
+// factories are one namespace's informer factories and the informers
+// they run.
+type factories struct {
+	fs   []informers.SharedInformerFactory
+	infs []cache.SharedIndexInformer
+}
 
-func (fs factories) Shutdown() {
-	for _, f := range fs {
+// Shutdown stops the informers.
+func (w factories) Shutdown() {
+	for _, f := range w.fs {
 		f.Shutdown()
 	}
+}
+
+// synced reports whether every informer has listed its runs, and adds
+// their uids to uids.
+func (w factories) synced(uids map[string]bool) bool {
+	for _, inf := range w.infs {
+		if !inf.HasSynced() {
+			return false
+		}
+		for _, obj := range inf.GetStore().List() {
+			if m, err := meta.Accessor(obj); err == nil {
+				uids[string(m.GetUID())] = true
+			}
+		}
+	}
+	return true
 }
 
 // observe queues the jobs a run's state calls for that were not stored
@@ -170,7 +198,8 @@ func (w *Watcher) observe(obj any, deleted bool) {
 		return
 	}
 	source := o.meta.Annotations[dispatch.AnnotationRouterSource]
-	jobs := jobsFor(o, deleted, w.cfg.Status(source), w.cfg.CDEvents, w.now().UTC())
+	status, now := w.cfg.Status(source), w.now().UTC()
+	jobs := jobsFor(o, deleted, status, w.cfg.CDEvents, now)
 	uid := string(o.meta.UID)
 	w.mu.Lock()
 	done, n := w.published[uid], 0
@@ -179,6 +208,16 @@ func (w *Watcher) observe(obj any, deleted bool) {
 			w.pending = append(w.pending, queued{Job: j, last: deleted})
 			w.queued[id] = true
 			n++
+		}
+	}
+	if n > 0 && w.cfg.Live != nil {
+		// Once the run's new state is stored, remember what its deletion
+		// would report, or forget it once it finished.
+		last := &w.pending[len(w.pending)-1]
+		if deleted || resultOf(o).state != "" {
+			last.forget = true
+		} else {
+			last.remember = finalJobs(jobsFor(o, true, status, w.cfg.CDEvents, now))
 		}
 	}
 	if deleted && n == 0 {
@@ -191,10 +230,68 @@ func (w *Watcher) observe(obj any, deleted bool) {
 	}
 }
 
-// queued is a job waiting to be stored; last marks the jobs of a deleted run.
+// queued is a job waiting to be stored; last marks the jobs of a deleted
+// run. Once it is stored, remember is stored as the run's deletion jobs
+// (LiveRuns), or forget drops them.
 type queued struct {
 	Job
-	last bool
+	last     bool
+	remember []Job
+	forget   bool
+}
+
+// finalJobs keeps of jobs the final ones: the status and the finished
+// CDEvent.
+func finalJobs(jobs []Job) []Job {
+	return slices.DeleteFunc(jobs, func(j Job) bool { return j.Kind == KindCDEvent && j.State != PhaseFinished })
+}
+
+// sweep reports the runs remembered live (LiveRuns) that are gone: a run
+// deleted while no watcher ran, which no informer will announce. It waits
+// until every namespace's informers have listed their runs, and leaves
+// alone the runs of namespaces it does not watch.
+func (w *Watcher) sweep(ctx context.Context, running map[string]factories) {
+	if w.cfg.Live == nil {
+		return
+	}
+	uids := map[string]bool{}
+	for _, f := range running {
+		if !f.synced(uids) {
+			return
+		}
+	}
+	live, err := w.cfg.Live.LiveRuns(ctx)
+	if err != nil {
+		w.log.Warn("live runs not read", "error", err.Error())
+		return
+	}
+	now := w.now().UTC()
+	w.mu.Lock()
+	n := 0
+	for uid, jobs := range live {
+		if uids[uid] || len(jobs) == 0 {
+			continue
+		}
+		if _, watched := running[jobs[0].Run.Namespace]; !watched {
+			continue
+		}
+		for i, j := range jobs {
+			j.Time = now
+			if id := j.MsgID(); !w.queued[id] {
+				w.pending = append(w.pending, queued{Job: j, last: true, forget: i == len(jobs)-1})
+				w.queued[id] = true
+				n++
+			}
+		}
+		w.log.Info("run deleted while no watcher ran", "run", jobs[0].Run.Name, "namespace", jobs[0].Run.Namespace)
+	}
+	w.mu.Unlock()
+	if n > 0 {
+		select {
+		case w.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // publishLoop stores the queued jobs, in order, retrying while JetStream
@@ -228,6 +325,7 @@ func (w *Watcher) publishLoop(ctx context.Context) {
 				continue
 			}
 			delay = 500 * time.Millisecond
+			w.live(ctx, j)
 			w.mu.Lock()
 			w.pending = w.pending[1:]
 			delete(w.queued, j.MsgID())
@@ -238,5 +336,24 @@ func (w *Watcher) publishLoop(ctx context.Context) {
 			}
 			w.mu.Unlock()
 		}
+	}
+}
+
+// live stores or drops the run's deletion jobs after j was stored. It is
+// best effort: it matters only if the run is deleted while no watcher runs.
+func (w *Watcher) live(ctx context.Context, j queued) {
+	if w.cfg.Live == nil || (!j.forget && j.remember == nil) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	var err error
+	if j.forget {
+		err = w.cfg.Live.ForgetLive(ctx, j.Run.UID)
+	} else {
+		err = w.cfg.Live.RememberLive(ctx, j.Run.UID, j.remember)
+	}
+	if err != nil {
+		w.log.Warn("live run not recorded", "pipelinerun", j.Run.Name, "namespace", j.Run.Namespace, "error", err.Error())
 	}
 }

@@ -108,3 +108,22 @@ func TestWatcherPublishesTransitionsOnce(t *testing.T) {
 		t.Errorf("%d publish calls, want 3 (one failed, then pending and success)", pub.calls)
 	}
 }
+
+// waitForSet waits until the publisher recorded exactly ids, in any order.
+func (p *flakyPublisher) waitForSet(t *testing.T, ids ...string) {
+	t.Helper()
+	want := slices.Sorted(slices.Values(ids))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		p.mu.Lock()
+		got := slices.Sorted(slices.Values(p.ids))
+		p.mu.Unlock()
+		if slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) || len(got) > len(want) {
+			t.Fatalf("published %v, want %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
