@@ -232,9 +232,9 @@ func checkSummary(j Job) string {
 	fmt.Fprintf(&b, "%s `%s/%s` (app `%s`, trigger `%s`), started by event `%s`.\n",
 		kind, j.Run.Namespace, j.Run.Name, j.Run.App, j.Run.Trigger, j.Run.EventID)
 	if len(j.Tasks) > 0 {
-		b.WriteString("\n| task | kind | run |\n|---|---|---|\n")
+		b.WriteString("\n| task | kind | run | result | duration |\n|---|---|---|---|---|\n")
 		for _, t := range j.Tasks {
-			fmt.Fprintf(&b, "| %s | %s | `%s` |\n", mdCell(t.PipelineTask), mdCell(t.Kind), mdCell(t.Name))
+			fmt.Fprintf(&b, "| %s | %s | `%s` | %s | %s |\n", mdCell(t.PipelineTask), mdCell(t.Kind), mdCell(t.Name), mdCell(t.Result), mdCell(t.Duration))
 		}
 	}
 	return b.String()

@@ -94,6 +94,24 @@ type Task struct {
 	PipelineTask string `json:"pipelineTask"`
 	Kind         string `json:"kind"`
 	Name         string `json:"name"`
+	// Result is how its TaskRun ended ("succeeded", "failed: ...",
+	// "cancelled", "timed out", "not finished"); empty when unknown (a
+	// CustomRun, or the TaskRuns could not be listed).
+	Result string `json:"result,omitempty"`
+	// Duration is how long it ran, rounded to the second.
+	Duration string `json:"duration,omitempty"`
+}
+
+// taskResult is a TaskRun's result and duration, as a Task lists them.
+func taskResult(tr *pipelinev1.TaskRun) Task {
+	t := Task{Result: "not finished"}
+	if res := resultOf(observeTaskRun(tr)); res.state != "" {
+		t.Result = res.description
+	}
+	if start, end := tr.Status.StartTime, tr.Status.CompletionTime; start != nil && end != nil {
+		t.Duration = end.Sub(start.Time).Round(time.Second).String()
+	}
+	return t
 }
 
 // Context is the commit status context of the run: switchyard/<app>/<trigger>.

@@ -201,6 +201,9 @@ func (w *Watcher) observe(obj any, deleted bool) {
 	status, now := w.cfg.Status(source), w.now().UTC()
 	jobs := jobsFor(o, deleted, status, w.cfg.CDEvents, now)
 	uid := string(o.meta.UID)
+	if w.anyNewWithTasks(uid, jobs) {
+		w.addTaskResults(o, jobs)
+	}
 	w.mu.Lock()
 	done, n := w.published[uid], 0
 	for _, j := range jobs {
@@ -355,5 +358,42 @@ func (w *Watcher) live(ctx context.Context, j queued) {
 	}
 	if err != nil {
 		w.log.Warn("live run not recorded", "pipelinerun", j.Run.Name, "namespace", j.Run.Namespace, "error", err.Error())
+	}
+}
+
+// anyNewWithTasks reports whether a job of jobs that lists tasks (a
+// finished PipelineRun's) is not stored or queued yet: its tasks' results
+// are then worth asking for, once.
+func (w *Watcher) anyNewWithTasks(uid string, jobs []Job) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return slices.ContainsFunc(jobs, func(j Job) bool {
+		id := j.MsgID()
+		return len(j.Tasks) > 0 && !slices.Contains(w.published[uid], id) && !w.queued[id]
+	})
+}
+
+// addTaskResults sets each listed task's result and duration from the
+// finished PipelineRun's TaskRuns, with one list (the router may list
+// TaskRuns, not get them). A failed list leaves the tasks without results.
+func (w *Watcher) addTaskResults(o observed, jobs []Job) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	list, err := w.cfg.Client.TektonV1().TaskRuns(o.meta.Namespace).List(ctx, metav1.ListOptions{LabelSelector: labelPipelineRun + "=" + o.meta.Name})
+	if err != nil {
+		w.log.Warn("task results not read", "pipelinerun", o.meta.Name, "namespace", o.meta.Namespace, "error", err.Error())
+		return
+	}
+	results := map[string]Task{}
+	for i := range list.Items {
+		tr := &list.Items[i]
+		results[tr.Name] = taskResult(tr)
+	}
+	for _, j := range jobs {
+		for i, t := range j.Tasks {
+			if r, ok := results[t.Name]; ok && t.Kind == "TaskRun" {
+				j.Tasks[i].Result, j.Tasks[i].Duration = r.Result, r.Duration
+			}
+		}
 	}
 }
