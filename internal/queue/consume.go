@@ -226,7 +226,7 @@ func (c *consumer) loop(ctx context.Context) {
 			start := round % len(apps)
 			round++
 			fetched = fetchRound(ctx, apps, start, n, c.room, func(app string, most int) int {
-				return c.start(ctx, hctx, &wg, slots, app, most)
+				return c.startWork(ctx, hctx, &wg, slots, app, most)
 			})
 		}
 		for range n - fetched {
@@ -287,10 +287,10 @@ func fetchRound(ctx context.Context, apps []string, start, n int, room func(app 
 // less what this process holds of it.
 func (c *consumer) room(app string) int { return c.cfg.MaxAckPending - c.load(app).unacked() }
 
-// start fetches up to most of app's work and runs a handler for each
+// startWork fetches up to most of app's work and runs a handler for each
 // message, which gives its slot back when done; it returns how many it
 // started.
-func (c *consumer) start(ctx, hctx context.Context, wg *sync.WaitGroup, slots <-chan struct{}, app string, most int) int {
+func (c *consumer) startWork(ctx, hctx context.Context, wg *sync.WaitGroup, slots <-chan struct{}, app string, most int) int {
 	load := c.load(app)
 	started := 0
 	for _, msg := range c.fetch(ctx, app, most) {
@@ -471,8 +471,10 @@ func (c *consumer) fetch(ctx context.Context, app string, n int) []jetstream.Msg
 	}
 	switch {
 	case err == nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-		delete(c.consumers, app) // removed while idle: created again next round
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, nats.ErrNoResponders):
+		// Removed while idle (a request to a removed consumer has no
+		// responders): created again next round.
+		delete(c.consumers, app)
 	default:
 		c.logger.Warn("fetch failed", "app", app, "err", err)
 	}

@@ -394,3 +394,91 @@ func TestConsumerConfigChecked(t *testing.T) {
 		})
 	}
 }
+
+// A list of apps taken just now is reused: the next rounds cost a fetch,
+// not a stream lookup. (Tried a few times: a pause of appsRefresh between
+// two statements, on a loaded machine, would make one try stale.)
+func TestAppsListReusedRightAway(t *testing.T) {
+	q := newQueue(t)
+	c := testConsumer(t, q, ConsumerConfig{}, nil)
+	for range 10 {
+		c.appList, c.appsAt = []string{"cached"}, time.Now()
+		if got, err := c.apps(context.Background()); err == nil && reflect.DeepEqual(got, []string{"cached"}) {
+			return
+		}
+	}
+	t.Fatal("a list of apps taken just now was never reused")
+}
+
+// An app's consumer that the server removed (idle past its inactive
+// threshold) is created again, and its app's work still flows.
+func TestFetchAfterItsConsumerWasRemoved(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	if err := q.Publish(ctx, accepted("github", "rm-1", "web")); err != nil {
+		t.Fatal(err)
+	}
+	c := testConsumer(t, q, ConsumerConfig{}, nil)
+	msgs := c.fetch(ctx, "web", 1)
+	if len(msgs) != 1 {
+		t.Fatalf("fetched %d messages, want 1", len(msgs))
+	}
+	if err := msgs[0].DoubleAck(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.js.DeleteConsumer(ctx, WorkStream, "dispatch-web"); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Publish(ctx, accepted("github", "rm-2", "web")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the app's work after its consumer was removed", func() bool { return len(c.fetch(ctx, "web", 1)) == 1 })
+}
+
+// A delivery past MaxAttempts whose previous delivery was never settled
+// (its router crashed) is dead-lettered with the attempts that ran.
+func TestUnsettledDeliveryPastTheLimit(t *testing.T) {
+	q := newQueue(t)
+	ctx := context.Background()
+	if err := q.Publish(ctx, accepted("github", "x-1", "web")); err != nil {
+		t.Fatal(err)
+	}
+	c := testConsumer(t, q, ConsumerConfig{MaxAttempts: 1, AckWait: 200 * time.Millisecond}, func(context.Context, Work) error {
+		t.Error("handler called past the delivery limit")
+		return nil
+	})
+	if msgs := c.fetch(ctx, "web", 1); len(msgs) != 1 {
+		t.Fatalf("fetched %d messages, want 1", len(msgs))
+	} // never settled: the router "crashed"
+	var again []jetstream.Msg
+	waitFor(t, "the redelivery", func() bool {
+		again = c.fetch(ctx, "web", 1)
+		return len(again) == 1
+	})
+	c.handle(ctx, again[0], c.load("web"))
+	dls := deadLetters(t, q)
+	if len(dls) != 1 || dls[0].Reason != ReasonExhausted || dls[0].Attempts != 1 {
+		t.Fatalf("dead letters = %+v, want one exhausted after 1 attempt", dls)
+	}
+}
+
+// Work that fails on its last attempt is dead-lettered with the handler's
+// error, on that delivery, not after one more.
+func TestExhaustedDeadLetterKeepsTheLastError(t *testing.T) {
+	q := newQueue(t)
+	if err := q.Publish(context.Background(), accepted("github", "e-1", "web")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastRetry
+	cfg.MaxAttempts = 2
+	var c counter
+	stop := runConsume(t, q, cfg, func(_ context.Context, w Work) error {
+		return fmt.Errorf("boom %d", c.add(w))
+	})
+	waitFor(t, "the work stream to empty", func() bool { return pending(t, q) == 0 })
+	stop()
+	dls := deadLetters(t, q)
+	if len(dls) != 1 || dls[0].Reason != ReasonExhausted || dls[0].Attempts != 2 || dls[0].LastError != "boom 2" {
+		t.Fatalf("dead letters = %+v, want one exhausted after 2 attempts with the last error", dls)
+	}
+}
