@@ -177,26 +177,38 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 	if err != nil {
 		return err
 	}
-	c := &consumer{
+	c := newConsumer(q, cfg, h)
+	if err := c.dropSharedConsumer(ctx); err != nil {
+		return err
+	}
+	c.loop(ctx)
+	return nil
+}
+
+// newConsumer is Consume's state before its loop runs; tests drive its parts.
+func newConsumer(q *Queue, cfg ConsumerConfig, h Handler) *consumer {
+	return &consumer{
 		q:         q,
 		cfg:       cfg,
 		h:         h,
 		logger:    q.logger.With("consumer", cfg.Durable),
 		consumers: map[string]jetstream.Consumer{},
 		loads:     map[string]*appLoad{},
+		pause:     pause,
 	}
-	if err := c.dropSharedConsumer(ctx); err != nil {
-		return err
-	}
+}
 
+// loop is Consume's dispatch loop: it returns once ctx is done and the
+// running handlers finished.
+func (c *consumer) loop(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	// Handlers outlive ctx so a drain finishes them; they keep its values.
-	hctx := cfg.HandlerContext
+	hctx := c.cfg.HandlerContext
 	if hctx == nil {
 		hctx = context.WithoutCancel(ctx)
 	}
-	slots := make(chan struct{}, cfg.Concurrency)
+	slots := make(chan struct{}, c.cfg.Concurrency)
 	round := 0
 	for ctx.Err() == nil {
 		// Pull only as many messages as there are idle handlers: a message
@@ -206,50 +218,18 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 		case <-ctx.Done():
 			continue
 		}
-		n := 1
-	more:
-		for n < cfg.Concurrency {
-			select {
-			case slots <- struct{}{}:
-				n++
-			default:
-				break more
-			}
-		}
+		n := claimSlots(slots, c.cfg.Concurrency)
 
 		apps, err := c.apps(ctx)
 		fetched := 0
 		if len(apps) > 0 {
 			start := round % len(apps)
 			round++
-			share := max(1, n/len(apps))
-			for i := 0; i < len(apps) && n > 0 && ctx.Err() == nil; i++ {
-				app := apps[(start+i)%len(apps)]
-				load := c.load(app)
-				// Asking for more than MaxAckPending allows makes the server
-				// hold the request for a second: the loop would stall.
-				room := c.cfg.MaxAckPending - load.unacked()
-				if room <= 0 {
-					continue
-				}
-				msgs := c.fetch(ctx, app, min(share, n, room))
-				for _, msg := range msgs {
-					if ctx.Err() != nil {
-						// Stopping: hand it back at once rather than after AckWait.
-						_ = msg.Nak()
-						continue
-					}
-					n--
-					fetched++
-					load.running.Add(1)
-					wg.Go(func() {
-						defer func() { load.running.Add(-1); <-slots }()
-						c.handle(hctx, msg, load)
-					})
-				}
-			}
+			fetched = fetchRound(ctx, apps, start, n, c.room, func(app string, most int) int {
+				return c.startWork(ctx, hctx, &wg, slots, app, most)
+			})
 		}
-		for range n {
+		for range n - fetched {
 			<-slots
 		}
 		wait := time.Duration(0)
@@ -262,13 +242,79 @@ func (q *Queue) Consume(ctx context.Context, cfg ConsumerConfig, h Handler) erro
 			c.appsAt = time.Time{} // look for new apps' work at once
 		}
 		if wait > 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(wait):
-			}
+			c.pause(ctx, wait)
 		}
 	}
-	return nil
+}
+
+// claimSlots takes, without waiting, every idle handler slot after the one
+// the loop waited for, up to limit in all, and returns how many it holds.
+func claimSlots(slots chan<- struct{}, limit int) int {
+	n := 1
+	for n < limit {
+		select {
+		case slots <- struct{}{}:
+			n++
+		default:
+			return n
+		}
+	}
+	return n
+}
+
+// fetchRound is one round of fetches: apps in turn from apps[start], each
+// asked for an equal share of the n idle slots (at least one) and never
+// for more than its room, until the slots are used. take fetches up to
+// most of app's work, starts it, and returns how many it started;
+// fetchRound returns how many were started in all.
+func fetchRound(ctx context.Context, apps []string, start, n int, room func(app string) int, take func(app string, most int) int) int {
+	left := n
+	share := max(1, n/len(apps))
+	for i := 0; i < len(apps) && left > 0 && ctx.Err() == nil; i++ {
+		app := apps[(start+i)%len(apps)]
+		// Asking for more than MaxAckPending allows makes the server hold
+		// the request for a second: the loop would stall.
+		r := room(app)
+		if r <= 0 {
+			continue
+		}
+		left -= take(app, min(share, left, r))
+	}
+	return n - left
+}
+
+// room is how much more unacknowledged work app may have: MaxAckPending
+// less what this process holds of it.
+func (c *consumer) room(app string) int { return c.cfg.MaxAckPending - c.load(app).unacked() }
+
+// startWork fetches up to most of app's work and runs a handler for each
+// message, which gives its slot back when done; it returns how many it
+// started.
+func (c *consumer) startWork(ctx, hctx context.Context, wg *sync.WaitGroup, slots <-chan struct{}, app string, most int) int {
+	load := c.load(app)
+	started := 0
+	for _, msg := range c.fetch(ctx, app, most) {
+		if ctx.Err() != nil {
+			// Stopping: hand it back at once rather than after AckWait.
+			_ = msg.Nak()
+			continue
+		}
+		started++
+		load.running.Add(1)
+		wg.Go(func() {
+			defer func() { load.running.Add(-1); <-slots }()
+			c.handle(hctx, msg, load)
+		})
+	}
+	return started
+}
+
+// pause waits d, or until ctx is done.
+func pause(ctx context.Context, d time.Duration) {
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
 }
 
 type consumer struct {
@@ -287,6 +333,8 @@ type consumer struct {
 	dlqAt   time.Time // when the dead letters were last counted
 	// loads are each app's unacknowledged work in this process.
 	loads map[string]*appLoad
+	// pause is how the loop waits between rounds; tests record it.
+	pause func(ctx context.Context, d time.Duration)
 }
 
 // appLoad is one app's work this process holds unacknowledged: running
@@ -423,8 +471,10 @@ func (c *consumer) fetch(ctx context.Context, app string, n int) []jetstream.Msg
 	}
 	switch {
 	case err == nil, errors.Is(err, nats.ErrTimeout), errors.Is(err, context.DeadlineExceeded):
-	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
-		delete(c.consumers, app) // removed while idle: created again next round
+	case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound), errors.Is(err, nats.ErrNoResponders):
+		// Removed while idle (a request to a removed consumer has no
+		// responders): created again next round.
+		delete(c.consumers, app)
 	default:
 		c.logger.Warn("fetch failed", "app", app, "err", err)
 	}
@@ -588,7 +638,7 @@ func (c *consumer) run(ctx context.Context, msg jetstream.Msg, w Work) error {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(max(c.cfg.AckWait/2, time.Millisecond))
+		t := time.NewTicker(progressEvery(c.cfg.AckWait))
 		defer t.Stop()
 		for {
 			select {
@@ -605,6 +655,10 @@ func (c *consumer) run(ctx context.Context, msg jetstream.Msg, w Work) error {
 	}()
 	return c.h(ctx, w)
 }
+
+// progressEvery is the period of a running handler's progress acks: half
+// of AckWait, so one reaches the server before it would redeliver.
+func progressEvery(ackWait time.Duration) time.Duration { return max(ackWait/2, time.Millisecond) }
 
 // deadLetter stores dl on switchyard.dlq.<app>, then terminates msg. If
 // the store fails, msg is redelivered after a backoff instead: it is never
