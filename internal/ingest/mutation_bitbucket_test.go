@@ -43,16 +43,18 @@ func bitbucketEvent(t *testing.T, kind, eventKey, path string, change func(map[s
 func TestBitbucketCommentFields(t *testing.T) {
 	cloudComment := filepath.Join("testdata", "comments", "bitbucket-pull-request-comment-created.json")
 	dcComment := filepath.Join("testdata", "comments", "bitbucket-server-pr-comment-added.json")
-	cloudBy := func(account string) func(map[string]any) {
+	// cloudBy: a Cloud comment by account on a pull request opened by author.
+	cloudBy := func(account, author string) func(map[string]any) {
 		return func(p map[string]any) {
 			p["actor"].(map[string]any)["account_id"] = account
-			p["pullrequest"].(map[string]any)["author"].(map[string]any)["account_id"] = "557058:author"
+			p["pullrequest"].(map[string]any)["author"].(map[string]any)["account_id"] = author
 		}
 	}
-	dcBy := func(slug string) func(map[string]any) {
+	// dcBy: a Data Center comment by slug on a pull request opened by author.
+	dcBy := func(slug, author string) func(map[string]any) {
 		return func(p map[string]any) {
 			p["comment"].(map[string]any)["author"].(map[string]any)["slug"] = slug
-			p["pullRequest"].(map[string]any)["author"].(map[string]any)["user"].(map[string]any)["slug"] = "Author"
+			p["pullRequest"].(map[string]any)["author"].(map[string]any)["user"].(map[string]any)["slug"] = author
 		}
 	}
 	for name, tc := range map[string]struct {
@@ -61,15 +63,15 @@ func TestBitbucketCommentFields(t *testing.T) {
 		login           string
 		created, author bool
 	}{
-		"cloud, by the author":           {"bitbucket", "pullrequest:comment_created", cloudComment, cloudBy("557058:author"), "557058:author", true, true},
-		"cloud, by another":              {"bitbucket", "pullrequest:comment_created", cloudComment, cloudBy("557058:maint"), "557058:maint", true, false},
-		"cloud, an edit":                 {"bitbucket", "pullrequest:comment_updated", cloudComment, cloudBy("557058:maint"), "557058:maint", false, false},
-		"data center, by the author":     {"bitbucket-server", "pr:comment:added", dcComment, dcBy("author"), "author", true, true},
-		"data center, by another":        {"bitbucket-server", "pr:comment:added", dcComment, dcBy("reviewer"), "reviewer", true, false},
-		"data center, an edit":           {"bitbucket-server", "pr:comment:edited", dcComment, dcBy("reviewer"), "reviewer", false, false},
-		"data center, an author's edit":  {"bitbucket-server", "pr:comment:edited", dcComment, dcBy("AUTHOR"), "AUTHOR", false, true},
-		"cloud, no account on either":    {"bitbucket", "pullrequest:comment_created", cloudComment, func(p map[string]any) { cloudBy("")(p); p["pullrequest"].(map[string]any)["author"].(map[string]any)["account_id"] = "" }, "", true, false},
-		"data center, no slug on either": {"bitbucket-server", "pr:comment:added", dcComment, func(p map[string]any) { dcBy("")(p); p["pullRequest"].(map[string]any)["author"].(map[string]any)["user"].(map[string]any)["slug"] = "" }, "", true, false},
+		"cloud, by the author":           {"bitbucket", "pullrequest:comment_created", cloudComment, cloudBy("557058:author", "557058:author"), "557058:author", true, true},
+		"cloud, by another":              {"bitbucket", "pullrequest:comment_created", cloudComment, cloudBy("557058:maint", "557058:author"), "557058:maint", true, false},
+		"cloud, an edit":                 {"bitbucket", "pullrequest:comment_updated", cloudComment, cloudBy("557058:maint", "557058:author"), "557058:maint", false, false},
+		"cloud, no account on either":    {"bitbucket", "pullrequest:comment_created", cloudComment, cloudBy("", ""), "", true, false},
+		"data center, by the author":     {"bitbucket-server", "pr:comment:added", dcComment, dcBy("author", "Author"), "author", true, true},
+		"data center, by another":        {"bitbucket-server", "pr:comment:added", dcComment, dcBy("reviewer", "Author"), "reviewer", true, false},
+		"data center, an edit":           {"bitbucket-server", "pr:comment:edited", dcComment, dcBy("reviewer", "Author"), "reviewer", false, false},
+		"data center, an author's edit":  {"bitbucket-server", "pr:comment:edited", dcComment, dcBy("AUTHOR", "Author"), "AUTHOR", false, true},
+		"data center, no slug on either": {"bitbucket-server", "pr:comment:added", dcComment, dcBy("", ""), "", true, false},
 	} {
 		t.Run(name, func(t *testing.T) {
 			ev := bitbucketEvent(t, tc.kind, tc.key, tc.path, tc.change)
