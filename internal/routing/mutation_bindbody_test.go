@@ -150,7 +150,7 @@ func TestUnreadKeysSkippedWithoutDecoding(t *testing.T) {
 // the whole body and reports its error), never a panic or a part.
 func TestEachFieldPastItsContract(t *testing.T) {
 	var bad []string
-	for _, obj := range []string{`{"a" : 1 , "b":{"c":[1,"]"]},"d":"x\"y", "e":true}`, "{ \"a\":{}\n}", `{"a":"b"}`} {
+	for _, obj := range []string{`{"a" : 1 , "b":{"c":[1,"]"]},"d":"x\"y", "e":true}`, "{ \"a\":{}\n}", `{"a":"b"}`, `{"a":{"b":{}},"c":{}}`} {
 		for n := 1; n < len(obj); n++ {
 			bad = append(bad, obj[:n])
 		}
