@@ -42,3 +42,28 @@ func TestSuggestFirstOfEquals(t *testing.T) {
 		t.Errorf("Suggest = %q, want deplox", got)
 	}
 }
+
+// TestSecretLineAndAccepted: the i-th accepted secret's line, 1-based,
+// other indexes unchanged; the accepted secrets are the list, else the
+// single secret, else none.
+func TestSecretLineAndAccepted(t *testing.T) {
+	s := &Source{secretLines: []int{1, 4}}
+	for i, want := range map[int]int{0: 0, 1: 1, 2: 4, 3: 3} {
+		if got := s.SecretLine(i); got != want {
+			t.Errorf("SecretLine(%d) = %d, want %d", i, got, want)
+		}
+	}
+	list := [][]byte{[]byte("new"), []byte("old")}
+	for _, tc := range []struct {
+		src  *Source
+		want [][]byte
+	}{
+		{&Source{Secrets: list, Secret: []byte("new")}, list},
+		{&Source{Secret: []byte("only")}, [][]byte{[]byte("only")}},
+		{&Source{}, nil},
+	} {
+		if got := tc.src.AcceptedSecrets(); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("AcceptedSecrets = %q, want %q", got, tc.want)
+		}
+	}
+}
