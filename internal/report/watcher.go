@@ -154,16 +154,16 @@ type factories struct {
 }
 
 // Shutdown stops the informers.
-func (w factories) Shutdown() {
-	for _, f := range w.fs {
-		f.Shutdown()
+func (f factories) Shutdown() {
+	for _, factory := range f.fs {
+		factory.Shutdown()
 	}
 }
 
 // synced reports whether every informer has listed its runs, and adds
 // their uids to uids.
-func (w factories) synced(uids map[string]bool) bool {
-	for _, inf := range w.infs {
+func (f factories) synced(uids map[string]bool) bool {
+	for _, inf := range f.infs {
 		if !inf.HasSynced() {
 			return false
 		}
