@@ -225,7 +225,7 @@ func (b *bench) rawCreates(ctx context.Context) ([]benchRow, error) {
 	}
 	return []benchRow{
 		{fmt.Sprintf("limit: raw PipelineRun creates, %d concurrent", b.cfg.concurrency),
-			fmt.Sprintf("%s/s, p50 %s, p99 %s%s", rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), res.failures())},
+			res.figures() + res.failures()},
 		{"  API server during raw creates", apiserverSummary(before, after)},
 	}, nil
 }
@@ -271,10 +271,10 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 
 	b.logf("ingest limit: %d signed pushes, %d concurrent", b.cfg.events, b.cfg.concurrency)
 	res := sendPushes(ctx, "http://"+ln.Addr().String()+"/", secret, "limit", b.cfg, b.progressFunc("ingest limit"))
-	b.logf("ingest limit: %d answered in %s: %s/s 202s, p50 %s, p99 %s", res.ok, res.elapsed.Round(time.Millisecond), rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)))
+	b.logf("ingest limit: %d answered in %s: %s", res.ok, res.elapsed.Round(time.Millisecond), res.figures())
 	return []benchRow{{
 		"limit: HTTP + HMAC verify + one synchronous JetStream publish (file store) + 202",
-		fmt.Sprintf("%s/s, p50 %s, p99 %s%s", rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), res.failures()),
+		res.figures() + res.failures(),
 	}}, nil
 }
 
@@ -388,7 +388,7 @@ func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
 	res := sendPushes(ctx, child.url+"/v1/hooks/github", secret, "e2e", b.cfg, func(done, total int) {
 		b.logf("router: %d/%d accepted, %d PipelineRuns", done, total, runs.count())
 	})
-	b.logf("router: %d answered in %s: %s/s 202s, p50 %s, p99 %s; %d PipelineRuns so far", res.ok, res.elapsed.Round(time.Millisecond), rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), runs.count())
+	b.logf("router: %d answered in %s: %s; %d PipelineRuns so far", res.ok, res.elapsed.Round(time.Millisecond), res.figures(), runs.count())
 	created, err := b.waitForRuns(ctx, runs, res.ok, child)
 	if err != nil {
 		return nil, err
@@ -402,7 +402,7 @@ func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
 	own := child.ownMetrics(ctx)
 	return []benchRow{
 		{"router, flags " + flagsLabel(b.cfg.routerArgs) + ": 202s",
-			fmt.Sprintf("%s/s, p50 %s, p99 %s%s", rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), res.failures())},
+			res.figures() + res.failures()},
 		{"router: PipelineRuns created",
 			fmt.Sprintf("%s/s (%d runs in %s from the first send)", rate(created, createdIn), created, createdIn.Round(10*time.Millisecond))},
 		{"  API server during the router run", apiserverSummary(before, after)},
@@ -638,6 +638,11 @@ func (r loadResult) p(q int) time.Duration {
 	}
 	i := (len(r.latencies)*q + 99) / 100
 	return r.latencies[min(max(i-1, 0), len(r.latencies)-1)]
+}
+
+// figures is the rate of successes and their p50 and p99 latencies.
+func (r loadResult) figures() string {
+	return fmt.Sprintf("%s/s, p50 %s, p99 %s", rate(r.ok, r.elapsed), ms(r.p(50)), ms(r.p(99)))
 }
 
 func (r loadResult) failures() string {

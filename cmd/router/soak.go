@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
@@ -40,7 +39,7 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 	send, done := pushSender(child.url+"/v1/hooks/github", secret, "soak", b.cfg.concurrency)
 	defer done()
 
-	var mu sync.Mutex
+	// samples is written by the sampler and read once it has stopped.
 	var samples []soakSample
 	start := time.Now()
 	sampleCtx, stopSampling := context.WithCancel(ctx)
@@ -51,9 +50,7 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 		defer t.Stop()
 		for {
 			if rss, err := child.statusMiB("VmRSS"); err == nil {
-				mu.Lock()
 				samples = append(samples, soakSample{time.Since(start), rss})
-				mu.Unlock()
 			}
 			select {
 			case <-sampleCtx.Done():
@@ -75,8 +72,8 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 	}
 	return []benchRow{
 		{"soak: router, flags " + flagsLabel(b.cfg.routerArgs),
-			fmt.Sprintf("%d signed pushes at %d/s over %s (%s/s achieved), p50 %s, p99 %s%s",
-				total, b.cfg.soakRate, res.elapsed.Round(time.Second), rate(res.ok, res.elapsed), ms(res.p(50)), ms(res.p(99)), res.failures())},
+			fmt.Sprintf("%d signed pushes at %d/s over %s; achieved %s%s",
+				total, b.cfg.soakRate, res.elapsed.Round(time.Second), res.figures(), res.failures())},
 		{"soak: PipelineRuns created", fmt.Sprintf("%d of %d", created, res.ok)},
 		{"soak: RSS every " + b.cfg.soakEvery.String() + " (MiB)", rssSeries(samples)},
 		{"soak: RSS growth", rssGrowth(samples, b.cfg.soak)},

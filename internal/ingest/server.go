@@ -533,7 +533,8 @@ func (s *Server) publish(ctx context.Context, accepted []policy.Accepted, out *o
 		}
 		res := resultOf(a)
 		if dup {
-			res = storedResult(a, err)
+			res.Duplicate = true
+			storedAs(&res, a, err)
 		}
 		out.events = append(out.events, res)
 	}
@@ -550,25 +551,24 @@ type storedBefore interface {
 	StoredEvent() (id string, targets []routing.Target)
 }
 
-// storedResult is what the sender of a redelivery is told: the event
-// stored before, with its id and run names. A body-signed delivery
-// replayed under a new delivery id is the first delivery: its runs are
-// the ones that exist.
-func storedResult(a policy.Accepted, err error) EventResult {
+// storedAs makes res, the answer to a redelivery, name the event stored
+// before, with its id and run names, when the publisher says which it was:
+// a body-signed delivery replayed under a new delivery id is the first
+// delivery, whose runs are the ones that exist.
+func storedAs(res *EventResult, a policy.Accepted, err error) {
 	var sb storedBefore
-	if errors.As(err, &sb) {
-		if id, targets := sb.StoredEvent(); id != "" {
-			res := resultOf(policy.Accepted{Event: a.Event, Targets: targets, Hold: a.Hold})
-			res.ID, res.Duplicate = id, true
-			if id != a.Event.ID() {
-				res.sentID = a.Event.ID()
-			}
-			return res
-		}
+	if !errors.As(err, &sb) {
+		return
 	}
-	res := resultOf(a)
-	res.Duplicate = true
-	return res
+	id, targets := sb.StoredEvent()
+	if id == "" {
+		return
+	}
+	stored := resultOf(policy.Accepted{Event: a.Event, Targets: targets, Hold: a.Hold})
+	res.Targets = stored.Targets
+	if id != res.ID {
+		res.ID, res.sentID = id, res.ID
+	}
 }
 
 // unknownName is the 404 for a source or endpoint the rules in force do not

@@ -1,21 +1,18 @@
 package queue
 
-import "github.com/switchyard-dev/switchyard/internal/routing"
+import (
+	"errors"
 
-// ErrAlreadyStored is what Publish returns for an event it stored before (a
-// redelivery): nothing new was published and the work is queued or done, so
-// the caller answers as for a success and may say "duplicate". Callers that
-// must not import this package detect it by its AlreadyStored method.
-// Publish returns it wrapped in a *StoredBefore, which says what was stored;
-// errors.Is(err, ErrAlreadyStored) holds for both.
-var ErrAlreadyStored error = alreadyStoredError{}
+	"github.com/switchyard-dev/switchyard/internal/routing"
+)
 
-type alreadyStoredError struct{}
-
-func (alreadyStoredError) Error() string { return "event stored before" }
-
-// AlreadyStored marks the error as a successful, deduplicated publish.
-func (alreadyStoredError) AlreadyStored() bool { return true }
+// ErrAlreadyStored is what Publish's answer to a redelivery is: an event
+// stored before, so nothing new was published and the work is queued or
+// done; the caller answers as for a success and may say "duplicate".
+// Publish returns a *StoredBefore, for which errors.Is(err,
+// ErrAlreadyStored) holds; callers that must not import this package detect
+// it by its AlreadyStored method.
+var ErrAlreadyStored = errors.New("event stored before")
 
 // StoredBefore is Publish's answer to a redelivery: the record of the
 // event stored before. For a body-signed delivery replayed under a new

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -115,33 +116,24 @@ const (
 // under the first key found (the event id's before the body's), or an
 // error only when none is found and a lookup failed.
 func (q *Queue) anyAccepted(ctx context.Context, keys []string) (*StoredBefore, error) {
-	type answer struct {
-		stored *StoredBefore
-		err    error
-	}
-	answers := make([]chan answer, len(keys))
+	stored := make([]*StoredBefore, len(keys))
+	errs := make([]error, len(keys))
+	var wg sync.WaitGroup
 	for i, key := range keys {
-		answers[i] = make(chan answer, 1)
-		go func() {
-			stored, err := q.isAccepted(ctx, key)
-			answers[i] <- answer{stored, err}
-		}()
+		wg.Go(func() { stored[i], errs[i] = q.isAccepted(ctx, key) })
 	}
-	var found *StoredBefore
-	var first error
-	for _, ch := range answers {
-		a := <-ch
-		if found == nil {
-			found = a.stored
-		}
-		if a.err != nil && first == nil {
-			first = a.err
+	wg.Wait()
+	for _, s := range stored {
+		if s != nil {
+			return s, nil
 		}
 	}
-	if found != nil {
-		return found, nil
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
 	}
-	return nil, first
+	return nil, nil
 }
 
 // isAccepted returns the record under key in the accepted-events bucket,

@@ -205,11 +205,11 @@ func (w *Watcher) observe(obj any, deleted bool) {
 		w.addTaskResults(o, jobs)
 	}
 	w.mu.Lock()
-	done, n := w.published[uid], 0
+	n := 0
 	for _, j := range jobs {
-		if id := j.MsgID(); !slices.Contains(done, id) && !w.queued[id] {
+		if w.isNew(uid, j) {
 			w.pending = append(w.pending, queued{Job: j, last: deleted})
-			w.queued[id] = true
+			w.queued[j.MsgID()] = true
 			n++
 		}
 	}
@@ -367,10 +367,13 @@ func (w *Watcher) live(ctx context.Context, j queued) {
 func (w *Watcher) anyNewWithTasks(uid string, jobs []Job) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return slices.ContainsFunc(jobs, func(j Job) bool {
-		id := j.MsgID()
-		return len(j.Tasks) > 0 && !slices.Contains(w.published[uid], id) && !w.queued[id]
-	})
+	return slices.ContainsFunc(jobs, func(j Job) bool { return len(j.Tasks) > 0 && w.isNew(uid, j) })
+}
+
+// isNew reports whether j is neither stored nor queued yet; w.mu is held.
+func (w *Watcher) isNew(uid string, j Job) bool {
+	id := j.MsgID()
+	return !slices.Contains(w.published[uid], id) && !w.queued[id]
 }
 
 // addTaskResults sets each listed task's result and duration from the
