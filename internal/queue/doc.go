@@ -20,10 +20,17 @@
 //     ErrUnavailable and the sender must retry.
 //   - Every message carries a deduplication id scoped by source
 //     (source/event-id for the event, source/event-id/app/trigger for work),
-//     so a redelivered webhook within the duplicate window stores nothing new.
+//     so two deliveries in flight together, or a prompt retry of a publish
+//     that failed half way, store nothing twice within the duplicate window
+//     (DefaultDuplicateWindow: short, since JetStream keeps the ids in
+//     memory). A redelivery of a fully stored event finds its record in the
+//     accepted-events bucket and stores nothing, for Config.EventsMaxAge.
+//     Work queued twice past the window still makes one PipelineRun: its
+//     name is deterministic and dispatch takes AlreadyExists as done.
 //   - A held target is stored before the event counts as accepted, and
 //     released with the work message id Publish would have given it, so a
-//     second approval queues nothing new.
+//     second approval queues nothing new (and one past the window finds the
+//     decision recorded).
 //   - Work leaves the work stream only when dispatched (Ack; a handler's
 //     Skip counts: the rules said not to run it) or when its dead letter
 //     was acknowledged by JetStream (Term): nothing is dropped.

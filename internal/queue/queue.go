@@ -44,11 +44,28 @@ const DefaultAuditMaxBytes = 256 << 20
 // notice, fix the cause and replay.
 const DLQMaxAge = 30 * 24 * time.Hour
 
+// DefaultDuplicateWindow is how long JetStream itself remembers the message
+// ids of the events and work streams. Its ids are held in the server's
+// memory for the whole window, at every event's cost, so it is short: it
+// only has to cover two deliveries of one event in flight together and a
+// sender's prompt retry of a publish that failed half way. The
+// accepted-events bucket makes a redelivery of a stored event a no-op for
+// Config.EventsMaxAge, and a work item queued again after the window (a
+// retry, minutes later, of a publish whose record was lost) finds its
+// PipelineRun by its deterministic name and creates nothing.
+const DefaultDuplicateWindow = 2 * time.Minute
+
+// dlqDuplicateWindow deduplicates dead letters: a terminate lost after its
+// dead letter was stored means one more delivery, maybe after a restart
+// hours later, which dead-letters again under the same id. Dead letters
+// are few, so their ids cost no memory worth saving.
+const dlqDuplicateWindow = 24 * time.Hour
+
 // Config configures the streams and publishing.
 type Config struct {
 	Replicas        int           // stream replicas (1 default; 3 for a NATS cluster)
 	EventsMaxAge    time.Duration // how long accepted events are kept for replay/audit (default 7*24h)
-	DuplicateWindow time.Duration // JetStream dedup window (default 24h: GitHub's manual redelivery reuses the delivery id hours later)
+	DuplicateWindow time.Duration // JetStream dedup window of the events and work streams (default DefaultDuplicateWindow)
 	PublishTimeout  time.Duration // per publish ack wait (default 5s)
 	AuditMaxBytes   int64         // audit stream size cap, oldest records dropped first (default DefaultAuditMaxBytes)
 }
@@ -61,9 +78,9 @@ func (c Config) withDefaults() (Config, error) {
 		c.EventsMaxAge = 7 * 24 * time.Hour
 	}
 	if c.DuplicateWindow == 0 {
-		// A day, or less when events are kept less (JetStream refuses a
-		// window longer than the stream's max age).
-		c.DuplicateWindow = min(24*time.Hour, c.EventsMaxAge)
+		// Shorter when events are kept less (JetStream refuses a window
+		// longer than the stream's max age).
+		c.DuplicateWindow = min(DefaultDuplicateWindow, c.EventsMaxAge)
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = 5 * time.Second
@@ -81,8 +98,6 @@ func (c Config) withDefaults() (Config, error) {
 	case c.DuplicateWindow > c.EventsMaxAge:
 		// JetStream refuses a duplicate window longer than the stream's max age.
 		return c, fmt.Errorf("queue config: duplicate window %s is longer than events max age %s", c.DuplicateWindow, c.EventsMaxAge)
-	case c.DuplicateWindow > DLQMaxAge:
-		return c, fmt.Errorf("queue config: duplicate window %s is longer than the dead-letter max age %s", c.DuplicateWindow, DLQMaxAge)
 	}
 	return c, nil
 }
@@ -223,7 +238,7 @@ func streamConfigs(cfg Config) []jetstream.StreamConfig {
 			MaxAge:      DLQMaxAge,
 			Storage:     jetstream.FileStorage,
 			Replicas:    cfg.Replicas,
-			Duplicates:  cfg.DuplicateWindow,
+			Duplicates:  dlqDuplicateWindow,
 		},
 		{
 			Name:        AuditStream,
