@@ -7,6 +7,7 @@ import (
 	"io"
 	"os/user"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -51,7 +52,7 @@ was requested, still judged by the rules in force at dispatch.`,
 	o.conn = conn
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		o.id = args[0]
-		if err := runApprove(cmd.Context(), o, s.Out); err != nil {
+		if err := runApprove(cmd.Context(), o, s.Out, s.Err); err != nil {
 			fmt.Fprintf(s.Err, "%s: %v\n", o.command, err)
 			return exitCode(1)
 		}
@@ -66,7 +67,7 @@ was requested, still judged by the rules in force at dispatch.`,
 // runApprove decides on a held event as an operator: whoever reaches the
 // routers' NATS is trusted with it, as with `router replay`. Dispatch
 // still judges the released targets under the rules in force.
-func runApprove(ctx context.Context, o approveOptions, stdout io.Writer) error {
+func runApprove(ctx context.Context, o approveOptions, stdout, stderr io.Writer) error {
 	q, closeAll, err := o.conn.open(ctx)
 	if err != nil {
 		return err
@@ -99,6 +100,11 @@ func runApprove(ctx context.Context, o approveOptions, stdout io.Writer) error {
 		rec.Decision = policy.DecisionApproved
 	}
 	q.Audit(rec)
+	flushCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if ferr := q.FlushAudit(flushCtx); ferr != nil {
+		fmt.Fprintf(stderr, "warning: the audit record of this decision was not stored: %v\n", ferr)
+	}
 	if err != nil {
 		return err
 	}

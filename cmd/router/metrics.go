@@ -16,6 +16,8 @@ import (
 type serveMetrics struct {
 	http  *metrics.HTTP
 	queue *queue.Metrics
+	// auditDropped reads the queue the router opened.
+	auditDropped *auditDropped
 }
 
 func newServeMetrics(holder *routing.Holder) (*serveMetrics, error) {
@@ -48,7 +50,38 @@ func newServeMetrics(holder *routing.Holder) (*serveMetrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	return &serveMetrics{http: h, queue: q}, nil
+	dropped := metrics.Register(reg, newAuditDropped(), &err)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return &serveMetrics{http: h, queue: q, auditDropped: dropped}, nil
+}
+
+// auditDropped exports switchyard_audit_dropped_total: audit records the
+// router's queue dropped because JetStream could not take them for as
+// long as its buffer lasted (queue.Queue.AuditDropped).
+type auditDropped struct {
+	desc *prometheus.Desc
+	gate atomic.Pointer[queueGate]
+}
+
+func newAuditDropped() *auditDropped {
+	return &auditDropped{desc: prometheus.NewDesc("switchyard_audit_dropped_total",
+		"Audit records dropped because JetStream could not store them for as long as the router's buffer lasted (the log has every decision).", nil, nil)}
+}
+
+// Describe implements prometheus.Collector.
+func (c *auditDropped) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+// Collect implements prometheus.Collector.
+func (c *auditDropped) Collect(ch chan<- prometheus.Metric) {
+	var n uint64
+	if g := c.gate.Load(); g != nil {
+		if q := g.q.Load(); q != nil {
+			n = q.AuditDropped()
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(c.desc, prometheus.CounterValue, float64(n))
 }
 
 // rulesInfo exports switchyard_rules_info{revision="..."} 1 for the rules

@@ -235,6 +235,7 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 		return nil, err
 	}
 	r.queue.metrics = r.metrics.queue
+	r.metrics.auditDropped.gate.Store(r.queue)
 	// Dispatch asks policy again, with the rules in force, before it
 	// creates anything: a revoked grant or forged work is dead-lettered.
 	changes, err := changesOption(r.holder) // changes.go
@@ -456,7 +457,19 @@ func (r *router) shutdown(wg *sync.WaitGroup, stopConsume, abortHandlers func())
 		abortHandlers()
 		<-stopped
 	}
+	// The audit records of the last requests, before the connection closes.
+	if q := r.queue.q.Load(); q != nil {
+		flushCtx, cancel := context.WithTimeout(context.Background(), auditFlushWait)
+		defer cancel()
+		if err := q.FlushAudit(flushCtx); err != nil {
+			r.logger.Warn("audit records lost at shutdown (the log has every decision)", "error", err.Error())
+		}
+	}
 }
+
+// auditFlushWait is how long a stopping router waits for its last audit
+// records to be stored, after the grace.
+const auditFlushWait = 5 * time.Second
 
 // grant is dispatch's second opinion: policy, under the rules in force.
 type grant struct{ holder *routing.Holder }

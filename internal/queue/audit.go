@@ -2,30 +2,207 @@ package queue
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-dev/switchyard/internal/policy"
 )
 
 // Audit appends rec to the audit stream (switchyard.audit.<decision>). It
-// does not wait for JetStream's ack, so it adds no latency to a request and
-// cannot block one while NATS is down (the nats client buffers across a
-// reconnect); the router's log has every decision as well.
+// does not wait for JetStream: the record goes to a bounded buffer that a
+// background writer publishes, awaiting each ack and publishing again what
+// was not acknowledged (NATS down, a timeout, the stream unavailable), under
+// the same message id so a retry after a lost ack stores it once. So
+// auditing adds no latency to a request and cannot block one, and a record
+// is lost only when the buffer is full (AuditDropped counts those; the
+// router's log has every decision as well) or the process ends before
+// FlushAudit.
 func (q *Queue) Audit(rec policy.Record) {
 	if rec.Time.IsZero() {
 		rec.Time = time.Now().UTC()
 	}
 	rec.Reason = trimReason(rec.Reason)
 	data, err := json.Marshal(rec)
-	if err == nil {
-		err = q.nc.Publish(AuditSubjectPrefix+rec.Decision, data)
-	}
 	if err != nil {
 		q.logger.Warn("audit record not published", "decision", rec.Decision, "source", rec.Source, "err", err)
+		return
 	}
+	q.audits.add(q, &nats.Msg{Subject: AuditSubjectPrefix + rec.Decision, Data: data})
+}
+
+// AuditDropped returns how many audit records this queue dropped because
+// its buffer was full: JetStream was unreachable for that long.
+func (q *Queue) AuditDropped() uint64 { return q.audits.dropped.Load() }
+
+// FlushAudit waits until every record Audit was given before the call is
+// stored (or dropped), for commands that exit right after auditing and for
+// a router shutting down. It returns an error when ctx ends first.
+func (q *Queue) FlushAudit(ctx context.Context) error {
+	a := &q.audits
+	target := a.added.Load()
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for a.settled.Load() < target {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("audit: %d records not stored yet: %w", target-a.settled.Load(), ctx.Err())
+		case <-tick.C:
+		}
+	}
+	return nil
+}
+
+// auditBuffer bounds the audit records waiting for JetStream (about 1 KiB
+// each): a few seconds of a flood, or minutes of a NATS outage at a
+// normal rate.
+const auditBuffer = 8192
+
+// auditBatch is how many records the writer publishes before awaiting
+// their acks together.
+const auditBatch = 256
+
+// auditWriter is the audit records' way to the stream: Audit hands them
+// over, one goroutine (started by the first record, ended when the NATS
+// connection closes) stores them.
+type auditWriter struct {
+	start sync.Once
+	msgs  chan *nats.Msg
+	// added counts records handed over, settled those stored or dropped:
+	// FlushAudit waits for settled to reach added.
+	added, settled, dropped atomic.Uint64
+	// failedRounds counts publishing rounds that left records unstored.
+	failedRounds atomic.Uint64
+	// idPrefix and next make each record's message id.
+	idPrefix string
+	next     atomic.Uint64
+	// lastDropLog rate-limits the warning about dropped records.
+	lastDropLog atomic.Int64
+}
+
+func (a *auditWriter) add(q *Queue, m *nats.Msg) {
+	a.start.Do(func() {
+		a.msgs = make(chan *nats.Msg, q.auditBuffer())
+		a.idPrefix = newAuditIDPrefix()
+		go a.run(q, q.nc.StatusChanged(nats.CLOSED))
+	})
+	m.Header = nats.Header{jetstream.MsgIDHeader: []string{a.idPrefix + strconv.FormatUint(a.next.Add(1), 36)}}
+	a.added.Add(1)
+	select {
+	case a.msgs <- m:
+	default:
+		a.dropped.Add(1)
+		a.settled.Add(1)
+		now := time.Now().UnixNano()
+		if last := a.lastDropLog.Load(); now-last > int64(10*time.Second) && a.lastDropLog.CompareAndSwap(last, now) {
+			q.logger.Warn("audit buffer full: records dropped (the log has every decision)", "dropped_total", a.dropped.Load())
+		}
+	}
+}
+
+// run stores the records as they come, until the connection closes.
+func (a *auditWriter) run(q *Queue, closed <-chan nats.Status) {
+	batch := make([]*nats.Msg, 0, auditBatch)
+	for {
+		select {
+		case m := <-a.msgs:
+			batch = append(batch[:0], m)
+		case <-closed:
+			return
+		}
+	fill:
+		for len(batch) < auditBatch {
+			select {
+			case m := <-a.msgs:
+				batch = append(batch, m)
+			default:
+				break fill
+			}
+		}
+		if !a.store(q, batch, closed) {
+			return
+		}
+	}
+}
+
+// store publishes batch until JetStream acknowledged every record, waiting
+// longer between rounds while it does not; false when the connection
+// closed first (what was left is lost with the process).
+func (a *auditWriter) store(q *Queue, batch []*nats.Msg, closed <-chan nats.Status) bool {
+	delay := 50 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		failed, err := q.publishAudit(batch)
+		a.settled.Add(uint64(len(batch) - len(failed)))
+		if len(failed) == 0 {
+			if attempt > 1 {
+				q.logger.Info("audit records stored after a retry", "attempts", attempt)
+			}
+			return true
+		}
+		a.failedRounds.Add(1)
+		if attempt == 1 {
+			q.logger.Warn("audit records not stored yet: retrying", "records", len(failed), "err", err)
+		}
+		batch = failed
+		select {
+		case <-time.After(delay):
+		case <-closed:
+			q.logger.Warn("audit records lost: the NATS connection closed", "records", len(batch))
+			return false
+		}
+		delay = min(2*delay, 5*time.Second)
+	}
+}
+
+// publishAudit publishes msgs and awaits their acks together, returning
+// the ones not acknowledged and the first error.
+func (q *Queue) publishAudit(msgs []*nats.Msg) ([]*nats.Msg, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.PublishTimeout)
+	defer cancel()
+	var failed []*nats.Msg
+	var first error
+	fail := func(m *nats.Msg, err error) {
+		failed = append(failed, m)
+		if first == nil {
+			first = err
+		}
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	sent := make([]*nats.Msg, 0, len(msgs))
+	for _, m := range msgs {
+		f, err := q.js.PublishMsgAsync(m, jetstream.WithExpectStream(AuditStream))
+		if err != nil {
+			fail(m, err)
+			continue
+		}
+		futures, sent = append(futures, f), append(sent, m)
+	}
+	for i, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			fail(sent[i], err)
+		case <-ctx.Done():
+			fail(sent[i], ctx.Err())
+		}
+	}
+	return failed, first
+}
+
+// newAuditIDPrefix makes this writer's message ids unique across routers
+// and restarts: JetStream deduplicates by id within its window.
+func newAuditIDPrefix() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail
+	return "audit-" + hex.EncodeToString(b[:]) + "-"
 }
 
 // AuditRecords calls fn for every audit record at or after since (zero:

@@ -118,6 +118,24 @@ type Queue struct {
 	status   jetstream.KeyValue
 	cfg      Config
 	logger   *slog.Logger
+	audits   auditWriter
+	// auditBufferLen overrides auditBuffer (tests).
+	auditBufferLen int
+}
+
+func (q *Queue) auditBuffer() int {
+	if q.auditBufferLen > 0 {
+		return q.auditBufferLen
+	}
+	return auditBuffer
+}
+
+// newJetStream is the JetStream client of a Queue. An asynchronous
+// publish nobody acknowledges is forgotten after the publish timeout:
+// otherwise each would hold one of the client's pending slots, and enough
+// of them would stall every later publish.
+func newJetStream(nc *nats.Conn, cfg Config) (jetstream.JetStream, error) {
+	return jetstream.New(nc, jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
 }
 
 // Open creates the streams, or updates them to cfg, and returns a Queue on
@@ -130,7 +148,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.Logger) (
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	js, err := jetstream.New(nc)
+	js, err := newJetStream(nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open queue: %w", err)
 	}
@@ -185,7 +203,7 @@ func Attach(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Queue, er
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	js, err := jetstream.New(nc)
+	js, err := newJetStream(nc, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("attach queue: %w", err)
 	}

@@ -1,0 +1,124 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
+)
+
+func auditRec(i int) policy.Record {
+	return policy.Record{Decision: policy.DecisionAccepted, Kind: "webhook", Source: "github", Status: 202, EventID: fmt.Sprintf("d-%d", i)}
+}
+
+// auditIDs returns the event ids of the audit records stored, in order.
+func auditIDs(t *testing.T, q *Queue) []string {
+	t.Helper()
+	var ids []string
+	if err := q.AuditRecords(context.Background(), time.Time{}, func(r policy.Record) bool {
+		ids = append(ids, r.EventID)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// Audit records given while the audit stream cannot store them (here: it
+// is gone, as while JetStream is down) are not lost: the writer publishes
+// them again until they are stored, each once.
+func TestAuditRecordsWaitForTheStream(t *testing.T) {
+	e := startEmbedded(t, t.TempDir())
+	q := openQueue(t, e, Config{PublishTimeout: time.Second})
+	ctx := context.Background()
+	if err := q.js.DeleteStream(ctx, AuditStream); err != nil {
+		t.Fatal(err)
+	}
+	const n = 20
+	for i := range n {
+		q.Audit(auditRec(i))
+	}
+	// The writer fails at least once (the client's own retries of a
+	// publish nobody answered are over by then).
+	waitFor(t, "a failed round", func() bool { return q.audits.failedRounds.Load() > 0 })
+	if q.audits.settled.Load() != 0 {
+		t.Fatalf("%d records counted as stored while their stream did not exist", q.audits.settled.Load())
+	}
+	// JetStream is back: opening the queue again makes the streams.
+	openQueue(t, e, Config{})
+	flushCtx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	if err := q.FlushAudit(flushCtx); err != nil {
+		t.Fatal(err)
+	}
+	ids := auditIDs(t, q)
+	if len(ids) != n {
+		t.Fatalf("%d audit records stored, want %d: %v", len(ids), n, ids)
+	}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Errorf("record %s stored twice", id)
+		}
+		seen[id] = true
+	}
+	if q.AuditDropped() != 0 {
+		t.Errorf("dropped %d records, want 0", q.AuditDropped())
+	}
+}
+
+// FlushAudit returns once every record given before it is stored: a
+// command that audits and exits loses nothing.
+func TestFlushAuditStoresEverythingGiven(t *testing.T) {
+	q := newQueue(t)
+	const n = 500
+	for i := range n {
+		q.Audit(auditRec(i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := q.FlushAudit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := streamInfo(t, q, AuditStream).State.Msgs; got != n {
+		t.Fatalf("after FlushAudit the audit stream holds %d records, want %d", got, n)
+	}
+}
+
+// A full buffer (JetStream unreachable for long) drops records, counts
+// them, and never blocks the request that audits; FlushAudit then says
+// how many were not stored when its context ends.
+func TestFullAuditBufferDropsAndCounts(t *testing.T) {
+	e := startEmbedded(t, t.TempDir())
+	q := openQueue(t, e, Config{PublishTimeout: 100 * time.Millisecond})
+	q.auditBufferLen = 4
+	ctx := context.Background()
+	if err := q.js.DeleteStream(ctx, AuditStream); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := range n {
+		q.Audit(auditRec(i)) // must return although nothing can be stored
+	}
+	dropped := q.AuditDropped()
+	// At most the buffer and one batch in the writer's hands are kept.
+	if dropped == 0 || dropped > n-4 {
+		t.Fatalf("dropped %d of %d with a buffer of 4, want all but the buffer and a batch", dropped, n)
+	}
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	if err := q.FlushAudit(short); err == nil {
+		t.Fatal("FlushAudit returned nil while records could not be stored")
+	}
+	openQueue(t, e, Config{})
+	flushCtx, cancel2 := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel2()
+	if err := q.FlushAudit(flushCtx); err != nil {
+		t.Fatal(err)
+	}
+	if got := uint64(len(auditIDs(t, q))); got+dropped != n {
+		t.Fatalf("stored %d and dropped %d of %d records", got, dropped, n)
+	}
+}
