@@ -45,6 +45,24 @@ func newCanceller(cfg serveConfig, gate *queueGate, logger *slog.Logger) ingest.
 	return &prCanceller{gate: gate, client: client, logger: logger.With("component", "cancel")}
 }
 
+// newRunStates returns what reads the runs' own states for GET
+// /v1/events/{id} on a router dispatching to a cluster, or nil (the
+// queue's states only) when it writes PipelineRuns to files.
+func newRunStates(cfg serveConfig) ingest.RunStateReader {
+	if cfg.dispatchMode == "dir" {
+		return nil
+	}
+	restCfg, err := dispatch.RESTConfig(cfg.kubeconfig, float32(cfg.kubeQPS), cfg.kubeBurst)
+	if err != nil {
+		return nil // newCreator reports it, or dispatches to files
+	}
+	client, err := versioned.NewForConfig(restCfg)
+	if err != nil {
+		return nil
+	}
+	return dispatch.NewRunStates(client)
+}
+
 // CancelPullRequest cancels the created, unfinished PipelineRuns of the
 // pull request's events (of trigger only, when set).
 func (c *prCanceller) CancelPullRequest(ctx context.Context, source, repo, number, trigger string) (int, error) {

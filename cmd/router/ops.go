@@ -17,7 +17,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
+	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 
+	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
 )
@@ -407,9 +409,10 @@ func oneLine(s string, n int) string {
 
 // statusOptions are the flags of `router status`.
 type statusOptions struct {
-	source string
-	id     string
-	output string
+	source     string
+	id         string
+	output     string
+	kubeconfig string
 }
 
 func newStatusCmd(s ioStreams) *cobra.Command {
@@ -418,8 +421,11 @@ func newStatusCmd(s ioStreams) *cobra.Command {
 		Use:   "status --source NAME --id ID [-o json]",
 		Short: "Show the state of each target of an accepted event",
 		Long: `Shows an accepted event and, for each (app, trigger) it fired, the
-PipelineRun, its state (queued, created, running, succeeded, failed,
-dead-lettered, ...), attempts and reason. The same as GET /v1/events/{id}.`,
+PipelineRun, its state (queued, created, running, succeeded, run-failed,
+failed and retrying, dead-lettered, ...), attempts and reason. The same as
+GET /v1/events/{id}. Whether a created run is running, succeeded or
+run-failed is read from the cluster (--kubeconfig, else $KUBECONFIG, else the in-cluster config);
+without one, created runs show as created.`,
 		Example: `  # The event id is the 202's "id" (for GitHub, the X-GitHub-Delivery header)
   router status --source github --id 3f1c-delivery
 
@@ -436,6 +442,7 @@ dead-lettered, ...), attempts and reason. The same as GET /v1/events/{id}.`,
 	f.StringVar(&o.source, "source", "", "the source (hook or endpoint name) that accepted the event")
 	f.StringVar(&o.id, "id", "", "the event id (the 202's id)")
 	f.StringVarP(&o.output, "output", "o", "text", "output format: text or json")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig path, to read the runs' own states (default $KUBECONFIG, then in-cluster config)")
 	_ = cmd.MarkFlagRequired("source")
 	_ = cmd.MarkFlagRequired("id")
 	_ = cmd.RegisterFlagCompletionFunc("output", fixedCompletion("text", "json"))
@@ -454,6 +461,11 @@ func runStatus(ctx context.Context, o statusOptions, conn *opsFlags, stdout, std
 		fmt.Fprintf(stderr, "router status: %v\n", err)
 		return 1
 	}
+	if runs, err := cliRunStates(o.kubeconfig); err != nil {
+		fmt.Fprintf(stderr, "router status: the runs' own states are not shown: %v\n", err)
+	} else if runs != nil {
+		runs.Fill(ctx, &st)
+	}
 	if o.output == "json" {
 		return printJSON(stdout, stderr, st)
 	}
@@ -465,6 +477,23 @@ func runStatus(ctx context.Context, o statusOptions, conn *opsFlags, stdout, std
 	}
 	_ = tw.Flush()
 	return 0
+}
+
+// cliRunStates reads runs with the kubeconfig given, else $KUBECONFIG,
+// else the in-cluster config; nil, nil when there is none.
+func cliRunStates(kubeconfig string) (*dispatch.RunStates, error) {
+	restCfg, err := dispatch.RESTConfig(kubeconfig, 0, 0)
+	if errors.Is(err, dispatch.ErrNoCluster) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	client, err := versioned.NewForConfig(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	return dispatch.NewRunStates(client), nil
 }
 
 // auditOptions are the flags of `router audit`.

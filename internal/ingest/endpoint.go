@@ -25,6 +25,12 @@ type StatusReader interface {
 	Status(ctx context.Context, source, eventID string) (policy.EventStatus, error)
 }
 
+// RunStateReader replaces the state of an event's created targets with
+// their runs' own (dispatch.RunStates).
+type RunStateReader interface {
+	Fill(ctx context.Context, st *policy.EventStatus)
+}
+
 // authenticate checks the bearer token against the endpoint: a static
 // token (compared as a SHA-256 with every stored hash, in constant time),
 // else an OIDC token (signature, issuer, audience, expiry, algorithms, then
@@ -228,6 +234,9 @@ func (s *Server) handleEventStatus(w http.ResponseWriter, r *http.Request) {
 	if !policy.MayRead(rules, c, st) {
 		notFound()
 		return
+	}
+	if s.cfg.Runs != nil {
+		s.cfg.Runs.Fill(r.Context(), &st)
 	}
 	writeJSON(w, http.StatusOK, st)
 }

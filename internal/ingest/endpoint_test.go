@@ -95,11 +95,14 @@ type endpointServer struct {
 	issuer   *agentIssuer
 	ciToken  string
 	audToken string
+	// ciToken2 is another principal of ci-bot.
+	ciToken2 string
 }
 
 func newEndpointServer(t testing.TB) *endpointServer {
 	t.Helper()
-	es := &endpointServer{issuer: newAgentIssuer(t), ciToken: hex.EncodeToString(newSecret(t)), audToken: hex.EncodeToString(newSecret(t))}
+	es := &endpointServer{issuer: newAgentIssuer(t), ciToken: hex.EncodeToString(newSecret(t)), audToken: hex.EncodeToString(newSecret(t)),
+		ciToken2: hex.EncodeToString(newSecret(t))}
 	root := `apiVersion: switchyard.dev/v1alpha1
 kind: Root
 sources:
@@ -172,7 +175,7 @@ triggers:
 			t.Fatal(err)
 		}
 	}
-	env := map[string]string{"GH": "x", "CI_TOKENS": "# ci\n" + hashLine(es.ciToken, "ci-bot-1") + "\n", "AUDITOR_TOKENS": hashLine(es.audToken, "security")}
+	env := map[string]string{"GH": "x", "CI_TOKENS": "# ci\n" + hashLine(es.ciToken, "ci-bot-1") + "\n" + hashLine(es.ciToken2, "ci-bot-2") + "\n", "AUDITOR_TOKENS": hashLine(es.audToken, "security")}
 	opts := LoadOptions()
 	opts.ResolveSecrets = true
 	opts.LookupEnv = func(name string) (string, bool) { v, ok := env[name]; return v, ok }

@@ -5,8 +5,12 @@ package ingest
 // GET /v1/events/{id} with ?endpoint=.
 
 import (
+	"context"
 	"net/http"
+	"strings"
 	"testing"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
 )
 
 // Artifactory: a docker deletion is an image delete; another docker event
@@ -60,5 +64,39 @@ func TestEventStatusNamedEndpoint(t *testing.T) {
 		if status, _, body := (&hookServer{url: es.url}).send(t, http.MethodGet, "/v1/events/st-1"+query, h, nil); status != want {
 			t.Errorf("%s: %d %s, want %d", query, status, body, want)
 		}
+	}
+}
+
+// countingRuns is a RunStateReader that marks what it filled.
+type countingRuns struct{ calls int }
+
+func (c *countingRuns) Fill(_ context.Context, st *policy.EventStatus) {
+	c.calls++
+	for i := range st.Targets {
+		st.Targets[i].State = policy.StateSucceeded
+	}
+}
+
+// GET /v1/events/{id} asks for the runs' own states only for a caller
+// allowed to read the event: anyone else cannot make the router read the
+// cluster, and learns nothing.
+func TestEventStatusReadsRunsOnlyForAllowedCallers(t *testing.T) {
+	es := newEndpointServer(t)
+	runs := &countingRuns{}
+	es.srv.cfg.Runs = runs
+	if status, _, body := es.post(t, "ci-bot", es.ciToken, agentEvent("st-2", "com.acme.build.requested", nil, nil)); status != http.StatusAccepted {
+		t.Fatalf("send: %d %s", status, body)
+	}
+	get := func(token string) (int, string) {
+		h := http.Header{"Authorization": {"Bearer " + token}}
+		status, _, body := (&hookServer{url: es.url}).send(t, http.MethodGet, "/v1/events/st-2?endpoint=ci-bot", h, nil)
+		return status, string(body)
+	}
+	if status, body := get(es.ciToken2); status != http.StatusNotFound || runs.calls != 0 {
+		t.Fatalf("another principal: %d %s, %d run reads; want 404 and none", status, body, runs.calls)
+	}
+	status, body := get(es.ciToken)
+	if status != http.StatusOK || runs.calls != 1 || !strings.Contains(body, `"state":"succeeded"`) {
+		t.Fatalf("the sender: %d %s, %d run reads; want 200 with the runs' states", status, body, runs.calls)
 	}
 }

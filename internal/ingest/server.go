@@ -65,6 +65,10 @@ type Config struct {
 	Audit func(policy.Record)
 	// Status, when set, serves GET /v1/events/{id}.
 	Status StatusReader
+	// Runs, when set, fills in how each created run is doing (running,
+	// succeeded, failed) for GET /v1/events/{id}, after the caller was
+	// found allowed to read the event (dispatch.RunStates).
+	Runs RunStateReader
 	// ReadyDetail, when set, adds notes to a ready /readyz (a hook the Git
 	// host disabled); it never makes the router unready.
 	ReadyDetail func() map[string]string

@@ -107,6 +107,15 @@ const (
 	// StateSkipped: nothing was created, by the rules: dispatch checked a
 	// paths condition routing deferred and no changed file matched.
 	StateSkipped = "skipped"
+	// The run's own state, read from the cluster when the status is asked
+	// for, past created (dispatch.RunStates):
+	// StateRunning: the run started and has not finished.
+	StateRunning = "running"
+	// StateSucceeded: the run finished and succeeded.
+	StateSucceeded = "succeeded"
+	// StateRunFailed: the run finished and did not succeed (failed,
+	// cancelled, timed out: the reason says which). Final, unlike failed.
+	StateRunFailed = "run-failed"
 )
 
 // TargetStatus is one target's dispatch state.

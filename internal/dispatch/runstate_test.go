@@ -1,0 +1,98 @@
+package dispatch
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	k8stesting "k8s.io/client-go/testing"
+	"knative.dev/pkg/apis"
+	duckv1 "knative.dev/pkg/apis/duck/v1"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
+)
+
+func succeeded(status corev1.ConditionStatus, reason, message string) duckv1.Status {
+	return duckv1.Status{Conditions: duckv1.Conditions{{Type: apis.ConditionSucceeded, Status: status, Reason: reason, Message: message}}}
+}
+
+func prWith(name string, st duckv1.Status, started bool) *pipelinev1.PipelineRun {
+	pr := &pipelinev1.PipelineRun{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "ci"}}
+	pr.Status.Status = st
+	if started {
+		now := metav1.NewTime(time.Now())
+		pr.Status.StartTime = &now
+	}
+	return pr
+}
+
+// Each created target gets its run's state; targets in other states, and
+// runs that cannot be read, keep the queue's.
+func TestRunStatesFill(t *testing.T) {
+	tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "tr-done", Namespace: "ci"}}
+	tr.Status.Status = succeeded(corev1.ConditionTrue, "Succeeded", "All Steps have completed executing")
+	other := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "tr-other", Namespace: "ci"}}
+	other.Status.Status = succeeded(corev1.ConditionFalse, "Failed", "")
+	client := fake.NewSimpleClientset(
+		prWith("pending", duckv1.Status{}, false),
+		prWith("pending-cond", succeeded(corev1.ConditionUnknown, "Pending", ""), false),
+		prWith("started", duckv1.Status{}, true),
+		prWith("running", succeeded(corev1.ConditionUnknown, "Running", ""), false),
+		prWith("ok", succeeded(corev1.ConditionTrue, "Succeeded", "Tasks Completed: 2"), true),
+		prWith("bad", succeeded(corev1.ConditionFalse, "Failed", "Tasks Completed: 2 (Failed: 1)"), true),
+		prWith("stopped", succeeded(corev1.ConditionFalse, "Cancelled", "cancelled by /cancel"), true),
+		prWith("slow", succeeded(corev1.ConditionFalse, "PipelineRunTimeout", ""), true),
+		tr, other,
+	)
+	client.PrependReactor("get", "pipelineruns", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.(k8stesting.GetAction).GetName() == "forbidden" {
+			return true, nil, errors.New("pipelineruns is forbidden")
+		}
+		return false, nil, nil
+	})
+	target := func(name, state string) policy.TargetStatus {
+		return policy.TargetStatus{App: "web", Trigger: name, Namespace: "ci", Name: name, State: state, Reason: "was"}
+	}
+	st := policy.EventStatus{Targets: []policy.TargetStatus{
+		target("pending", policy.StateCreated),
+		target("pending-cond", policy.StateCreated),
+		target("started", policy.StateCreated),
+		target("running", policy.StateCreated),
+		target("ok", policy.StateCreated),
+		target("bad", policy.StateCreated),
+		target("stopped", policy.StateCreated),
+		target("slow", policy.StateCreated),
+		target("tr-done", policy.StateCreated),
+		target("gone", policy.StateCreated),
+		target("forbidden", policy.StateCreated),
+		target("ok", policy.StateQueued),
+		target("bad", policy.StateDeadLettered),
+	}}
+	NewRunStates(client).Fill(context.Background(), &st)
+	want := []struct{ state, reason string }{
+		{"created", ""},
+		{"created", "Pending"},
+		{"running", ""},
+		{"running", ""},
+		{"succeeded", "Tasks Completed: 2"},
+		{"run-failed", "Failed: Tasks Completed: 2 (Failed: 1)"},
+		{"run-failed", "cancelled: cancelled by /cancel"},
+		{"run-failed", "timed out"},
+		{"succeeded", "All Steps have completed executing"},
+		{"created", "the run no longer exists (deleted or pruned)"},
+		{"created", "was"},
+		{"queued", "was"},
+		{"dead-lettered", "was"},
+	}
+	for i, w := range want {
+		if got := st.Targets[i]; got.State != w.state || got.Reason != w.reason {
+			t.Errorf("target %d (%s, queue said %s): state %q reason %q, want %q %q", i, got.Name, got.State, got.State, got.Reason, w.state, w.reason)
+		}
+	}
+}
