@@ -31,15 +31,8 @@ var _ ingest.Canceller = (*prCanceller)(nil)
 // newCanceller returns the canceller of a router dispatching to a cluster,
 // or nil (no /cancel) when it writes PipelineRuns to files.
 func newCanceller(cfg serveConfig, gate *queueGate, logger *slog.Logger) ingest.Canceller {
-	if cfg.dispatchMode == "dir" {
-		return nil
-	}
-	restCfg, err := dispatch.RESTConfig(cfg.kubeconfig, float32(cfg.kubeQPS), cfg.kubeBurst)
-	if err != nil {
-		return nil // newCreator reports it, or dispatches to files
-	}
-	client, err := versioned.NewForConfig(restCfg)
-	if err != nil {
+	client := tektonClient(cfg)
+	if client == nil {
 		return nil
 	}
 	return &prCanceller{gate: gate, client: client, logger: logger.With("component", "cancel")}
@@ -49,18 +42,29 @@ func newCanceller(cfg serveConfig, gate *queueGate, logger *slog.Logger) ingest.
 // /v1/events/{id} on a router dispatching to a cluster, or nil (the
 // queue's states only) when it writes PipelineRuns to files.
 func newRunStates(cfg serveConfig) ingest.RunStateReader {
+	client := tektonClient(cfg)
+	if client == nil {
+		return nil
+	}
+	return dispatch.NewRunStates(client)
+}
+
+// tektonClient is a Tekton client for the cluster serve dispatches to, nil
+// when it writes PipelineRuns to files or has no cluster (newCreator
+// reports a configuration error, or falls back to files).
+func tektonClient(cfg serveConfig) versioned.Interface {
 	if cfg.dispatchMode == "dir" {
 		return nil
 	}
 	restCfg, err := dispatch.RESTConfig(cfg.kubeconfig, float32(cfg.kubeQPS), cfg.kubeBurst)
 	if err != nil {
-		return nil // newCreator reports it, or dispatches to files
+		return nil
 	}
 	client, err := versioned.NewForConfig(restCfg)
 	if err != nil {
 		return nil
 	}
-	return dispatch.NewRunStates(client)
+	return client
 }
 
 // CancelPullRequest cancels the created, unfinished PipelineRuns of the

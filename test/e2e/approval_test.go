@@ -123,10 +123,12 @@ func targetState(t *testing.T, r *router, token, endpoint, id string) string {
 	return targets[0].(map[string]any)["state"].(string)
 }
 
-func TestApprovalGateOnTheRealAPIServer(t *testing.T) {
-	ctx := context.Background()
-	const ns = "e2e-approval"
-	kubeconfig, err := cluster.RouterKubeconfig(ctx, ns)
+// approvalRouter is the configuration of a router on approvalRules in
+// namespace ns, with the router's own identity, and the tokens of bot,
+// lead, alice and mallory.
+func approvalRouter(t *testing.T, ns string) (routerConfig, map[string]string) {
+	t.Helper()
+	kubeconfig, err := cluster.RouterKubeconfig(context.Background(), ns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +136,13 @@ func TestApprovalGateOnTheRealAPIServer(t *testing.T) {
 	for _, p := range []string{"bot", "lead", "alice", "mallory"} {
 		tokens[p] = newSecret(t)
 	}
-	secret, dataDir := newSecret(t), t.TempDir()
-	cfg := routerConfig{rulesDir: approvalRules(t, ns, tokens), dataDir: dataDir, kubeconfig: kubeconfig, secret: secret}
+	return routerConfig{rulesDir: approvalRules(t, ns, tokens), dataDir: t.TempDir(), kubeconfig: kubeconfig, secret: newSecret(t)}, tokens
+}
+
+func TestApprovalGateOnTheRealAPIServer(t *testing.T) {
+	const ns = "e2e-approval"
+	cfg, tokens := approvalRouter(t, ns)
+	secret := cfg.secret
 	r := startRouter(t, cfg)
 	tekton := adminTekton(t)
 

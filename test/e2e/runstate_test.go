@@ -31,16 +31,8 @@ func targetStatus(t *testing.T, r *router, token, endpoint, id string) (state, r
 func TestStatusShowsTheRunsOwnState(t *testing.T) {
 	ctx := context.Background()
 	const ns = "e2e-runstate"
-	kubeconfig, err := cluster.RouterKubeconfig(ctx, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens := map[string]string{}
-	for _, p := range []string{"bot", "lead", "alice", "mallory"} {
-		tokens[p] = newSecret(t)
-	}
-	secret := newSecret(t)
-	r := startRouter(t, routerConfig{rulesDir: approvalRules(t, ns, tokens), dataDir: t.TempDir(), kubeconfig: kubeconfig, secret: secret})
+	cfg, tokens := approvalRouter(t, ns)
+	r := startRouter(t, cfg)
 	tekton := adminTekton(t)
 	for _, id := range []string{"e2e-rs-1", "e2e-rs-2"} {
 		if code, out := call(t, http.MethodPost, r.url+"/v1/events/agents", tokens["bot"], deployEvent(id, "staging")); code != http.StatusAccepted {
