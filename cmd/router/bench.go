@@ -126,6 +126,42 @@ type bench struct {
 	router   *rest.Config // the router's least-privilege identity
 	kubecfg  string       // its kubeconfig file
 	dir      string       // rules, and the router's data
+	measured benchFigures // what the phases measured, for the goals
+}
+
+// benchFigures are the numbers issue 12's goals compare, as measured in
+// one run.
+type benchFigures struct {
+	rawRate, createdRate  float64       // raw creates, router's PipelineRuns (per second)
+	limitRate, ingestRate float64       // 202s per second: the limit, the router
+	limitP99, ingestP99   time.Duration // their p99s
+	rssMiB                float64       // the router's peak RSS
+}
+
+// goalRows compares f with issue 12's goals: each a ratio of two figures
+// of this run.
+func goalRows(f benchFigures) []benchRow {
+	verdict := func(ok bool) string {
+		if ok {
+			return "met"
+		}
+		return "**not met**"
+	}
+	ratio := func(a, b float64) float64 {
+		if b <= 0 {
+			return 0
+		}
+		return a / b
+	}
+	created := ratio(f.createdRate, f.rawRate)
+	ingest := ratio(f.ingestRate, f.limitRate)
+	p99 := ratio(float64(f.ingestP99), float64(f.limitP99))
+	return []benchRow{
+		{"goal: PipelineRuns/s ≥ 50% of raw creates", fmt.Sprintf("%.0f%% (%.0f of %.0f/s): %s", 100*created, f.createdRate, f.rawRate, verdict(created >= 0.5))},
+		{"goal: 202s/s ≥ 70% of the ingest limit", fmt.Sprintf("%.0f%% (%.0f of %.0f/s): %s", 100*ingest, f.ingestRate, f.limitRate, verdict(ingest >= 0.7))},
+		{"goal: 202 p99 ≤ 2× the limit's", fmt.Sprintf("%.1f× (%s of %s): %s", p99, ms(f.ingestP99), ms(f.limitP99), verdict(f.limitP99 > 0 && p99 <= 2))},
+		{"goal: peak RSS < 150 MiB", fmt.Sprintf("%.0f MiB: %s", f.rssMiB, verdict(f.rssMiB > 0 && f.rssMiB < 150))},
+	}
 }
 
 // benchRow is one line of the result table.
@@ -179,7 +215,8 @@ func (b *bench) run(ctx context.Context) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	return append(rows, routed...), nil
+	rows = append(rows, routed...)
+	return append(rows, goalRows(b.measured)...), nil
 }
 
 // rawCreates creates cfg.events PipelineRuns straight to the API server,
@@ -223,6 +260,7 @@ func (b *bench) rawCreates(ctx context.Context) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	b.measured.rawRate = res.perSecond()
 	return []benchRow{
 		{fmt.Sprintf("limit: raw PipelineRun creates, %d concurrent", b.cfg.concurrency),
 			res.figures() + res.failures()},
@@ -272,6 +310,7 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 	b.logf("ingest limit: %d signed pushes, %d concurrent", b.cfg.events, b.cfg.concurrency)
 	res := sendPushes(ctx, "http://"+ln.Addr().String()+"/", secret, "limit", b.cfg, b.progressFunc("ingest limit"))
 	b.logf("ingest limit: %d answered in %s: %s", res.ok, res.elapsed.Round(time.Millisecond), res.figures())
+	b.measured.limitRate, b.measured.limitP99 = res.perSecond(), res.p(99)
 	return []benchRow{{
 		"limit: HTTP + HMAC verify + one synchronous JetStream publish (file store) + 202",
 		res.figures() + res.failures(),
@@ -400,6 +439,11 @@ func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
 	}
 	rss := child.peakRSS()
 	own := child.ownMetrics(ctx)
+	b.measured.ingestRate, b.measured.ingestP99 = res.perSecond(), res.p(99)
+	if createdIn > 0 {
+		b.measured.createdRate = float64(created) / createdIn.Seconds()
+	}
+	b.measured.rssMiB, _ = child.statusMiB("VmHWM")
 	return []benchRow{
 		{"router, flags " + flagsLabel(b.cfg.routerArgs) + ": 202s",
 			res.figures() + res.failures()},
@@ -638,6 +682,14 @@ func (r loadResult) p(q int) time.Duration {
 	}
 	i := (len(r.latencies)*q + 99) / 100
 	return r.latencies[min(max(i-1, 0), len(r.latencies)-1)]
+}
+
+// perSecond is the rate of successes.
+func (r loadResult) perSecond() float64 {
+	if r.elapsed <= 0 {
+		return 0
+	}
+	return float64(r.ok) / r.elapsed.Seconds()
 }
 
 // figures is the rate of successes and their p50 and p99 latencies.

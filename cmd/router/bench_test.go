@@ -139,3 +139,31 @@ func TestRSSGrowth(t *testing.T) {
 		t.Errorf("two early samples: %q", got)
 	}
 }
+
+// The goal rows are ratios of figures of the same run, each with its
+// verdict at the goal's bound.
+func TestGoalRows(t *testing.T) {
+	f := benchFigures{rawRate: 720, createdRate: 360, limitRate: 10000, ingestRate: 6999,
+		limitP99: 5 * time.Millisecond, ingestP99: 10 * time.Millisecond, rssMiB: 149.5}
+	want := []string{
+		"50% (360 of 720/s): met",
+		"70% (6999 of 10000/s): **not met**",
+		"2.0× (10.0 ms of 5.0 ms): met",
+		"150 MiB: met",
+	}
+	rows := goalRows(f)
+	for i, w := range want {
+		if rows[i].figure != w {
+			t.Errorf("row %q = %q, want %q", rows[i].what, rows[i].figure, w)
+		}
+	}
+	f.createdRate, f.ingestRate, f.ingestP99, f.rssMiB = 359, 7000, 10*time.Millisecond+time.Microsecond, 150
+	for i, w := range []string{"**not met**", ": met", "**not met**", "**not met**"} {
+		if got := goalRows(f)[i].figure; !strings.HasSuffix(got, w) {
+			t.Errorf("past the bound, row %d = %q, want it to end %q", i, got, w)
+		}
+	}
+	if got := goalRows(benchFigures{})[2].figure; !strings.HasSuffix(got, "**not met**") {
+		t.Errorf("no measurement: %q, want not met", got)
+	}
+}
