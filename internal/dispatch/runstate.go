@@ -32,8 +32,14 @@ type RunStates struct {
 // NewRunStates returns a RunStates reading through client.
 func NewRunStates(client versioned.Interface) *RunStates { return &RunStates{client: client} }
 
-// runStateReads is how many runs of one event are read at once.
-const runStateReads = 8
+// runStateReads is how many runs of one event are read at once, and
+// maxRunStates how many in all: an event fanned out to more targets shows
+// the rest as the queue has them (created), so one status request costs
+// the API server at most that many reads.
+const (
+	runStateReads = 8
+	maxRunStates  = 64
+)
 
 // Fill replaces the state of each target of st the queue reports as
 // created with its run's: running (started, not finished), succeeded, or
@@ -41,7 +47,8 @@ const runStateReads = 8
 // message). A run not started yet stays created; one that no longer
 // exists (deleted, pruned) stays created with that as its reason; one
 // that cannot be read keeps what the queue said. Reads run
-// runStateReads at a time, for at most Timeout in all.
+// runStateReads at a time, for at most Timeout in all, for the first
+// maxRunStates created targets.
 func (r *RunStates) Fill(ctx context.Context, st *policy.EventStatus) {
 	timeout := r.Timeout
 	if timeout <= 0 {
@@ -51,10 +58,14 @@ func (r *RunStates) Fill(ctx context.Context, st *policy.EventStatus) {
 	defer cancel()
 	sem := make(chan struct{}, runStateReads)
 	var wg sync.WaitGroup
+	reads := 0
 	for i := range st.Targets {
 		t := &st.Targets[i]
 		if t.State != policy.StateCreated || t.Namespace == "" || t.Name == "" {
 			continue
+		}
+		if reads++; reads > maxRunStates {
+			break
 		}
 		wg.Go(func() {
 			sem <- struct{}{}

@@ -96,3 +96,26 @@ func TestRunStatesFill(t *testing.T) {
 		}
 	}
 }
+
+// One status request reads at most maxRunStates runs: the rest keep the
+// queue's state.
+func TestRunStatesFillReadsAtMostSoMany(t *testing.T) {
+	client := fake.NewSimpleClientset()
+	client.PrependReactor("get", "pipelineruns", func(k8stesting.Action) (bool, runtime.Object, error) {
+		return true, prWith("x", succeeded(corev1.ConditionTrue, "Succeeded", ""), true), nil
+	})
+	st := policy.EventStatus{}
+	for range maxRunStates + 10 {
+		st.Targets = append(st.Targets, policy.TargetStatus{Namespace: "ci", Name: "x", State: policy.StateCreated})
+	}
+	NewRunStates(client).Fill(context.Background(), &st)
+	filled := 0
+	for _, tg := range st.Targets {
+		if tg.State == policy.StateSucceeded {
+			filled++
+		}
+	}
+	if filled != maxRunStates {
+		t.Fatalf("%d of %d targets read, want %d", filled, len(st.Targets), maxRunStates)
+	}
+}
