@@ -2,15 +2,20 @@ package dispatch
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"testing"
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	k8stesting "k8s.io/client-go/testing"
 	"knative.dev/pkg/apis"
 	duckv1 "knative.dev/pkg/apis/duck/v1"
@@ -117,5 +122,68 @@ func TestRunStatesFillReadsAtMostSoMany(t *testing.T) {
 	}
 	if filled != maxRunStates {
 		t.Fatalf("%d of %d targets read, want %d", filled, len(st.Targets), maxRunStates)
+	}
+}
+
+// A TaskRun that started and has no condition yet is running.
+func TestRunStatesStartedTaskRun(t *testing.T) {
+	now := metav1.NewTime(time.Now())
+	tr := &pipelinev1.TaskRun{ObjectMeta: metav1.ObjectMeta{Name: "tr-started", Namespace: "ci"}}
+	tr.Status.StartTime = &now
+	st := policy.EventStatus{Targets: []policy.TargetStatus{{Namespace: "ci", Name: "tr-started", State: policy.StateCreated}}}
+	NewRunStates(fake.NewSimpleClientset(tr)).Fill(context.Background(), &st)
+	if st.Targets[0].State != policy.StateRunning {
+		t.Fatalf("started TaskRun: state %q, want running", st.Targets[0].State)
+	}
+}
+
+// slowAPIServer answers GET of a PipelineRun after delay with one that
+// succeeded.
+func slowAPIServer(t *testing.T, delay time.Duration) versioned.Interface {
+	t.Helper()
+	body, err := json.Marshal(prWith("x", succeeded(corev1.ConditionTrue, "Succeeded", ""), true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(delay):
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(body)
+	}))
+	t.Cleanup(srv.Close)
+	client, err := versioned.NewForConfig(&rest.Config{Host: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client
+}
+
+// Fill waits for the API server for at most its Timeout (5 s when unset):
+// a slow one cannot hold the status answer, a prompt one is read.
+func TestRunStatesTimeout(t *testing.T) {
+	created := func() policy.EventStatus {
+		return policy.EventStatus{Targets: []policy.TargetStatus{{Namespace: "ci", Name: "x", State: policy.StateCreated}}}
+	}
+	st := created()
+	NewRunStates(slowAPIServer(t, 50*time.Millisecond)).Fill(context.Background(), &st)
+	if st.Targets[0].State != policy.StateSucceeded {
+		t.Fatalf("default timeout, an answer after 50 ms: state %q, want succeeded", st.Targets[0].State)
+	}
+	r := NewRunStates(slowAPIServer(t, time.Minute))
+	r.Timeout = 100 * time.Millisecond
+	st = created()
+	done := make(chan struct{})
+	go func() { r.Fill(context.Background(), &st); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Fill still waiting for an API server that does not answer")
+	}
+	if st.Targets[0].State != policy.StateCreated {
+		t.Fatalf("no answer: state %q, want created", st.Targets[0].State)
 	}
 }
