@@ -424,8 +424,8 @@ func newStatusCmd(s ioStreams) *cobra.Command {
 PipelineRun, its state (queued, created, running, succeeded, run-failed,
 failed and retrying, dead-lettered, ...), attempts and reason. The same as
 GET /v1/events/{id}. Whether a created run is running, succeeded or
-run-failed is read from the cluster (--kubeconfig, else $KUBECONFIG, else the in-cluster config);
-without one, created runs show as created.`,
+run-failed is read from the cluster (--kubeconfig, else $KUBECONFIG, else
+the in-cluster config); without one, created runs show as created.`,
 		Example: `  # The event id is the 202's "id" (for GitHub, the X-GitHub-Delivery header)
   router status --source github --id 3f1c-delivery
 
