@@ -138,6 +138,16 @@ func TestRSSGrowth(t *testing.T) {
 	if got := rssGrowth(samples[:2], d); !strings.Contains(got, "too few samples") {
 		t.Errorf("two early samples: %q", got)
 	}
+	if got, want := growthVerdict(samples, d), "+1.0%, within the ±10% of a flat run: met"; got != want {
+		t.Errorf("growthVerdict = %q, want %q", got, want)
+	}
+	samples[len(samples)-1].rss = 112.3 // 102 → 112.3: +10.1%
+	if got := growthVerdict(samples, d); !strings.HasSuffix(got, "**not met**") {
+		t.Errorf("growth past the noise: %q, want not met", got)
+	}
+	if got := growthVerdict(samples[:2], d); !strings.Contains(got, "too few samples") {
+		t.Errorf("two early samples: %q", got)
+	}
 }
 
 // The goal rows are ratios of figures of the same run, each with its
