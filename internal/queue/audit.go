@@ -36,7 +36,7 @@ func (q *Queue) Audit(rec policy.Record) {
 		q.logger.Warn("audit record not published", "decision", rec.Decision, "source", rec.Source, "err", err)
 		return
 	}
-	q.audits.add(q, &nats.Msg{Subject: AuditSubjectPrefix + rec.Decision, Data: data})
+	q.audits.add(q, auditMsg{subject: AuditSubjectPrefix + rec.Decision, data: data})
 }
 
 // AuditDropped returns how many audit records this queue dropped because
@@ -75,7 +75,7 @@ const auditBatch = 256
 // connection closes) stores them.
 type auditWriter struct {
 	start sync.Once
-	msgs  chan *nats.Msg
+	msgs  chan auditMsg
 	// added counts records handed over, settled those stored or dropped:
 	// FlushAudit waits for settled to reach added.
 	added, settled, dropped atomic.Uint64
@@ -88,13 +88,21 @@ type auditWriter struct {
 	lastDropLog atomic.Int64
 }
 
-func (a *auditWriter) add(q *Queue, m *nats.Msg) {
+// auditMsg is one record to store: each publish of it is a new nats.Msg,
+// since the client may still be publishing an earlier one again (its own
+// retry of a publish nobody answered) when the writer retries.
+type auditMsg struct {
+	subject, id string
+	data        []byte
+}
+
+func (a *auditWriter) add(q *Queue, m auditMsg) {
 	a.start.Do(func() {
-		a.msgs = make(chan *nats.Msg, q.auditBuffer())
+		a.msgs = make(chan auditMsg, q.auditBuffer())
 		a.idPrefix = newAuditIDPrefix()
 		go a.run(q, q.nc.StatusChanged(nats.CLOSED))
 	})
-	m.Header = nats.Header{jetstream.MsgIDHeader: []string{a.idPrefix + strconv.FormatUint(a.next.Add(1), 36)}}
+	m.id = a.idPrefix + strconv.FormatUint(a.next.Add(1), 36)
 	a.added.Add(1)
 	select {
 	case a.msgs <- m:
@@ -110,7 +118,7 @@ func (a *auditWriter) add(q *Queue, m *nats.Msg) {
 
 // run stores the records as they come, until the connection closes.
 func (a *auditWriter) run(q *Queue, closed <-chan nats.Status) {
-	batch := make([]*nats.Msg, 0, auditBatch)
+	batch := make([]auditMsg, 0, auditBatch)
 	for {
 		select {
 		case m := <-a.msgs:
@@ -136,7 +144,7 @@ func (a *auditWriter) run(q *Queue, closed <-chan nats.Status) {
 // store publishes batch until JetStream acknowledged every record, waiting
 // longer between rounds while it does not; false when the connection
 // closed first (what was left is lost with the process).
-func (a *auditWriter) store(q *Queue, batch []*nats.Msg, closed <-chan nats.Status) bool {
+func (a *auditWriter) store(q *Queue, batch []auditMsg, closed <-chan nats.Status) bool {
 	delay := 50 * time.Millisecond
 	for attempt := 1; ; attempt++ {
 		failed, err := q.publishAudit(batch)
@@ -164,21 +172,22 @@ func (a *auditWriter) store(q *Queue, batch []*nats.Msg, closed <-chan nats.Stat
 
 // publishAudit publishes msgs and awaits their acks together, returning
 // the ones not acknowledged and the first error.
-func (q *Queue) publishAudit(msgs []*nats.Msg) ([]*nats.Msg, error) {
+func (q *Queue) publishAudit(msgs []auditMsg) ([]auditMsg, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), q.cfg.PublishTimeout)
 	defer cancel()
-	var failed []*nats.Msg
+	var failed []auditMsg
 	var first error
-	fail := func(m *nats.Msg, err error) {
+	fail := func(m auditMsg, err error) {
 		failed = append(failed, m)
 		if first == nil {
 			first = err
 		}
 	}
 	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
-	sent := make([]*nats.Msg, 0, len(msgs))
+	sent := make([]auditMsg, 0, len(msgs))
 	for _, m := range msgs {
-		f, err := q.js.PublishMsgAsync(m, jetstream.WithExpectStream(AuditStream))
+		f, err := q.js.PublishMsgAsync(&nats.Msg{Subject: m.subject, Data: m.data},
+			jetstream.WithMsgID(m.id), jetstream.WithExpectStream(AuditStream))
 		if err != nil {
 			fail(m, err)
 			continue

@@ -3,6 +3,8 @@ package queue
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,5 +122,73 @@ func TestFullAuditBufferDropsAndCounts(t *testing.T) {
 	}
 	if got := uint64(len(auditIDs(t, q))); got+dropped != n {
 		t.Fatalf("stored %d and dropped %d of %d records", got, dropped, n)
+	}
+}
+
+func (l *lockedBuffer) count(s string) int { return strings.Count(l.String(), s) }
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// An outage is logged once, not once a record: one warning that records
+// wait, one that the buffer is full, one when they are stored after a
+// retry; FlushAudit says how many were not stored yet.
+func TestAuditOutageIsLoggedOnce(t *testing.T) {
+	e := startEmbedded(t, t.TempDir())
+	nc, err := e.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	var logs lockedBuffer
+	ctx := context.Background()
+	q, err := Open(ctx, nc, Config{PublishTimeout: 100 * time.Millisecond}, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.auditBufferLen = 4
+	if err := q.js.DeleteStream(ctx, AuditStream); err != nil {
+		t.Fatal(err)
+	}
+	const n = 50
+	for i := range n {
+		q.Audit(auditRec(i))
+	}
+	dropped := q.AuditDropped()
+	short, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
+	defer cancel()
+	err = q.FlushAudit(short)
+	if want := fmt.Sprintf("audit: %d records not stored yet", n-dropped); err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Fatalf("FlushAudit during the outage: %v, want %q", err, want)
+	}
+	waitFor(t, "three failed rounds", func() bool { return q.audits.failedRounds.Load() > 2 })
+	// Two more while the writer retries: they wait in the buffer (or are
+	// dropped when it is still full); what waits there is stored at its
+	// first attempt once the stream is back.
+	q.Audit(auditRec(n))
+	q.Audit(auditRec(n + 1))
+	openQueue(t, e, Config{})
+	flushCtx, cancel2 := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel2()
+	if err := q.FlushAudit(flushCtx); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := uint64(len(auditIDs(t, q))), n+2-q.AuditDropped(); got != want {
+		t.Errorf("%d records stored, want %d", got, want)
+	}
+	if logs.count("err=<nil>") > 0 {
+		t.Errorf("a warning without its error:\n%s", logs.String())
+	}
+	for msg, want := range map[string]int{
+		"audit buffer full":                  1,
+		"audit records not stored yet":       1,
+		"audit records stored after a retry": 1,
+	} {
+		if got := logs.count(msg); got != want {
+			t.Errorf("%d log lines %q, want %d:\n%s", got, msg, want, logs.String())
+		}
 	}
 }

@@ -11,12 +11,26 @@ import (
 
 // Leadership timing: a leader renews its lock every leaseRenewEvery (well
 // inside LockTTL, the bucket's age limit), and a replica waiting to lead
-// asks every leasePollEvery (plus jitter). Variables so tests can shorten
-// them.
-var (
+// asks every leasePollEvery (plus jitter). A Queue's fields of the same
+// names, when set, replace them (tests shorten them).
+const (
 	leaseRenewEvery = LockTTL / 3
 	leasePollEvery  = 5 * time.Second
 )
+
+func (q *Queue) renewEvery() time.Duration {
+	if q.leaseRenewEvery > 0 {
+		return q.leaseRenewEvery
+	}
+	return leaseRenewEvery
+}
+
+func (q *Queue) pollEvery() time.Duration {
+	if q.leasePollEvery > 0 {
+		return q.leasePollEvery
+	}
+	return leasePollEvery
+}
 
 // Lead runs fn while this process holds the cluster-wide leadership named
 // key, so that among router replicas exactly one does what must be done
@@ -34,7 +48,7 @@ func (q *Queue) Lead(ctx context.Context, key string, fn func(ctx context.Contex
 			// again later either way.
 			select {
 			case <-ctx.Done():
-			case <-time.After(leasePollEvery + rand.N(leasePollEvery/2+1)):
+			case <-time.After(q.pollEvery() + rand.N(q.pollEvery()/2+1)):
 			}
 			continue
 		}
@@ -53,7 +67,7 @@ func (q *Queue) leadWhileHeld(ctx context.Context, k, key string, rev uint64, fn
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- fn(lctx) }()
-	renew := time.NewTicker(leaseRenewEvery)
+	renew := time.NewTicker(q.renewEvery())
 	defer renew.Stop()
 	defer func() {
 		// Only our own entry: after a lost renewal someone else may hold it.

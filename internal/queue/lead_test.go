@@ -9,20 +9,20 @@ import (
 	"time"
 )
 
-// shortLeases makes leaders renew and waiting replicas ask often, for the
-// test's length.
-func shortLeases(t *testing.T) {
-	renew, poll := leaseRenewEvery, leasePollEvery
-	leaseRenewEvery, leasePollEvery = 100*time.Millisecond, 20*time.Millisecond
-	t.Cleanup(func() { leaseRenewEvery, leasePollEvery = renew, poll })
+// shortLeases makes the leaders of qs renew and their waiting replicas
+// ask often.
+func shortLeases(qs ...*Queue) {
+	for _, q := range qs {
+		q.leaseRenewEvery, q.leasePollEvery = 100*time.Millisecond, 20*time.Millisecond
+	}
 }
 
 // Two replicas: one leads at a time, the leader renews its lock, and when
 // it stops the other takes over.
 func TestLeadOneAtATime(t *testing.T) {
-	shortLeases(t)
 	e := startEmbedded(t, t.TempDir())
 	q1, q2 := openQueue(t, e, Config{}), openQueue(t, e, Config{})
+	shortLeases(q1, q2)
 	var leading, most, started atomic.Int32
 	var leader atomic.Pointer[string]
 	lead := func(name string) func(ctx context.Context) error {
@@ -74,9 +74,9 @@ func TestLeadOneAtATime(t *testing.T) {
 // here deleted under it) stops at its next renewal, and leads again once
 // the lock is free.
 func TestLeadStopsWhenTheLockIsLost(t *testing.T) {
-	shortLeases(t)
 	e := startEmbedded(t, t.TempDir())
 	q := openQueue(t, e, Config{})
+	shortLeases(q)
 	var starts, stops atomic.Int32
 	ctx, stop := context.WithCancel(context.Background())
 	t.Cleanup(stop)

@@ -121,6 +121,8 @@ type Queue struct {
 	audits   auditWriter
 	// auditBufferLen overrides auditBuffer (tests).
 	auditBufferLen int
+	// leaseRenewEvery and leasePollEvery override Lead's timing (tests).
+	leaseRenewEvery, leasePollEvery time.Duration
 }
 
 func (q *Queue) auditBuffer() int {
