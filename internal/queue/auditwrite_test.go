@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -181,6 +182,9 @@ func TestAuditOutageIsLoggedOnce(t *testing.T) {
 	}
 	if logs.count("err=<nil>") > 0 {
 		t.Errorf("a warning without its error:\n%s", logs.String())
+	}
+	if regexp.MustCompile(`stored after a retry.* attempts=1\b`).MatchString(logs.String()) {
+		t.Errorf("records stored at their first attempt logged as stored after a retry:\n%s", logs.String())
 	}
 	for msg, want := range map[string]int{
 		"audit buffer full":                  1,
