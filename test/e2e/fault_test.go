@@ -21,6 +21,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
+	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/test/k8senv"
 )
 
@@ -289,7 +293,63 @@ func TestNATSKilledWhileWebhooksArrive(t *testing.T) {
 		t.Error("no 503 during the broker outage: webhooks were answered without being stored")
 	}
 	checkOnePerDelivery(t, ns, "natskill", n, 2*time.Minute, natsProc.url)
+	checkAuditedOnce(t, natsAddr{url: natsProc.url}, "natskill", n, 30*time.Second)
 	r.stop()
+}
+
+// checkAuditedOnce waits until every delivery prefix-0 … prefix-(n-1) has
+// exactly one "accepted" audit record (besides duplicates): also those
+// answered just before the broker was killed, whose records the router's
+// writer publishes again once it is back.
+func checkAuditedOnce(t *testing.T, addr natsAddr, prefix string, n int, within time.Duration) {
+	t.Helper()
+	var opts []nats.Option
+	if addr.token != "" {
+		opts = append(opts, nats.Token(addr.token))
+	}
+	nc, err := nats.Connect(addr.url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	ctx := context.Background()
+	q, err := queue.Attach(ctx, nc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	deadline := time.Now().Add(within)
+	for {
+		accepted := map[string]int{}
+		if err := q.AuditRecords(ctx, time.Time{}, func(rec policy.Record) bool {
+			// A sender's retry of a 202 it did not receive is recorded
+			// as a duplicate: only first acceptances count.
+			if rec.Decision == policy.DecisionAccepted && rec.Reason != "duplicate" {
+				accepted[rec.EventID]++
+			}
+			return true
+		}); err != nil {
+			t.Fatal(err)
+		}
+		missing = missing[:0]
+		for i := range n {
+			id := fmt.Sprintf("%s-%d", prefix, i)
+			switch accepted[id] {
+			case 1:
+			case 0:
+				missing = append(missing, id)
+			default:
+				t.Fatalf("delivery %s has %d accepted audit records, want 1", id, accepted[id])
+			}
+		}
+		if len(missing) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d deliveries answered 202 have no accepted audit record after %s: %v", len(missing), within, missing)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }
 
 // deadRouterOnce is the address list of a load balancer that has not
