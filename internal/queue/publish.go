@@ -57,12 +57,13 @@ type outMsg struct {
 // item is dropped, since dispatch never reads provider payloads and a large
 // payload copied into every work message would multiply its size.
 //
-// JetStream's own deduplication forgets a work message once it has been
-// dispatched and removed, as soon as the server restarts. So Publish first
-// looks the event up in the accepted-events bucket (and, with a BodyDigest,
-// the body too), and records it there
-// only after every message was acknowledged: a redelivery of a fully stored
-// event publishes nothing, across restarts, for Config.EventsMaxAge.
+// JetStream's own deduplication lasts only the duplicate window (and
+// forgets a work message once it has been dispatched and removed, as soon
+// as the server restarts). So Publish first looks the event up in the
+// accepted-events bucket (and, with a BodyDigest, the body too), and
+// records it there only after every message was acknowledged: a
+// redelivery of a fully stored event publishes nothing, across restarts,
+// for Config.EventsMaxAge.
 func (q *Queue) Publish(ctx context.Context, a policy.Accepted) error {
 	msgs, err := buildMessages(a)
 	if err != nil {
@@ -97,8 +98,9 @@ func (q *Queue) Publish(ctx context.Context, a policy.Accepted) error {
 		puts = append(puts, outMsg{stream: acceptedStream, msg: &nats.Msg{Subject: acceptedSubjectPrefix + key, Data: record}})
 	}
 	if err := q.publishAll(ctx, puts); err != nil {
-		// Everything is stored, but unrecorded: the sender's retry is
-		// still deduplicated by the message ids.
+		// Everything is stored, but unrecorded: the sender's retry within
+		// the duplicate window is deduplicated by the message ids; a later
+		// one queues the work again, which finds its PipelineRun by name.
 		return fmt.Errorf("publish: record accepted event: %w", err)
 	}
 	return nil
