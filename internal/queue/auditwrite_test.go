@@ -2,6 +2,7 @@ package queue
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -85,7 +86,7 @@ func TestFlushAuditStoresEverythingGiven(t *testing.T) {
 	if err := q.FlushAudit(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if got := streamInfo(t, q, AuditStream).State.Msgs; got != n {
+	if got := len(auditIDs(t, q)); got != n {
 		t.Fatalf("after FlushAudit the audit stream holds %d records, want %d", got, n)
 	}
 }
@@ -194,5 +195,56 @@ func TestAuditOutageIsLoggedOnce(t *testing.T) {
 		if got := logs.count(msg); got != want {
 			t.Errorf("%d log lines %q, want %d:\n%s", got, msg, want, logs.String())
 		}
+	}
+}
+
+// The writer packs a batch's records into one message per decision, in
+// their order, split at the size bound; the reader takes a packed message
+// and a single record (replay's, older routers') alike.
+func TestAuditRecordsPackedPerDecision(t *testing.T) {
+	a := &auditWriter{idPrefix: "t-"}
+	rec := func(decision, id string) auditRecord {
+		data, err := json.Marshal(policy.Record{Decision: decision, EventID: id})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return auditRecord{subject: AuditSubjectPrefix + decision, data: data}
+	}
+	batch := []auditRecord{rec("accepted", "a1"), rec("denied", "d1"), rec("accepted", "a2"), rec("accepted", "a3")}
+	msgs := a.pack(batch, DefaultAuditMaxBytes)
+	if len(msgs) != 2 || msgs[0].subject != AuditSubjectPrefix+"accepted" || msgs[1].subject != AuditSubjectPrefix+"denied" {
+		t.Fatalf("packed into %d messages: %+v", len(msgs), msgs)
+	}
+	if msgs[0].records != 3 || msgs[1].records != 1 || msgs[0].id == msgs[1].id {
+		t.Fatalf("records %d and %d, ids %q %q", msgs[0].records, msgs[1].records, msgs[0].id, msgs[1].id)
+	}
+	var ids []string
+	for _, m := range msgs {
+		recs, err := decodeAudit(m.data)
+		if err != nil {
+			t.Fatalf("%s: %v", m.data, err)
+		}
+		for _, r := range recs {
+			ids = append(ids, r.EventID)
+		}
+	}
+	if got := strings.Join(ids, " "); got != "a1 a2 a3 d1" {
+		t.Fatalf("records read back %q, want a1 a2 a3 d1", got)
+	}
+	// A message is at most a sixteenth of the stream's cap: two records
+	// fit in 2L+3 bytes ("[", a record, ",", a record, "]"), not in one less.
+	two := int64(2*len(batch[0].data) + 3)
+	if msgs := a.pack(batch, 16*two); len(msgs) != 3 || msgs[0].records != 2 {
+		t.Fatalf("a cap of 16×%d bytes: %d messages, want a1+a2, a3, d1", two, len(msgs))
+	}
+	if msgs := a.pack(batch, 16*(two-1)); len(msgs) != 4 {
+		t.Fatalf("a cap of 16×%d bytes: %d messages, want one per record", two-1, len(msgs))
+	}
+	recs, err := decodeAudit(batch[1].data)
+	if err != nil || len(recs) != 1 || recs[0].EventID != "d1" {
+		t.Fatalf("a single record: %v %v", recs, err)
+	}
+	if _, err := decodeAudit([]byte(`[{"decision":`)); err == nil {
+		t.Fatal("a cut message decoded")
 	}
 }
