@@ -88,7 +88,7 @@ type auditWriter struct {
 	added, settled, dropped atomic.Uint64
 	// failedRounds counts publishing rounds that left records unstored.
 	failedRounds atomic.Uint64
-	// idPrefix and next make each record's message id.
+	// idPrefix and next make each message's id.
 	idPrefix string
 	next     atomic.Uint64
 	// lastDropLog rate-limits the warning about dropped records.
@@ -183,7 +183,7 @@ func (a *auditWriter) pack(batch []auditRecord, maxBytes int64) []auditMsg {
 	return msgs
 }
 
-// store publishes batch until JetStream acknowledged every record, waiting
+// store publishes batch until JetStream acknowledged every message, waiting
 // longer between rounds while it does not; false when the connection
 // closed first (what was left is lost with the process).
 func (a *auditWriter) store(q *Queue, batch []auditMsg, closed <-chan nats.Status) bool {
