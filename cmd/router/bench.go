@@ -437,13 +437,10 @@ func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	rss := child.peakRSS()
+	rssMiB, rss := child.peakRSS()
 	own := child.ownMetrics(ctx)
 	b.measured.ingestRate, b.measured.ingestP99 = res.perSecond(), res.p(99)
-	if createdIn > 0 {
-		b.measured.createdRate = float64(created) / createdIn.Seconds()
-	}
-	b.measured.rssMiB, _ = child.statusMiB("VmHWM")
+	b.measured.createdRate, b.measured.rssMiB = perSecond(created, createdIn), rssMiB
 	return []benchRow{
 		{"router, flags " + flagsLabel(b.cfg.routerArgs) + ": 202s",
 			res.figures() + res.failures()},
@@ -626,16 +623,17 @@ func startBenchRouter(ctx context.Context, bin, dir, kubeconfig, secret string, 
 	return nil, fmt.Errorf("router not ready after a minute; log tail:\n%s", r.logs.String())
 }
 
-// peakRSS is the child's VmHWM from /proc (Linux only).
-func (r *benchRouter) peakRSS() string {
+// peakRSS is the child's VmHWM from /proc (Linux only), in MiB (0 when
+// unknown) and as the table shows it.
+func (r *benchRouter) peakRSS() (mib float64, text string) {
 	if runtime.GOOS != "linux" {
-		return "n/a (not Linux)"
+		return 0, "n/a (not Linux)"
 	}
 	mib, err := r.statusMiB("VmHWM")
 	if err != nil {
-		return "n/a: " + err.Error()
+		return 0, "n/a: " + err.Error()
 	}
-	return fmt.Sprintf("%.0f MiB", mib)
+	return mib, fmt.Sprintf("%.0f MiB", mib)
 }
 
 // statusMiB reads a memory field of the child's /proc/<pid>/status ("VmRSS",
@@ -685,12 +683,7 @@ func (r loadResult) p(q int) time.Duration {
 }
 
 // perSecond is the rate of successes.
-func (r loadResult) perSecond() float64 {
-	if r.elapsed <= 0 {
-		return 0
-	}
-	return float64(r.ok) / r.elapsed.Seconds()
-}
+func (r loadResult) perSecond() float64 { return perSecond(r.ok, r.elapsed) }
 
 // figures is the rate of successes and their p50 and p99 latencies.
 func (r loadResult) figures() string {
@@ -822,12 +815,15 @@ func pushSender(url, secret, prefix string, concurrency int) (send func(ctx cont
 	}, client.CloseIdleConnections
 }
 
-func rate(n int, d time.Duration) string {
+// perSecond is n per second of d (0 for no time).
+func perSecond(n int, d time.Duration) float64 {
 	if d <= 0 {
-		return "0"
+		return 0
 	}
-	return fmt.Sprintf("%.0f", float64(n)/d.Seconds())
+	return float64(n) / d.Seconds()
 }
+
+func rate(n int, d time.Duration) string { return fmt.Sprintf("%.0f", perSecond(n, d)) }
 
 func ms(d time.Duration) string {
 	return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond))

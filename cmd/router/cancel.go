@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
@@ -15,6 +16,7 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/ingest"
 	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/report"
 )
 
 // prCanceller runs /cancel comments: the PipelineRuns this router created
@@ -28,10 +30,10 @@ type prCanceller struct {
 
 var _ ingest.Canceller = (*prCanceller)(nil)
 
-// newCanceller returns the canceller of a router dispatching to a cluster,
-// or nil (no /cancel) when it writes PipelineRuns to files.
-func newCanceller(cfg serveConfig, gate *queueGate, logger *slog.Logger) ingest.Canceller {
-	client := tektonClient(cfg)
+// newCanceller returns the canceller of a router dispatching to a cluster
+// through client, or nil (no /cancel) when it writes PipelineRuns to files
+// (client nil).
+func newCanceller(client versioned.Interface, gate *queueGate, logger *slog.Logger) ingest.Canceller {
 	if client == nil {
 		return nil
 	}
@@ -39,14 +41,13 @@ func newCanceller(cfg serveConfig, gate *queueGate, logger *slog.Logger) ingest.
 }
 
 // newRunStates returns what reads the runs' own states for GET
-// /v1/events/{id} on a router dispatching to a cluster, or nil (the
-// queue's states only) when it writes PipelineRuns to files.
-func newRunStates(cfg serveConfig) ingest.RunStateReader {
-	client := tektonClient(cfg)
+// /v1/events/{id} through client, or nil (the queue's states only) when
+// the router writes PipelineRuns to files (client nil).
+func newRunStates(client versioned.Interface) ingest.RunStateReader {
 	if client == nil {
 		return nil
 	}
-	return dispatch.NewRunStates(client)
+	return report.NewRunStates(client)
 }
 
 // tektonClient is a Tekton client for the cluster serve dispatches to, nil
@@ -56,15 +57,21 @@ func tektonClient(cfg serveConfig) versioned.Interface {
 	if cfg.dispatchMode == "dir" {
 		return nil
 	}
-	restCfg, err := dispatch.RESTConfig(cfg.kubeconfig, float32(cfg.kubeQPS), cfg.kubeBurst)
-	if err != nil {
-		return nil
-	}
-	client, err := versioned.NewForConfig(restCfg)
-	if err != nil {
-		return nil
-	}
+	client, _ := newTektonClient(cfg.kubeconfig, float32(cfg.kubeQPS), cfg.kubeBurst)
 	return client
+}
+
+// newTektonClient is a Tekton client for kubeconfig (else $KUBECONFIG,
+// else the in-cluster config); nil and no error when there is none.
+func newTektonClient(kubeconfig string, qps float32, burst int) (versioned.Interface, error) {
+	restCfg, err := dispatch.RESTConfig(kubeconfig, qps, burst)
+	if errors.Is(err, dispatch.ErrNoCluster) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return versioned.NewForConfig(restCfg)
 }
 
 // CancelPullRequest cancels the created, unfinished PipelineRuns of the

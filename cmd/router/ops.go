@@ -17,11 +17,10 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
-	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 
-	"github.com/switchyard-dev/switchyard/internal/dispatch"
 	"github.com/switchyard-dev/switchyard/internal/policy"
 	"github.com/switchyard-dev/switchyard/internal/queue"
+	"github.com/switchyard-dev/switchyard/internal/report"
 )
 
 // The operator commands (dlq, replay, status, audit) work on the queue of
@@ -461,10 +460,10 @@ func runStatus(ctx context.Context, o statusOptions, conn *opsFlags, stdout, std
 		fmt.Fprintf(stderr, "router status: %v\n", err)
 		return 1
 	}
-	if runs, err := cliRunStates(o.kubeconfig); err != nil {
+	if client, err := newTektonClient(o.kubeconfig, 0, 0); err != nil {
 		fmt.Fprintf(stderr, "router status: the runs' own states are not shown: %v\n", err)
-	} else if runs != nil {
-		runs.Fill(ctx, &st)
+	} else if client != nil {
+		report.NewRunStates(client).Fill(ctx, &st)
 	}
 	if o.output == "json" {
 		return printJSON(stdout, stderr, st)
@@ -477,23 +476,6 @@ func runStatus(ctx context.Context, o statusOptions, conn *opsFlags, stdout, std
 	}
 	_ = tw.Flush()
 	return 0
-}
-
-// cliRunStates reads runs with the kubeconfig given, else $KUBECONFIG,
-// else the in-cluster config; nil, nil when there is none.
-func cliRunStates(kubeconfig string) (*dispatch.RunStates, error) {
-	restCfg, err := dispatch.RESTConfig(kubeconfig, 0, 0)
-	if errors.Is(err, dispatch.ErrNoCluster) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	client, err := versioned.NewForConfig(restCfg)
-	if err != nil {
-		return nil, err
-	}
-	return dispatch.NewRunStates(client), nil
 }
 
 // auditOptions are the flags of `router audit`.

@@ -243,8 +243,9 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 		return nil, err
 	}
 	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}), changes)
+	tekton := tektonClient(cfg) // /cancel and the runs' states share it
 	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready,
-		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, Approvals: r.queue, Events: r.queue, Cancel: newCanceller(cfg, r.queue, logger), Runs: newRunStates(cfg), MaxInflight: cfg.maxInflight, ReadyDetail: r.recovery.readyDetail})
+		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, Approvals: r.queue, Events: r.queue, Cancel: newCanceller(tekton, r.queue, logger), Runs: newRunStates(tekton), MaxInflight: cfg.maxInflight, ReadyDetail: r.recovery.readyDetail})
 	r.httpServer = &http.Server{
 		Handler:           r.metrics.http.Wrap(r.srv),
 		ReadHeaderTimeout: 10 * time.Second,

@@ -70,6 +70,7 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
+	_, peak := child.peakRSS()
 	return []benchRow{
 		{"soak: router, flags " + flagsLabel(b.cfg.routerArgs),
 			fmt.Sprintf("%d signed pushes at %d/s over %s; achieved %s%s",
@@ -77,7 +78,7 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 		{"soak: PipelineRuns created", fmt.Sprintf("%d of %d", created, res.ok)},
 		{"soak: RSS every " + b.cfg.soakEvery.String() + " (MiB)", rssSeries(samples)},
 		{"soak: RSS growth", rssGrowth(samples, b.cfg.soak)},
-		{"soak: peak RSS (VmHWM)", child.peakRSS()},
+		{"soak: peak RSS (VmHWM)", peak},
 		{"goal: no RSS growth", growthVerdict(samples, b.cfg.soak)},
 	}, nil
 }

@@ -26,7 +26,7 @@ type StatusReader interface {
 }
 
 // RunStateReader replaces the state of an event's created targets with
-// their runs' own (dispatch.RunStates).
+// their runs' own (report.RunStates).
 type RunStateReader interface {
 	Fill(ctx context.Context, st *policy.EventStatus)
 }

@@ -67,7 +67,7 @@ type Config struct {
 	Status StatusReader
 	// Runs, when set, fills in how each created run is doing (running,
 	// succeeded, failed) for GET /v1/events/{id}, after the caller was
-	// found allowed to read the event (dispatch.RunStates).
+	// found allowed to read the event (report.RunStates).
 	Runs RunStateReader
 	// ReadyDetail, when set, adds notes to a ready /readyz (a hook the Git
 	// host disabled); it never makes the router unready.

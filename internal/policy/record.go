@@ -108,7 +108,7 @@ const (
 	// paths condition routing deferred and no changed file matched.
 	StateSkipped = "skipped"
 	// The run's own state, read from the cluster when the status is asked
-	// for, past created (dispatch.RunStates):
+	// for, past created (report.RunStates):
 	// StateRunning: the run started and has not finished.
 	StateRunning = "running"
 	// StateSucceeded: the run finished and succeeded.

@@ -1,20 +1,16 @@
-package dispatch
+package report
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
-	"knative.dev/pkg/apis"
 
 	"github.com/switchyard-dev/switchyard/internal/policy"
 )
@@ -85,77 +81,56 @@ func (r *RunStates) Fill(ctx context.Context, st *policy.EventStatus) {
 // errRunGone is a run found neither as a PipelineRun nor as a TaskRun.
 var errRunGone = errors.New("run not found")
 
-// runStatus is what Fill reads of a run: its Succeeded condition and
-// whether it started.
-type runStatus struct {
-	cond    *apis.Condition
-	started bool
-}
-
 // read gets the run namespace/name: a PipelineRun, or else a TaskRun
 // (templates of Tekton Triggers render those too; the status does not
 // say which). A TaskRun is listed by name: the router may list TaskRuns,
 // not get them (deploy/rbac.yaml).
-func (r *RunStates) read(ctx context.Context, namespace, name string) (runStatus, error) {
+func (r *RunStates) read(ctx context.Context, namespace, name string) (observed, error) {
 	pr, err := r.client.TektonV1().PipelineRuns(namespace).Get(ctx, name, metav1.GetOptions{})
 	if err == nil {
-		return runStatus{cond: pr.Status.GetCondition(apis.ConditionSucceeded), started: pr.Status.StartTime != nil}, nil
+		return observePipelineRun(pr), nil
 	}
 	if !apierrors.IsNotFound(err) {
-		return runStatus{}, fmt.Errorf("pipelinerun %s/%s: %w", namespace, name, err)
+		return observed{}, fmt.Errorf("pipelinerun %s/%s: %w", namespace, name, err)
 	}
 	trs, err := r.client.TektonV1().TaskRuns(namespace).List(ctx, metav1.ListOptions{
 		FieldSelector: fields.OneTermEqualSelector("metadata.name", name).String()})
 	if err != nil {
-		return runStatus{}, fmt.Errorf("taskrun %s/%s: %w", namespace, name, err)
+		return observed{}, fmt.Errorf("taskrun %s/%s: %w", namespace, name, err)
 	}
-	for _, tr := range trs.Items {
-		if tr.Name == name {
-			return runStatus{cond: tr.Status.GetCondition(apis.ConditionSucceeded), started: tr.Status.StartTime != nil}, nil
+	for i := range trs.Items {
+		if trs.Items[i].Name == name {
+			return observeTaskRun(&trs.Items[i]), nil
 		}
 	}
-	return runStatus{}, errRunGone
+	return observed{}, errRunGone
 }
 
-// cancelled and timed-out reasons of PipelineRuns and TaskRuns.
-var (
-	cancelledReasons = []string{
-		string(pipelinev1.PipelineRunReasonCancelled), string(pipelinev1.PipelineRunReasonCancelledRunningFinally),
-		string(pipelinev1.TaskRunReasonCancelled),
-	}
-	timedOutReasons = []string{
-		string(pipelinev1.PipelineRunReasonTimedOut), string(pipelinev1.PipelineRunReasonTimedOutRunningFinally),
-		string(pipelinev1.TaskRunReasonTimedOut),
-	}
-)
-
-// stateOf is a run's state and reason from its Succeeded condition.
-func stateOf(o runStatus) (state, reason string) {
-	c := o.cond
-	if c == nil {
-		if o.started {
-			return policy.StateRunning, ""
+// stateOf is a run's status state and reason, from what its Succeeded
+// condition says (resultOf, as reports read it): created until it
+// starts, running, succeeded, or run-failed saying why.
+func stateOf(o observed) (state, reason string) {
+	res := resultOf(o)
+	switch {
+	case res.state == "" && res.started:
+		return policy.StateRunning, ""
+	case res.state == "":
+		if o.cond != nil {
+			return policy.StateCreated, o.cond.Reason
 		}
 		return policy.StateCreated, ""
+	case res.state == StateSuccess:
+		return policy.StateSucceeded, o.cond.Message
 	}
-	switch c.Status {
-	case corev1.ConditionTrue:
-		return policy.StateSucceeded, c.Message
-	case corev1.ConditionFalse:
-		why := c.Reason
-		switch {
-		case slices.Contains(cancelledReasons, c.Reason):
-			why = "cancelled"
-		case slices.Contains(timedOutReasons, c.Reason):
-			why = "timed out"
-		}
-		if c.Message != "" {
-			why += ": " + c.Message
-		}
-		return policy.StateRunFailed, why
+	why := o.cond.Reason
+	switch {
+	case res.cancelled:
+		why = "cancelled"
+	case res.timedOut:
+		why = "timed out"
 	}
-	if o.started || c.Reason == string(pipelinev1.PipelineRunReasonRunning) {
-		return policy.StateRunning, ""
+	if o.cond.Message != "" {
+		why += ": " + o.cond.Message
 	}
-	return policy.StateCreated, c.Reason
+	return policy.StateRunFailed, why
 }
