@@ -921,8 +921,11 @@ func (r *benchRouter) ownMetrics(ctx context.Context) string {
 	}
 	results := map[string]float64{}
 	toRun, dispatch := map[float64]float64{}, map[float64]float64{}
+	deferred := -1.0
 	eachSample(data, func(series string, v float64) {
 		switch {
+		case series == "switchyard_webhooks_deferred_total":
+			deferred = v
 		case strings.HasPrefix(series, "switchyard_dispatch_total{"):
 			_, res, _ := strings.Cut(series, `result="`)
 			res, _, _ = strings.Cut(res, `"`)
@@ -940,9 +943,13 @@ func (r *benchRouter) ownMetrics(ctx context.Context) string {
 	if len(results) == 0 {
 		return "n/a (this router has no dispatch metrics)"
 	}
-	return fmt.Sprintf("dispatches done %.0f, retried %.0f, dead-lettered %.0f; dispatch p99 %s; 202 to PipelineRun p50 %s, p99 %s",
+	own := fmt.Sprintf("dispatches done %.0f, retried %.0f, dead-lettered %.0f; dispatch p99 %s; 202 to PipelineRun p50 %s, p99 %s",
 		results["done"], results["retry"], results["dead_letter"], quantileBound(dispatch, 0.99),
 		quantileBound(toRun, 0.5), quantileBound(toRun, 0.99))
+	if deferred >= 0 {
+		own += fmt.Sprintf("; webhooks deferred (judged behind the 202) %.0f", deferred)
+	}
+	return own
 }
 
 // parseAPIServerMetrics reads the few series bench reports from the

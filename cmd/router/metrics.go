@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -18,6 +20,7 @@ type serveMetrics struct {
 	queue *queue.Metrics
 	// auditDropped reads the queue the router opened.
 	auditDropped *auditDropped
+	intake       *intakeMetrics
 }
 
 func newServeMetrics(holder *routing.Holder) (*serveMetrics, error) {
@@ -54,7 +57,53 @@ func newServeMetrics(holder *routing.Holder) (*serveMetrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
-	return &serveMetrics{http: h, queue: q, auditDropped: dropped}, nil
+	intake := metrics.Register(reg, newIntakeMetrics(), &err)
+	if err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
+	return &serveMetrics{http: h, queue: q, auditDropped: dropped, intake: intake}, nil
+}
+
+// intakeMetrics exports switchyard_webhooks_deferred_total (webhooks of a
+// burst stored to be judged behind their 202) and switchyard_intake_pending
+// (those not judged yet, read from JetStream at each scrape).
+type intakeMetrics struct {
+	deferredDesc, pendingDesc *prometheus.Desc
+	deferred                  atomic.Uint64
+	gate                      atomic.Pointer[queueGate]
+}
+
+func newIntakeMetrics() *intakeMetrics {
+	return &intakeMetrics{
+		deferredDesc: prometheus.NewDesc("switchyard_webhooks_deferred_total",
+			"Webhooks answered 202 during a burst once stored as received, to be routed and judged behind the answer (--defer-above).", nil, nil),
+		pendingDesc: prometheus.NewDesc("switchyard_intake_pending",
+			"Webhooks stored during a burst and not judged yet.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *intakeMetrics) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.deferredDesc
+	ch <- c.pendingDesc
+}
+
+// Collect implements prometheus.Collector.
+func (c *intakeMetrics) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(c.deferredDesc, prometheus.CounterValue, float64(c.deferred.Load()))
+	g := c.gate.Load()
+	if g == nil {
+		return
+	}
+	q := g.q.Load()
+	if q == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if n, err := q.IntakePending(ctx); err == nil {
+		ch <- prometheus.MustNewConstMetric(c.pendingDesc, prometheus.GaugeValue, float64(n))
+	}
 }
 
 // auditDropped exports switchyard_audit_dropped_total: audit records the

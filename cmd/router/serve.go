@@ -57,6 +57,7 @@ type serveConfig struct {
 	natsAuth          queue.ClientAuth
 	auditMaxBytes     int64
 	maxInflight       int64
+	deferAbove        int
 	// Closing the loop (report.go): CDEvents out, and the run watcher.
 	cdeventsSink, cdeventsSubject string
 	reportResync                  time.Duration
@@ -78,6 +79,7 @@ func (c *serveConfig) flags(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.eventsMaxAge, "events-max-age", 7*24*time.Hour, "how long accepted events, their status and their dedup keys are kept (replay, status, redeliveries as no-ops); the router's memory grows with the events kept (docs/performance.md)")
 	fs.Int64Var(&c.auditMaxBytes, "audit-max-bytes", queue.DefaultAuditMaxBytes, "size cap of the audit stream in bytes (256 MiB); beyond it the oldest records are dropped, so a flood of refused requests cannot fill the store webhooks need")
 	fs.Int64Var(&c.maxInflight, "max-inflight-bytes", ingest.DefaultMaxInflight, "memory all request bodies being read or processed may hold at once (64 MiB); a request that finds no room within 2 s is answered 503 with Retry-After")
+	fs.IntVar(&c.deferAbove, "defer-above", ingest.DefaultDeferAbove, "while more webhooks than this are being answered at once (a burst), each verified webhook is stored as it came and answered 202 at once, and routed and judged behind the answer, in order (the answer then lists no targets; the audit trail and GET /v1/events/{id} show the outcome); 0: always judge before answering")
 	fs.IntVar(&c.maxAttempts, "max-attempts", 10, "dispatch attempts before work is dead-lettered")
 	fs.DurationVar(&c.retryBase, "retry-base", time.Second, "first retry delay of a failed dispatch; it doubles per attempt, with full jitter")
 	fs.DurationVar(&c.retryMax, "retry-max", 5*time.Minute, "longest retry delay (also caps an API server's Retry-After)")
@@ -236,6 +238,8 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	}
 	r.queue.metrics = r.metrics.queue
 	r.metrics.auditDropped.gate.Store(r.queue)
+	r.metrics.intake.gate.Store(r.queue)
+	r.queue.deferred = &r.metrics.intake.deferred
 	// Dispatch asks policy again, with the rules in force, before it
 	// creates anything: a revoked grant or forged work is dead-lettered.
 	changes, err := changesOption(r.holder) // changes.go
@@ -245,7 +249,8 @@ func newRouter(cfg serveConfig, logger *slog.Logger) (_ *router, err error) {
 	r.dispatcher = dispatch.New(r.creator, logger, dispatch.WithGrant(grant{r.holder}), changes)
 	tekton := tektonClient(cfg) // /cancel and the runs' states share it
 	r.srv = ingest.NewServer(ingest.Config{Rules: r.holder, Publisher: r.queue, Logger: logger, Ready: r.queue.Ready,
-		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, Approvals: r.queue, Events: r.queue, Cancel: newCanceller(tekton, r.queue, logger), Runs: newRunStates(tekton), MaxInflight: cfg.maxInflight, ReadyDetail: r.recovery.readyDetail})
+		Metrics: promhttp.Handler(), Audit: r.queue.Audit, Status: r.queue, Approvals: r.queue, Events: r.queue, Cancel: newCanceller(tekton, r.queue, logger), Runs: newRunStates(tekton), MaxInflight: cfg.maxInflight, ReadyDetail: r.recovery.readyDetail,
+		Deferrer: r.queue, DeferAbove: cfg.deferAbove})
 	r.httpServer = &http.Server{
 		Handler:           r.metrics.http.Wrap(r.srv),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -323,6 +328,7 @@ func (r *router) Run(ctx context.Context) error {
 		r.queue.set(q)
 		r.logger.Info("listening", "addr", r.ln.Addr().String())
 		r.startDispatch(consumeCtx, handlerCtx, &wg, q, fail)
+		r.startIntake(consumeCtx, &wg, q)
 		r.startRecovery(consumeCtx, &wg, q)
 		r.startReport(consumeCtx, &wg, q, fail)
 		r.startApprovalSweeper(consumeCtx, &wg, q)
@@ -391,6 +397,19 @@ func (r *router) startDispatch(consumeCtx, handlerCtx context.Context, wg *sync.
 			concurrency.Run(consumeCtx, r.cfg.concurrencyResync, func() []string { return r.holder.Rules().LimitedNamespaces() })
 		}()
 	}
+}
+
+// startIntake judges the webhooks stored while the router answered a
+// burst (ingest.Server.Judge), holding each back while the burst lasts, for
+// at most 5 s, so the answers get the CPU first.
+func (r *router) startIntake(ctx context.Context, wg *sync.WaitGroup, q *queue.Queue) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		_ = q.ConsumeIntake(ctx, queue.IntakeConfig{Busy: r.srv.Busy}, func(ctx context.Context, in queue.Intake) error {
+			return r.srv.Judge(ctx, ingest.Deferred(in))
+		})
+	}()
 }
 
 // startReload reloads the rules on SIGHUP and, with --watch-rules, on file
@@ -490,6 +509,8 @@ type queueGate struct {
 	q atomic.Pointer[queue.Queue]
 	// metrics times publishes (switchyard_publish_duration_seconds).
 	metrics *queue.Metrics
+	// deferred counts the webhooks stored to be judged behind their 202.
+	deferred *atomic.Uint64
 }
 
 var (
@@ -510,6 +531,20 @@ func (g *queueGate) Publish(ctx context.Context, a policy.Accepted) error {
 		return g.metrics.Publisher(q).Publish(ctx, a)
 	}
 	return q.Publish(ctx, a)
+}
+
+func (g *queueGate) Defer(ctx context.Context, d ingest.Deferred) error {
+	q := g.q.Load()
+	if q == nil {
+		return errQueueNotOpen
+	}
+	if err := q.StoreIntake(ctx, queue.Intake(d)); err != nil {
+		return err
+	}
+	if g.deferred != nil {
+		g.deferred.Add(1)
+	}
+	return nil
 }
 
 func (g *queueGate) Ready(ctx context.Context) error {

@@ -78,6 +78,11 @@ type Config struct {
 	Cancel Canceller
 	// Events, when set, finds the event a check run's Re-run runs again.
 	Events EventFinder
+	// Deferrer, when set, stores the webhooks of a burst as they came, to
+	// be judged behind their 202 (Judge): while more than DeferAbove
+	// webhooks are being answered at once (0: never).
+	Deferrer   Deferrer
+	DeferAbove int
 }
 
 // Server is the HTTP front of the router.
@@ -91,6 +96,11 @@ type Server struct {
 	bodies   *bodyBudget
 	// now is the clock of rate limits and audit sampling (a test sets it).
 	now func() time.Time
+	// hooksInflight counts the webhooks being answered, busyUntil is
+	// when the last burst ends (UnixNano) (Busy).
+	hooksInflight, busyUntil atomic.Int64
+	// deferAll defers every webhook a Deferrer may take (tests).
+	deferAll bool
 }
 
 // Drain makes /readyz answer 503 from now on, so a load balancer stops
@@ -194,6 +204,11 @@ type AcceptedResponse struct {
 	// RulesRevision is the revision of the rules that routed the request
 	// (routing.Rules.Revision).
 	RulesRevision string `json:"rulesRevision,omitempty"`
+	// Deferred says the router was answering a burst: the webhook was
+	// verified and stored as it came, and is routed and judged behind
+	// this answer (no id, type or targets yet; the audit trail and
+	// GET /v1/events/{id} show the outcome).
+	Deferred bool `json:"deferred,omitempty"`
 }
 
 // ErrorResponse is the body of every error answer.
@@ -204,6 +219,8 @@ type ErrorResponse struct {
 }
 
 func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
+	s.noteBurst(s.hooksInflight.Add(1))
+	defer s.hooksInflight.Add(-1)
 	name := policy.Truncate(r.PathValue("source"), policy.MaxNameLen)
 	out, err := s.accept(r, r.PathValue("source"))
 	rec := policy.Record{Kind: "webhook", Source: name, Remote: remoteHost(r), Identity: out.caller.Identity, SecretLine: out.secretLine}
@@ -215,6 +232,28 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 		writeError(w, out, err)
 		return
 	}
+	if out.deferred {
+		// Its decision is logged when it is judged: one line per webhook,
+		// and none written in the middle of a burst.
+		log.Debug("webhook deferred", "bytes", r.ContentLength)
+		writeJSON(w, out.status, AcceptedResponse{EventResult: EventResult{Targets: []TargetRef{}}, Deferred: true, RulesRevision: out.rulesRevision})
+		return
+	}
+	s.logAccepted(log, out)
+	switch {
+	case out.reply != nil:
+		log.Info("webhook answered", "reply_status", out.reply.Status)
+		writeReply(w, out.reply)
+	case out.status == http.StatusOK:
+		log.Info("webhook ping")
+		writeJSON(w, out.status, map[string]string{"status": "pong"})
+	default:
+		writeAccepted(w, out)
+	}
+}
+
+// logAccepted logs each event a webhook stored.
+func (s *Server) logAccepted(log *slog.Logger, out outcome) {
 	for _, e := range out.events {
 		msg := "webhook accepted"
 		if e.Duplicate {
@@ -225,16 +264,6 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		log.Info(msg, "event_id", e.ID, "type", e.Type, "targets", len(e.Targets))
-	}
-	switch {
-	case out.reply != nil:
-		log.Info("webhook answered", "reply_status", out.reply.Status)
-		writeReply(w, out.reply)
-	case out.status == http.StatusOK:
-		log.Info("webhook ping")
-		writeJSON(w, out.status, map[string]string{"status": "pong"})
-	default:
-		writeAccepted(w, out)
 	}
 }
 
@@ -290,7 +319,7 @@ func writeAccepted(w http.ResponseWriter, out outcome) {
 // that stored nothing. Records of requests nobody authenticated are
 // sampled (policy.Sampler), so a flood cannot fill the audit stream.
 func (s *Server) audit(rec policy.Record, out outcome, err error) {
-	if s.cfg.Audit == nil {
+	if s.cfg.Audit == nil || out.deferred {
 		return
 	}
 	rec.Status, rec.RulesRevision = out.status, out.rulesRevision
@@ -399,6 +428,9 @@ type outcome struct {
 	tokenLine int
 	// secretLine is the line of the source's secret that verified it.
 	secretLine int
+	// deferred says the webhook was stored as it came, to be judged
+	// behind the 202 (Judge): audited then, not now.
+	deferred bool
 }
 
 // accept runs one webhook through verify, normalize, route, judge and
@@ -427,6 +459,16 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		return fail(err)
 	}
 	out := outcome{caller: policy.SourceCaller(src.Name), rulesRevision: rules.Revision(), secretLine: src.SecretLine(req.SecretLine)}
+	if s.deferNow(provider) {
+		return s.deferRequest(r, rules, src, req, out)
+	}
+	return s.judge(r.Context(), rules, src, provider, req, out)
+}
+
+// judge runs a verified webhook through normalize, route, judge and
+// publish, and returns the status to answer: at once, or behind a 202 the
+// router answered while busy (Judge).
+func (s *Server) judge(ctx context.Context, rules *routing.Rules, src *routing.Source, provider Provider, req *Request, out outcome) (outcome, error) {
 	res, err := provider.Normalize(req)
 	if err != nil {
 		return out.fail(err)
@@ -445,8 +487,8 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	accepted := make([]policy.Accepted, len(res.Events))
 	for i := range res.Events {
 		ev := &res.Events[i]
-		carryTrace(r.Header, ev)
-		in := RouteInput(rules, src, ev, r.Header)
+		carryTrace(req.Header, ev)
+		in := RouteInput(rules, src, ev, req.Header)
 		targets := s.holdUntrusted(src, provider, ev, rules.Route(in))
 		if err := policy.Judge(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}); err != nil {
 			out.eventID, out.eventType = ev.ID(), ev.Type()
@@ -455,12 +497,12 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 		accepted[i] = policy.Accepted{Source: src.Name, Event: *ev, Targets: targets,
 			Hold: policy.Gate(rules, policy.Request{Source: src.Name, Caller: out.caller, Event: ev, Targets: targets}, s.now())}
 	}
-	cmds, err := s.commandEvents(r.Context(), rules, src, provider, res.Events)
+	cmds, err := s.commandEvents(ctx, rules, src, provider, res.Events)
 	if err != nil {
 		return out.fail(err)
 	}
 	accepted = append(accepted, cmds...)
-	reruns, err := s.rerunEvents(r.Context(), rules, src, provider, res.Events)
+	reruns, err := s.rerunEvents(ctx, rules, src, provider, res.Events)
 	if err != nil {
 		return out.fail(err)
 	}
@@ -468,7 +510,7 @@ func (s *Server) accept(r *http.Request, name string) (outcome, error) {
 	if _, ok := provider.(BodySigned); ok {
 		setBodyDigests(accepted, req.Body)
 	}
-	if err := s.publish(r.Context(), accepted, &out); err != nil {
+	if err := s.publish(ctx, accepted, &out); err != nil {
 		// Events published before this one are stored; the sender's retry
 		// is deduplicated, so answering 503 loses nothing.
 		return out.fail(err)

@@ -74,6 +74,10 @@ type Record struct {
 	// OriginalRulesRevision, on a replay's record, is the revision that
 	// routed the event when it was first accepted.
 	OriginalRulesRevision string `json:"originalRulesRevision,omitempty"`
+	// Deferred marks a webhook judged behind the 202 the router answered
+	// while busy (a burst): Status is what the judgment would have
+	// answered, the sender got 202.
+	Deferred bool `json:"deferred,omitempty"`
 }
 
 // Accepted is what policy allowed to be stored for one event: the event and

@@ -273,6 +273,7 @@ func streamConfigs(cfg Config) []jetstream.StreamConfig {
 			Storage:  jetstream.FileStorage,
 			Replicas: cfg.Replicas,
 		},
+		intakeStreamConfig(cfg),
 	}
 }
 
