@@ -130,6 +130,6 @@ func (s *Server) judgeDeferred(ctx context.Context, rules *routing.Rules, d Defe
 	if !ok {
 		return fail(fmt.Errorf("%w: source %q has unknown kind %q", ErrUnknownSource, d.Source, src.Kind))
 	}
-	out := outcome{caller: policy.SourceCaller(src.Name), rulesRevision: rules.Revision(), secretLine: d.SecretLine}
+	out := outcome{caller: policy.SourceCaller(src.Name), rulesRevision: rules.Revision(), secretLine: d.SecretLine, answered: d.Received}
 	return s.judge(ctx, rules, src, provider, &Request{Header: d.Header, Body: d.Body}, out)
 }

@@ -110,6 +110,9 @@ func TestBurstWebhookIsStoredAsReceivedThenJudged(t *testing.T) {
 	if tp, _ := a.Event.Extensions()["traceparent"].(string); !strings.HasPrefix(tp, "00-4bf92f3577b34da6a3ce929d0e0e4736-") {
 		t.Errorf("traceparent %q not carried", tp)
 	}
+	if !a.Answered.Equal(k.Received) {
+		t.Errorf("stored as answered at %v, want the 202's %v: the time to its run would leave out the deferral", a.Answered, k.Received)
+	}
 	if a.BodyDigest == "" {
 		t.Error("no body digest: a captured body replayed under another delivery id would not be found")
 	}

@@ -431,6 +431,8 @@ type outcome struct {
 	// deferred says the webhook was stored as it came, to be judged
 	// behind the 202 (Judge): audited then, not now.
 	deferred bool
+	// answered is when a deferred webhook got its 202 (Judge).
+	answered time.Time
 }
 
 // accept runs one webhook through verify, normalize, route, judge and
@@ -509,6 +511,9 @@ func (s *Server) judge(ctx context.Context, rules *routing.Rules, src *routing.S
 	accepted = append(accepted, reruns...)
 	if _, ok := provider.(BodySigned); ok {
 		setBodyDigests(accepted, req.Body)
+	}
+	for i := range accepted {
+		accepted[i].Answered = out.answered
 	}
 	if err := s.publish(ctx, accepted, &out); err != nil {
 		// Events published before this one are stored; the sender's retry

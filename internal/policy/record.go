@@ -96,6 +96,10 @@ type Accepted struct {
 	// Hold, when set, names the targets an approval gate holds: stored,
 	// not queued (see Gate).
 	Hold *Hold
+	// Answered, when set, is when the sender got its 202, before the
+	// event was judged: a webhook deferred during a burst. Zero: answered
+	// once stored.
+	Answered time.Time
 }
 
 // Target states, as GET /v1/events/{id} and `router status` report them.

@@ -588,7 +588,7 @@ func (c *consumer) settle(ctx, sctx context.Context, d delivery, herr error) str
 		}
 		result = ResultDone
 		if state == StateCreated {
-			c.cfg.Metrics.created(d.meta.Timestamp)
+			c.cfg.Metrics.created(answeredAt(msg, d.meta.Timestamp))
 		}
 		c.q.setStatus(sctx, w, state, reason, attempt)
 		log.Debug("work dispatched", "state", state)

@@ -131,12 +131,13 @@ func (m *Metrics) count(app, result string) {
 	}
 }
 
-// created records the time from storing work to its PipelineRun.
-func (m *Metrics) created(stored time.Time) {
-	if m == nil || stored.IsZero() {
+// created records the time from the 202 of work's event to its
+// PipelineRun.
+func (m *Metrics) created(answered time.Time) {
+	if m == nil || answered.IsZero() {
 		return
 	}
-	m.toRun.Observe(time.Since(stored).Seconds())
+	m.toRun.Observe(time.Since(answered).Seconds())
 }
 
 // setPending records each app's work in the stream; apps seen before and

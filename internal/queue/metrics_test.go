@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -86,4 +87,38 @@ func gather(t *testing.T, reg *prometheus.Registry, name string) map[string]floa
 		}
 	}
 	return out
+}
+
+// TestEventToPipelineRunCountsFromTheDeferred202: a webhook deferred
+// during a burst was answered before its work was stored; the time to its
+// PipelineRun counts from the answer.
+func TestEventToPipelineRunCountsFromTheDeferred202(t *testing.T) {
+	q := newQueue(t)
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := accepted("github", "d-1", "api")
+	a.Answered = time.Now().Add(-90 * time.Second)
+	if err := q.Publish(context.Background(), a); err != nil {
+		t.Fatal(err)
+	}
+	cfg := fastRetry
+	cfg.Metrics = m
+	runConsume(t, q, cfg, func(context.Context, Work) error { return nil })
+	waitFor(t, "the work done", func() bool {
+		return gather(t, reg, "switchyard_event_to_pipelinerun_seconds")[""] == 1
+	})
+	families, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range families {
+		if f.GetName() == "switchyard_event_to_pipelinerun_seconds" {
+			if sum := f.GetMetric()[0].GetHistogram().GetSampleSum(); sum < 90 {
+				t.Errorf("observed %.1fs from the 202 to the run, want at least the 90s since the answer", sum)
+			}
+		}
+	}
 }

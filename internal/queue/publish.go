@@ -253,6 +253,9 @@ func buildMessages(a policy.Accepted) ([]outMsg, error) {
 		if err != nil {
 			return nil, err
 		}
+		if !a.Answered.IsZero() {
+			m.msg.Header.Set(answeredHeader, a.Answered.UTC().Format(time.RFC3339Nano))
+		}
 		msgs = append(msgs, m)
 	}
 	return msgs, nil
@@ -311,6 +314,20 @@ func encodeEvent(ev event.Event) ([]byte, error) {
 		return nil, fmt.Errorf("publish: encode event: %w", err)
 	}
 	return data, nil
+}
+
+// answeredHeader, on a work message, is when its event's sender got the
+// 202, when that was before the work was stored (policy.Accepted.Answered):
+// switchyard_event_to_pipelinerun_seconds counts from it.
+const answeredHeader = "Switchyard-Answered"
+
+// answeredAt is when the sender of msg's event got its 202: the header, or
+// else stored, when the work was stored.
+func answeredAt(msg jetstream.Msg, stored time.Time) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, msg.Headers().Get(answeredHeader)); err == nil && t.Before(stored) {
+		return t
+	}
+	return stored
 }
 
 func workMsgID(source, eventID, app, trigger string) string {
