@@ -213,6 +213,9 @@ func TestConsumeIntakeWaitsForTheBurstToEnd(t *testing.T) {
 	// fetched it (the stream shows it acknowledged-pending) and judged
 	// nothing.
 	waitFor(t, "the webhook fetched", func() bool {
+		if j.count() > 0 {
+			t.Fatal("judged during the burst")
+		}
 		info, err := q.js.Consumer(ctx, IntakeStream, intakeConsumer)
 		return err == nil && info.CachedInfo().NumAckPending == 1
 	})
