@@ -307,6 +307,7 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 
+	b.warmUp(ctx, "ingest limit", "http://"+ln.Addr().String()+"/", secret)
 	b.logf("ingest limit: %d signed pushes, %d concurrent", b.cfg.events, b.cfg.concurrency)
 	res := sendPushes(ctx, "http://"+ln.Addr().String()+"/", secret, "limit", b.cfg, b.progressFunc("ingest limit"))
 	b.logf("ingest limit: %d answered in %s: %s", res.ok, res.elapsed.Round(time.Millisecond), res.figures())
@@ -410,6 +411,8 @@ func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
 	}
 	defer child.stop()
 	b.logf("router: serving on %s (pid %d, flags %q)", child.url, child.cmd.Process.Pid, b.cfg.routerArgs)
+	b.warmUp(ctx, "router", child.url+"/v1/hooks/github", secret)
+	child.waitIdle(ctx)
 
 	before, err := b.apiserverMetrics(ctx)
 	if err != nil {
@@ -623,6 +626,49 @@ func startBenchRouter(ctx context.Context, bin, dir, kubeconfig, secret string, 
 	return nil, fmt.Errorf("router not ready after a minute; log tail:\n%s", r.logs.String())
 }
 
+// waitIdle waits (at most 15 s) until the router has judged every webhook
+// it stored during the warm-up (switchyard_intake_pending 0), so the
+// measured burst starts on an idle router. A router without the metric
+// (an older build) gets a second.
+func (r *benchRouter) waitIdle(ctx context.Context) {
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		pending, ok := r.series(ctx, "switchyard_intake_pending")
+		if !ok {
+			time.Sleep(time.Second)
+			return
+		}
+		if pending == 0 {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// series reads one unlabelled series from the router's /metrics.
+func (r *benchRouter) series(ctx context.Context, name string) (float64, bool) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/metrics", nil)
+	if err != nil {
+		return 0, false
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, false
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, false
+	}
+	value, found := 0.0, false
+	eachSample(data, func(series string, v float64) {
+		if series == name {
+			value, found = v, true
+		}
+	})
+	return value, found
+}
+
 // peakRSS is the child's VmHWM from /proc (Linux only), in MiB (0 when
 // unknown) and as the table shows it.
 func (r *benchRouter) peakRSS() (mib float64, text string) {
@@ -795,6 +841,10 @@ func pushSender(url, secret, prefix string, concurrency int) (send func(ctx cont
 	return func(ctx context.Context, i int) (int, error) {
 		sha := sha256.Sum256([]byte(prefix + strconv.Itoa(i)))
 		body := bytes.Replace(samplePush, after, []byte(`"after": "`+hex.EncodeToString(sha[:20])+`"`), 1)
+		if i < 0 {
+			// A warm-up push (warmUp): to a branch no trigger matches.
+			body = bytes.Replace(body, []byte(`"ref": "refs/heads/main"`), []byte(`"ref": "refs/heads/bench-warm-up"`), 1)
+		}
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write(body)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
@@ -813,6 +863,22 @@ func pushSender(url, secret, prefix string, concurrency int) (send func(ctx cont
 		resp.Body.Close()
 		return resp.StatusCode, nil
 	}, client.CloseIdleConnections
+}
+
+// benchWarmUp is how many pushes each HTTP phase gets before it is
+// measured: a freshly started server's first requests measure its start
+// (heap growth, first connections, a router's start-up work), not how it
+// answers a burst.
+const benchWarmUp = 200
+
+// warmUp sends benchWarmUp signed pushes to a branch no trigger matches
+// (stored, nothing created), not counted.
+func (b *bench) warmUp(ctx context.Context, phase, url, secret string) {
+	send, done := pushSender(url, secret, "warmup", b.cfg.concurrency)
+	defer done()
+	warm := func(ctx context.Context, i int) (int, error) { return send(ctx, -1-i) }
+	res := runLoad(ctx, benchWarmUp, b.cfg.concurrency, 0, func(int, int) {}, warm)
+	b.logf("%s: warmed up with %d pushes to a branch no trigger matches (%d answered 2xx)", phase, benchWarmUp, res.ok)
 }
 
 // perSecond is n per second of d (0 for no time).

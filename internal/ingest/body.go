@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/semaphore"
@@ -38,6 +39,9 @@ func newBodyBudget(size int64) *bodyBudget {
 // reserve takes n bytes of the budget, waiting at most b.wait.
 func (b *bodyBudget) reserve(ctx context.Context, n int64) error {
 	n = min(n, b.size) // a body larger than the budget waits for all of it
+	if b.sem.TryAcquire(n) {
+		return nil // the common case, without a timer
+	}
 	ctx, cancel := context.WithTimeout(ctx, b.wait)
 	defer cancel()
 	if err := b.sem.Acquire(ctx, n); err != nil {
@@ -47,6 +51,37 @@ func (b *bodyBudget) reserve(ctx context.Context, n int64) error {
 }
 
 func (b *bodyBudget) release(n int64) { b.sem.Release(min(n, b.size)) }
+
+// pooledBody is the largest body kept for reuse: a typical webhook.
+const pooledBody = 64 << 10
+
+// bodies holds the buffers of bodies no longer referenced (recycleBody),
+// so a burst's deferred webhooks do not each allocate one.
+var bodies = sync.Pool{New: func() any { return new([]byte) }}
+
+// newBody returns a buffer of n bytes, reused when one is free.
+func newBody(n int64) []byte {
+	if n > pooledBody {
+		return make([]byte, n)
+	}
+	bp := bodies.Get().(*[]byte)
+	if int64(cap(*bp)) < n {
+		*bp = make([]byte, n, max(n, 8<<10))
+	}
+	return (*bp)[:n]
+}
+
+// recycleBody gives back the buffer of a body nothing references any
+// more. Only the deferred path can say so (its body was copied into the
+// stored message); a judged body lives on in the event, so the sync path
+// never recycles.
+func recycleBody(body []byte) {
+	if cap(body) == 0 || cap(body) > pooledBody {
+		return
+	}
+	body = body[:0]
+	bodies.Put(&body)
+}
 
 // readBody reads at most limit bytes of r's body within the budget. A body
 // announced larger than limit is refused before a byte is read. The caller
@@ -63,7 +98,7 @@ func (b *bodyBudget) readBody(r *http.Request, limit int64) (body []byte, releas
 			return nil, release, err
 		}
 		held = r.ContentLength
-		body = make([]byte, r.ContentLength)
+		body = newBody(r.ContentLength)
 		if _, err := io.ReadFull(r.Body, body); err != nil {
 			return nil, release, fmt.Errorf("%w: read body: %v", ErrMalformed, err)
 		}

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"time"
@@ -40,7 +41,8 @@ type Deferred struct {
 
 // Deferrer stores deferred webhooks durably (queue.Queue.StoreIntake).
 // Defer returns nil only once the webhook is stored; a failure a retry may
-// heal has an Unavailable() bool method that returns true.
+// heal has an Unavailable() bool method that returns true. It keeps no
+// reference to the body once it returns.
 type Deferrer interface {
 	Defer(ctx context.Context, d Deferred) error
 }
@@ -86,11 +88,40 @@ func (s *Server) deferNow(p Provider) bool {
 func (s *Server) deferRequest(r *http.Request, rules *routing.Rules, src *routing.Source, req *Request, out outcome) (outcome, error) {
 	d := Deferred{Source: src.Name, Remote: remoteHost(r), SecretLine: out.secretLine, Received: s.now(),
 		Header: rules.StripCredentials(req.Header), Body: req.Body}
-	if err := s.cfg.Deferrer.Defer(r.Context(), d); err != nil {
+	err := s.cfg.Deferrer.Defer(r.Context(), d)
+	// The stored message is a copy (Deferrer's contract): nothing holds the
+	// body now.
+	recycleBody(req.Body)
+	req.Body = nil
+	if err != nil {
 		return out.fail(err)
 	}
 	out.status, out.deferred = http.StatusAccepted, true
 	return out, nil
+}
+
+// encodedAnswer is an answer's body for one rules revision.
+type encodedAnswer struct {
+	revision string
+	body     []byte
+}
+
+// writeDeferred answers a deferred webhook 202: the same body for every
+// webhook of a revision, so it is encoded once per revision, not once per
+// webhook of a burst.
+func (s *Server) writeDeferred(w http.ResponseWriter, revision string) {
+	a := s.deferredBody.Load()
+	if a == nil || a.revision != revision {
+		body, err := json.Marshal(AcceptedResponse{EventResult: EventResult{Targets: []TargetRef{}}, Deferred: true, RulesRevision: revision})
+		if err != nil {
+			panic(err) // strings and a bool always encode
+		}
+		a = &encodedAnswer{revision: revision, body: append(body, '\n')}
+		s.deferredBody.Store(a)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_, _ = w.Write(a.body)
 }
 
 // Judge decides a deferred webhook with the rules in force now, as accept

@@ -28,6 +28,8 @@ func (m *memDeferrer) Defer(_ context.Context, d Deferred) error {
 	if m.fail != nil {
 		return m.fail
 	}
+	// A copy, as the stream keeps: the server recycles the body's buffer.
+	d.Body = bytes.Clone(d.Body)
 	m.kept = append(m.kept, d)
 	return nil
 }

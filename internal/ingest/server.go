@@ -101,6 +101,9 @@ type Server struct {
 	hooksInflight, busyUntil atomic.Int64
 	// deferAll defers every webhook a Deferrer may take (tests).
 	deferAll bool
+	// deferredBody is the 202 of a deferred webhook for the latest rules
+	// revision, encoded once.
+	deferredBody atomic.Pointer[encodedAnswer]
 }
 
 // Drain makes /readyz answer 503 from now on, so a load balancer stops
@@ -223,6 +226,13 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 	defer s.hooksInflight.Add(-1)
 	name := policy.Truncate(r.PathValue("source"), policy.MaxNameLen)
 	out, err := s.accept(r, r.PathValue("source"))
+	if err == nil && out.deferred {
+		// Audited and logged when it is judged: one line per webhook, and
+		// none written in the middle of a burst.
+		s.logger.Debug("webhook deferred", "source", name, "bytes", r.ContentLength)
+		s.writeDeferred(w, out.rulesRevision)
+		return
+	}
 	rec := policy.Record{Kind: "webhook", Source: name, Remote: remoteHost(r), Identity: out.caller.Identity, SecretLine: out.secretLine}
 	s.audit(rec, out, err)
 	// The path token is never logged: only the source name is.
@@ -230,13 +240,6 @@ func (s *Server) handleHook(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.logRefusal(log, "webhook refused", err)
 		writeError(w, out, err)
-		return
-	}
-	if out.deferred {
-		// Its decision is logged when it is judged: one line per webhook,
-		// and none written in the middle of a burst.
-		log.Debug("webhook deferred", "bytes", r.ContentLength)
-		writeJSON(w, out.status, AcceptedResponse{EventResult: EventResult{Targets: []TargetRef{}}, Deferred: true, RulesRevision: out.rulesRevision})
 		return
 	}
 	s.logAccepted(log, out)

@@ -132,15 +132,44 @@ func (w *Watcher) watch(ctx context.Context, ns string) factories {
 		DeleteFunc: func(obj any) { w.observe(obj, true) },
 	}
 	prs := f.Tekton().V1().PipelineRuns().Informer()
+	_ = prs.SetTransform(slimRun) // cannot fail: not started yet
 	_, _ = prs.AddEventHandler(handler)
 	tf := informers.NewSharedInformerFactoryWithOptions(w.cfg.Client, w.cfg.Resync,
 		informers.WithNamespace(ns),
 		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = managed + ",!" + labelPipelineRun }))
 	trs := tf.Tekton().V1().TaskRuns().Informer()
+	_ = trs.SetTransform(slimRun)
 	_, _ = trs.AddEventHandler(handler)
 	f.Start(ctx.Done())
 	tf.Start(ctx.Done())
 	return factories{fs: []informers.SharedInformerFactory{f, tf}, infs: []cache.SharedIndexInformer{prs, trs}}
+}
+
+// slimRun keeps of a PipelineRun or TaskRun what the watcher reads
+// (observePipelineRun, observeTaskRun): its metadata without managed
+// fields, its pipelineRef or taskRef, and the status' conditions, times and
+// children. The informers' caches hold every managed run of the watched
+// namespaces, and a run's managed fields, parameters and resolved spec
+// (status.pipelineSpec, status.taskSpec, provenance) are most of its size.
+func slimRun(obj any) (any, error) {
+	switch run := obj.(type) {
+	case *pipelinev1.PipelineRun:
+		slim := &pipelinev1.PipelineRun{TypeMeta: run.TypeMeta, ObjectMeta: run.ObjectMeta}
+		slim.ManagedFields = nil
+		slim.Spec.PipelineRef = run.Spec.PipelineRef
+		slim.Status.Status = run.Status.Status
+		slim.Status.StartTime, slim.Status.CompletionTime = run.Status.StartTime, run.Status.CompletionTime
+		slim.Status.ChildReferences = run.Status.ChildReferences
+		return slim, nil
+	case *pipelinev1.TaskRun:
+		slim := &pipelinev1.TaskRun{TypeMeta: run.TypeMeta, ObjectMeta: run.ObjectMeta}
+		slim.ManagedFields = nil
+		slim.Spec.TaskRef = run.Spec.TaskRef
+		slim.Status.Status = run.Status.Status
+		slim.Status.StartTime, slim.Status.CompletionTime = run.Status.StartTime, run.Status.CompletionTime
+		return slim, nil
+	}
+	return obj, nil // a tombstone or another kind: as it is
 }
 
 // labelPipelineRun is the label Tekton puts on a PipelineRun's TaskRuns.
