@@ -210,6 +210,9 @@ func Attach(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Queue, er
 		return nil, fmt.Errorf("attach queue: %w", err)
 	}
 	for _, sc := range streamConfigs(cfg) {
+		if sc.Name == IntakeStream {
+			continue // no operator command reads it, and older routers have none
+		}
 		if _, err := js.Stream(ctx, sc.Name); err != nil {
 			return nil, fmt.Errorf("attach queue: stream %s (has a router run here?): %w", sc.Name, err)
 		}

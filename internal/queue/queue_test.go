@@ -494,3 +494,22 @@ func TestAttachKeepsTheStreamsSettings(t *testing.T) {
 		t.Fatalf("Attach to a server no router used: %v", err)
 	}
 }
+
+// TestAttachWithoutTheIntakeStream: operator commands attach to the
+// streams of a router of the version before bursts, which has no intake.
+func TestAttachWithoutTheIntakeStream(t *testing.T) {
+	e := startEmbedded(t, t.TempDir())
+	ctx := context.Background()
+	q := openQueue(t, e, Config{})
+	if err := q.js.DeleteStream(ctx, IntakeStream); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := e.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	if _, err := Attach(ctx, nc, nil); err != nil {
+		t.Fatalf("Attach without the intake stream: %v", err)
+	}
+}
