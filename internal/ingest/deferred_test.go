@@ -317,3 +317,25 @@ func TestStrippedHeadersNormalizeAlike(t *testing.T) {
 		})
 	}
 }
+
+// FuzzJudgeDeferred: whatever a stored webhook holds, its judgment decides
+// it (stored or refused, audited) and never asks to be retried when the
+// queue is up.
+func FuzzJudgeDeferred(f *testing.F) {
+	f.Add("push", []byte(`{"ref":"refs/heads/main"}`))
+	f.Add("ping", []byte(`{"zen":"x","hook_id":1}`))
+	f.Add("issue_comment", []byte(`{"action":"created","comment":{"body":"/cancel"}}`))
+	f.Add("push", []byte(`not json`))
+	f.Fuzz(func(t *testing.T, eventName string, body []byte) {
+		store := newMemStore()
+		s := NewServer(Config{Rules: routing.NewHolder(mustRules(t, ghSource, map[string]string{"S": "x"})), Publisher: store, Audit: store.Audit})
+		h := githubHeader("push", "d-fuzz")
+		h.Set("X-GitHub-Event", eventName)
+		if err := s.Judge(context.Background(), Deferred{Source: "gh", Header: h, Body: body}); err != nil {
+			t.Fatalf("Judge = %v with the queue up", err)
+		}
+		if len(store.stored) == 0 && len(store.records()) == 0 {
+			t.Fatal("judged without storing or auditing anything")
+		}
+	})
+}
