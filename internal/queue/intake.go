@@ -118,6 +118,11 @@ func decodeIntake(h nats.Header, data []byte) (Intake, error) {
 	if err != nil {
 		return in, fmt.Errorf("intake message: body: %w", err)
 	}
+	// A corrupted length must not make the router allocate gigabytes: no
+	// webhook body is larger than the router's body limit (25 MiB).
+	if n, err := s2.DecodedLen(compressed); err != nil || n > maxIntakeBody {
+		return in, fmt.Errorf("intake message: body of %d bytes (%v)", n, err)
+	}
 	if in.Body, err = s2.Decode(nil, compressed); err != nil {
 		return in, fmt.Errorf("intake message: body: %w", err)
 	}
@@ -149,6 +154,10 @@ func (q *Queue) StoreIntake(ctx context.Context, in Intake) error {
 	}
 	return err
 }
+
+// maxIntakeBody bounds a stored webhook's body when it is read back: the
+// largest body the router takes (ingest.DefaultMaxBody, 25 MiB), with room.
+const maxIntakeBody = 32 << 20
 
 // pooledIntake is the largest encoding buffer kept for reuse.
 const pooledIntake = 64 << 10

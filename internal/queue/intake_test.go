@@ -3,6 +3,7 @@ package queue
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/http"
@@ -79,6 +80,10 @@ func TestIntakeDecodeRefusesWhatNoRouterWrote(t *testing.T) {
 		"bad time":         func(h nats.Header, d []byte) (nats.Header, []byte) { h.Set(intakeReceived, "yesterday"); return h, d },
 		"body not s2":      func(h nats.Header, d []byte) (nats.Header, []byte) { return h, append(d, 0xff, 0xff) },
 		"no header block":  func(h nats.Header, _ []byte) (nats.Header, []byte) { return h, []byte("no colon here") },
+		// An S2 block whose length says 1 GiB: refused before allocating.
+		"body claims 1 GiB": func(h nats.Header, _ []byte) (nats.Header, []byte) {
+			return h, binary.AppendUvarint([]byte("X-A: b\r\n\r\n"), 1<<30)
+		},
 	} {
 		h := nats.Header{}
 		for k, v := range m.Header {
