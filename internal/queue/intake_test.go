@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -285,4 +286,22 @@ func TestConsumeIntakeRemovesWhatDoesNotDecode(t *testing.T) {
 		p, err := q.IntakePending(ctx)
 		return err == nil && p == 0
 	})
+}
+
+func TestIntakeDecodeDoesNotTrustTheStoredLength(t *testing.T) {
+	h := nats.Header{}
+	h.Set(intakeSource, "github")
+	h.Set(intakeEncoding, intakeFormat)
+	h.Set(intakeSecretLine, "1")
+	h.Set(intakeReceived, "2026-11-30T07:30:00Z")
+	data := binary.AppendUvarint([]byte("X-A: b\r\n\r\n"), 1<<30)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := decodeIntake(h, data); err == nil {
+		t.Fatal("decoded a body that claims 1 GiB in 5 bytes")
+	}
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Errorf("allocated %d bytes for a body that claims 1 GiB", grew)
+	}
 }
