@@ -521,6 +521,20 @@ name the rule or scope). Records are kept 90 days.`,
 	return cmd
 }
 
+// auditReason is the REASON column of `router audit`: the rule that
+// refused, the reason, and for a webhook judged behind its 202 during a
+// burst, that its sender was answered 202 whatever the STATUS says.
+func auditReason(r policy.Record) string {
+	reason := r.Reason
+	if r.Rule != "" {
+		reason = r.Rule + ": " + reason
+	}
+	if r.Deferred {
+		reason = strings.TrimSuffix("judged behind a 202 (burst); "+reason, "; ")
+	}
+	return reason
+}
+
 func runAudit(ctx context.Context, o auditOptions, conn *opsFlags, stdout, stderr io.Writer) int {
 	if o.decision == "deny" {
 		o.decision = policy.DecisionDenied
@@ -545,11 +559,7 @@ func runAudit(ctx context.Context, o auditOptions, conn *opsFlags, stdout, stder
 			_ = enc.Encode(r)
 			return true
 		}
-		reason := r.Reason
-		if r.Rule != "" {
-			reason = r.Rule + ": " + reason
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format(time.RFC3339), r.Decision, r.Status, r.Source, r.Identity, r.EventID, r.Type, oneLine(reason, 100))
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", r.Time.Format(time.RFC3339), r.Decision, r.Status, r.Source, r.Identity, r.EventID, r.Type, oneLine(auditReason(r), 100))
 		return true
 	})
 	_ = tw.Flush()

@@ -300,3 +300,19 @@ func TestOpsNATSCredentials(t *testing.T) {
 		})
 	}
 }
+
+func TestAuditReasonSaysADeferredWebhookWasAnswered202(t *testing.T) {
+	for _, tc := range []struct {
+		rec  policy.Record
+		want string
+	}{
+		{policy.Record{Reason: "duplicate"}, "duplicate"},
+		{policy.Record{Rule: "scope.apps", Reason: "app web is out of scope"}, "scope.apps: app web is out of scope"},
+		{policy.Record{Deferred: true}, "judged behind a 202 (burst)"},
+		{policy.Record{Deferred: true, Status: 400, Reason: "malformed payload"}, "judged behind a 202 (burst); malformed payload"},
+	} {
+		if got := auditReason(tc.rec); got != tc.want {
+			t.Errorf("auditReason(%+v) = %q, want %q", tc.rec, got, tc.want)
+		}
+	}
+}
