@@ -16,11 +16,13 @@ import (
 // are being answered at once, each verified webhook is stored as it came
 // (its headers without credentials, its body) and answered 202 at once;
 // normalizing, routing, policy and the event's own records run behind the
-// answer (Judge), in the order the webhooks were stored. The 202 still
-// means stored: the stored webhook is judged, never lost, and an event
-// judged twice (a retry) is deduplicated as any redelivery is. What the
-// sender no longer gets in the answer (the targets, or a 403 with its
-// rule) is in the audit trail and in GET /v1/events/{id}.
+// answer (Judge), a few at a time in the order the webhooks were stored.
+// The 202 still means stored: the stored webhook is judged, never lost,
+// and an event judged twice (a retry) is deduplicated as any redelivery
+// is. What the sender no longer gets in the answer (the targets, or a 400
+// for a signed but malformed payload) is in the audit trail and in
+// GET /v1/events/{id} once judged. No webhook is refused by scope (only
+// agents' endpoints are, and those are never deferred), so no 403 is lost.
 
 // DefaultDeferAbove is how many webhooks answered at once make a burst.
 const DefaultDeferAbove = 8
@@ -140,7 +142,6 @@ func (s *Server) Judge(ctx context.Context, d Deferred) error {
 	}
 	rec := policy.Record{Kind: "webhook", Source: policy.Truncate(d.Source, policy.MaxNameLen), Remote: d.Remote,
 		Identity: out.caller.Identity, SecretLine: d.SecretLine, Deferred: true}
-	out.deferred = false // judged now: audited as any decision
 	s.audit(rec, out, err)
 	log := s.logger.With("source", rec.Source, "status", out.status, "deferred", true)
 	if err != nil {

@@ -209,8 +209,8 @@ type AcceptedResponse struct {
 	RulesRevision string `json:"rulesRevision,omitempty"`
 	// Deferred says the router was answering a burst: the webhook was
 	// verified and stored as it came, and is routed and judged behind
-	// this answer (no id, type or targets yet; the audit trail and
-	// GET /v1/events/{id} show the outcome).
+	// this answer (no id, type or targets yet; once judged, the audit
+	// trail and GET /v1/events/{id} show the outcome).
 	Deferred bool `json:"deferred,omitempty"`
 }
 
@@ -322,7 +322,7 @@ func writeAccepted(w http.ResponseWriter, out outcome) {
 // that stored nothing. Records of requests nobody authenticated are
 // sampled (policy.Sampler), so a flood cannot fill the audit stream.
 func (s *Server) audit(rec policy.Record, out outcome, err error) {
-	if s.cfg.Audit == nil || out.deferred {
+	if s.cfg.Audit == nil {
 		return
 	}
 	rec.Status, rec.RulesRevision = out.status, out.rulesRevision
@@ -432,7 +432,7 @@ type outcome struct {
 	// secretLine is the line of the source's secret that verified it.
 	secretLine int
 	// deferred says the webhook was stored as it came, to be judged
-	// behind the 202 (Judge): audited then, not now.
+	// behind the 202 (Judge): audited and logged then, not now.
 	deferred bool
 	// answered is when a deferred webhook got its 202 (Judge).
 	answered time.Time
