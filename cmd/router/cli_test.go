@@ -32,6 +32,7 @@ func TestCLIExitCodes(t *testing.T) {
 		{name: "rules twice", args: []string{"validate", "--rules", "a", "b"}, wantCode: 2, wantErr: "give the rules directory once"},
 		{name: "required flag", args: []string{"explain", "--body", "x.json"}, wantCode: 2, wantErr: `required flag(s) "source" not set`},
 		{name: "bad output", args: []string{"audit", "-o", "yaml"}, wantCode: 2, wantErr: `--output "yaml": want text or json`},
+		{name: "negative defer-above", args: []string{"serve", "--defer-above", "-1"}, wantCode: 2, wantErr: "--defer-above -1: want 0 (never defer) or more"},
 		{name: "dlq without subcommand", args: []string{"dlq"}, wantCode: 2, wantErr: "give a subcommand: list, show or retry"},
 		{name: "dlq bad sequence", args: []string{"dlq", "show", "x"}, wantCode: 2, wantErr: `"x" is not a dead-letter sequence number`},
 		{name: "replay needs one selector", args: []string{"replay"}, wantCode: 2, wantErr: "give exactly one of --id ID or --since DURATION"},

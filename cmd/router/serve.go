@@ -131,6 +131,10 @@ func runServe(ctx context.Context, cfg serveConfig, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "router serve: --log-level: %v\n", err)
 		return 2
 	}
+	if cfg.deferAbove < 0 {
+		fmt.Fprintf(stderr, "router serve: --defer-above %d: want 0 (never defer) or more\n", cfg.deferAbove)
+		return 2
+	}
 	logger := slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: level}))
 
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
