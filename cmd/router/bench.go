@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"runtime"
 	"slices"
@@ -274,48 +275,125 @@ func (b *bench) progressFunc(phase string) func(done, total int) {
 
 // ingestLimit measures a minimal ingest built in this run: read the body,
 // verify GitHub's HMAC, one synchronous JetStream publish to a file-stored
-// stream, 202.
+// stream, 202. It runs twice: as a child process, as the router runs (the
+// goal's limit: a server never shares its process with its senders), and
+// in the bench's own process, beside its senders, as earlier versions of
+// the bench measured it.
 func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
-	dir, err := os.MkdirTemp("", "switchyard-bench-nats-")
-	if err != nil {
-		return nil, fmt.Errorf("ingest limit: %w", err)
-	}
-	defer os.RemoveAll(dir)
-	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: dir})
-	if err != nil {
-		return nil, fmt.Errorf("ingest limit: %w", err)
-	}
-	defer emb.Shutdown()
-	nc, err := emb.Connect()
-	if err != nil {
-		return nil, fmt.Errorf("ingest limit: %w", err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return nil, fmt.Errorf("ingest limit: %w", err)
-	}
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage}); err != nil {
-		return nil, fmt.Errorf("ingest limit: %w", err)
-	}
 	secret := benchSecret()
+	child, err := startBenchLimit(ctx, secret)
+	if err != nil {
+		return nil, err
+	}
+	own := b.measureLimit(ctx, "ingest limit", child.url, secret)
+	child.stop()
+	b.measured.limitRate, b.measured.limitP99 = own.perSecond(), own.p(99)
+
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, fmt.Errorf("ingest limit: %w", err)
 	}
-	srv := &http.Server{Handler: limitHandler(js, secret), ReadHeaderTimeout: 10 * time.Second}
-	go func() { _ = srv.Serve(ln) }()
-	defer srv.Close()
+	stop, err := serveLimit(ctx, ln, secret)
+	if err != nil {
+		return nil, fmt.Errorf("ingest limit: %w", err)
+	}
+	defer stop()
+	inProcess := b.measureLimit(ctx, "ingest limit in the bench's process", "http://"+ln.Addr().String(), secret)
+	return []benchRow{
+		{"limit: HTTP + HMAC verify + one synchronous JetStream publish (file store) + 202, own process", own.figures() + own.failures()},
+		{"  the same in the bench's process, beside its senders", inProcess.figures() + inProcess.failures()},
+	}, nil
+}
 
-	b.warmUp(ctx, "ingest limit", "http://"+ln.Addr().String()+"/", secret)
-	b.logf("ingest limit: %d signed pushes, %d concurrent", b.cfg.events, b.cfg.concurrency)
-	res := sendPushes(ctx, "http://"+ln.Addr().String()+"/", secret, "limit", b.cfg, b.progressFunc("ingest limit"))
-	b.logf("ingest limit: %d answered in %s: %s", res.ok, res.elapsed.Round(time.Millisecond), res.figures())
-	b.measured.limitRate, b.measured.limitP99 = res.perSecond(), res.p(99)
-	return []benchRow{{
-		"limit: HTTP + HMAC verify + one synchronous JetStream publish (file store) + 202",
-		res.figures() + res.failures(),
-	}}, nil
+// measureLimit warms a limit server up and sends it the pushes.
+func (b *bench) measureLimit(ctx context.Context, phase, url, secret string) loadResult {
+	b.warmUp(ctx, phase, url+"/", secret)
+	b.logf("%s: %d signed pushes, %d concurrent", phase, b.cfg.events, b.cfg.concurrency)
+	res := sendPushes(ctx, url+"/", secret, "limit", b.cfg, b.progressFunc(phase))
+	b.logf("%s: %d answered in %s: %s", phase, res.ok, res.elapsed.Round(time.Millisecond), res.figures())
+	return res
+}
+
+// serveLimit serves the limit's handler on ln, with its own embedded NATS
+// server in a temporary directory, until stop is called.
+func serveLimit(ctx context.Context, ln net.Listener, secret string) (stop func(), err error) {
+	dir, err := os.MkdirTemp("", "switchyard-bench-nats-")
+	if err != nil {
+		return nil, err
+	}
+	emb, err := queue.StartEmbedded(queue.EmbeddedOptions{StoreDir: dir})
+	if err != nil {
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	cleanup := func() { emb.Shutdown(); os.RemoveAll(dir) }
+	nc, err := emb.Connect()
+	if err != nil {
+		cleanup()
+		return nil, err
+	}
+	js, err := jetstream.New(nc)
+	if err == nil {
+		_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: jetstream.FileStorage})
+	}
+	if err != nil {
+		nc.Close()
+		cleanup()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) })
+	mux.Handle("POST /", limitHandler(js, secret))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = srv.Serve(ln) }()
+	return func() { _ = srv.Close(); nc.Close(); cleanup() }, nil
+}
+
+// startBenchLimit runs the limit server as a child process of this binary
+// (`router bench-limit`, hidden), as the router runs.
+func startBenchLimit(ctx context.Context, secret string) (*benchRouter, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("ingest limit: %w", err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, fmt.Errorf("ingest limit: %w", err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	r := &benchRouter{url: "http://" + addr, logs: k8senv.NewTailBuffer(16 << 10), exited: make(chan struct{})}
+	r.cmd = exec.Command(self, "bench-limit", "--listen", addr)
+	r.cmd.Env = append(os.Environ(), "GITHUB_WEBHOOK_SECRET="+secret)
+	return r, r.start(ctx, "ingest limit")
+}
+
+// newBenchLimitCmd is the limit server bench runs as a child process.
+func newBenchLimitCmd(s ioStreams) *cobra.Command {
+	var listen string
+	cmd := &cobra.Command{
+		Use:    "bench-limit --listen ADDR",
+		Short:  "The ingest limit server `router bench` runs as a child process",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ln, err := net.Listen("tcp", listen)
+			if err != nil {
+				return err
+			}
+			ctx, cancel := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer cancel()
+			stop, err := serveLimit(ctx, ln, os.Getenv("GITHUB_WEBHOOK_SECRET"))
+			if err != nil {
+				return err
+			}
+			defer stop()
+			<-ctx.Done()
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&listen, "listen", "127.0.0.1:0", "listen address")
+	return cmd
 }
 
 // limitHandler is the least an ingest can do and still mean "2xx means
@@ -597,11 +675,17 @@ func startBenchRouter(ctx context.Context, bin, dir, kubeconfig, secret string, 
 	r := &benchRouter{url: "http://" + addr, logs: k8senv.NewTailBuffer(16 << 10), exited: make(chan struct{})}
 	r.cmd = exec.Command(bin, append(args, extra...)...)
 	r.cmd.Env = append(os.Environ(), "GITHUB_WEBHOOK_SECRET="+secret, "KUBECONFIG=")
+	return r, r.start(ctx, "router")
+}
+
+// start starts r's command and waits (at most a minute) until its /readyz
+// answers 200; what names it in errors.
+func (r *benchRouter) start(ctx context.Context, what string) error {
 	r.cmd.Stderr = r.logs
 	r.cmd.Stdout = r.logs
 	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := r.cmd.Start(); err != nil {
-		return nil, fmt.Errorf("router: %w", err)
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	go func() { _ = r.cmd.Wait(); close(r.exited) }()
 	deadline := time.Now().Add(time.Minute)
@@ -610,20 +694,20 @@ func startBenchRouter(ctx context.Context, bin, dir, kubeconfig, secret string, 
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return r, nil
+				return nil
 			}
 		}
 		select {
 		case <-r.exited:
-			return nil, fmt.Errorf("router exited before it was ready; log tail:\n%s", r.logs.String())
+			return fmt.Errorf("%s exited before it was ready; log tail:\n%s", what, r.logs.String())
 		case <-ctx.Done():
 			r.stop()
-			return nil, ctx.Err()
+			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
 	r.stop()
-	return nil, fmt.Errorf("router not ready after a minute; log tail:\n%s", r.logs.String())
+	return fmt.Errorf("%s not ready after a minute; log tail:\n%s", what, r.logs.String())
 }
 
 // waitIdle waits (at most 15 s) until the router has judged every webhook

@@ -99,7 +99,7 @@ PipelineRuns.`,
 		}
 	}
 	add("rules", newValidateCmd(s), newNormalizeCmd(s), newExplainCmd(s), newImportCmd(s))
-	add("run", newServeCmd(s), newSendCmd(s), newBenchCmd(s), newVersionCmd(s))
+	add("run", newServeCmd(s), newSendCmd(s), newBenchCmd(s), newBenchLimitCmd(s), newVersionCmd(s))
 	add("ops", newDLQCmd(s), newReplayCmd(s), newStatusCmd(s), newAuditCmd(s), newRecoverCmd(s), newApproveCmd(s), newRejectCmd(s))
 	for name, fn := range commands {
 		add("ops", newLegacyCmd(name, fn, s))
