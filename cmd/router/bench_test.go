@@ -6,6 +6,8 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -175,5 +177,65 @@ func TestGoalRows(t *testing.T) {
 	}
 	if got := goalRows(benchFigures{})[2].figure; !strings.HasSuffix(got, "**not met**") {
 		t.Errorf("no measurement: %q, want not met", got)
+	}
+}
+
+// TestBenchLimitCommand: the limit server the bench runs as a child
+// process (`router bench-limit`) says it is ready, answers a signed push
+// 202 and an unsigned one 401, and stops with its context.
+func TestBenchLimitCommand(t *testing.T) {
+	const secret = "s3cret"
+	t.Setenv("GITHUB_WEBHOOK_SECRET", secret)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, []string{"bench-limit", "--listen", addr}, nil, io.Discard, io.Discard) }()
+	url := "http://" + addr
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(url + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("bench-limit not ready: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	body := []byte(`{"ref":"refs/heads/main"}`)
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(body)
+	for sig, want := range map[string]int{"sha256=" + hex.EncodeToString(mac.Sum(nil)): http.StatusAccepted, "": http.StatusUnauthorized} {
+		req, err := http.NewRequest(http.MethodPost, url+"/", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Hub-Signature-256", sig)
+		req.Header.Set("X-GitHub-Delivery", "d-1")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("signature %q: status %d, want %d", sig, resp.StatusCode, want)
+		}
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("bench-limit exited %d", code)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("bench-limit did not stop with its context")
 	}
 }
