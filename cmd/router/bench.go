@@ -729,18 +729,23 @@ func (r *benchRouter) waitIdle(ctx context.Context) {
 	}
 }
 
-// series reads one unlabelled series from the router's /metrics.
-func (r *benchRouter) series(ctx context.Context, name string) (float64, bool) {
+// metrics reads the router's /metrics.
+func (r *benchRouter) metrics(ctx context.Context) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/metrics", nil)
 	if err != nil {
-		return 0, false
+		return nil, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, false
+		return nil, err
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	return io.ReadAll(resp.Body)
+}
+
+// series reads one unlabelled series from the router's /metrics.
+func (r *benchRouter) series(ctx context.Context, name string) (float64, bool) {
+	data, err := r.metrics(ctx)
 	if err != nil {
 		return 0, false
 	}
@@ -1056,16 +1061,7 @@ func quantileBound(buckets map[float64]float64, q float64) string {
 // ownMetrics summarizes the router's /metrics: dispatch results and the
 // time from a 202 to its PipelineRun. An older router without them says so.
 func (r *benchRouter) ownMetrics(ctx context.Context) string {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, r.url+"/metrics", nil)
-	if err != nil {
-		return "n/a: " + err.Error()
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return "n/a: " + err.Error()
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(resp.Body)
+	data, err := r.metrics(ctx)
 	if err != nil {
 		return "n/a: " + err.Error()
 	}

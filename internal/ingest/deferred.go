@@ -49,6 +49,15 @@ type Deferrer interface {
 	Defer(ctx context.Context, d Deferred) error
 }
 
+// burstAbove is how many webhooks answered at once make a burst, 0 when
+// nothing can be deferred.
+func burstAbove(cfg Config) int64 {
+	if cfg.Deferrer == nil || cfg.DeferAbove <= 0 {
+		return 0
+	}
+	return int64(cfg.DeferAbove)
+}
+
 // burstLinger is how long a burst lasts after the last moment more than
 // Config.DeferAbove webhooks were being answered: senders' load comes in
 // waves, and a burst that flickered off between two of them would judge a
@@ -60,16 +69,16 @@ const burstLinger = 200 * time.Millisecond
 // then deferred, and the judging of the deferred ones waits
 // (queue.IntakeConfig.Busy).
 func (s *Server) Busy() bool {
-	if s.cfg.Deferrer == nil || s.cfg.DeferAbove <= 0 {
+	if s.burstAbove == 0 {
 		return false
 	}
-	return s.hooksInflight.Load() > int64(s.cfg.DeferAbove) || time.Now().UnixNano() < s.busyUntil.Load()
+	return s.hooksInflight.Load() > s.burstAbove || time.Now().UnixNano() < s.busyUntil.Load()
 }
 
 // noteBurst records that inflight webhooks are being answered: more than
 // Config.DeferAbove start (or extend) a burst.
 func (s *Server) noteBurst(inflight int64) {
-	if s.cfg.Deferrer != nil && s.cfg.DeferAbove > 0 && inflight > int64(s.cfg.DeferAbove) {
+	if s.burstAbove > 0 && inflight > s.burstAbove {
 		s.busyUntil.Store(time.Now().Add(burstLinger).UnixNano())
 	}
 }

@@ -99,6 +99,9 @@ type Server struct {
 	// hooksInflight counts the webhooks being answered, busyUntil is
 	// when the last burst ends (UnixNano) (Busy).
 	hooksInflight, busyUntil atomic.Int64
+	// burstAbove is Config.DeferAbove when there is a Deferrer, else 0
+	// (no bursts).
+	burstAbove int64
 	// deferAll defers every webhook a Deferrer may take (tests).
 	deferAll bool
 	// deferredBody is the 202 of a deferred webhook for the latest rules
@@ -122,7 +125,7 @@ func NewServer(cfg Config) *Server {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "ingest"), mux: http.NewServeMux(), now: time.Now,
+	s := &Server{cfg: cfg, logger: cfg.Logger.With("component", "ingest"), mux: http.NewServeMux(), now: time.Now, burstAbove: burstAbove(cfg),
 		// Unauthenticated decisions: 20 a second on average, bursts of 200.
 		sampler: policy.NewSampler(20, 200), bodies: newBodyBudget(max(cfg.MaxInflight, cfg.MaxBody))}
 	s.mux.HandleFunc("POST /v1/hooks/{source}", s.handleHook)

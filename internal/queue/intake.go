@@ -333,11 +333,7 @@ func (q *Queue) waitBurst(ctx context.Context, cfg IntakeConfig, msg jetstream.M
 
 // IntakePending returns how many stored webhooks wait to be judged.
 func (q *Queue) IntakePending(ctx context.Context) (uint64, error) {
-	s, err := q.js.Stream(ctx, IntakeStream)
-	if err != nil {
-		return 0, fmt.Errorf("intake pending: %w", err)
-	}
-	return s.CachedInfo().State.Msgs, nil
+	return q.messages(ctx, IntakeStream, "intake pending")
 }
 
 func sleepCtx(ctx context.Context, d time.Duration) {

@@ -294,9 +294,15 @@ func (q *Queue) Ready(ctx context.Context) error {
 // Pending returns the number of messages in the work stream: work not yet
 // dispatched, including work being dispatched right now.
 func (q *Queue) Pending(ctx context.Context) (uint64, error) {
-	s, err := q.js.Stream(ctx, WorkStream)
+	return q.messages(ctx, WorkStream, "queue pending")
+}
+
+// messages returns the number of messages in stream; what names the
+// caller in an error.
+func (q *Queue) messages(ctx context.Context, stream, what string) (uint64, error) {
+	s, err := q.js.Stream(ctx, stream)
 	if err != nil {
-		return 0, fmt.Errorf("queue pending: %w", err)
+		return 0, fmt.Errorf("%s: %w", what, err)
 	}
 	return s.CachedInfo().State.Msgs, nil
 }

@@ -10,9 +10,6 @@ import (
 	"time"
 
 	"github.com/switchyard-dev/switchyard/internal/policy"
-	"github.com/switchyard-dev/switchyard/internal/queue"
-
-	"github.com/nats-io/nats.go"
 )
 
 // TestBurstDeferredThenJudgedAcrossACrash: a router answering a burst
@@ -45,7 +42,7 @@ func TestBurstDeferredThenJudgedAcrossACrash(t *testing.T) {
 	successor := startRouter(t, cfg)
 	checkOnePerDelivery(t, ns, "burst", n, 2*time.Minute, natsProc.url)
 	checkAuditedOnce(t, natsAddr{url: natsProc.url}, "burst", n, 30*time.Second)
-	if got := deferredRecords(t, natsProc.url); got == 0 {
+	if got := deferredRecords(t, natsAddr{url: natsProc.url}); got == 0 {
 		t.Error("no audit record is marked deferred")
 	}
 	successor.stop()
@@ -74,20 +71,10 @@ func scrape(t *testing.T, url, name string) float64 {
 }
 
 // deferredRecords counts the accepted audit records marked deferred.
-func deferredRecords(t *testing.T, natsURL string) int {
+func deferredRecords(t *testing.T, addr natsAddr) int {
 	t.Helper()
-	nc, err := nats.Connect(natsURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	ctx := context.Background()
-	q, err := queue.Attach(ctx, nc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
 	n := 0
-	if err := q.AuditRecords(ctx, time.Time{}, func(rec policy.Record) bool {
+	if err := addr.attach(t).AuditRecords(context.Background(), time.Time{}, func(rec policy.Record) bool {
 		if rec.Decision == policy.DecisionAccepted && rec.Deferred {
 			n++
 		}

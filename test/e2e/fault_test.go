@@ -21,10 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/switchyard-dev/switchyard/internal/policy"
-	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/test/k8senv"
 )
 
@@ -307,20 +304,8 @@ func TestNATSKilledWhileWebhooksArrive(t *testing.T) {
 // found the event stored.
 func checkAuditedOnce(t *testing.T, addr natsAddr, prefix string, n int, within time.Duration) {
 	t.Helper()
-	var opts []nats.Option
-	if addr.token != "" {
-		opts = append(opts, nats.Token(addr.token))
-	}
-	nc, err := nats.Connect(addr.url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
 	ctx := context.Background()
-	q, err := queue.Attach(ctx, nc, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := addr.attach(t)
 	var missing []string
 	deadline := time.Now().Add(within)
 	for {

@@ -36,22 +36,39 @@ func (r *router) embeddedNATS(t *testing.T) natsAddr {
 	return natsAddr{url: ci.URL, token: ci.Token}
 }
 
+// connect connects to the server at a, closing the connection at the
+// test's end.
+func (a natsAddr) connect(t *testing.T) *nats.Conn {
+	t.Helper()
+	var opts []nats.Option
+	if a.token != "" {
+		opts = append(opts, nats.Token(a.token))
+	}
+	nc, err := nats.Connect(a.url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// attach is the routers' queue on the server at a, for reading it.
+func (a natsAddr) attach(t *testing.T) *queue.Queue {
+	t.Helper()
+	q, err := queue.Attach(context.Background(), a.connect(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
+}
+
 // waitWorkSettled waits until the work stream is empty. Work-queue
 // retention removes a message only when it is acknowledged, so then no
 // work can be redelivered (after AckWait, to this or another router) and
 // create a run later: the count of runs is final.
 func waitWorkSettled(t *testing.T, addr natsAddr, within time.Duration) {
 	t.Helper()
-	var opts []nats.Option
-	if addr.token != "" {
-		opts = append(opts, nats.Token(addr.token))
-	}
-	nc, err := nats.Connect(addr.url, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(addr.connect(t))
 	if err != nil {
 		t.Fatal(err)
 	}
