@@ -305,3 +305,29 @@ func TestIntakeDecodeDoesNotTrustTheStoredLength(t *testing.T) {
 		t.Errorf("allocated %d bytes for a body that claims 1 GiB", grew)
 	}
 }
+
+// BenchmarkStoreIntake is the store a deferred webhook's 202 waits for:
+// encode (headers, S2) and one synchronous publish to the embedded server.
+func BenchmarkStoreIntake(b *testing.B) {
+	q := newQueue(b)
+	in := githubIntake(b, "d-1")
+	ctx := context.Background()
+	b.SetBytes(int64(len(in.Body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := q.StoreIntake(ctx, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkEncodeIntake(b *testing.B) {
+	in := githubIntake(b, "d-1")
+	b.SetBytes(int64(len(in.Body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := encodeIntake(nil, in); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
