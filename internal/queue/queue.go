@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -231,6 +232,10 @@ func Attach(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Queue, er
 	return q, nil
 }
 
+// eventsPerSource is the events stream's per-subject limit: one no source
+// reaches (see streamConfigs).
+const eventsPerSource = math.MaxInt64
+
 func streamConfigs(cfg Config) []jetstream.StreamConfig {
 	return []jetstream.StreamConfig{
 		{
@@ -242,6 +247,14 @@ func streamConfigs(cfg Config) []jetstream.StreamConfig {
 			Storage:     jetstream.FileStorage,
 			Replicas:    cfg.Replicas,
 			Duplicates:  cfg.DuplicateWindow,
+			// Not a limit (a subject is a source: no source reaches it): it
+			// makes the file store write 4 MiB blocks, as it does for
+			// key-value buckets, instead of the 8 MiB it gives a stream with
+			// no limit. nats-server sizes blocks only from a stream's limits,
+			// and holds the block being written in a buffer of the block's
+			// size: a burst of events pinned 8 MiB here, and twice that in
+			// memory with the garbage collector's headroom.
+			MaxMsgsPerSubject: eventsPerSource,
 		},
 		{
 			Name:        WorkStream,

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -511,5 +512,49 @@ func TestAttachWithoutTheIntakeStream(t *testing.T) {
 	t.Cleanup(nc.Close)
 	if _, err := Attach(ctx, nc, nil); err != nil {
 		t.Fatalf("Attach without the intake stream: %v", err)
+	}
+}
+
+// The events stream is written in 4 MiB blocks, not the 8 MiB nats-server
+// gives a stream without limits: the block being written is held in
+// memory whole, so a burst of events pins half as much (issue 12's peak
+// RSS). Its per-subject limit, which gives the smaller blocks, keeps
+// every event.
+func TestEventsStreamWritesFourMiBBlocks(t *testing.T) {
+	dir := t.TempDir()
+	q := openQueue(t, startEmbedded(t, dir), Config{})
+	if got := streamInfo(t, q, EventsStream).Config.MaxMsgsPerSubject; got != eventsPerSource {
+		t.Fatalf("events stream max messages per subject %d, want %d", got, eventsPerSource)
+	}
+	// 10 MiB of events of one source, in messages of about 64 KiB.
+	payload := map[string]string{"blob": strings.Repeat("x", 64<<10)}
+	const n = 160
+	for i := range n {
+		a := accepted("github", fmt.Sprintf("d-%d", i), "api")
+		if err := a.Event.SetData(event.ApplicationJSON, payload); err != nil {
+			t.Fatal(err)
+		}
+		if err := q.Publish(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := streamMsgs(t, q, EventsStream); got != n {
+		t.Fatalf("events stream holds %d events, want all %d", got, n)
+	}
+	blocks, err := filepath.Glob(filepath.Join(dir, "jetstream", "*", "streams", EventsStream, "msgs", "*.blk"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(blocks) < 3 {
+		t.Fatalf("events stream has %d block files %v, want 10 MiB in at least three", len(blocks), blocks)
+	}
+	for _, b := range blocks {
+		fi, err := os.Stat(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() > 4<<20 {
+			t.Errorf("block %s holds %d bytes, want at most 4 MiB", filepath.Base(b), fi.Size())
+		}
 	}
 }
