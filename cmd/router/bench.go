@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
@@ -285,7 +286,7 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	own := b.measureLimit(ctx, "ingest limit", child.url, secret)
+	own, rates := b.medianLimit(ctx, "ingest limit", child.url, secret)
 	child.stop()
 	b.measured.limitRate, b.measured.limitP99 = own.perSecond(), own.p(99)
 
@@ -300,18 +301,52 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 	defer stop()
 	inProcess := b.measureLimit(ctx, "ingest limit in the bench's process", "http://"+ln.Addr().String(), secret)
 	return []benchRow{
-		{"limit: HTTP + HMAC verify + one synchronous JetStream publish (file store) + 202, own process", own.figures() + own.failures()},
+		{"limit: HTTP + HMAC verify + one synchronous JetStream publish (file store) + 202, own process",
+			fmt.Sprintf("%s%s (the median of %d bursts: %s/s)", own.figures(), own.failures(), limitBursts, strings.Join(rates, ", "))},
 		{"  the same in the bench's process, beside its senders", inProcess.figures() + inProcess.failures()},
 	}, nil
 }
 
+// limitBursts is how many bursts the goal's limit is measured in. One
+// burst of 3,000 lasts a third of a second, and the same server's rate
+// moved by a third between runs: the median of three is the limit the
+// router is compared with (the router gets one burst: the load).
+const limitBursts = 3
+
 // measureLimit warms a limit server up and sends it the pushes.
 func (b *bench) measureLimit(ctx context.Context, phase, url, secret string) loadResult {
 	b.warmUp(ctx, phase, url+"/", secret)
+	return b.limitBurst(ctx, phase, url, secret, "limit")
+}
+
+// limitBurst sends one burst of pushes, their delivery ids starting with
+// prefix, to a warm limit server.
+func (b *bench) limitBurst(ctx context.Context, phase, url, secret, prefix string) loadResult {
 	b.logf("%s: %d signed pushes, %d concurrent", phase, b.cfg.events, b.cfg.concurrency)
-	res := sendPushes(ctx, url+"/", secret, "limit", b.cfg, b.progressFunc(phase))
+	res := sendPushes(ctx, url+"/", secret, prefix, b.cfg, b.progressFunc(phase))
 	b.logf("%s: %d answered in %s: %s", phase, res.ok, res.elapsed.Round(time.Millisecond), res.figures())
 	return res
+}
+
+// medianLimit warms a limit server up, sends it limitBursts bursts and
+// returns the burst of the median rate, and every burst's rate in order.
+func (b *bench) medianLimit(ctx context.Context, phase, url, secret string) (loadResult, []string) {
+	b.warmUp(ctx, phase, url+"/", secret)
+	bursts := make([]loadResult, limitBursts)
+	rates := make([]string, limitBursts)
+	for i := range bursts {
+		bursts[i] = b.limitBurst(ctx, fmt.Sprintf("%s, burst %d of %d", phase, i+1, limitBursts), url, secret, fmt.Sprintf("limit%d", i))
+		rates[i] = rate(bursts[i].ok, bursts[i].elapsed)
+	}
+	return medianBurst(bursts), rates
+}
+
+// medianBurst is the burst of the median rate (the lower one of an even
+// count).
+func medianBurst(bursts []loadResult) loadResult {
+	sorted := slices.Clone(bursts)
+	slices.SortFunc(sorted, func(a, b loadResult) int { return cmp.Compare(a.perSecond(), b.perSecond()) })
+	return sorted[(len(sorted)-1)/2]
 }
 
 // serveLimit serves the limit's handler on ln, with its own embedded NATS

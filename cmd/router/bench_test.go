@@ -152,6 +152,28 @@ func TestRSSGrowth(t *testing.T) {
 	}
 }
 
+// The goal's limit is the burst of the median rate, with its own p99:
+// not the fastest or the slowest of the bursts, nor a mix of them.
+func TestMedianBurst(t *testing.T) {
+	burst := func(ok int, p99 time.Duration) loadResult {
+		return loadResult{ok: ok, elapsed: time.Second, latencies: []time.Duration{p99}}
+	}
+	bursts := []loadResult{burst(9000, 3*time.Millisecond), burst(12000, time.Millisecond), burst(7000, 9*time.Millisecond)}
+	got := medianBurst(bursts)
+	if got.ok != 9000 || got.p(99) != 3*time.Millisecond {
+		t.Fatalf("median of 9000, 12000, 7000/s = %d/s with p99 %s; want the 9000/s burst and its 3 ms", got.ok, got.p(99))
+	}
+	if bursts[0].ok != 9000 || bursts[1].ok != 12000 {
+		t.Fatal("medianBurst reordered its argument")
+	}
+	if got := medianBurst(bursts[:2]); got.ok != 9000 {
+		t.Fatalf("median of two = %d/s, want the lower", got.ok)
+	}
+	if got := medianBurst(bursts[:1]); got.ok != 9000 {
+		t.Fatalf("median of one = %d/s, want it", got.ok)
+	}
+}
+
 // The goal rows are ratios of figures of the same run, each with its
 // verdict at the goal's bound.
 func TestGoalRows(t *testing.T) {
