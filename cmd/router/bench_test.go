@@ -152,6 +152,23 @@ func TestRSSGrowth(t *testing.T) {
 	}
 }
 
+// The growth per event divides the growth between the quarters' peaks
+// by the events sent between the peaks' times: 102 MiB at 50 s, 103 MiB
+// at 80 s, 10 events a second: 1 MiB over 300 events.
+func TestRSSPerEvent(t *testing.T) {
+	d := 100 * time.Second
+	var samples []soakSample
+	for i, rss := range []float64{50, 90, 100, 101, 100, 102, 101, 100, 103, 102, 101} {
+		samples = append(samples, soakSample{at: time.Duration(i) * 10 * time.Second, rss: rss})
+	}
+	if got, want := rssPerEvent(samples, d, 10), "3495 B per event sent between the two peaks (300 events in 30s)"; got != want {
+		t.Errorf("rssPerEvent = %q, want %q", got, want)
+	}
+	if got := rssPerEvent(samples[:2], d, 10); !strings.Contains(got, "too few samples") {
+		t.Errorf("two early samples: %q", got)
+	}
+}
+
 // The goal's limit is the burst of the median rate, with its own p99:
 // not the fastest or the slowest of the bursts, nor a mix of them.
 func TestMedianBurst(t *testing.T) {

@@ -78,6 +78,7 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 		{"soak: PipelineRuns created", fmt.Sprintf("%d of %d", created, res.ok)},
 		{"soak: RSS every " + b.cfg.soakEvery.String() + " (MiB)", rssSeries(samples)},
 		{"soak: RSS growth", rssGrowth(samples, b.cfg.soak)},
+		{"soak: RSS growth per event", rssPerEvent(samples, b.cfg.soak, b.cfg.soakRate)},
 		{"soak: peak RSS (VmHWM)", peak},
 		{"goal: no RSS growth", growthVerdict(samples, b.cfg.soak)},
 	}, nil
@@ -124,15 +125,36 @@ func rssGrowth(samples []soakSample, d time.Duration) string {
 // quarterPeaks are the highest RSS of the second and of the last quarter
 // of a soak of d; false when either has no sample.
 func quarterPeaks(samples []soakSample, d time.Duration) (early, late float64, ok bool) {
-	peak := func(from, to time.Duration) float64 {
-		m := 0.0
+	e, l, ok := quarterPeakSamples(samples, d)
+	return e.rss, l.rss, ok
+}
+
+// quarterPeakSamples are the samples of quarterPeaks, with their times.
+func quarterPeakSamples(samples []soakSample, d time.Duration) (early, late soakSample, ok bool) {
+	peak := func(from, to time.Duration) soakSample {
+		var m soakSample
 		for _, s := range samples {
-			if s.at >= from && s.at <= to {
-				m = max(m, s.rss)
+			if s.at >= from && s.at <= to && s.rss > m.rss {
+				m = s
 			}
 		}
 		return m
 	}
 	early, late = peak(d/4, d/2), peak(d*3/4, d)
-	return early, late, early > 0 && late > 0
+	return early, late, early.rss > 0 && late.rss > 0
+}
+
+// rssPerEvent is the growth between the quarters' peaks per event sent
+// between them, at rate a second. With every event kept (the default
+// retention is longer than any soak) it is what keeping one more event
+// costs, the figure to size memory by (docs/performance.md); with events
+// kept less than the soak it is the noise of a flat run.
+func rssPerEvent(samples []soakSample, d time.Duration, rate int) string {
+	early, late, ok := quarterPeakSamples(samples, d)
+	if !ok || late.at <= early.at || rate <= 0 {
+		return "n/a (too few samples)"
+	}
+	events := (late.at - early.at).Seconds() * float64(rate)
+	perEvent := (late.rss - early.rss) * (1 << 20) / events
+	return fmt.Sprintf("%.0f B per event sent between the two peaks (%.0f events in %s)", perEvent, events, (late.at - early.at).Round(time.Second))
 }
