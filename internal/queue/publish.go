@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/switchyard-dev/switchyard/internal/policy"
+	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
 // ErrInvalidName reports a source or app name that cannot be a NATS subject
@@ -173,6 +174,24 @@ type AcceptedTarget struct {
 	Name      string `json:"name"`
 	// Index is routing.Target.Index: which run of a template this is.
 	Index int `json:"index,omitempty"`
+	// Status is the target's dispatch state once dispatch wrote it into
+	// the record (see setStatus); nil while the target is queued.
+	Status *TargetState `json:"status,omitempty"`
+}
+
+// unit is the target's trigger and index as routing.Target.Unit names
+// them: what tells two targets of one event and app apart.
+func (t AcceptedTarget) unit() string {
+	return routing.Target{Trigger: t.Trigger, Index: t.Index}.Unit()
+}
+
+// TargetState is a target's dispatch state as its event's record keeps
+// it (the rest of TargetStatus is the target itself).
+type TargetState struct {
+	State    string    `json:"state"`
+	Reason   string    `json:"reason,omitempty"`
+	Attempts int       `json:"attempts,omitempty"`
+	Updated  time.Time `json:"updated"`
 }
 
 // AcceptedRecord is what the accepted-events bucket keeps of an event.
