@@ -97,6 +97,9 @@ func (q *Queue) inRecord(ctx context.Context, w Work, ts *TargetState) (bool, er
 		if i < 0 {
 			return false, nil
 		}
+		if ts == nil && rec.Targets[i].Status == nil {
+			return true, nil // nothing to clear
+		}
 		rec.Targets[i].Status = ts
 		data, err := json.Marshal(rec)
 		if err != nil {

@@ -90,6 +90,19 @@ func TestStatusBeforeTheRecordIsWritten(t *testing.T) {
 	if _, err := q.status.Get(ctx, workStatusKey(w)); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("the target's own key after the retry: %v, want it deleted", err)
 	}
+	// Clearing a queued target writes nothing.
+	before, err := q.accepted.Get(ctx, acceptedKey("github", "r-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.clearStatus(ctx, w)
+	after, err := q.accepted.Get(ctx, acceptedKey("github", "r-2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Revision() != before.Revision() {
+		t.Fatalf("record revision %d → %d: clearing a queued target rewrote it", before.Revision(), after.Revision())
+	}
 }
 
 // Targets of one event finishing together each keep their state: the
