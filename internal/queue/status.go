@@ -42,9 +42,9 @@ func workStatusKey(w Work) string {
 // for people; the delivery guarantees never depend on it, so a failure is
 // logged and nothing else.
 //
-// The state goes into the event's accepted record (inRecord), so a kept
-// event costs the embedded nats-server one subject in memory however many
-// targets it has, rather than one more per target. Where the record cannot
+// The state goes into the event's accepted record (inRecord), so an
+// event's targets cost nats-server no subject of their own: it keeps every
+// subject of a kept event in memory, for as long as the event is kept. Where the record cannot
 // take it — not written yet (dispatch can finish before Publish records
 // the event), updated by other targets too often in a row, or undecodable
 // — the target gets a key of its own in the status bucket, as every
