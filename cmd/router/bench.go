@@ -286,7 +286,7 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	own, rates := b.medianLimit(ctx, "ingest limit", child.url, secret)
+	own, rates := b.measureLimit(ctx, "ingest limit", child.url, secret, limitBursts)
 	child.stop()
 	b.measured.limitRate, b.measured.limitP99 = own.perSecond(), own.p(99)
 
@@ -299,7 +299,7 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 		return nil, fmt.Errorf("ingest limit: %w", err)
 	}
 	defer stop()
-	inProcess := b.measureLimit(ctx, "ingest limit in the bench's process", "http://"+ln.Addr().String(), secret)
+	inProcess, _ := b.measureLimit(ctx, "ingest limit in the bench's process", "http://"+ln.Addr().String(), secret, 1)
 	return []benchRow{
 		{"limit: HTTP + HMAC verify + one synchronous JetStream publish (file store) + 202, own process",
 			fmt.Sprintf("%s%s (the median of %d bursts: %s/s)", own.figures(), own.failures(), limitBursts, strings.Join(rates, ", "))},
@@ -313,32 +313,23 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 // router is compared with (the router gets one burst: the load).
 const limitBursts = 3
 
-// measureLimit warms a limit server up and sends it the pushes.
-func (b *bench) measureLimit(ctx context.Context, phase, url, secret string) loadResult {
+// measureLimit warms a limit server up, sends it bursts bursts, and returns
+// the burst of the median rate and every burst's rate in order.
+func (b *bench) measureLimit(ctx context.Context, phase, url, secret string, bursts int) (loadResult, []string) {
 	b.warmUp(ctx, phase, url+"/", secret)
-	return b.limitBurst(ctx, phase, url, secret, "limit")
-}
-
-// limitBurst sends one burst of pushes, their delivery ids starting with
-// prefix, to a warm limit server.
-func (b *bench) limitBurst(ctx context.Context, phase, url, secret, prefix string) loadResult {
-	b.logf("%s: %d signed pushes, %d concurrent", phase, b.cfg.events, b.cfg.concurrency)
-	res := sendPushes(ctx, url+"/", secret, prefix, b.cfg, b.progressFunc(phase))
-	b.logf("%s: %d answered in %s: %s", phase, res.ok, res.elapsed.Round(time.Millisecond), res.figures())
-	return res
-}
-
-// medianLimit warms a limit server up, sends it limitBursts bursts and
-// returns the burst of the median rate, and every burst's rate in order.
-func (b *bench) medianLimit(ctx context.Context, phase, url, secret string) (loadResult, []string) {
-	b.warmUp(ctx, phase, url+"/", secret)
-	bursts := make([]loadResult, limitBursts)
-	rates := make([]string, limitBursts)
-	for i := range bursts {
-		bursts[i] = b.limitBurst(ctx, fmt.Sprintf("%s, burst %d of %d", phase, i+1, limitBursts), url, secret, fmt.Sprintf("limit%d", i))
-		rates[i] = rate(bursts[i].ok, bursts[i].elapsed)
+	results := make([]loadResult, bursts)
+	rates := make([]string, bursts)
+	for i := range results {
+		burst := phase
+		if bursts > 1 {
+			burst = fmt.Sprintf("%s, burst %d of %d", phase, i+1, bursts)
+		}
+		b.logf("%s: %d signed pushes, %d concurrent", burst, b.cfg.events, b.cfg.concurrency)
+		res := sendPushes(ctx, url+"/", secret, fmt.Sprintf("limit%d", i), b.cfg, b.progressFunc(burst))
+		b.logf("%s: %d answered in %s: %s", burst, res.ok, res.elapsed.Round(time.Millisecond), res.figures())
+		results[i], rates[i] = res, rate(res.ok, res.elapsed)
 	}
-	return medianBurst(bursts), rates
+	return medianBurst(results), rates
 }
 
 // medianBurst is the burst of the median rate (the lower one of an even

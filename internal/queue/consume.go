@@ -634,26 +634,33 @@ func (c *consumer) settle(ctx, sctx context.Context, d delivery, herr error) str
 func (c *consumer) run(ctx context.Context, msg jetstream.Msg, w Work) error {
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.HandlerTimeout)
 	defer cancel()
-	stop := make(chan struct{})
+	defer keepAlive(msg, progressEvery(c.cfg.AckWait))()
+	return c.h(ctx, w)
+}
+
+// keepAlive tells JetStream every period that msg is still being worked
+// on (a progress ack), until the returned stop is called; stop returns
+// once no more progress ack will be sent.
+func keepAlive(msg jetstream.Msg, every time.Duration) (stop func()) {
+	quit := make(chan struct{})
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(progressEvery(c.cfg.AckWait))
+		t := time.NewTicker(every)
 		defer t.Stop()
 		for {
 			select {
-			case <-stop:
+			case <-quit:
 				return
 			case <-t.C:
 				_ = msg.InProgress()
 			}
 		}
 	}()
-	defer func() {
-		close(stop)
+	return func() {
+		close(quit)
 		<-done
-	}()
-	return c.h(ctx, w)
+	}
 }
 
 // progressEvery is the period of a running handler's progress acks: half

@@ -192,30 +192,12 @@ type IntakeConfig struct {
 const DefaultIntakeConcurrency = 2
 
 // intakeAckWait is how long a router may hold a stored webhook without
-// saying it is still on it (keepAlive) before another may take it.
+// saying it is still on it (keepAlive, every third of it) before another
+// may take it.
 const intakeAckWait = 10 * time.Second
 
 // intakeMaxAckPending bounds the stored webhooks held by all replicas.
 const intakeMaxAckPending = 256
-
-// keepAlive tells JetStream every third of the ack wait that msg is still
-// being judged (or held back for a burst), until stop is called.
-func keepAlive(msg jetstream.Msg) (stop func()) {
-	done := make(chan struct{})
-	go func() {
-		t := time.NewTicker(intakeAckWait / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				_ = msg.InProgress()
-			}
-		}
-	}()
-	return func() { close(done) }
-}
 
 // intakeRetry is how long a webhook waits before it is judged again after
 // the queue was unavailable.
@@ -256,7 +238,7 @@ func (q *Queue) ConsumeIntake(ctx context.Context, cfg IntakeConfig, judge Intak
 				return nil
 			}
 			q.logger.Warn("create intake consumer failed", "err", err)
-			sleepCtx(ctx, intakeRetry)
+			pause(ctx, intakeRetry)
 		}
 	}
 	for ctx.Err() == nil {
@@ -264,14 +246,14 @@ func (q *Queue) ConsumeIntake(ctx context.Context, cfg IntakeConfig, judge Intak
 		if err != nil {
 			if ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) {
 				q.logger.Warn("intake fetch failed", "err", err)
-				sleepCtx(ctx, intakeRetry)
+				pause(ctx, intakeRetry)
 			}
 			continue
 		}
 		var wg sync.WaitGroup
 		first := true
 		for msg := range batch.Messages() {
-			stop := keepAlive(msg)
+			stop := keepAlive(msg, intakeAckWait/3)
 			if first {
 				q.waitBurst(ctx, cfg, msg)
 				first = false
@@ -284,7 +266,7 @@ func (q *Queue) ConsumeIntake(ctx context.Context, cfg IntakeConfig, judge Intak
 		wg.Wait()
 		if err := batch.Error(); err != nil && ctx.Err() == nil && !errors.Is(err, nats.ErrTimeout) && !errors.Is(err, context.DeadlineExceeded) {
 			q.logger.Warn("intake fetch failed", "err", err)
-			sleepCtx(ctx, intakeRetry)
+			pause(ctx, intakeRetry)
 		}
 	}
 	return nil
@@ -327,20 +309,11 @@ func (q *Queue) waitBurst(ctx context.Context, cfg IntakeConfig, msg jetstream.M
 	}
 	until := meta.Timestamp.Add(cfg.MaxDelay)
 	for cfg.Busy() && time.Now().Before(until) && ctx.Err() == nil {
-		sleepCtx(ctx, 5*time.Millisecond)
+		pause(ctx, 5*time.Millisecond)
 	}
 }
 
 // IntakePending returns how many stored webhooks wait to be judged.
 func (q *Queue) IntakePending(ctx context.Context) (uint64, error) {
 	return q.messages(ctx, IntakeStream, "intake pending")
-}
-
-func sleepCtx(ctx context.Context, d time.Duration) {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-	case <-t.C:
-	}
 }
