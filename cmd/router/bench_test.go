@@ -169,6 +169,37 @@ func TestRSSPerEvent(t *testing.T) {
 	}
 }
 
+// The live heap's growth per event is its slope after the first quarter,
+// whatever the first quarter did and however the samples scatter about
+// the line.
+func TestLiveHeapPerEvent(t *testing.T) {
+	d := 100 * time.Second
+	var samples []soakSample
+	for i, live := range []float64{5, 80, 90} { // start-up: not counted
+		samples = append(samples, soakSample{at: time.Duration(i) * 10 * time.Second, rss: 1, live: live})
+	}
+	// 0.05 MiB a second, scattered ±1 MiB about the line in a pattern that
+	// tilts no least-squares line (+1 -1 -1 +1 +1 -1 -1 +1 over 30-100 s).
+	for i, noise := range []float64{1, -1, -1, 1, 1, -1, -1, 1} {
+		sec := 30 + 10*i
+		samples = append(samples, soakSample{at: time.Duration(sec) * time.Second, rss: 1, live: 100 + 0.05*float64(sec) + noise})
+	}
+	// 0.05 MiB a second at 10 events a second: 0.05 × 1,048,576 / 10 B.
+	want := "5243 B per event (slope of the live heap after the first quarter, 8 samples)"
+	if got := liveHeapPerEvent(samples, d, 10); got != want {
+		t.Errorf("liveHeapPerEvent = %q, want %q", got, want)
+	}
+	for i := range samples {
+		samples[i].live = 0 // a router without go_gc_heap_live_bytes
+	}
+	if got := liveHeapPerEvent(samples, d, 10); !strings.Contains(got, "too few samples") {
+		t.Errorf("no live heap: %q", got)
+	}
+	if got := liveSeries(samples); !strings.HasPrefix(got, "n/a") {
+		t.Errorf("liveSeries with no live heap = %q", got)
+	}
+}
+
 // The goal's limit is the burst of the median rate, with its own p99:
 // not the fastest or the slowest of the bursts, nor a mix of them.
 func TestMedianBurst(t *testing.T) {

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"regexp"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/switchyard-dev/switchyard/internal/metrics"
 	"github.com/switchyard-dev/switchyard/internal/queue"
@@ -61,7 +64,28 @@ func newServeMetrics(holder *routing.Holder) (*serveMetrics, error) {
 	if err != nil {
 		return nil, fmt.Errorf("serve: %w", err)
 	}
+	if err := registerGoCollector(reg); err != nil {
+		return nil, fmt.Errorf("serve: %w", err)
+	}
 	return &serveMetrics{http: h, queue: q, auditDropped: dropped, intake: intake}, nil
+}
+
+// liveHeap adds go_gc_heap_live_bytes to the Go runtime's metrics: the
+// heap the last garbage collection kept. It is the memory to size by:
+// resident memory also holds the collector's headroom (up to as much
+// again with GOGC=100), and moves with when the collector last ran.
+var liveHeap = collectors.GoRuntimeMetricsRule{Matcher: regexp.MustCompile(`^/gc/heap/live:bytes$`)}
+
+// registerGoCollector replaces the default registry's Go collector with
+// one that also exports liveHeap (once per process: tests serve several
+// routers).
+func registerGoCollector(reg prometheus.Registerer) error {
+	reg.Unregister(collectors.NewGoCollector())
+	err := reg.Register(collectors.NewGoCollector(collectors.WithGoCollectorRuntimeMetrics(liveHeap)))
+	if are := (prometheus.AlreadyRegisteredError{}); err != nil && !errors.As(err, &are) {
+		return fmt.Errorf("go collector: %w", err)
+	}
+	return nil
 }
 
 // intakeMetrics exports switchyard_webhooks_deferred_total (webhooks of a

@@ -9,10 +9,14 @@ import (
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
 )
 
-// soakSample is the router's resident memory at one moment of a soak.
+// soakSample is the router's memory at one moment of a soak.
 type soakSample struct {
 	at  time.Duration // since the first send
-	rss float64       // MiB
+	rss float64       // resident, MiB
+	// live is the heap its last garbage collection kept
+	// (go_gc_heap_live_bytes), MiB; 0 when unknown (a router build
+	// without the series).
+	live float64
 }
 
 // soak runs `router serve` end to end for cfg.soak at cfg.soakRate signed
@@ -50,7 +54,11 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 		defer t.Stop()
 		for {
 			if rss, err := child.statusMiB("VmRSS"); err == nil {
-				samples = append(samples, soakSample{time.Since(start), rss})
+				s := soakSample{at: time.Since(start), rss: rss}
+				if live, ok := child.series(sampleCtx, "go_gc_heap_live_bytes"); ok {
+					s.live = live / (1 << 20)
+				}
+				samples = append(samples, s)
 			}
 			select {
 			case <-sampleCtx.Done():
@@ -79,6 +87,8 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 		{"soak: RSS every " + b.cfg.soakEvery.String() + " (MiB)", rssSeries(samples)},
 		{"soak: RSS growth", rssGrowth(samples, b.cfg.soak)},
 		{"soak: RSS growth per event", rssPerEvent(samples, b.cfg.soak, b.cfg.soakRate)},
+		{"soak: live heap every " + b.cfg.soakEvery.String() + " (MiB)", liveSeries(samples)},
+		{"soak: live heap growth per event", liveHeapPerEvent(samples, b.cfg.soak, b.cfg.soakRate)},
 		{"soak: peak RSS (VmHWM)", peak},
 		{"goal: no RSS growth", growthVerdict(samples, b.cfg.soak)},
 	}, nil
@@ -101,6 +111,45 @@ func growthVerdict(samples []soakSample, d time.Duration) string {
 		return fmt.Sprintf("%+.1f%%, within the ±%.0f%% of a flat run: met", 100*g, 100*growthNoise)
 	}
 	return fmt.Sprintf("%+.1f%%, more than the ±%.0f%% of a flat run: **not met**", 100*g, 100*growthNoise)
+}
+
+// liveSeries is the live heap of each sample, "n/a" when the router
+// serves no go_gc_heap_live_bytes.
+func liveSeries(samples []soakSample) string {
+	parts := make([]string, 0, len(samples))
+	for _, s := range samples {
+		if s.live > 0 {
+			parts = append(parts, fmt.Sprintf("%.0f", s.live))
+		}
+	}
+	if len(parts) == 0 {
+		return "n/a (the router serves no go_gc_heap_live_bytes)"
+	}
+	return strings.Join(parts, " ")
+}
+
+// liveHeapPerEvent is the live heap's growth per event sent at rate a
+// second: the least-squares slope of the samples after the first quarter
+// of a soak of d (start-up and the first collections). With every event
+// kept it is the heap one more kept event costs, free of what moves RSS
+// from sample to sample (when the collector last ran, its headroom: with
+// GOGC=100, RSS is up to twice the live heap).
+func liveHeapPerEvent(samples []soakSample, d time.Duration, rate int) string {
+	var n, sx, sy, sxx, sxy float64
+	for _, s := range samples {
+		if s.at < d/4 || s.live <= 0 {
+			continue
+		}
+		x, y := s.at.Seconds(), s.live
+		n++
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	den := n*sxx - sx*sx
+	if n < 3 || den == 0 || rate <= 0 {
+		return "n/a (too few samples)"
+	}
+	slope := (n*sxy - sx*sy) / den // MiB a second
+	return fmt.Sprintf("%.0f B per event (slope of the live heap after the first quarter, %d samples)", slope*(1<<20)/float64(rate), int(n))
 }
 
 func rssSeries(samples []soakSample) string {

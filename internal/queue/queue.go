@@ -20,8 +20,9 @@ const (
 	DLQStream    = "SWITCHYARD_DLQ"
 	AuditStream  = "SWITCHYARD_AUDIT"
 	// AcceptedBucket is the key-value bucket recording every event whose
-	// messages were all stored.
-	AcceptedBucket = "switchyard-accepted"
+	// messages were all stored (see recordRef.key; LegacyAcceptedBucket
+	// is where earlier versions recorded them).
+	AcceptedBucket = "switchyard-records"
 	// LocksBucket holds the locks of Lock.
 	LocksBucket = "switchyard-locks"
 	// StatusBucket holds each target's dispatch state (see Status).
@@ -115,6 +116,7 @@ type Queue struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	accepted jetstream.KeyValue
+	legacy   *legacyRecords // nil: no LegacyAcceptedBucket
 	locks    jetstream.KeyValue
 	status   jetstream.KeyValue
 	cfg      Config
@@ -191,6 +193,9 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.Logger) (
 		}
 		*b.kv = kv
 	}
+	if q.legacy, err = openLegacy(ctx, js, q.logger); err != nil {
+		return nil, fmt.Errorf("open queue: %w", err)
+	}
 	return q, nil
 }
 
@@ -228,6 +233,9 @@ func Attach(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Queue, er
 			return nil, fmt.Errorf("attach queue: bucket %s (has a router run here?): %w", b.name, err)
 		}
 		*b.kv = kv
+	}
+	if q.legacy, err = openLegacy(ctx, js, q.logger); err != nil {
+		return nil, fmt.Errorf("attach queue: %w", err)
 	}
 	return q, nil
 }

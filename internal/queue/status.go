@@ -28,14 +28,15 @@ type (
 	EventStatus  = policy.EventStatus
 )
 
-// statusKey is the status bucket key of a target: its event's key (see
-// acceptedKey), then the app and the trigger.
+// statusKey is the status bucket key of a target: its event's key (the
+// long form, recordRef.legacyKey, which these keys always had), then the
+// app and the trigger.
 func statusKey(eventKey, app, trigger string) string {
 	return eventKey + "." + app + "." + trigger
 }
 
 func workStatusKey(w Work) string {
-	return statusKey(acceptedKey(w.Source, w.Event.ID()), w.Target.App, w.Target.Unit())
+	return statusKey(acceptedKey(w.Source, w.Event.ID()).legacyKey(), w.Target.App, w.Target.Unit())
 }
 
 // setStatus records a target's state. It is best effort: the state is
@@ -79,7 +80,9 @@ const recordUpdates = 8
 // yet written, or expired), it does not decode, it lists no such target,
 // or recordUpdates attempts lost to other writers.
 func (q *Queue) inRecord(ctx context.Context, w Work, ts *TargetState) (bool, error) {
-	key := acceptedKey(w.Source, w.Event.ID())
+	// Only the accepted-events bucket: a record in the legacy bucket is
+	// never written to, its targets' states go to their own keys.
+	key := acceptedKey(w.Source, w.Event.ID()).key()
 	unit := w.Target.Unit()
 	for range recordUpdates {
 		entry, err := q.accepted.Get(ctx, key)
@@ -144,7 +147,7 @@ func (q *Queue) Status(ctx context.Context, source, eventID string) (EventStatus
 		return EventStatus{}, err
 	}
 	out := EventStatus{Source: rec.Source, ID: rec.ID, Type: rec.Type, Identity: rec.Identity, Principal: rec.Principal, Accepted: rec.Time, Targets: []TargetStatus{}}
-	eventKey := acceptedKey(source, eventID)
+	eventKey := acceptedKey(source, eventID).legacyKey()
 	for _, t := range rec.Targets {
 		st := TargetStatus{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name, State: StateQueued}
 		if s := t.Status; s != nil {

@@ -91,12 +91,12 @@ func TestStatusBeforeTheRecordIsWritten(t *testing.T) {
 		t.Fatalf("the target's own key after the retry: %v, want it deleted", err)
 	}
 	// Clearing a queued target writes nothing.
-	before, err := q.accepted.Get(ctx, acceptedKey("github", "r-2"))
+	before, err := q.accepted.Get(ctx, acceptedKey("github", "r-2").key())
 	if err != nil {
 		t.Fatal(err)
 	}
 	q.clearStatus(ctx, w)
-	after, err := q.accepted.Get(ctx, acceptedKey("github", "r-2"))
+	after, err := q.accepted.Get(ctx, acceptedKey("github", "r-2").key())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,9 +11,10 @@ import (
 
 // Stored reports whether the event eventID of source was accepted and
 // stored: whether a redelivery would store nothing new. It only reads (the
-// accepted-events bucket), so recovery can ask without side effects.
+// accepted-events bucket, and the legacy one), so recovery can ask without
+// side effects.
 func (q *Queue) Stored(ctx context.Context, source, eventID string) (bool, error) {
-	switch _, err := q.accepted.Get(ctx, acceptedKey(source, eventID)); {
+	switch _, err := q.record(ctx, acceptedKey(source, eventID)); {
 	case err == nil:
 		return true, nil
 	case errors.Is(err, jetstream.ErrKeyNotFound):
