@@ -140,7 +140,7 @@ func TestRSSGrowth(t *testing.T) {
 	if got := rssGrowth(samples[:2], d); !strings.Contains(got, "too few samples") {
 		t.Errorf("two early samples: %q", got)
 	}
-	if got, want := growthVerdict(samples, d), "+1.0%, within the ±10% of a flat run: met"; got != want {
+	if got, want := growthVerdict(samples, d), "RSS +1.0% (no live heap served: RSS alone), within the ±10% of a flat run: met"; got != want {
 		t.Errorf("growthVerdict = %q, want %q", got, want)
 	}
 	samples[len(samples)-1].rss = 112.3 // 102 → 112.3: +10.1%
@@ -149,6 +149,30 @@ func TestRSSGrowth(t *testing.T) {
 	}
 	if got := growthVerdict(samples[:2], d); !strings.Contains(got, "too few samples") {
 		t.Errorf("two early samples: %q", got)
+	}
+}
+
+// A soak whose RSS peaks stay within the noise while its live heap keeps
+// growing is not flat: the verdict needs both. The live heap's growth is
+// read on its fitted line, from the middle of the second quarter (37.5 s)
+// to the middle of the last (87.5 s).
+func TestGrowthVerdictNeedsTheLiveHeapFlat(t *testing.T) {
+	d := 100 * time.Second
+	samples := func(livePerSecond float64) []soakSample {
+		var out []soakSample
+		for i, rss := range []float64{50, 90, 100, 101, 100, 102, 101, 100, 103, 102, 101} {
+			at := time.Duration(i) * 10 * time.Second
+			out = append(out, soakSample{at: at, rss: rss, live: 40 + livePerSecond*at.Seconds()})
+		}
+		return out
+	}
+	// 0.2 MiB a second: 47.5 MiB at 37.5 s, 57.5 MiB at 87.5 s, +21.1%.
+	if got, want := growthVerdict(samples(0.2), d), "RSS +1.0%, live heap +21.1%, more than the ±10% of a flat run: **not met**"; got != want {
+		t.Errorf("growing live heap: %q, want %q", got, want)
+	}
+	// 0.02 MiB a second: 40.75 → 41.75 MiB, +2.5%.
+	if got, want := growthVerdict(samples(0.02), d), "RSS +1.0%, live heap +2.5%, within the ±10% of a flat run: met"; got != want {
+		t.Errorf("flat live heap: %q, want %q", got, want)
 	}
 }
 
