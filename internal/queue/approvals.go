@@ -109,7 +109,7 @@ func (q *Queue) hold(ctx context.Context, a policy.Accepted) error {
 		st := TargetStatus{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name,
 			State: policy.StateAwaitingApproval, Reason: reason, Updated: rec.Requested}
 		data, _ := json.Marshal(st) // a struct of strings and a time
-		if _, err := q.status.Put(ctx, statusKey(acceptedKey(a.Source, ev.ID()).legacyKey(), t.App, t.Trigger), data); err != nil {
+		if _, err := q.status.Put(ctx, statusKey(a.Source, ev.ID(), t.App, t.Unit()), data); err != nil {
 			return fmt.Errorf("hold: status: %w: %w", ErrUnavailable, err)
 		}
 	}

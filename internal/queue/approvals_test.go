@@ -145,3 +145,30 @@ func TestSweepExpiresHeldTargets(t *testing.T) {
 		t.Fatalf("a source that is no key token: %v", err)
 	}
 }
+
+// A trigger whose template makes several runs holds each of them: Status
+// reads every held run's state under its own unit (trigger and index),
+// the key hold wrote it under.
+func TestHeldRunsOfOneTriggerEachAwaitApproval(t *testing.T) {
+	ctx := context.Background()
+	q := newQueue(t)
+	a := held("agents", "h-runs", "prod")
+	second := a.Targets[0]
+	second.Index, second.Name = 1, second.Name+"-1"
+	a.Targets = append(a.Targets, second)
+	if err := q.Publish(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	st, err := q.Status(ctx, "agents", "h-runs")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Targets) != 2 {
+		t.Fatalf("targets %+v, want both runs", st.Targets)
+	}
+	for _, tg := range st.Targets {
+		if tg.State != policy.StateAwaitingApproval {
+			t.Errorf("run %s: %s, want %s", tg.Name, tg.State, policy.StateAwaitingApproval)
+		}
+	}
+}

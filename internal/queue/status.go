@@ -28,15 +28,16 @@ type (
 	EventStatus  = policy.EventStatus
 )
 
-// statusKey is the status bucket key of a target: its event's key (the
-// long form, recordRef.legacyKey, which these keys always had), then the
-// app and the trigger.
-func statusKey(eventKey, app, trigger string) string {
-	return eventKey + "." + app + "." + trigger
+// statusKey is the status bucket key of a target of the event eventID of
+// source: the event's key in the long form these keys always had
+// (recordRef.legacyKey), then the app and the target's unit
+// (routing.Target.Unit: its trigger, and its index when not 0).
+func statusKey(source, eventID, app, unit string) string {
+	return acceptedKey(source, eventID).legacyKey() + "." + app + "." + unit
 }
 
 func workStatusKey(w Work) string {
-	return statusKey(acceptedKey(w.Source, w.Event.ID()).legacyKey(), w.Target.App, w.Target.Unit())
+	return statusKey(w.Source, w.Event.ID(), w.Target.App, w.Target.Unit())
 }
 
 // setStatus records a target's state. It is best effort: the state is
@@ -147,7 +148,6 @@ func (q *Queue) Status(ctx context.Context, source, eventID string) (EventStatus
 		return EventStatus{}, err
 	}
 	out := EventStatus{Source: rec.Source, ID: rec.ID, Type: rec.Type, Identity: rec.Identity, Principal: rec.Principal, Accepted: rec.Time, Targets: []TargetStatus{}}
-	eventKey := acceptedKey(source, eventID).legacyKey()
 	for _, t := range rec.Targets {
 		st := TargetStatus{App: t.App, Trigger: t.Trigger, Namespace: t.Namespace, Name: t.Name, State: StateQueued}
 		if s := t.Status; s != nil {
@@ -156,7 +156,7 @@ func (q *Queue) Status(ctx context.Context, source, eventID string) (EventStatus
 		// The target's own key: held for approval, dispatched before the
 		// record was written, or recorded by a router before the states
 		// moved into the record. The later of the two states counts.
-		entry, err := q.status.Get(ctx, statusKey(eventKey, t.App, t.unit()))
+		entry, err := q.status.Get(ctx, statusKey(source, eventID, t.App, t.unit()))
 		switch {
 		case err == nil:
 			var own TargetStatus
