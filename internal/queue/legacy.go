@@ -48,8 +48,8 @@ func openLegacy(ctx context.Context, js jetstream.JetStream, logger *slog.Logger
 		return nil, fmt.Errorf("bucket %s: %w", LegacyAcceptedBucket, err)
 	}
 	l := &legacyRecords{kv: kv, now: time.Now}
-	if st, err := kv.Status(ctx); err == nil && st.Values() > 0 {
-		logger.Info("reading the records of an earlier version until they expire", "bucket", LegacyAcceptedBucket, "records", st.Values())
+	if l.holdsRecords(ctx) { // and the answer is trusted for the first minute
+		logger.Info("reading the records of an earlier version until they expire", "bucket", LegacyAcceptedBucket)
 	}
 	return l, nil
 }
