@@ -166,16 +166,10 @@ func liveGrowth(samples []soakSample, d time.Duration) (float64, bool) {
 // liveSeries is the live heap of each sample, "n/a" when the router
 // serves no go_gc_heap_live_bytes.
 func liveSeries(samples []soakSample) string {
-	parts := make([]string, 0, len(samples))
-	for _, s := range samples {
-		if s.live > 0 {
-			parts = append(parts, fmt.Sprintf("%.0f", s.live))
-		}
+	if out := memSeries(samples, func(s soakSample) float64 { return s.live }); out != "" {
+		return out
 	}
-	if len(parts) == 0 {
-		return "n/a (the router serves no go_gc_heap_live_bytes)"
-	}
-	return strings.Join(parts, " ")
+	return "n/a (the router serves no go_gc_heap_live_bytes)"
 }
 
 // liveHeapPerEvent is the live heap's growth per event sent at rate a
@@ -192,9 +186,17 @@ func liveHeapPerEvent(samples []soakSample, d time.Duration, rate int) string {
 }
 
 func rssSeries(samples []soakSample) string {
-	parts := make([]string, len(samples))
-	for i, s := range samples {
-		parts[i] = fmt.Sprintf("%.0f", s.rss)
+	return memSeries(samples, func(s soakSample) float64 { return s.rss })
+}
+
+// memSeries is one figure of each sample in MiB, leaving out the unknown
+// (0).
+func memSeries(samples []soakSample, of func(soakSample) float64) string {
+	var parts []string
+	for _, s := range samples {
+		if v := of(s); v > 0 {
+			parts = append(parts, fmt.Sprintf("%.0f", v))
+		}
 	}
 	return strings.Join(parts, " ")
 }
