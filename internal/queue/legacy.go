@@ -75,3 +75,29 @@ func (l *legacyRecords) holdsRecords(ctx context.Context) bool {
 	l.until.Store(now.Add(legacyRecheck).UnixNano())
 	return holds
 }
+
+// recordsAfterUpgrade creates the records bucket for an operator command
+// run on a store only routers before the short keys wrote (an upgrade
+// whose new router has not started yet): with the legacy bucket's
+// settings (max age, replicas, storage), so that it reconfigures nothing a
+// router's Open would set otherwise. A store with neither bucket is not a
+// router's, and the answer stays jetstream.ErrBucketNotFound.
+func recordsAfterUpgrade(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
+	legacy, err := js.KeyValue(ctx, LegacyAcceptedBucket)
+	if err != nil {
+		return nil, err
+	}
+	st, err := legacy.Status(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("bucket %s: %w", LegacyAcceptedBucket, err)
+	}
+	cfg := st.Config()
+	cfg.Bucket, cfg.Description = AcceptedBucket, recordsDescription
+	cfg.Metadata = nil // the server's own (versions), not settings
+	kv, err := js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		// A router started meanwhile and created it.
+		return js.KeyValue(ctx, AcceptedBucket)
+	}
+	return kv, err
+}

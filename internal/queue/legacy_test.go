@@ -184,3 +184,42 @@ func TestLegacyBucketLookedUpWhileItHoldsRecords(t *testing.T) {
 		t.Error("legacy record written by an older replica not found after a minute")
 	}
 }
+
+// An operator command run after an upgrade, before the new router has
+// started, attaches: it creates the records bucket as the legacy one is
+// set up (nothing else is reconfigured) and reads the legacy records.
+func TestAttachBeforeTheNewRouterStarted(t *testing.T) {
+	ctx := context.Background()
+	e := startEmbedded(t, t.TempDir())
+	older := openQueue(t, e, Config{Replicas: 1})
+	if err := older.js.DeleteKeyValue(ctx, AcceptedBucket); err != nil {
+		t.Fatal(err)
+	}
+	old := olderRouter(t, e)
+	putLegacy(t, old, acceptedKey("github", "old-1"), acceptedRecord(accepted("github", "old-1", "api")))
+
+	nc, err := e.Connect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	q, err := Attach(ctx, nc, nil)
+	if err != nil {
+		t.Fatalf("attach after an upgrade: %v", err)
+	}
+	if ok, err := q.Stored(ctx, "github", "old-1"); err != nil || !ok {
+		t.Errorf("Stored(old-1) = %v, %v; want true", ok, err)
+	}
+	st, err := q.accepted.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.TTL() != 7*24*time.Hour || st.History() != 1 || st.Config().Storage != jetstream.FileStorage {
+		t.Errorf("records bucket created with TTL %v, history %d, storage %v; want the legacy bucket's 168h, 1, file",
+			st.TTL(), st.History(), st.Config().Storage)
+	}
+	// A router started after it opens the same bucket.
+	if _, err := Open(ctx, nc, Config{}, nil); err != nil {
+		t.Fatalf("router after the operator command: %v", err)
+	}
+}

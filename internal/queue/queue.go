@@ -169,7 +169,7 @@ func Open(ctx context.Context, nc *nats.Conn, cfg Config, logger *slog.Logger) (
 	}{
 		{&q.accepted, jetstream.KeyValueConfig{
 			Bucket:      AcceptedBucket,
-			Description: "Events whose messages were all stored, for deduplication across restarts.",
+			Description: recordsDescription,
 			TTL:         cfg.EventsMaxAge,
 		}},
 		{&q.locks, jetstream.KeyValueConfig{
@@ -229,6 +229,9 @@ func Attach(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Queue, er
 		name string
 	}{{&q.accepted, AcceptedBucket}, {&q.locks, LocksBucket}, {&q.status, StatusBucket}} {
 		kv, err := js.KeyValue(ctx, b.name)
+		if b.name == AcceptedBucket && errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = recordsAfterUpgrade(ctx, js)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("attach queue: bucket %s (has a router run here?): %w", b.name, err)
 		}
@@ -239,6 +242,8 @@ func Attach(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Queue, er
 	}
 	return q, nil
 }
+
+const recordsDescription = "Events whose messages were all stored, for deduplication across restarts."
 
 // eventsPerSource is the events stream's per-subject limit: one no source
 // reaches (see streamConfigs).
