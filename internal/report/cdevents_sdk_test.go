@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -136,6 +137,16 @@ func TestCDEventsMatchTheSDK(t *testing.T) {
 						}
 						if !reflect.DeepEqual(gotData, wantData) {
 							t.Errorf("%s: data\n got  %s\n want %s", name, got.Data(), want.Data())
+						}
+						// The schema, on the JSON as sent (the SDK's reader would
+						// fill in fields the JSON lacks before validating).
+						parts := strings.Split(got.Type(), ".") // dev.cdevents.<subject>.<predicate>.<version>
+						_, schema, err := cdevents.CompiledSchemas.GetBySpecSubjectPredicate(cdSpecVersion, parts[2], parts[3], "")
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := schema.Validate(gotData); err != nil {
+							t.Errorf("%s: not valid against the spec's schema: %v", name, err)
 						}
 						parsed, err := cdeventsv05.NewFromJsonBytes(got.Data())
 						if err != nil {
