@@ -20,9 +20,17 @@ import (
 // ResyncSelector selects every Switchyard run of some concurrency group.
 var ResyncSelector = labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy}).String() + "," + LabelConcurrencyGroup
 
-// AnnotationDispatchedAt orders a group's PipelineRuns: the time dispatch
-// first created each one, with nanoseconds (creationTimestamp has seconds
-// only, and a burst of pushes creates several runs in one second).
+// AnnotationAcceptedAt orders a group's PipelineRuns: when the event of
+// each was accepted (queue.Work.Accepted), with nanoseconds. Work is
+// dispatched in parallel and a burst's webhooks are judged two at a time,
+// so runs may be created in another order than their events came in; the
+// group's newest run is the one of the newest event.
+const AnnotationAcceptedAt = "switchyard.dev/accepted-at"
+
+// AnnotationDispatchedAt is the time dispatch first created a grouped
+// run, with nanoseconds (creationTimestamp has seconds only). It orders
+// the runs that have no AnnotationAcceptedAt (created by a router before
+// it, or from work without its acceptance time).
 const AnnotationDispatchedAt = "switchyard.dev/dispatched-at"
 
 // Locker serializes the concurrency decisions of one group, across every
@@ -58,12 +66,14 @@ func (l *LocalLocker) Lock(_ context.Context, key string) (func(), error) {
 // annotations), so it keeps no state and a restarted router carries on:
 //
 //   - cancelInProgress: once a run is created, the group's older unfinished
-//     runs get spec.status Cancelled (Tekton then stops them);
+//     runs get spec.status Cancelled (Tekton then stops them), and so does
+//     the new run itself when a run of a newer event is there already;
 //   - limit N: runs are created pending (spec.status PipelineRunPending);
 //     after each create and on every Resync, the group's oldest pending
 //     runs are started (spec.status removed) while fewer than N run.
 //
-// Runs are ordered by AnnotationDispatchedAt. Decisions for one group are
+// Runs are ordered by when their events were accepted (AnnotationAcceptedAt,
+// see groupOrder), not by when they were created. Decisions for one group are
 // made under its Locker lock, so replicas never start more than N. A group
 // is per app: the controller only ever lists, cancels or starts runs
 // labelled managed-by Switchyard, of the app of the run that prompted it,
@@ -93,7 +103,7 @@ func (c *Concurrency) AfterCreate(ctx context.Context, pr *pipelinev1.PipelineRu
 	if group == "" || app == "" || pr.Labels[LabelManagedBy] != ManagedBy {
 		return nil
 	}
-	return c.reconcileGroup(ctx, pr.Namespace, groupKey{app: app, group: group}, pr.Name)
+	return c.reconcileGroup(ctx, pr.Namespace, groupKey{app: app, group: group})
 }
 
 // groupKey names a concurrency group: group keys are per app, so the same
@@ -137,7 +147,7 @@ func (c *Concurrency) Resync(ctx context.Context, namespaces []string) error {
 			}
 		}
 		for g := range groups {
-			if err := c.reconcileGroup(ctx, ns, g, ""); err != nil {
+			if err := c.reconcileGroup(ctx, ns, g); err != nil {
 				firstErr = cmp.Or(firstErr, err)
 			}
 		}
@@ -162,9 +172,9 @@ func (c *Concurrency) Run(ctx context.Context, interval time.Duration, namespace
 	}
 }
 
-// reconcileGroup cancels what created's arrival supersedes, then starts
-// pending runs while the group has room.
-func (c *Concurrency) reconcileGroup(ctx context.Context, ns string, g groupKey, created string) error {
+// reconcileGroup cancels the runs a newer run with cancel-in-progress
+// supersedes, then starts pending runs while the group has room.
+func (c *Concurrency) reconcileGroup(ctx context.Context, ns string, g groupKey) error {
 	unlock, err := c.locker.Lock(ctx, ns+"/"+g.app+"/"+g.group)
 	if err != nil {
 		return fmt.Errorf("lock concurrency group: %w", err)
@@ -175,11 +185,20 @@ func (c *Concurrency) reconcileGroup(ctx context.Context, ns string, g groupKey,
 		return fmt.Errorf("list concurrency group: %w", err)
 	}
 	runs := slices.DeleteFunc(list.Items, func(pr pipelinev1.PipelineRun) bool { return !g.member(&pr) })
-	slices.SortStableFunc(runs, func(a, b pipelinev1.PipelineRun) int { return dispatchedAt(&a).Compare(dispatchedAt(&b)) })
+	slices.SortStableFunc(runs, func(a, b pipelinev1.PipelineRun) int { return groupOrder(&a).Compare(groupOrder(&b)) })
 
-	if i := slices.IndexFunc(runs, func(pr pipelinev1.PipelineRun) bool { return pr.Name == created }); i >= 0 &&
-		runs[i].Annotations[AnnotationCancelInProgress] == "true" {
-		for j := range runs[:i] {
+	// A run with cancel-in-progress supersedes every older run of its
+	// group: the newest such run cancels all before it. That is also the
+	// run just created when its event is older than a run already there
+	// (its work was dispatched later).
+	newest := -1
+	for i := range runs {
+		if runs[i].Annotations[AnnotationCancelInProgress] == "true" {
+			newest = i
+		}
+	}
+	if newest > 0 {
+		for j := range runs[:newest] {
 			old := &runs[j]
 			if old.IsDone() || old.IsCancelled() {
 				continue
@@ -187,7 +206,7 @@ func (c *Concurrency) reconcileGroup(ctx context.Context, ns string, g groupKey,
 			if err := c.setSpecStatus(ctx, old, pipelinev1.PipelineRunSpecStatusCancelled); err != nil {
 				return err
 			}
-			c.logger.Info("cancelled superseded pipelinerun", "namespace", ns, "name", old.Name, "by", created)
+			c.logger.Info("cancelled superseded pipelinerun", "namespace", ns, "name", old.Name, "by", runs[newest].Name)
 		}
 	}
 
@@ -244,9 +263,13 @@ func (c *Concurrency) setSpecStatus(ctx context.Context, pr *pipelinev1.Pipeline
 	return nil
 }
 
-func dispatchedAt(pr *pipelinev1.PipelineRun) time.Time {
-	if t, err := time.Parse(time.RFC3339Nano, pr.Annotations[AnnotationDispatchedAt]); err == nil {
-		return t
+// groupOrder is a run's place in its group: its event's acceptance time,
+// else its dispatch time, else its creation time.
+func groupOrder(pr *pipelinev1.PipelineRun) time.Time {
+	for _, a := range []string{AnnotationAcceptedAt, AnnotationDispatchedAt} {
+		if t, err := time.Parse(time.RFC3339Nano, pr.Annotations[a]); err == nil {
+			return t
+		}
 	}
 	return pr.CreationTimestamp.Time
 }

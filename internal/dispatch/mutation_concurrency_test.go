@@ -10,8 +10,11 @@ import (
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"knative.dev/pkg/apis"
 
+	"github.com/switchyard-dev/switchyard/internal/queue"
 	"github.com/switchyard-dev/switchyard/internal/routing"
 )
 
@@ -183,5 +186,70 @@ func TestCancelledRunsAndTheLimit(t *testing.T) {
 		if got := specStatus(t, client, pending); got != want {
 			t.Errorf("cancelled run started=%v: pending run's spec.status %q, want %q", started, got, want)
 		}
+	}
+}
+
+// Runs take their group's order from when their events were accepted, not
+// from when dispatch created them: work is dispatched in parallel, and a
+// burst's webhooks are judged two at a time. The older event's run,
+// created last, is the one cancelled; with a limit, pending runs start in
+// the order their events came.
+func TestGroupOrderIsAcceptanceNotDispatch(t *testing.T) {
+	ctx := context.Background()
+	t0 := time.Now().Add(-time.Minute)
+	work := func(id string, at time.Time, c *routing.Concurrency) queue.Work {
+		w := groupWork("billing", "deploy", id, c)
+		w.Accepted = at
+		return w
+	}
+
+	client := fake.NewSimpleClientset()
+	d := New(NewKubeCreatorForClient(client), nil)
+	cancel := &routing.Concurrency{Group: "deploy", CancelInProgress: true}
+	older, newer := work("older", t0, cancel), work("newer", t0.Add(time.Millisecond), cancel)
+	for _, w := range []queue.Work{newer, older} { // the newer event's work dispatched first
+		if err := d.Handle(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := specStatus(t, client, mustRender(t, older)); got != pipelinev1.PipelineRunSpecStatusCancelled {
+		t.Errorf("the older event's run, created last: spec.status %q, want cancelled", got)
+	}
+	if got := specStatus(t, client, mustRender(t, newer)); got != "" {
+		t.Errorf("the newer event's run: spec.status %q, want running", got)
+	}
+	pr, err := client.TektonV1().PipelineRuns(mustRender(t, newer).Namespace).Get(ctx, mustRender(t, newer).Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := pr.Annotations[AnnotationAcceptedAt]; a != newer.Accepted.UTC().Format(time.RFC3339Nano) {
+		t.Errorf("accepted-at %q, want the event's acceptance %s", a, newer.Accepted.UTC().Format(time.RFC3339Nano))
+	}
+
+	client = fake.NewSimpleClientset()
+	d = New(NewKubeCreatorForClient(client), nil)
+	one := &routing.Concurrency{Group: "deploy", Limit: 1}
+	first, second, third := work("first", t0, one), work("second", t0.Add(time.Millisecond), one), work("third", t0.Add(2*time.Millisecond), one)
+	for _, w := range []queue.Work{third, second, first} {
+		if err := d.Handle(ctx, w); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// third was created alone and started; the others wait behind it. When
+	// it is done, the oldest event's run starts next.
+	running := mustRender(t, third)
+	done, err := client.TektonV1().PipelineRuns(running.Namespace).Get(ctx, running.Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done.Status.SetCondition(&apis.Condition{Type: apis.ConditionSucceeded, Status: corev1.ConditionTrue})
+	if _, err := client.TektonV1().PipelineRuns(done.Namespace).UpdateStatus(ctx, done, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.creator.(*KubeCreator).concurrency.Resync(ctx, []string{done.Namespace}); err != nil {
+		t.Fatal(err)
+	}
+	if s1, s2 := specStatus(t, client, mustRender(t, first)), specStatus(t, client, mustRender(t, second)); s1 != "" || s2 != pipelinev1.PipelineRunSpecStatusPending {
+		t.Errorf("limit 1 after the running one finished: first %q, second %q; want the oldest event's run started, the next pending", s1, s2)
 	}
 }

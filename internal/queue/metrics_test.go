@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/switchyard-dev/switchyard/internal/policy"
 )
 
 // TestMetrics publishes through the timed publisher and dispatches one
@@ -120,5 +123,41 @@ func TestEventToPipelineRunCountsFromTheDeferred202(t *testing.T) {
 				t.Errorf("observed %.1fs from the 202 to the run, want at least the 90s since the answer", sum)
 			}
 		}
+	}
+}
+
+// TestWorkCarriesItsAcceptanceTime: the handler gets when each work's
+// event was accepted: the deferred webhook's 202, else when the work was
+// stored (concurrency groups order their runs by it).
+func TestWorkCarriesItsAcceptanceTime(t *testing.T) {
+	q := newQueue(t)
+	answered := time.Now().Add(-time.Minute).Round(0)
+	deferred := accepted("github", "d-1", "api")
+	deferred.Answered = answered
+	before := time.Now()
+	for _, a := range []policy.Accepted{deferred, accepted("github", "s-1", "api")} {
+		if err := q.Publish(context.Background(), a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	after := time.Now()
+	var mu sync.Mutex
+	got := map[string]time.Time{}
+	runConsume(t, q, fastRetry, func(_ context.Context, w Work) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got[w.Event.ID()] = w.Accepted
+		return nil
+	})
+	waitFor(t, "both handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == 2
+	})
+	if !got["d-1"].Equal(answered) {
+		t.Errorf("deferred webhook's work accepted at %v, want its 202 at %v", got["d-1"], answered)
+	}
+	if s := got["s-1"]; s.Before(before.Add(-time.Second)) || s.After(after.Add(time.Second)) {
+		t.Errorf("work accepted at %v, want when it was stored (%v to %v)", s, before, after)
 	}
 }

@@ -1,6 +1,8 @@
 package queue
 
 import (
+	"time"
+
 	"github.com/cloudevents/sdk-go/v2/event"
 
 	"github.com/switchyard-dev/switchyard/internal/routing"
@@ -17,4 +19,11 @@ type Work struct {
 	// provider payload.
 	Event  event.Event    `json:"event"`
 	Target routing.Target `json:"target"`
+	// Accepted is when the event was accepted: its sender's 202 (the
+	// Switchyard-Answered header of a webhook stored in a burst), else
+	// when the work was stored. The consumer sets it from the message; it
+	// is not part of the JSON. Concurrency groups order their runs by it,
+	// so runs dispatched in parallel, or events judged two at a time, keep
+	// the order their events were accepted in.
+	Accepted time.Time `json:"-"`
 }

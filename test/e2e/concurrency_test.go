@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -126,4 +127,75 @@ triggers:
 	waitUntil(t, "two more resyncs", time.Minute, func() bool { return proxy.Lists(dispatch.ResyncSelector) >= resyncs+2 })
 	get("build", "conc-3", "still pending (limit 1)", pending)
 	r2.stop()
+}
+
+// TestCancelInProgressKeepsTheNewestEvent: pushes answered one after the
+// other are dispatched in parallel, so their runs may be created in
+// another order; the run left running is the last push's, every other one
+// is cancelled, and each run carries when its event was accepted.
+func TestCancelInProgressKeepsTheNewestEvent(t *testing.T) {
+	ctx := context.Background()
+	const ns = "e2e-concurrency-order"
+	kubeconfig, err := cluster.RouterKubeconfig(ctx, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := rulesFor(t, ns, "")
+	web := `apiVersion: switchyard.dev/v1alpha1
+kind: App
+name: web
+triggers:
+  - name: deploy
+    match: {branches: [main]}
+    concurrency:
+      group: $(extensions.repository)-$(extensions.branch)
+      cancelInProgress: true
+    run: {pipelineRef: deploy}
+`
+	if err := os.WriteFile(filepath.Join(rules, "apps", "web.yaml"), []byte(web), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	secret := newSecret(t)
+	r := startRouter(t, routerConfig{rulesDir: rules, dataDir: t.TempDir(), kubeconfig: kubeconfig, secret: secret})
+	tekton := adminTekton(t)
+	body := samplePush(t)
+
+	const pushes = 8
+	var deliveries []string
+	for i := range pushes {
+		d := fmt.Sprintf("order-%d", i)
+		if code := sendPush(t, r.url, secret, d, body); code != http.StatusAccepted {
+			t.Fatalf("%s: status %d", d, code)
+		}
+		deliveries = append(deliveries, d)
+	}
+	last := deliveries[pushes-1]
+	var runs map[string]pipelinev1.PipelineRun
+	waitUntil(t, "the last push's run running, every other one cancelled", time.Minute, func() bool {
+		list, err := tekton.TektonV1().PipelineRuns(ns).List(ctx, metav1.ListOptions{LabelSelector: "switchyard.dev/trigger=deploy"})
+		if err != nil || len(list.Items) != pushes {
+			return false
+		}
+		runs = map[string]pipelinev1.PipelineRun{}
+		for _, pr := range list.Items {
+			runs[pr.Labels["switchyard.dev/event-id"]] = pr
+		}
+		for _, d := range deliveries {
+			if cancelled := runs[d].Spec.Status == pipelinev1.PipelineRunSpecStatusCancelled; cancelled == (d == last) {
+				return false
+			}
+		}
+		return true
+	})
+	var previous time.Time
+	for _, d := range deliveries {
+		at, err := time.Parse(time.RFC3339Nano, runs[d].Annotations[dispatch.AnnotationAcceptedAt])
+		if err != nil {
+			t.Fatalf("%s: accepted-at: %v", d, err)
+		}
+		if !at.After(previous) {
+			t.Errorf("%s accepted at %s, not after the push answered before it (%s)", d, at, previous)
+		}
+		previous = at
+	}
 }
