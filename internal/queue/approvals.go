@@ -251,6 +251,9 @@ func (q *Queue) release(ctx context.Context, rec policy.Approval) error {
 		if err != nil {
 			return err
 		}
+		if !rec.Requested.IsZero() { // held as it was accepted
+			m.msg.Header.Set(acceptedHeader, rec.Requested.UTC().Format(time.RFC3339Nano))
+		}
 		msgs = append(msgs, m)
 	}
 	return q.publishAll(ctx, msgs)

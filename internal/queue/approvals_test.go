@@ -172,3 +172,37 @@ func TestHeldRunsOfOneTriggerEachAwaitApproval(t *testing.T) {
 		}
 	}
 }
+
+// A held target released by its approval keeps its event's place: the
+// work's acceptance time is when it was held, not when it was approved
+// (in a concurrency group, an approval does not make an older event the
+// newest).
+func TestReleasedWorkKeepsItsAcceptanceTime(t *testing.T) {
+	ctx := context.Background()
+	q := newQueue(t)
+	if err := q.Publish(ctx, held("agents", "a-1", "prod")); err != nil {
+		t.Fatal(err)
+	}
+	found, err := q.Approvals(ctx, "agents", "a-1")
+	if err != nil || len(found) != 1 {
+		t.Fatalf("held: %+v %v", found, err)
+	}
+	requested := found[0].Requested
+	time.Sleep(20 * time.Millisecond) // the approval comes later
+	if _, err := q.Decide(ctx, Decision{Source: "agents", EventID: "a-1", Approve: true, By: "endpoint:people alice"}); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan time.Time, 1)
+	runConsume(t, q, fastRetry, func(_ context.Context, w Work) error {
+		got <- w.Accepted
+		return nil
+	})
+	select {
+	case at := <-got:
+		if !at.Equal(requested) {
+			t.Errorf("released work accepted at %v, want when it was held, %v", at, requested)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("released work never dispatched")
+	}
+}

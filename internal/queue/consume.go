@@ -536,7 +536,7 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg, load *appLoad)
 		return
 	}
 	log = log.With("trigger", w.Target.Trigger, "event_id", w.Event.ID())
-	w.Accepted = answeredAt(msg, meta.Timestamp)
+	w.Accepted = acceptedAt(msg, meta.Timestamp)
 
 	if attempt > c.cfg.MaxAttempts {
 		// The previous delivery was never settled: its router crashed or its

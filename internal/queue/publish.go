@@ -381,10 +381,27 @@ const answeredHeader = "Switchyard-Answered"
 // answeredAt is when the sender of msg's event got its 202: the header, or
 // else stored, when the work was stored.
 func answeredAt(msg jetstream.Msg, stored time.Time) time.Time {
-	if t, err := time.Parse(time.RFC3339Nano, msg.Headers().Get(answeredHeader)); err == nil && t.Before(stored) {
+	return headerTime(msg, answeredHeader, stored)
+}
+
+// acceptedHeader, on a work message published after its event was
+// accepted (a held target released by its approval), is when the event
+// was accepted: Work.Accepted, its place in a concurrency group. An
+// approval does not make an event newer than those accepted after it.
+const acceptedHeader = "Switchyard-Accepted"
+
+// acceptedAt is Work.Accepted for msg: acceptedHeader, else answeredAt.
+func acceptedAt(msg jetstream.Msg, stored time.Time) time.Time {
+	return headerTime(msg, acceptedHeader, answeredAt(msg, stored))
+}
+
+// headerTime is the time in msg's header name when it is one before
+// otherwise, else otherwise.
+func headerTime(msg jetstream.Msg, name string, otherwise time.Time) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, msg.Headers().Get(name)); err == nil && t.Before(otherwise) {
 		return t
 	}
-	return stored
+	return otherwise
 }
 
 func workMsgID(source, eventID, app, trigger string) string {
