@@ -17,6 +17,32 @@ import (
 	"github.com/switchyard-dev/switchyard/internal/dispatch"
 )
 
+// cancelDeploy is a trigger of app web whose newest run cancels the
+// older ones of its group (the repository's branch).
+const cancelDeploy = `  - name: deploy
+    match: {branches: [main]}
+    concurrency:
+      group: $(extensions.repository)-$(extensions.branch)
+      cancelInProgress: true
+    run: {pipelineRef: deploy}
+`
+
+// webApp returns the configuration of a router dispatching into ns whose
+// rules hold one app, web, with triggers (YAML list items), and a secret.
+func webApp(t *testing.T, ns, triggers string) routerConfig {
+	t.Helper()
+	kubeconfig, err := cluster.RouterKubeconfig(context.Background(), ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := rulesFor(t, ns, "")
+	web := "apiVersion: switchyard.dev/v1alpha1\nkind: App\nname: web\ntriggers:\n" + triggers
+	if err := os.WriteFile(filepath.Join(rules, "apps", "web.yaml"), []byte(web), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return routerConfig{rulesDir: rules, dataDir: t.TempDir(), kubeconfig: kubeconfig, secret: newSecret(t)}
+}
+
 // TestConcurrencyGroups: cancelInProgress cancels the older run of a group
 // once a newer one exists; limit: 1 creates later runs pending and starts
 // the next one when the running one finishes, also across a router restart.
@@ -25,31 +51,12 @@ import (
 func TestConcurrencyGroups(t *testing.T) {
 	ctx := context.Background()
 	const ns = "e2e-concurrency"
-	kubeconfig, err := cluster.RouterKubeconfig(ctx, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules := rulesFor(t, ns, "")
-	web := `apiVersion: switchyard.dev/v1alpha1
-kind: App
-name: web
-triggers:
-  - name: deploy
-    match: {branches: [main]}
-    concurrency:
-      group: $(extensions.repository)-$(extensions.branch)
-      cancelInProgress: true
-    run: {pipelineRef: deploy}
-  - name: build
+	cfg := webApp(t, ns, cancelDeploy+`  - name: build
     match: {branches: [main]}
     concurrency: {limit: 1}
     run: {pipelineRef: build}
-`
-	if err := os.WriteFile(filepath.Join(rules, "apps", "web.yaml"), []byte(web), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	secret := newSecret(t)
-	cfg := routerConfig{rulesDir: rules, dataDir: t.TempDir(), kubeconfig: kubeconfig, secret: secret}
+`)
+	secret := cfg.secret
 	tekton := adminTekton(t)
 	body := samplePush(t)
 
@@ -136,27 +143,9 @@ triggers:
 func TestCancelInProgressKeepsTheNewestEvent(t *testing.T) {
 	ctx := context.Background()
 	const ns = "e2e-concurrency-order"
-	kubeconfig, err := cluster.RouterKubeconfig(ctx, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rules := rulesFor(t, ns, "")
-	web := `apiVersion: switchyard.dev/v1alpha1
-kind: App
-name: web
-triggers:
-  - name: deploy
-    match: {branches: [main]}
-    concurrency:
-      group: $(extensions.repository)-$(extensions.branch)
-      cancelInProgress: true
-    run: {pipelineRef: deploy}
-`
-	if err := os.WriteFile(filepath.Join(rules, "apps", "web.yaml"), []byte(web), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	secret := newSecret(t)
-	r := startRouter(t, routerConfig{rulesDir: rules, dataDir: t.TempDir(), kubeconfig: kubeconfig, secret: secret})
+	cfg := webApp(t, ns, cancelDeploy)
+	secret := cfg.secret
+	r := startRouter(t, cfg)
 	tekton := adminTekton(t)
 	body := samplePush(t)
 
