@@ -328,9 +328,9 @@ type consumer struct {
 	stream    jetstream.Stream // the work stream's handle, once looked up
 	// appList is the last appsWithWork answer, taken at appsAt: under load
 	// a round then costs one fetch instead of a stream lookup and a fetch.
-	appList []string
-	appsAt  time.Time
-	dlqAt   time.Time // when the dead letters were last counted
+	appList  []string
+	appsAt   time.Time
+	storedAt time.Time // when the dead letters and records were last counted
 	// loads are each app's unacknowledged work in this process.
 	loads map[string]*appLoad
 	// pause is how the loop waits between rounds; tests record it.
@@ -377,7 +377,7 @@ func (c *consumer) apps(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	c.appList, c.appsAt = apps, time.Now()
-	c.cfg.Metrics.countDeadLetters(ctx, c.q, &c.dlqAt)
+	c.cfg.Metrics.countStored(ctx, c.q, &c.storedAt)
 	return apps, nil
 }
 

@@ -28,6 +28,7 @@ type Metrics struct {
 	toRun       prometheus.Histogram
 	pending     *prometheus.GaugeVec
 	deadLetters prometheus.Gauge
+	recordsKept prometheus.Gauge
 	// pendingApps are the apps with a pending series, so an app whose
 	// work is done reads 0 rather than its last backlog.
 	pendingApps map[string]bool
@@ -63,6 +64,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "switchyard_dead_letters",
 			Help: "Dead letters stored (router dlq list), as Consume last read them.",
 		}),
+		recordsKept: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "switchyard_records_kept",
+			Help: "Keys of the events kept for deduplication for --events-max-age (one per event, one more per body digest of a body-signed source), as Consume last read them. NATS holds each key in memory: about 110 B of heap each (docs/performance.md).",
+		}),
 		pendingApps: map[string]bool{},
 	}
 	var err error
@@ -72,19 +77,23 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m.toRun = metrics.Register(reg, m.toRun, &err)
 	m.pending = metrics.Register(reg, m.pending, &err)
 	m.deadLetters = metrics.Register(reg, m.deadLetters, &err)
+	m.recordsKept = metrics.Register(reg, m.recordsKept, &err)
 	if err != nil {
 		return nil, fmt.Errorf("queue metrics: %w", err)
 	}
 	return m, nil
 }
 
-// deadLetterRefresh is how often Consume counts the dead letters.
-const deadLetterRefresh = 5 * time.Second
+// storedRefresh is how often Consume counts the dead letters and the
+// records kept.
+const storedRefresh = 5 * time.Second
 
-// countDeadLetters sets switchyard_dead_letters from the dead-letter
-// stream, at most every deadLetterRefresh. Only Consume's loop calls it.
-func (m *Metrics) countDeadLetters(ctx context.Context, q *Queue, last *time.Time) {
-	if m == nil || time.Since(*last) < deadLetterRefresh {
+// countStored sets switchyard_dead_letters from the dead-letter stream and
+// switchyard_records_kept from the records buckets (the legacy one too,
+// while it holds records), at most every storedRefresh. Only Consume's
+// loop calls it.
+func (m *Metrics) countStored(ctx context.Context, q *Queue, last *time.Time) {
+	if m == nil || time.Since(*last) < storedRefresh {
 		return
 	}
 	ctx, cancel := context.WithTimeout(ctx, fetchWait)
@@ -95,6 +104,17 @@ func (m *Metrics) countDeadLetters(ctx context.Context, q *Queue, last *time.Tim
 	}
 	*last = time.Now()
 	m.deadLetters.Set(float64(s.CachedInfo().State.Msgs))
+	kept, err := q.accepted.Status(ctx)
+	if err != nil {
+		return
+	}
+	n := kept.Values()
+	if q.legacy.holdsRecords(ctx) {
+		if st, err := q.legacy.kv.Status(ctx); err == nil {
+			n += st.Values()
+		}
+	}
+	m.recordsKept.Set(float64(n))
 }
 
 // Publisher is a Queue whose Publish is timed.

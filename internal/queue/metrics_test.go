@@ -58,9 +58,36 @@ func TestMetrics(t *testing.T) {
 		return api && got["app=api"] == 0 && got["app=bad"] == 0
 	})
 	// Counted again when Consume next lists the apps (at most every
-	// deadLetterRefresh).
+	// storedRefresh).
 	waitFor(t, "dead letters counted", func() bool {
 		return gather(t, reg, "switchyard_dead_letters")[""] == 2
+	})
+}
+
+// TestRecordsKeptCounted: switchyard_records_kept counts the keys the
+// broker holds for deduplication: one per event, one more for a body
+// digest (what makes an embedded router's memory grow with the events
+// kept, docs/performance.md).
+func TestRecordsKeptCounted(t *testing.T) {
+	q := newQueue(t)
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	signed := accepted("github", "k-2", "api")
+	signed.BodyDigest = strings.Repeat("ef", 32) + "/0"
+	for _, a := range []policy.Accepted{accepted("github", "k-1", "api"), signed} {
+		if err := q.Publish(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := fastRetry
+	cfg.Metrics = m
+	runConsume(t, q, cfg, func(context.Context, Work) error { return nil })
+	waitFor(t, "records counted", func() bool {
+		return gather(t, reg, "switchyard_records_kept")[""] == 3
 	})
 }
 
