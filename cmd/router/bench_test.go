@@ -224,6 +224,31 @@ func TestLiveHeapPerEvent(t *testing.T) {
 	}
 }
 
+// livePerRecord is the live heap's slope against the records kept, after
+// the first quarter, and says when it cannot be known.
+func TestLivePerRecord(t *testing.T) {
+	d := 100 * time.Second
+	var samples []soakSample
+	samples = append(samples, soakSample{at: 10 * time.Second, rss: 1, live: 5, records: 0}) // start-up: not counted
+	// 2,000 records every 10 s, 250 B each on top of 40 MiB, scattered
+	// ±0.1 MiB in a pattern that tilts no least-squares line.
+	for i, noise := range []float64{0.1, -0.1, -0.1, 0.1, 0.1, -0.1, -0.1, 0.1} {
+		records := 2000 * float64(i+3)
+		samples = append(samples, soakSample{at: time.Duration(30+10*i) * time.Second, rss: 1,
+			live: 40 + (250*records)/(1<<20) + noise, records: records})
+	}
+	want := "250 B per record (6000 → 20000 records after the first quarter; nats-server's index of them alone: ~110 B per record, BenchmarkKeptKeyHeap)"
+	if got := livePerRecord(samples, d); got != want {
+		t.Errorf("livePerRecord = %q, want %q", got, want)
+	}
+	for i := range samples {
+		samples[i].records = -1 // a router without switchyard_records_kept
+	}
+	if got := livePerRecord(samples, d); !strings.HasPrefix(got, "n/a") {
+		t.Errorf("no records series: %q", got)
+	}
+}
+
 // The goal's limit is the burst of the median rate, with its own p99:
 // not the fastest or the slowest of the bursts, nor a mix of them.
 func TestMedianBurst(t *testing.T) {

@@ -17,6 +17,9 @@ type soakSample struct {
 	// (go_gc_heap_live_bytes), MiB; 0 when unknown (a router build
 	// without the series).
 	live float64
+	// records is switchyard_records_kept: the keys kept for deduplication
+	// (-1 when unknown).
+	records float64
 }
 
 // soak runs `router serve` end to end for cfg.soak at cfg.soakRate signed
@@ -54,9 +57,12 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 		defer t.Stop()
 		for {
 			if rss, err := child.statusMiB("VmRSS"); err == nil {
-				s := soakSample{at: time.Since(start), rss: rss}
+				s := soakSample{at: time.Since(start), rss: rss, records: -1}
 				if live, ok := child.series(sampleCtx, "go_gc_heap_live_bytes"); ok {
 					s.live = live / (1 << 20)
+				}
+				if kept, ok := child.series(sampleCtx, "switchyard_records_kept"); ok {
+					s.records = kept
 				}
 				samples = append(samples, s)
 			}
@@ -89,6 +95,7 @@ func (b *bench) soak(ctx context.Context) ([]benchRow, error) {
 		{"soak: RSS growth per event", rssPerEvent(samples, b.cfg.soak, b.cfg.soakRate)},
 		{"soak: live heap every " + b.cfg.soakEvery.String() + " (MiB)", liveSeries(samples)},
 		{"soak: live heap growth per event", liveHeapPerEvent(samples, b.cfg.soak, b.cfg.soakRate)},
+		{"soak: live heap per record kept", livePerRecord(samples, b.cfg.soak)},
 		{"soak: peak RSS (VmHWM)", peak},
 		{"goal: no growth (RSS and live heap)", growthVerdict(samples, b.cfg.soak)},
 	}, nil
@@ -183,6 +190,40 @@ func liveHeapPerEvent(samples []soakSample, d time.Duration, rate int) string {
 		return "n/a (too few samples)"
 	}
 	return fmt.Sprintf("%.0f B per event (slope of the live heap after the first quarter, %d samples)", perSecond*(1<<20)/float64(rate), n)
+}
+
+// keyHeap is what nats-server's in-memory index costs per key kept, once
+// the blocks' own subject state has expired: BenchmarkKeptKeyHeap with
+// the 22-character keys (docs/performance.md, "Shorter record keys").
+const keyHeap = 110
+
+// livePerRecord is the live heap's growth per record kept
+// (switchyard_records_kept) after the first quarter of a soak of d: the
+// least-squares slope of one against the other. Next to keyHeap it says
+// whether the growth is the kept keys' index (about keyHeap) or more.
+func livePerRecord(samples []soakSample, d time.Duration) string {
+	var sx, sy, sxx, sxy float64
+	n := 0
+	first, last := -1.0, -1.0
+	for _, s := range samples {
+		if s.at < d/4 || s.live <= 0 || s.records < 0 {
+			continue
+		}
+		if first < 0 {
+			first = s.records
+		}
+		last = s.records
+		x, y := s.records, s.live*(1<<20)
+		n++
+		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+	}
+	fn := float64(n)
+	den := fn*sxx - sx*sx
+	if n < 3 || den == 0 {
+		return "n/a (too few samples with switchyard_records_kept, or no records kept)"
+	}
+	return fmt.Sprintf("%.0f B per record (%.0f → %.0f records after the first quarter; nats-server's index of them alone: ~%d B per record, BenchmarkKeptKeyHeap)",
+		(fn*sxy-sx*sy)/den, first, last, keyHeap)
 }
 
 func rssSeries(samples []soakSample) string {
