@@ -22,10 +22,10 @@ type Work struct {
 	// Accepted is when the event was accepted: its sender's 202 (the
 	// Switchyard-Answered header of a webhook stored in a burst; for a
 	// held target released by its approval, when it was held), else when
-	// the work was stored. The consumer sets it from the message; it is
-	// not part of the JSON. A replay or a dead letter's retry is accepted
-	// anew. Concurrency groups order their runs by it,
-	// so runs dispatched in parallel, or events judged two at a time, keep
-	// the order their events were accepted in.
+	// the work was stored. A replay or a dead letter's retry is accepted
+	// anew. The consumer sets it from the message; it is not part of the
+	// JSON. Concurrency groups order their runs by it, so runs dispatched
+	// in parallel, or events judged two at a time, keep the order their
+	// events were accepted in.
 	Accepted time.Time `json:"-"`
 }
