@@ -17,11 +17,7 @@ import (
 // app's work successfully and another's into the dead-letter stream.
 func TestMetrics(t *testing.T) {
 	q := newQueue(t)
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, reg := newMetrics(t)
 	ctx := context.Background()
 	p := m.Publisher(q)
 	for _, id := range []string{"m-1", "m-2"} {
@@ -70,11 +66,7 @@ func TestMetrics(t *testing.T) {
 // kept, docs/performance.md).
 func TestRecordsKeptCounted(t *testing.T) {
 	q := newQueue(t)
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, reg := newMetrics(t)
 	ctx := context.Background()
 	signed := accepted("github", "k-2", "api")
 	signed.BodyDigest = strings.Repeat("ef", 32) + "/0"
@@ -89,6 +81,17 @@ func TestRecordsKeptCounted(t *testing.T) {
 	waitFor(t, "records counted", func() bool {
 		return gather(t, reg, "switchyard_records_kept")[""] == 3
 	})
+}
+
+// newMetrics returns the queue's metrics on a registry of their own.
+func newMetrics(t *testing.T) (*Metrics, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, reg
 }
 
 // gather returns the metric called name by label set ("k=v,k=v"): a
@@ -124,11 +127,7 @@ func gather(t *testing.T, reg *prometheus.Registry, name string) map[string]floa
 // PipelineRun counts from the answer.
 func TestEventToPipelineRunCountsFromTheDeferred202(t *testing.T) {
 	q := newQueue(t)
-	reg := prometheus.NewRegistry()
-	m, err := NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, reg := newMetrics(t)
 	a := accepted("github", "d-1", "api")
 	a.Answered = time.Now().Add(-90 * time.Second)
 	if err := q.Publish(context.Background(), a); err != nil {
