@@ -88,7 +88,14 @@ func (q *Queue) hold(ctx context.Context, a policy.Accepted) error {
 	ev := a.Event.Clone()
 	ev.DataEncoded, ev.DataBase64 = nil, false
 	ext := ev.Extensions()
-	rec := policy.Approval{Source: a.Source, Event: ev, Gates: a.Hold.Gates, Requested: time.Now().UTC(),
+	// Requested when the event was accepted: for a webhook stored in a
+	// burst, its 202, before it was judged (and its released work keeps
+	// that place in a concurrency group).
+	requested := time.Now()
+	if !a.Answered.IsZero() && a.Answered.Before(requested) {
+		requested = a.Answered
+	}
+	rec := policy.Approval{Source: a.Source, Event: ev, Gates: a.Hold.Gates, Requested: requested.UTC(),
 		Deadline: a.Hold.Deadline, State: policy.StateAwaitingApproval}
 	rec.Identity, _ = ext["identity"].(string)
 	rec.Principal, _ = ext["principal"].(string)

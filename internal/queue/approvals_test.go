@@ -174,13 +174,15 @@ func TestHeldRunsOfOneTriggerEachAwaitApproval(t *testing.T) {
 }
 
 // A held target released by its approval keeps its event's place: the
-// work's acceptance time is when it was held, not when it was approved
-// (in a concurrency group, an approval does not make an older event the
-// newest).
+// work's acceptance time is when the event was accepted (a deferred
+// webhook's 202), not when it was approved (in a concurrency group, an
+// approval does not make an older event the newest).
 func TestReleasedWorkKeepsItsAcceptanceTime(t *testing.T) {
 	ctx := context.Background()
 	q := newQueue(t)
-	if err := q.Publish(ctx, held("agents", "a-1", "prod")); err != nil {
+	a := held("agents", "a-1", "prod")
+	a.Answered = time.Now().Add(-time.Second).Round(0) // stored in a burst, judged a second later
+	if err := q.Publish(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	found, err := q.Approvals(ctx, "agents", "a-1")
@@ -188,6 +190,9 @@ func TestReleasedWorkKeepsItsAcceptanceTime(t *testing.T) {
 		t.Fatalf("held: %+v %v", found, err)
 	}
 	requested := found[0].Requested
+	if !requested.Equal(a.Answered) {
+		t.Errorf("approval requested at %v, want the event's 202 at %v", requested, a.Answered)
+	}
 	time.Sleep(20 * time.Millisecond) // the approval comes later
 	if _, err := q.Decide(ctx, Decision{Source: "agents", EventID: "a-1", Approve: true, By: "endpoint:people alice"}); err != nil {
 		t.Fatal(err)
