@@ -136,12 +136,21 @@ func growthVerdict(samples []soakSample, d time.Duration) string {
 // collections): MiB at 0 s, MiB a second, and how many samples it went
 // through; n is 0 with fewer than three.
 func liveFit(samples []soakSample, d time.Duration) (at0, perSecond float64, n int) {
+	return fitAfterFirstQuarter(samples, d, func(s soakSample) (float64, float64, bool) {
+		return s.at.Seconds(), s.live, s.live > 0
+	})
+}
+
+// fitAfterFirstQuarter is the least-squares line y = a + b·x through the
+// points of the samples after the first quarter of a soak of d for which
+// point says ok; n is 0 with fewer than three points or a vertical line.
+func fitAfterFirstQuarter(samples []soakSample, d time.Duration, point func(soakSample) (x, y float64, ok bool)) (a, b float64, n int) {
 	var sx, sy, sxx, sxy float64
 	for _, s := range samples {
-		if s.at < d/4 || s.live <= 0 {
+		x, y, ok := point(s)
+		if s.at < d/4 || !ok {
 			continue
 		}
-		x, y := s.at.Seconds(), s.live
 		n++
 		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
 	}
@@ -150,8 +159,8 @@ func liveFit(samples []soakSample, d time.Duration) (at0, perSecond float64, n i
 	if n < 3 || den == 0 {
 		return 0, 0, 0
 	}
-	perSecond = (fn*sxy - sx*sy) / den
-	return (sy - perSecond*sx) / fn, perSecond, n
+	b = (fn*sxy - sx*sy) / den
+	return (sy - b*sx) / fn, b, n
 }
 
 // liveGrowth is the live heap's growth from the middle of the second
@@ -202,28 +211,24 @@ const keyHeap = 110
 // least-squares slope of one against the other. Next to keyHeap it says
 // whether the growth is the kept keys' index (about keyHeap) or more.
 func livePerRecord(samples []soakSample, d time.Duration) string {
-	var sx, sy, sxx, sxy float64
-	n := 0
-	first, last := -1.0, -1.0
-	for _, s := range samples {
-		if s.at < d/4 || s.live <= 0 || s.records < 0 {
-			continue
-		}
-		if first < 0 {
-			first = s.records
-		}
-		last = s.records
-		x, y := s.records, s.live*(1<<20)
-		n++
-		sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
-	}
-	fn := float64(n)
-	den := fn*sxx - sx*sx
-	if n < 3 || den == 0 {
+	known := func(s soakSample) bool { return s.live > 0 && s.records >= 0 }
+	_, perRecord, n := fitAfterFirstQuarter(samples, d, func(s soakSample) (float64, float64, bool) {
+		return s.records, s.live * (1 << 20), known(s)
+	})
+	if n == 0 {
 		return "n/a (too few samples with switchyard_records_kept, or no records kept)"
 	}
+	first, last := -1.0, -1.0
+	for _, s := range samples {
+		if s.at >= d/4 && known(s) {
+			if first < 0 {
+				first = s.records
+			}
+			last = s.records
+		}
+	}
 	return fmt.Sprintf("%.0f B per record (%.0f → %.0f records after the first quarter; nats-server's index of them alone: ~%d B per record, BenchmarkKeptKeyHeap)",
-		(fn*sxy-sx*sy)/den, first, last, keyHeap)
+		perRecord, first, last, keyHeap)
 }
 
 func rssSeries(samples []soakSample) string {

@@ -288,6 +288,9 @@ func ownMetadata(w queue.Work) (labels, annotations map[string]string) {
 		if c.CancelInProgress {
 			annotations[AnnotationCancelInProgress] = "true"
 		}
+		if !w.Accepted.IsZero() { // zero outside a consumer (explain)
+			annotations[AnnotationAcceptedAt] = w.Accepted.UTC().Format(time.RFC3339Nano)
+		}
 	}
 	return labels, annotations
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/tektoncd/pipeline/pkg/apis/config"
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
@@ -158,12 +157,6 @@ func createRun(ctx context.Context, c Creator, w queue.Work) (namespace, name st
 		pr, err := Render(ctx, w)
 		if err != nil {
 			return "", "", err
-		}
-		if pr.Labels[LabelConcurrencyGroup] != "" && !w.Accepted.IsZero() {
-			if pr.Annotations == nil {
-				pr.Annotations = map[string]string{}
-			}
-			pr.Annotations[AnnotationAcceptedAt] = w.Accepted.UTC().Format(time.RFC3339Nano)
 		}
 		return pr.Namespace, pr.Name, c.Create(ctx, pr)
 	}

@@ -536,7 +536,8 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg, load *appLoad)
 		return
 	}
 	log = log.With("trigger", w.Target.Trigger, "event_id", w.Event.ID())
-	w.Accepted = acceptedAt(msg, meta.Timestamp)
+	answered := answeredAt(msg, meta.Timestamp)
+	w.Accepted = headerTime(msg, acceptedHeader, answered)
 
 	if attempt > c.cfg.MaxAttempts {
 		// The previous delivery was never settled: its router crashed or its
@@ -558,7 +559,7 @@ func (c *consumer) handle(ctx context.Context, msg jetstream.Msg, load *appLoad)
 	took := time.Since(began)
 	sctx, cancel := settle()
 	defer cancel()
-	result := c.settle(ctx, sctx, delivery{msg: msg, meta: meta, w: w, log: log, load: load}, herr)
+	result := c.settle(ctx, sctx, delivery{msg: msg, meta: meta, w: w, answered: answered, log: log, load: load}, herr)
 	c.cfg.Metrics.observe(app, result, took)
 }
 
@@ -567,8 +568,10 @@ type delivery struct {
 	msg  jetstream.Msg
 	meta *jetstream.MsgMetadata
 	w    Work
-	log  *slog.Logger
-	load *appLoad
+	// answered is when the event's sender got its 202 (answeredAt).
+	answered time.Time
+	log      *slog.Logger
+	load     *appLoad
 }
 
 // settle acks, dead-letters or redelivers d after its handler returned
@@ -589,7 +592,7 @@ func (c *consumer) settle(ctx, sctx context.Context, d delivery, herr error) str
 		}
 		result = ResultDone
 		if state == StateCreated {
-			c.cfg.Metrics.created(answeredAt(msg, d.meta.Timestamp))
+			c.cfg.Metrics.created(d.answered)
 		}
 		c.q.setStatus(sctx, w, state, reason, attempt)
 		log.Debug("work dispatched", "state", state)

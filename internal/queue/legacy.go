@@ -80,14 +80,13 @@ func (l *legacyRecords) holdsRecords(ctx context.Context) bool {
 // run on a store only routers before the short keys wrote (an upgrade
 // whose new router has not started yet): with the legacy bucket's
 // settings (max age, replicas, storage), so that it reconfigures nothing a
-// router's Open would set otherwise. A store with neither bucket is not a
-// router's, and the answer stays jetstream.ErrBucketNotFound.
-func recordsAfterUpgrade(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	legacy, err := js.KeyValue(ctx, LegacyAcceptedBucket)
-	if err != nil {
-		return nil, err
+// router's Open would set otherwise. Without a legacy bucket the store is
+// not a router's, and the answer stays jetstream.ErrBucketNotFound.
+func recordsAfterUpgrade(ctx context.Context, js jetstream.JetStream, legacy *legacyRecords) (jetstream.KeyValue, error) {
+	if legacy == nil {
+		return nil, jetstream.ErrBucketNotFound
 	}
-	st, err := legacy.Status(ctx)
+	st, err := legacy.kv.Status(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("bucket %s: %w", LegacyAcceptedBucket, err)
 	}

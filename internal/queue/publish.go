@@ -386,14 +386,10 @@ func answeredAt(msg jetstream.Msg, stored time.Time) time.Time {
 
 // acceptedHeader, on a work message published after its event was
 // accepted (a held target released by its approval), is when the event
-// was accepted: Work.Accepted, its place in a concurrency group. An
-// approval does not make an event newer than those accepted after it.
+// was accepted: Work.Accepted, its place in a concurrency group, where
+// other work has answeredAt. An approval does not make an event newer
+// than those accepted after it.
 const acceptedHeader = "Switchyard-Accepted"
-
-// acceptedAt is Work.Accepted for msg: acceptedHeader, else answeredAt.
-func acceptedAt(msg jetstream.Msg, stored time.Time) time.Time {
-	return headerTime(msg, acceptedHeader, answeredAt(msg, stored))
-}
 
 // headerTime is the time in msg's header name when it is one before
 // otherwise, else otherwise.

@@ -224,25 +224,26 @@ func Attach(ctx context.Context, nc *nats.Conn, logger *slog.Logger) (*Queue, er
 		}
 	}
 	q := &Queue{nc: nc, js: js, cfg: cfg, logger: logger.With("component", "queue")}
+	if q.legacy, err = openLegacy(ctx, js, q.logger); err != nil {
+		return nil, fmt.Errorf("attach queue: %w", err)
+	}
 	for _, b := range []struct {
 		kv   *jetstream.KeyValue
 		name string
 	}{{&q.accepted, AcceptedBucket}, {&q.locks, LocksBucket}, {&q.status, StatusBucket}} {
 		kv, err := js.KeyValue(ctx, b.name)
 		if b.name == AcceptedBucket && errors.Is(err, jetstream.ErrBucketNotFound) {
-			kv, err = recordsAfterUpgrade(ctx, js)
+			kv, err = recordsAfterUpgrade(ctx, js, q.legacy)
 		}
 		if err != nil {
 			return nil, fmt.Errorf("attach queue: bucket %s (has a router run here?): %w", b.name, err)
 		}
 		*b.kv = kv
 	}
-	if q.legacy, err = openLegacy(ctx, js, q.logger); err != nil {
-		return nil, fmt.Errorf("attach queue: %w", err)
-	}
 	return q, nil
 }
 
+// recordsDescription describes AcceptedBucket.
 const recordsDescription = "Events whose messages were all stored, for deduplication across restarts."
 
 // eventsPerSource is the events stream's per-subject limit: one no source

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -131,17 +132,12 @@ func (c *CDEvents) Event(j Job) (*cloudevents.Event, error) {
 	ev.Context.Timestamp, ev.Context.SpecVersion = j.Time, cdSpecVersion
 	ev.Subject.ID, ev.Subject.Source = r.Namespace+"/"+r.Name, c.source()
 	content := &ev.Subject.Content
-	name := r.Pipeline
+	// The referenced pipeline or task, else the app and trigger of a
+	// template's run.
 	if kind == RunKindTaskRun {
-		name = r.Task
-	}
-	if name == "" {
-		name = r.App + "/" + r.Trigger
-	}
-	if kind == RunKindTaskRun {
-		content.TaskName = name
+		content.TaskName = cmp.Or(r.Task, r.App+"/"+r.Trigger)
 	} else {
-		content.PipelineName = name
+		content.PipelineName = cmp.Or(r.Pipeline, r.App+"/"+r.Trigger)
 	}
 	if j.State == PhaseFinished {
 		content.Outcome = cdOutcome(j.Outcome)
