@@ -271,6 +271,38 @@ func TestMedianBurst(t *testing.T) {
 	}
 }
 
+// The router's PipelineRuns rate is the median of its bursts' rates, and
+// a run's failures are every burst's, added up.
+func TestRouterBurstsFigures(t *testing.T) {
+	rates := []float64{464, 2, 442}
+	if got := median(rates); got != 442 {
+		t.Errorf("median(464, 2, 442) = %v, want 442", got)
+	}
+	if rates[0] != 464 || rates[1] != 2 {
+		t.Error("median reordered its argument")
+	}
+	if got := median(rates[:2]); got != 2 {
+		t.Errorf("median of two = %v, want the lower", got)
+	}
+	if got := median(nil); got != 0 {
+		t.Errorf("median of none = %v, want 0", got)
+	}
+	if got, want := joinRates([]float64{463.6, 490.2}), "464, 490"; got != want {
+		t.Errorf("joinRates = %q, want %q", got, want)
+	}
+	bursts := []loadResult{
+		{codes: map[string]int{"503": 2}},
+		{codes: map[string]int{}},
+		{codes: map[string]int{"503": 1, "EOF": 4}},
+	}
+	if got, want := failures(bursts), "; failed: 503×3, EOF×4"; got != want {
+		t.Errorf("failures = %q, want %q", got, want)
+	}
+	if got := failures(bursts[1:2]); got != "" {
+		t.Errorf("failures of a clean burst = %q, want none", got)
+	}
+}
+
 // The goal rows are ratios of figures of the same run, each with its
 // verdict at the goal's bound.
 func TestGoalRows(t *testing.T) {
