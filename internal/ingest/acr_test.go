@@ -290,6 +290,7 @@ func FuzzACR(f *testing.F) {
 			if err := ev.Validate(); err != nil {
 				t.Fatalf("invalid CloudEvent: %v", err)
 			}
+			checkDataIsJSON(t, &ev)
 		}
 	})
 }

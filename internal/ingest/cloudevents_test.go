@@ -264,6 +264,7 @@ func FuzzCloudEvents(f *testing.F) {
 			if err := ev.Validate(); err != nil {
 				t.Fatalf("invalid CloudEvent: %v", err)
 			}
+			checkDataIsJSON(t, &ev)
 			if strings.HasPrefix(ev.Type(), reservedTypePrefix) && ev.Extensions()["cdeventtype"] == nil {
 				t.Fatalf("reserved type %q passed through", ev.Type())
 			}

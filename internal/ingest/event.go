@@ -193,6 +193,17 @@ func setData(ev *event.Event, payload []byte) error {
 	return nil
 }
 
+// dataIsJSON reports whether ev, as a provider made it, has data known to
+// be valid JSON: data setData attached (its callers validated or decoded
+// the payload), or a CloudEvent's non-empty data declared
+// application/json, which checkCloudEvent proved encodes as JSON. Routing
+// then does not scan it a second time (routing.Input.DataIsJSON); the
+// providers' fuzz tests and TestMalformedBodyIsNeverDataIsJSON hold every
+// provider to it.
+func dataIsJSON(ev *event.Event) bool {
+	return len(ev.Data()) > 0 && ev.DataContentType() == event.ApplicationJSON && !ev.DataBase64
+}
+
 // requireJSON checks that the request is JSON, as sender documents it
 // sends, and returns the body. A missing Content-Type is accepted only
 // when lenient is set (senders that omit it, such as Docker Hub).

@@ -308,6 +308,7 @@ func FuzzGAR(f *testing.F) {
 			if err := ev.Validate(); err != nil {
 				t.Fatalf("invalid CloudEvent: %v", err)
 			}
+			checkDataIsJSON(t, &ev)
 			if string(ev.Data()) != string(body) {
 				t.Fatal("data changed")
 			}

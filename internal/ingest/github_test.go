@@ -278,6 +278,7 @@ func FuzzGitHub(f *testing.F) {
 			if err := ev.Validate(); err != nil {
 				t.Fatalf("invalid CloudEvent: %v", err)
 			}
+			checkDataIsJSON(t, &ev)
 			if !bytes.Equal(ev.Data(), body) {
 				t.Fatal("data changed")
 			}

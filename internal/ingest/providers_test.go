@@ -319,6 +319,7 @@ func fuzzProvider(f *testing.F, kind string, samples ...string) {
 			if err := ev.Validate(); err != nil {
 				t.Fatalf("invalid CloudEvent: %v", err)
 			}
+			checkDataIsJSON(t, &ev)
 		}
 	})
 }

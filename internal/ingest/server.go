@@ -571,7 +571,7 @@ func setBodyDigests(accepted []policy.Accepted, body []byte) {
 // condition or binding reads them (routing.Rules.StripCredentials).
 func RouteInput(rules *routing.Rules, src *routing.Source, ev *event.Event, header http.Header) routing.Input {
 	ev.SetExtension("identity", policy.SourceIdentity(src.Name))
-	in := routing.Input{Source: src.Name, Event: ev, Header: header}
+	in := routing.Input{Source: src.Name, Event: ev, Header: header, DataIsJSON: dataIsJSON(ev)}
 	if rules.UsesPaths() {
 		in.Changes = ChangedFiles(src, ev)
 	}

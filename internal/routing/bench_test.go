@@ -82,6 +82,9 @@ func benchInput(b *testing.B) Input {
 	return Input{
 		Source: "github", Event: ev, Header: http.Header{"X-Github-Event": []string{"push"}},
 		Changes: &Changes{Files: []string{"README.md", "api/cart.go", "api/legacy.go", "web/checkout.html", "web/index.html"}, Complete: true},
+		// As ingest.RouteInput gives a GitHub push (normalize validated
+		// the payload: TestRouteInputKnowsProvidersValidateJSON).
+		DataIsJSON: true,
 	}
 }
 
@@ -113,6 +116,25 @@ func BenchmarkRoute1000Apps(b *testing.B) { benchRoute(b, "acme/app-%04d") }
 // BenchmarkRoute1000AppsGlobRepos is the same with glob repository
 // patterns, which the index cannot narrow: all 5,000 triggers are checked.
 func BenchmarkRoute1000AppsGlobRepos(b *testing.B) { benchRoute(b, "acme/app-%04d*") }
+
+// BenchmarkRoute1000AppsDataUnchecked is BenchmarkRoute1000Apps for an
+// input whose data nobody validated yet (replay, a re-run): routing scans
+// the whole body once before reading the fields its bindings use.
+func BenchmarkRoute1000AppsDataUnchecked(b *testing.B) {
+	rules, err := Load(benchManifest(1000, "acme/app-%04d"), "rules", Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	in := benchInput(b)
+	in.DataIsJSON = false
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if len(rules.Route(in)) != 2 {
+			b.Fatal("wrong targets")
+		}
+	}
+}
 
 // BenchmarkRoute1000AppsNoMatch routes a push to a repository no app
 // watches: the cost of routing itself, without payload parsing.

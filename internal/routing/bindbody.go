@@ -121,9 +121,10 @@ func (st *routeState) bodyPart(paths *bodyPaths) (map[string]any, bool) {
 	}
 	if !st.objectChecked {
 		st.objectChecked = true
-		// Valid as a whole, as a full decode would require; the top level
-		// scanned once for every binding and condition of the event.
-		if data := st.in.Event.Data(); json.Valid(data) {
+		// Valid as a whole, as a full decode would require (scanned here
+		// unless the caller knows it is); the top level scanned once for
+		// every binding and condition of the event.
+		if data := st.in.Event.Data(); st.in.DataIsJSON || json.Valid(data) {
 			if t := bytes.TrimLeft(data, jsonSpace); len(t) > 0 && t[0] == '{' {
 				st.fields = make([]rawField, 0, 32)
 				st.objectOK = eachField(t, func(key, val []byte) error {

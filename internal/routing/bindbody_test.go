@@ -54,11 +54,14 @@ func TestBodyPartResolvesAlike(t *testing.T) {
 		}
 		want, wantErr := resolveForTest(values, []byte(partBody))
 		scanned := bodyState(t, partBody)
+		// Data ingest has validated (Input.DataIsJSON): scanned unchecked.
+		trusted := bodyState(t, partBody)
+		trusted.in.DataIsJSON = true
 		parsed := bodyState(t, partBody)
 		if err := parsed.parseBody(); err != nil {
 			t.Fatal(err)
 		}
-		for name, st := range map[string]*routeState{"scanned": scanned, "parsed": parsed} {
+		for name, st := range map[string]*routeState{"scanned": scanned, "trusted": trusted, "parsed": parsed} {
 			part := st.bodyFor(paths)
 			got, gotErr := resolveForTest(values, part)
 			if want != got || errString(wantErr) != errString(gotErr) {

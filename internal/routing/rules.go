@@ -308,6 +308,12 @@ type Input struct {
 	// when the event carries no such list: paths conditions then match,
 	// with a note saying they were not checked.
 	Changes *Changes
+	// DataIsJSON says the event's data is known to be one valid JSON value
+	// (ingest validates every JSON payload before it becomes an event's
+	// data: ingest.RouteInput sets it). Bindings and conditions then read
+	// the fields they use without scanning the whole body again; unset,
+	// routing validates the body first, as a full decode would.
+	DataIsJSON bool
 }
 
 // Changes are the files a push changed, as ingest found them.
