@@ -35,6 +35,11 @@ func webApp(t *testing.T, ns, triggers string) routerConfig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A run of an earlier iteration (go test -count=2) would be taken for
+	// this one's: the deliveries and so the runs' names are the same.
+	if err := adminTekton(t).TektonV1().PipelineRuns(ns).DeleteCollection(context.Background(), metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	rules := rulesFor(t, ns, "")
 	web := "apiVersion: switchyard.dev/v1alpha1\nkind: App\nname: web\ntriggers:\n" + triggers
 	if err := os.WriteFile(filepath.Join(rules, "apps", "web.yaml"), []byte(web), 0o644); err != nil {
