@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -206,6 +207,11 @@ func liveHeapPerEvent(samples []soakSample, d time.Duration, rate int) string {
 // the 22-character keys (docs/performance.md, "Shorter record keys").
 const keyHeap = 110
 
+// minRecordsSpread is how much, as a share of the most, the records kept
+// must move after a soak's first quarter for livePerRecord to fit the live
+// heap against them.
+const minRecordsSpread = 0.05
+
 // livePerRecord is the live heap's growth per record kept
 // (switchyard_records_kept) after the first quarter of a soak of d: the
 // least-squares slope of one against the other. Next to keyHeap it says
@@ -219,13 +225,20 @@ func livePerRecord(samples []soakSample, d time.Duration) string {
 		return "n/a (too few samples with switchyard_records_kept, or no records kept)"
 	}
 	first, last := -1.0, -1.0
+	low, high := math.Inf(1), math.Inf(-1)
 	for _, s := range samples {
 		if s.at >= d/4 && known(s) {
 			if first < 0 {
 				first = s.records
 			}
 			last = s.records
+			low, high = min(low, s.records), max(high, s.records)
 		}
+	}
+	if high-low < minRecordsSpread*high {
+		// Events expire as fast as they come (a short --events-max-age): a
+		// slope against a count that hardly moves is noise over nothing.
+		return fmt.Sprintf("n/a (records kept steady, %.0f to %.0f after the first quarter: the live heap has nothing to follow)", low, high)
 	}
 	return fmt.Sprintf("%.0f B per record (%.0f → %.0f records after the first quarter; nats-server's index of them alone: ~%d B per record, BenchmarkKeptKeyHeap)",
 		perRecord, first, last, keyHeap)
