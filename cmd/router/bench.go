@@ -286,7 +286,7 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 	if err != nil {
 		return nil, err
 	}
-	own, rates := b.measureLimit(ctx, "ingest limit", child.url, secret, limitBursts)
+	own, bursts := b.measureLimit(ctx, "ingest limit", child.url, secret, limitBursts)
 	child.stop()
 	b.measured.limitRate, b.measured.limitP99 = own.perSecond(), own.p(99)
 
@@ -302,7 +302,7 @@ func (b *bench) ingestLimit(ctx context.Context) ([]benchRow, error) {
 	inProcess, _ := b.measureLimit(ctx, "ingest limit in the bench's process", "http://"+ln.Addr().String(), secret, 1)
 	return []benchRow{
 		{"limit: HTTP + HMAC verify + one synchronous JetStream publish (file store) + 202, own process",
-			fmt.Sprintf("%s%s (the median of %d bursts: %s/s)", own.figures(), own.failures(), limitBursts, strings.Join(rates, ", "))},
+			fmt.Sprintf("%s%s (the median of %d bursts: %s/s)", own.figures(), own.failures(), limitBursts, burstRates(bursts))},
 		{"  the same in the bench's process, beside its senders", inProcess.figures() + inProcess.failures()},
 	}, nil
 }
@@ -321,11 +321,10 @@ const limitBursts = 3
 const routerBursts = limitBursts
 
 // measureLimit warms a limit server up, sends it bursts bursts, and returns
-// the burst of the median rate and every burst's rate in order.
-func (b *bench) measureLimit(ctx context.Context, phase, url, secret string, bursts int) (loadResult, []string) {
+// the burst of the median rate and every burst in order.
+func (b *bench) measureLimit(ctx context.Context, phase, url, secret string, bursts int) (loadResult, []loadResult) {
 	b.warmUp(ctx, phase, url+"/", secret)
 	results := make([]loadResult, bursts)
-	rates := make([]string, bursts)
 	for i := range results {
 		burst := phase
 		if bursts > 1 {
@@ -334,20 +333,35 @@ func (b *bench) measureLimit(ctx context.Context, phase, url, secret string, bur
 		b.logf("%s: %d signed pushes, %d concurrent", burst, b.cfg.events, b.cfg.concurrency)
 		res := sendPushes(ctx, url+"/", secret, fmt.Sprintf("limit%d", i), b.cfg, b.progressFunc(burst))
 		b.logf("%s: %d answered in %s: %s", burst, res.ok, res.elapsed.Round(time.Millisecond), res.figures())
-		results[i], rates[i] = res, rate(res.ok, res.elapsed)
+		results[i] = res
 	}
-	return medianBurst(results), rates
+	return medianBurst(results), results
 }
 
-// median is the median of rates (the lower one of an even count), 0 for
-// none.
-func median(rates []float64) float64 {
-	if len(rates) == 0 {
-		return 0
+// medianBy is the element of xs whose key is the median (the lower one of
+// an even count), without reordering xs; the zero T for none.
+func medianBy[T any](xs []T, key func(T) float64) T {
+	var none T
+	if len(xs) == 0 {
+		return none
 	}
-	sorted := slices.Clone(rates)
-	slices.Sort(sorted)
+	sorted := slices.Clone(xs)
+	slices.SortStableFunc(sorted, func(a, b T) int { return cmp.Compare(key(a), key(b)) })
 	return sorted[(len(sorted)-1)/2]
+}
+
+// median is the median of rates, 0 for none.
+func median(rates []float64) float64 {
+	return medianBy(rates, func(r float64) float64 { return r })
+}
+
+// burstRates is each burst's rate, in order.
+func burstRates(bursts []loadResult) string {
+	rates := make([]float64, len(bursts))
+	for i, b := range bursts {
+		rates[i] = b.perSecond()
+	}
+	return joinRates(rates)
 }
 
 // joinRates is rates, each rounded to a whole number a second, in order.
@@ -370,12 +384,9 @@ func failures(bursts []loadResult) string {
 	return all.failures()
 }
 
-// medianBurst is the burst of the median rate (the lower one of an even
-// count).
+// medianBurst is the burst of the median rate.
 func medianBurst(bursts []loadResult) loadResult {
-	sorted := slices.Clone(bursts)
-	slices.SortFunc(sorted, func(a, b loadResult) int { return cmp.Compare(a.perSecond(), b.perSecond()) })
-	return sorted[(len(sorted)-1)/2]
+	return medianBy(bursts, loadResult.perSecond)
 }
 
 // serveLimit serves the limit's handler on ln, with its own embedded NATS
@@ -573,7 +584,6 @@ func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
 	// exist and every webhook it stored is judged.
 	bursts := make([]loadResult, routerBursts)
 	createdRates := make([]float64, routerBursts)
-	rates := make([]string, routerBursts)
 	var created int
 	var firstPeakMiB float64
 	var firstPeak string
@@ -591,7 +601,7 @@ func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
 		createdRates[i] = perSecond(n-created, runs.lastAt().Sub(start))
 		b.logf("%s: %d PipelineRuns in %s", burst, n-created, runs.lastAt().Sub(start).Round(10*time.Millisecond))
 		created = n
-		bursts[i], rates[i] = res, rate(res.ok, res.elapsed)
+		bursts[i] = res
 		child.waitIdle(ctx)
 		if i == 0 {
 			// The goal's load is one burst: its peak is read before the
@@ -610,7 +620,7 @@ func (b *bench) endToEnd(ctx context.Context) ([]benchRow, error) {
 	b.measured.createdRate, b.measured.rssMiB = median(createdRates), firstPeakMiB
 	return []benchRow{
 		{"router, flags " + flagsLabel(b.cfg.routerArgs) + ": 202s",
-			fmt.Sprintf("%s%s (the median of %d bursts: %s/s)", res.figures(), failures(bursts), routerBursts, strings.Join(rates, ", "))},
+			fmt.Sprintf("%s%s (the median of %d bursts: %s/s)", res.figures(), failures(bursts), routerBursts, burstRates(bursts))},
 		{"router: PipelineRuns created",
 			fmt.Sprintf("%.0f/s, from a burst's first send to its last run (the median of %d bursts: %s/s)", median(createdRates), routerBursts, joinRates(createdRates))},
 		{"  API server during the router's bursts", apiserverSummary(before, after)},

@@ -25,9 +25,7 @@ func TestMetrics(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := fastRetry
-	cfg.Metrics = m
-	runConsume(t, q, cfg, func(_ context.Context, w Work) error {
+	runConsume(t, q, measured(m), func(_ context.Context, w Work) error {
 		if w.Target.App == "bad" {
 			return Permanent(errors.New("invalid template"))
 		}
@@ -75,12 +73,17 @@ func TestRecordsKeptCounted(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cfg := fastRetry
-	cfg.Metrics = m
-	runConsume(t, q, cfg, func(context.Context, Work) error { return nil })
+	runConsume(t, q, measured(m), func(context.Context, Work) error { return nil })
 	waitFor(t, "records counted", func() bool {
 		return gather(t, reg, "switchyard_records_kept")[""] == 3
 	})
+}
+
+// measured is fastRetry reporting to m.
+func measured(m *Metrics) ConsumerConfig {
+	cfg := fastRetry
+	cfg.Metrics = m
+	return cfg
 }
 
 // newMetrics returns the queue's metrics on a registry of their own.
@@ -133,9 +136,7 @@ func TestEventToPipelineRunCountsFromTheDeferred202(t *testing.T) {
 	if err := q.Publish(context.Background(), a); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fastRetry
-	cfg.Metrics = m
-	runConsume(t, q, cfg, func(context.Context, Work) error { return nil })
+	runConsume(t, q, measured(m), func(context.Context, Work) error { return nil })
 	waitFor(t, "the work done", func() bool {
 		return gather(t, reg, "switchyard_event_to_pipelinerun_seconds")[""] == 1
 	})
